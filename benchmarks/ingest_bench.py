@@ -1,0 +1,221 @@
+"""Time `securecase ingest` against the floor, side by side in one run.
+
+The floor is what any tool must pay for the same job: start Python, json.load the report,
+write the same bytes into a git work tree, `git add` and `git commit`. Targets (ratios, since
+absolute times drift between runs): 10,000 findings <= 3x the floor, 1,000 findings <= 2x,
+first ingest and rescan alike; `securecase --version` <= 1.5x `python -c "import click"`.
+
+Usage: python benchmarks/ingest_bench.py [--sizes 1000,10000] [--repeat 3] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from reportgen import big_report  # noqa: E402
+
+TARGETS = {1000: 2.0, 10000: 3.0}
+VERSION_TARGET = 1.5
+
+FLOOR_SCRIPT = r"""
+import json, subprocess, sys
+report, repo, dest = sys.argv[1:4]
+data = open(report, "rb").read()
+json.loads(data)
+with open(f"{repo}/{dest}", "wb") as out:
+    out.write(data)
+git = ["git", "-C", repo, "-c", "user.name=b", "-c", "user.email=b@b"]
+subprocess.run(git + ["add", dest], check=True)
+subprocess.run(git + ["commit", "-qm", "floor"], check=True)
+"""
+
+
+def env() -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SECURECASE_"))}
+    return clean
+
+
+def timed(argv: Sequence[str], cwd: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss
+
+
+def median_of(repeat: int, run: Callable[[], tuple[float, int]]) -> tuple[float, int]:
+    results = [run() for _ in range(repeat)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def fresh_repo(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env())
+    return path
+
+
+def ingest_argv(report: Path, repo: Path, commit: str) -> list[str]:
+    return [sys.executable, "-m", "securecase", "ingest", str(report), "--cases-repo", str(repo),
+            "--repo", "acme/shop", "--pr", "1", "--target-branch", "main", "--commit", commit,
+            "--output", "json"]
+
+
+def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
+    base = work / f"report-{size}.json"
+    plus = work / f"report-{size}-plus1.json"
+    base.write_bytes(big_report(size))
+    plus.write_bytes(big_report(size, extra=1))
+    mb = base.stat().st_size / 1e6
+
+    def floor_first() -> tuple[float, int]:
+        repo = fresh_repo(work / "floor")
+        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"], work)
+
+    def floor_rescan() -> tuple[float, int]:
+        repo = fresh_repo(work / "floor")
+        subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"],
+                       check=True, env=env())
+        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), "r.json"], work)
+
+    def first() -> tuple[float, int]:
+        repo = work / "cases"
+        if repo.exists():
+            shutil.rmtree(repo)
+        return timed(ingest_argv(base, repo, "c1"), work)
+
+    def rescan() -> tuple[float, int]:
+        repo = work / "cases"
+        if repo.exists():
+            shutil.rmtree(repo)
+        subprocess.run(ingest_argv(base, repo, "c1"), cwd=work, env=env(),
+                       stdout=subprocess.DEVNULL, check=False)
+        return timed(ingest_argv(plus, repo, "c2"), work)
+
+    floor1, floor1_rss = median_of(repeat, floor_first)
+    ing1, ing1_rss = median_of(repeat, first)
+    floor2, _ = median_of(repeat, floor_rescan)
+    ing2, ing2_rss = median_of(repeat, rescan)
+    target = TARGETS.get(size, 3.0)
+    print(f"\n{size:,} findings ({mb:.1f} MB report), median of {repeat}:")
+    print(f"  first ingest  {ing1:6.2f} s  floor {floor1:6.2f} s  ratio {ing1 / floor1:4.2f}"
+          f"  (target <= {target})  peak RSS {ing1_rss / 1024:.0f} MiB"
+          f" (floor {floor1_rss / 1024:.0f} MiB)")
+    print(f"  rescan        {ing2:6.2f} s  floor {floor2:6.2f} s  ratio {ing2 / floor2:4.2f}"
+          f"  (target <= {target})  peak RSS {ing2_rss / 1024:.0f} MiB")
+    breakdown(base, plus)
+    return {"first": ing1 / floor1, "rescan": ing2 / floor2}
+
+
+def breakdown(base: Path, plus: Path) -> None:
+    """Where the time of a rescan goes, measured in this process step by step."""
+    from securecase import reports, yamlio
+    from securecase.case import GateRecord, Scan, merge
+    from securecase.casefile import case_from_dict, case_to_dict, dump_case
+    from securecase.keys import make_subject
+    from securecase.policy import builtin_policy, evaluate
+
+    subject = make_subject(provider="github", repo="acme/shop", pr=1, branch=None,
+                           target_branch="main")
+    gate = GateRecord(mode="pr_gate", decision="pass", gate=False)
+
+    def scan_of(path: Path, commit: str) -> Scan:
+        report = reports.parse(path)
+        return Scan(subject=subject, reports=(report,), received_at="2026-01-01T00:00:00Z",
+                    commit=commit, raw_paths={report.source: "raw.json"},
+                    raw_sha256={report.source: "0" * 64})
+
+    previous = merge(None, scan_of(base, "c1"), gate).case
+    previous_bytes = dump_case(previous)
+    steps: dict[str, float] = {}
+    t = time.perf_counter()
+    scan = scan_of(plus, "c2")
+    steps["parse report"] = time.perf_counter() - t
+    t = time.perf_counter()
+    doc = yamlio.load(previous_bytes, path="case.yaml")
+    steps["YAML load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from securecase import schemas
+
+    schemas.is_valid(doc, schemas.CASE)
+    loaded = case_from_dict(doc)
+    steps["validate + build case"] = time.perf_counter() - t
+    t = time.perf_counter()
+    merged = merge(loaded, scan, gate).case
+    evaluate(builtin_policy(), subject, merged.active)
+    steps["merge + evaluate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    out_doc = case_to_dict(merged)
+    schemas.is_valid(out_doc, schemas.CASE)
+    steps["build doc + validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    yamlio.dump(out_doc)
+    steps["YAML dump"] = time.perf_counter() - t
+    repo = Path(tempfile.mkdtemp())
+    fresh_repo(repo)
+    (repo / "r.json").write_bytes(plus.read_bytes())
+    (repo / "case.yaml").write_bytes(previous_bytes)
+    t = time.perf_counter()
+    git = ["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b"]
+    subprocess.run([*git, "add", "-A"], check=True, env=env())
+    subprocess.run([*git, "commit", "-qm", "x"], check=True, env=env())
+    steps["git add + commit"] = time.perf_counter() - t
+    shutil.rmtree(repo)
+    print("  rescan breakdown (in-process):")
+    for name, seconds in steps.items():
+        print(f"    {name:<24}{seconds:6.3f} s")
+
+
+def bench_startup(work: Path, repeat: int) -> float:
+    def version() -> tuple[float, int]:
+        return timed([sys.executable, "-m", "securecase", "--version"], work)
+
+    def click_only() -> tuple[float, int]:
+        return timed([sys.executable, "-c", "import click"], work)
+
+    ours, _ = median_of(max(repeat, 5), version)
+    base, _ = median_of(max(repeat, 5), click_only)
+    print(f"\nstart-up: securecase --version {ours * 1000:.0f} ms, python -c 'import click' "
+          f"{base * 1000:.0f} ms, ratio {ours / base:.2f} (target <= {VERSION_TARGET})")
+    return ours / base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="securecase-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        ratio = bench_startup(work, args.repeat)
+        ok = ratio <= VERSION_TARGET
+        for size in (int(s) for s in args.sizes.split(",")):
+            ratios = bench_size(size, work, args.repeat)
+            ok &= all(r <= TARGETS.get(size, 3.0) for r in ratios.values())
+        print("\nall targets met" if ok else "\nsome targets missed")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

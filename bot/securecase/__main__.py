@@ -1,0 +1,3 @@
+from securecase.cli import main
+
+main()

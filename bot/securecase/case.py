@@ -1,0 +1,343 @@
+"""The security case: merge a scan into the previous case, lifecycle and counts.
+
+Everything here is pure: the caller supplies the previous case, the parsed reports and the
+time, and gets the next case back. Human-owned fields (``triage``, and ``status`` apart from
+the bot's own transitions) are carried over untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from securecase.keys import Subject
+from securecase.models import SEVERITIES_WORST_FIRST, Finding, Report, Severity
+
+SCHEMA_ID = "securecase/case/v1"
+#: Late scans remembered in the case; older entries live on in git history.
+STALE_SCANS_KEPT = 20
+
+
+class Status(str, Enum):
+    """Case lifecycle: NEW → TRIAGED → IN_PROGRESS → RESOLVED → CLOSED."""
+
+    NEW = "NEW"
+    TRIAGED = "TRIAGED"
+    IN_PROGRESS = "IN_PROGRESS"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+
+    @property
+    def coarse(self) -> str:
+        """OPEN (NEW, TRIAGED, IN_PROGRESS), RESOLVED or CLOSED."""
+        return self.value if self in (Status.RESOLVED, Status.CLOSED) else "OPEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A moment in a case's life: the scanned commit (if known) and the time."""
+
+    commit: str | None
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A finding as the case keeps it: the latest data plus when it was first (and last) seen."""
+
+    finding: Finding
+    first_seen: Seen
+    resolved: Seen | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """The latest report of one source (one scanner slot) and where its raw copy is stored."""
+
+    tool: str
+    version: str | None
+    format: str
+    raw: str
+    sha256: str
+    scanned_at: str
+    commit: str | None
+    artifact: str | None
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The newest scan applied to the case."""
+
+    commit: str | None = None
+    committed_at: str | None = None
+    run_url: str | None = None
+    image_name: str | None = None
+    image_tag: str | None = None
+    image_digest: str | None = None
+    scanned_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """The policy verdict stored in the case, with the policy's origin for the audit trail."""
+
+    mode: str
+    decision: str
+    gate: bool
+    policy_path: str | None = None
+    policy_blob: str | None = None
+    rules: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """Human-owned triage data; the bot never changes it."""
+
+    assignee: str | None = None
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaleScan:
+    """A scan that arrived after a newer commit's scan and so was not applied."""
+
+    commit: str | None
+    scanned_at: str | None
+    received_at: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One security case: a repository plus a pull request or branch."""
+
+    subject: Subject
+    status: Status
+    triage: Triage
+    latest: Latest
+    gate: GateRecord
+    sources: Mapping[str, SourceRecord]
+    findings: tuple[Tracked, ...]
+    resolved: tuple[Tracked, ...]
+    created_at: str
+    updated_at: str
+    reopened: int = 0
+    stale_scans: tuple[StaleScan, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.subject.key
+
+    @property
+    def active(self) -> tuple[Finding, ...]:
+        """Findings that count: open ones (exceptions arrive with the policy's exceptions)."""
+        return tuple(t.finding for t in self.findings)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return severity_counts(self.active)
+
+    @property
+    def max_severity(self) -> Severity | None:
+        worst = max((f.severity for f in self.active), key=lambda s: s.rank, default=None)
+        return worst
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One ingest: the reports of one run and what the run knows about the scanned commit."""
+
+    subject: Subject
+    reports: tuple[Report, ...]
+    received_at: str
+    commit: str | None = None
+    committed_at: str | None = None
+    run_url: str | None = None
+    image_name: str | None = None
+    image_tag: str | None = None
+    image_digest: str | None = None
+    raw_paths: Mapping[str, str] = field(default_factory=dict)
+    raw_sha256: Mapping[str, str] = field(default_factory=dict)
+    #: When each source's report was made: its own timestamp, else when it was first received.
+    report_times: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def scanned_at(self) -> str:
+        """The earliest report time, else the time the run received them."""
+        times = [self.report_time(r) for r in self.reports]
+        return min(times) if times else self.received_at
+
+    def report_time(self, report: Report) -> str:
+        return self.report_times.get(report.source) or report.scanned_at or self.received_at
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The next case plus what changed in this scan."""
+
+    case: Case
+    new: tuple[str, ...]
+    fixed: tuple[str, ...]
+    stale: bool
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Counts per severity, worst first, every severity present (zero when none)."""
+    counts = {s.count_key: 0 for s in SEVERITIES_WORST_FIRST}
+    for finding in findings:
+        counts[finding.severity.count_key] += 1
+    return counts
+
+
+def sort_key(tracked: Tracked) -> tuple[int, str]:
+    """Findings are kept worst first, then by id, so the file order is stable."""
+    return (-tracked.finding.severity.rank, tracked.finding.id)
+
+
+def is_stale(previous: Case, scan: Scan) -> bool:
+    """True when ``scan`` is of an older commit than the case's latest and must not apply.
+
+    Commit times decide when both are known; otherwise the reports' scan times do. A rescan
+    of the same commit is never stale.
+    """
+    latest = previous.latest
+    if scan.commit is None or latest.commit is None or scan.commit == latest.commit:
+        return False
+    if scan.committed_at and latest.committed_at:
+        return scan.committed_at < latest.committed_at
+    return latest.scanned_at is not None and scan.scanned_at < latest.scanned_at
+
+
+def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
+    """Apply ``scan`` to ``previous`` (None for a new case) and return the next case.
+
+    Only the sources in this scan are re-evaluated: their findings that are gone move to
+    ``resolved``; other sources keep their findings and the commit they came from.
+    """
+    rerun = {r.source for r in scan.reports}
+    seen_at = scan.scanned_at
+    prior_open = {t.finding.id: t for t in previous.findings} if previous else {}
+    prior_resolved = {t.finding.id: t for t in previous.resolved} if previous else {}
+
+    findings: list[Tracked] = []
+    new: list[str] = []
+    returned: set[str] = set()
+    current: set[str] = set()
+    for report in scan.reports:
+        for finding in report.findings:
+            current.add(finding.id)
+            before = prior_open.get(finding.id)
+            if before is None:
+                earlier = prior_resolved.get(finding.id)
+                if earlier is not None:
+                    returned.add(finding.id)
+                    first = earlier.first_seen
+                else:
+                    first = Seen(scan.commit, seen_at)
+                new.append(finding.id)
+                findings.append(Tracked(finding, first))
+            elif before.finding == finding:
+                findings.append(before)
+            else:
+                findings.append(Tracked(finding, before.first_seen))
+
+    fixed: list[Tracked] = []
+    for tracked in prior_open.values():
+        if tracked.finding.source not in rerun:
+            findings.append(tracked)
+        elif tracked.finding.id not in current:
+            fixed.append(replace(tracked, resolved=Seen(scan.commit, seen_at)))
+    fixed_ids = {t.finding.id for t in fixed}
+    resolved = [t for i, t in prior_resolved.items() if i not in returned and i not in fixed_ids]
+    resolved.extend(fixed)
+    findings.sort(key=sort_key)
+    resolved.sort(key=sort_key)
+
+    sources = dict(previous.sources) if previous else {}
+    for report in scan.reports:
+        sources[report.source] = SourceRecord(
+            tool=report.tool,
+            version=report.tool_version,
+            format=report.format.value,
+            raw=scan.raw_paths[report.source],
+            sha256=scan.raw_sha256[report.source],
+            scanned_at=scan.report_time(report),
+            commit=scan.commit,
+            artifact=report.artifact_name,
+            findings=len(report.findings),
+        )
+    digest = scan.image_digest or next((r.image_digest for r in scan.reports if r.image_digest), None)
+    latest = Latest(
+        commit=scan.commit,
+        committed_at=scan.committed_at,
+        run_url=scan.run_url,
+        image_name=scan.image_name,
+        image_tag=scan.image_tag,
+        image_digest=digest,
+        scanned_at=seen_at,
+    )
+    status, reopened = _next_status(previous, has_active=bool(findings))
+    case = Case(
+        subject=_merged_subject(previous, scan.subject),
+        status=status,
+        reopened=reopened,
+        triage=previous.triage if previous else Triage(),
+        latest=latest,
+        gate=gate,
+        sources={name: sources[name] for name in sorted(sources)},
+        findings=tuple(findings),
+        resolved=tuple(resolved),
+        stale_scans=previous.stale_scans if previous else (),
+        created_at=previous.created_at if previous else scan.received_at,
+        updated_at=scan.received_at,
+    )
+    return MergeResult(case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False)
+
+
+def record_stale(previous: Case, scan: Scan) -> Case:
+    """Note a late scan in the case without applying it (the case does not roll back)."""
+    entry = StaleScan(
+        commit=scan.commit,
+        scanned_at=scan.scanned_at,
+        received_at=scan.received_at,
+        sources=tuple(sorted(r.source for r in scan.reports)),
+    )
+    if any(_same_stale(entry, earlier) for earlier in previous.stale_scans):
+        return previous
+    kept = (*previous.stale_scans, entry)[-STALE_SCANS_KEPT:]
+    return replace(previous, stale_scans=kept, updated_at=scan.received_at)
+
+
+def _same_stale(a: StaleScan, b: StaleScan) -> bool:
+    return (a.commit, a.scanned_at, a.sources) == (b.commit, b.scanned_at, b.sources)
+
+
+def _next_status(previous: Case | None, *, has_active: bool) -> tuple[Status, int]:
+    if previous is None:
+        return (Status.NEW if has_active else Status.RESOLVED), 0
+    status, reopened = previous.status, previous.reopened
+    if has_active and status in (Status.RESOLVED, Status.CLOSED):
+        return Status.NEW, reopened + 1
+    if not has_active and status in (Status.NEW, Status.TRIAGED, Status.IN_PROGRESS):
+        return Status.RESOLVED, reopened
+    return status, reopened
+
+
+def _merged_subject(previous: Case | None, subject: Subject) -> Subject:
+    """Keep a PR's head/target branch when a later run does not know them."""
+    if previous is None:
+        return subject
+    return replace(
+        subject,
+        branch=subject.branch or previous.subject.branch,
+        target_branch=subject.target_branch or previous.subject.target_branch,
+    )
+
+
+def same_content(a: Case, b: Case) -> bool:
+    """True when two cases differ at most in ``updated_at`` (a re-sent report)."""
+    return replace(a, updated_at=b.updated_at) == b

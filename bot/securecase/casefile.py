@@ -1,0 +1,281 @@
+"""``case.yaml``: the case as a deterministic YAML document, validated on read and write.
+
+Key order follows the design contract; empty optional fields are left out so a finding stays a
+few lines. A file a human broke is reported with ``file:line`` and never overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from securecase import schemas, yamlio
+from securecase.case import (
+    SCHEMA_ID,
+    Case,
+    GateRecord,
+    Latest,
+    Seen,
+    SourceRecord,
+    StaleScan,
+    Status,
+    Tracked,
+    Triage,
+)
+from securecase.errors import CaseFileError
+from securecase.keys import Provider, Subject
+from securecase.models import Finding, Kind, Location, Package, Severity
+
+CASE_FILE = "case.yaml"
+
+
+def case_to_dict(case: Case) -> dict[str, Any]:
+    """The document written to ``case.yaml``, keys in contract order."""
+    subject = case.subject
+    subject_doc: dict[str, Any] = {
+        "provider": subject.provider.value,
+        "org": subject.org,
+        "repo": subject.repo,
+    }
+    _put(subject_doc, "pr", subject.pr)
+    _put(subject_doc, "branch", subject.branch)
+    _put(subject_doc, "target_branch", subject.target_branch)
+    latest = case.latest
+    latest_doc: dict[str, Any] = {"commit": latest.commit}
+    _put(latest_doc, "committed_at", latest.committed_at)
+    latest_doc["run_url"] = latest.run_url
+    latest_doc["image"] = {
+        "name": latest.image_name,
+        "tag": latest.image_tag,
+        "digest": latest.image_digest,
+    }
+    _put(latest_doc, "scanned_at", latest.scanned_at)
+    gate = case.gate
+    gate_doc: dict[str, Any] = {"mode": gate.mode, "decision": gate.decision, "gate": gate.gate}
+    if gate.policy_path is not None:
+        gate_doc["policy"] = {"path": gate.policy_path, "blob": gate.policy_blob}
+    gate_doc["rules"] = list(gate.rules)
+    gate_doc["reasons"] = list(gate.reasons)
+    max_severity = case.max_severity
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "key": case.key,
+        "subject": subject_doc,
+        "status": case.status.value,
+        "reopened": case.reopened,
+        "triage": {
+            "assignee": case.triage.assignee,
+            "tags": list(case.triage.tags),
+            "notes": case.triage.notes,
+        },
+        "latest": latest_doc,
+        "counts": case.counts,
+        "max_severity": max_severity.value if max_severity else None,
+        "gate": gate_doc,
+        "sources": {name: _source_doc(rec) for name, rec in case.sources.items()},
+        "findings": [_tracked_doc(t) for t in case.findings],
+        "resolved": [_tracked_doc(t) for t in case.resolved],
+    }
+    if case.stale_scans:
+        doc["stale_scans"] = [_stale_doc(s) for s in case.stale_scans]
+    doc["created_at"] = case.created_at
+    doc["updated_at"] = case.updated_at
+    return doc
+
+
+def dump_case(case: Case) -> bytes:
+    """Serialize and self-check a case; the same case always gives the same bytes."""
+    doc = case_to_dict(case)
+    if not schemas.is_valid(doc, schemas.CASE):
+        found = schemas.problems(doc, schemas.CASE, text="", path=CASE_FILE)
+        raise AssertionError("securecase built an invalid case:\n" + "\n".join(found))
+    return yamlio.dump(doc).encode("utf-8")
+
+
+def load_case(data: bytes, *, path: str) -> Case:
+    """Parse ``case.yaml`` bytes; CaseFileError with ``path:line`` for every problem."""
+    hint = "fix the file by pull request (or revert the commit that broke it); it was not changed"
+    try:
+        doc = yamlio.load(data, path=path)
+    except CaseFileError:
+        raise
+    except Exception as exc:
+        raise CaseFileError(f"{path}: the case file is not valid YAML", problems=[str(exc)],
+                            hint=hint) from exc
+    if not schemas.is_valid(doc, schemas.CASE):
+        found = schemas.problems(doc, schemas.CASE, text=data, path=path)
+        raise CaseFileError(
+            f"{path}: the case file does not match schema {SCHEMA_ID}", problems=found, hint=hint
+        )
+    return case_from_dict(doc)
+
+
+def case_from_dict(doc: dict[str, Any]) -> Case:
+    """Build a :class:`Case` from a schema-valid document."""
+    subj = doc["subject"]
+    subject = Subject(
+        provider=Provider(subj["provider"]),
+        org=subj["org"],
+        repo=subj["repo"],
+        pr=subj.get("pr"),
+        branch=subj.get("branch"),
+        target_branch=subj.get("target_branch"),
+    )
+    latest = doc["latest"]
+    image = latest.get("image") or {}
+    gate = doc["gate"]
+    policy = gate.get("policy") or {}
+    triage = doc["triage"]
+    return Case(
+        subject=subject,
+        status=Status(doc["status"]),
+        reopened=doc.get("reopened", 0),
+        triage=Triage(
+            assignee=triage.get("assignee"),
+            tags=tuple(triage.get("tags", ())),
+            notes=triage.get("notes"),
+        ),
+        latest=Latest(
+            commit=latest.get("commit"),
+            committed_at=latest.get("committed_at"),
+            run_url=latest.get("run_url"),
+            image_name=image.get("name"),
+            image_tag=image.get("tag"),
+            image_digest=image.get("digest"),
+            scanned_at=latest.get("scanned_at"),
+        ),
+        gate=GateRecord(
+            mode=gate["mode"],
+            decision=gate["decision"],
+            gate=gate["gate"],
+            policy_path=policy.get("path"),
+            policy_blob=policy.get("blob"),
+            rules=tuple(gate.get("rules", ())),
+            reasons=tuple(gate.get("reasons", ())),
+        ),
+        sources={name: _source_from(rec) for name, rec in doc["sources"].items()},
+        findings=tuple(_tracked_from(item) for item in doc["findings"]),
+        resolved=tuple(_tracked_from(item) for item in doc["resolved"]),
+        stale_scans=tuple(
+            StaleScan(
+                commit=s.get("commit"),
+                scanned_at=s.get("scanned_at"),
+                received_at=s["received_at"],
+                sources=tuple(s["sources"]),
+            )
+            for s in doc.get("stale_scans", ())
+        ),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+def _put(doc: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        doc[key] = value
+
+
+def _source_doc(rec: SourceRecord) -> dict[str, Any]:
+    return {
+        "tool": rec.tool,
+        "version": rec.version,
+        "format": rec.format,
+        "raw": rec.raw,
+        "sha256": rec.sha256,
+        "scanned_at": rec.scanned_at,
+        "commit": rec.commit,
+        "artifact": rec.artifact,
+        "findings": rec.findings,
+    }
+
+
+def _source_from(doc: dict[str, Any]) -> SourceRecord:
+    return SourceRecord(
+        tool=doc["tool"],
+        version=doc.get("version"),
+        format=doc.get("format", "trivy"),
+        raw=doc["raw"],
+        sha256=doc["sha256"],
+        scanned_at=doc.get("scanned_at", ""),
+        commit=doc.get("commit"),
+        artifact=doc.get("artifact"),
+        findings=doc.get("findings", 0),
+    )
+
+
+def _seen_doc(seen: Seen) -> dict[str, Any]:
+    return {"commit": seen.commit, "at": seen.at} if seen.commit else {"at": seen.at}
+
+
+def _tracked_doc(tracked: Tracked) -> dict[str, Any]:
+    f = tracked.finding
+    doc: dict[str, Any] = {
+        "id": f.id,
+        "source": f.source,
+        "kind": f.kind.value,
+        "rule": f.rule,
+        "severity": f.severity.value,
+        "title": f.title,
+    }
+    if f.package is not None:
+        pkg: dict[str, Any] = {"name": f.package.name}
+        _put(pkg, "version", f.package.version)
+        _put(pkg, "fixed_version", f.package.fixed_version)
+        _put(pkg, "purl", f.package.purl)
+        doc["package"] = pkg
+    if f.location is not None:
+        loc: dict[str, Any] = {}
+        _put(loc, "path", f.location.path)
+        _put(loc, "start_line", f.location.start_line)
+        _put(loc, "end_line", f.location.end_line)
+        _put(loc, "url", f.location.url)
+        doc["location"] = loc
+    _put(doc, "cvss", f.cvss)
+    doc["first_seen"] = _seen_doc(tracked.first_seen)
+    if tracked.resolved is not None:
+        doc["resolved"] = _seen_doc(tracked.resolved)
+    return doc
+
+
+def _tracked_from(doc: dict[str, Any]) -> Tracked:
+    pkg = doc.get("package")
+    loc = doc.get("location")
+    finding = Finding(
+        id=doc["id"],
+        source=doc["source"],
+        kind=Kind(doc["kind"]),
+        rule=doc["rule"],
+        severity=Severity(doc["severity"]),
+        title=doc["title"],
+        package=Package(
+            name=pkg["name"],
+            version=pkg.get("version"),
+            fixed_version=pkg.get("fixed_version"),
+            purl=pkg.get("purl"),
+        )
+        if pkg is not None
+        else None,
+        location=Location(
+            path=loc.get("path"),
+            start_line=loc.get("start_line"),
+            end_line=loc.get("end_line"),
+            url=loc.get("url"),
+        )
+        if loc is not None
+        else None,
+        cvss=float(doc["cvss"]) if "cvss" in doc else None,
+    )
+    first = doc["first_seen"]
+    resolved = doc.get("resolved")
+    return Tracked(
+        finding=finding,
+        first_seen=Seen(first.get("commit"), first["at"]),
+        resolved=Seen(resolved.get("commit"), resolved["at"]) if resolved else None,
+    )
+
+
+def _stale_doc(stale: StaleScan) -> dict[str, Any]:
+    doc: dict[str, Any] = {"commit": stale.commit}
+    _put(doc, "scanned_at", stale.scanned_at)
+    doc["received_at"] = stale.received_at
+    doc["sources"] = list(stale.sources)
+    return doc

@@ -1,0 +1,340 @@
+"""The ``securecase`` command line: parse options, call the core, render, pick the exit code.
+
+Exit codes: 0 pass (or ``ci`` mode), 1 the gate blocks, 2 bad usage or bad input,
+3 infrastructure failure (the cases repo could not be read or written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from securecase import __version__
+from securecase.errors import InputError, SecurecaseError
+
+EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+DEFAULT_CASES_REPO = "./security-cases"
+
+cases_repo_option = click.option(
+    "--cases-repo",
+    envvar="SECURECASE_CASES_REPO",
+    default=DEFAULT_CASES_REPO,
+    show_default="$SECURECASE_CASES_REPO, else ./security-cases",
+    metavar="PATH|URL",
+    help="The security-cases git repository: a local path (created when missing) or a git URL.",
+)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="securecase")
+@click.option("--verbose", is_flag=True, help="Show a traceback for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Turn scanner reports into security cases in a git repository, gated by a YAML policy."""
+    ctx.obj = {"verbose": verbose}
+
+
+@cli.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@cases_repo_option
+@click.option("--repo", "repo", required=True, metavar="ORG/NAME", help="The scanned repository.")
+@click.option("--pr", type=int, metavar="N", help="Pull request number (the subject is the PR).")
+@click.option("--branch", metavar="NAME", help="Branch (the subject, or the PR's head branch).")
+@click.option("--target-branch", metavar="NAME", help="The branch a pull request merges into.")
+@click.option("--commit", metavar="SHA", help="The scanned commit.")
+@click.option(
+    "--commit-time",
+    metavar="ISO8601",
+    help="When the scanned commit was made; orders late scans (a late older commit never "
+    "rolls the case back).",
+)
+@click.option("--run-url", metavar="URL", help="Link to the CI run that scanned.")
+@click.option("--image", metavar="NAME:TAG", help="The scanned container image.")
+@click.option("--image-digest", metavar="DIGEST", help="The scanned image digest (sha256:...).")
+@click.option(
+    "--provider",
+    type=click.Choice(["github", "gitlab", "generic"]),
+    default="github",
+    show_default=True,
+    help="Where the scanned repository is hosted (part of the case key).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "trivy"]),
+    default="auto",
+    show_default=True,
+    help="Report format; auto detects it from the content.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Slot name of a report in the case (once per report, in order). "
+    "Default: derived from the report, e.g. trivy-image.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path),
+    help="Policy file. Default: policy.yaml at the cases repo root, else the built-in default.",
+)
+@click.option(
+    "--mode", type=click.Choice(["ci", "pr_gate"]), help="Override the policy's mode."
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--git-name",
+    envvar="SECURECASE_GIT_NAME",
+    default="securecase-bot",
+    show_default=True,
+    help="Author name of the bot's commits (env SECURECASE_GIT_NAME).",
+)
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    help="Author email of the bot's commits (env SECURECASE_GIT_EMAIL).",
+)
+@click.option(
+    "--push-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
+)
+def ingest(
+    reports: tuple[Path, ...],
+    cases_repo: str,
+    repo: str,
+    pr: int | None,
+    branch: str | None,
+    target_branch: str | None,
+    commit: str | None,
+    commit_time: str | None,
+    run_url: str | None,
+    image: str | None,
+    image_digest: str | None,
+    provider: str,
+    fmt: str,
+    sources: tuple[str, ...],
+    policy_file: Path | None,
+    mode: str | None,
+    output: str,
+    git_name: str,
+    git_email: str,
+    push_timeout: float,
+) -> None:
+    """Ingest one or more reports into one case, in one commit, and apply the policy.
+
+    Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
+    3 when the cases repo cannot be written.
+    """
+    from securecase import render
+    from securecase.clock import SystemClock
+    from securecase.ingest import IngestRequest
+    from securecase.ingest import ingest as run_ingest
+    from securecase.keys import make_subject
+    from securecase.models import ReportFormat
+    from securecase.policy import Mode
+    from securecase.store import GitIdentity
+
+    subject = make_subject(
+        provider=provider, repo=repo, pr=pr, branch=branch, target_branch=target_branch
+    )
+    request = IngestRequest(
+        reports=reports,
+        subject=subject,
+        cases_repo=cases_repo,
+        identity=GitIdentity(git_name, git_email),
+        fmt=None if fmt == "auto" else ReportFormat(fmt),
+        sources=sources,
+        commit=commit,
+        committed_at=_normalize_time(commit_time),
+        run_url=run_url,
+        image=image,
+        image_digest=image_digest,
+        policy_file=policy_file,
+        mode=Mode(mode) if mode else None,
+        push_timeout=push_timeout,
+    )
+    result = run_ingest(request, clock=SystemClock())
+    if output == "json":
+        _emit_json(render.ingest_data(result))
+    elif output == "markdown":
+        click.echo(render.ingest_markdown(result))
+    else:
+        click.echo(render.ingest_text(result))
+    sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
+
+
+def _normalize_time(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    from securecase.clock import iso
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--commit-time {value!r} is not an ISO 8601 time") from None
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@cli.group()
+def cases() -> None:
+    """Read the cases in the cases repo."""
+
+
+@cases.command("list")
+@cases_repo_option
+@click.option("--repo", metavar="ORG/NAME", help="Only this repository (globs allowed).")
+@click.option("--branch", metavar="NAME", help="Only this branch or PR target branch (globs).")
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="OPEN (= NEW, TRIAGED, IN_PROGRESS), NEW, TRIAGED, IN_PROGRESS, RESOLVED or CLOSED.",
+)
+@click.option(
+    "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+)
+def cases_list(
+    cases_repo: str, repo: str | None, branch: str | None, status: str | None, output: str
+) -> None:
+    """List cases, newest state of each."""
+    from securecase import render
+    from securecase.catalog import CaseFilter, list_cases
+
+    found = list_cases(
+        cases_repo,
+        CaseFilter(repo=repo, branch=branch, status=status.upper() if status else None),
+    )
+    if output == "json":
+        _emit_json([render.case_row(c) for c in found])
+    elif output == "csv":
+        click.echo(render.cases_csv(found), nl=False)
+    elif found:
+        click.echo(render.cases_table(found))
+    else:
+        click.echo("no cases match", err=True)
+
+
+@cases.command("show")
+@click.argument("key")
+@cases_repo_option
+@click.option(
+    "--output", type=click.Choice(["text", "yaml", "json"]), default="text", show_default=True
+)
+def cases_show(key: str, cases_repo: str, output: str) -> None:
+    """Show one case by key, e.g. github::acme::shop::PR::42."""
+    from securecase import render
+    from securecase.casefile import case_to_dict
+    from securecase.catalog import find_case
+
+    case, data, path = find_case(cases_repo, key)
+    if output == "yaml":
+        click.echo(data.decode("utf-8"), nl=False)
+    elif output == "json":
+        _emit_json(case_to_dict(case))
+    else:
+        click.echo(render.case_text(case, path))
+
+
+@cli.group()
+def policy() -> None:
+    """Check policy files."""
+
+
+@policy.command("validate")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def policy_validate(file: Path | None, output: str) -> None:
+    """Validate a policy file (default: ./policy.yaml): schema and semantic checks.
+
+    Problems are reported as file:line with what was expected; exit code 2 when invalid.
+    """
+    from securecase.errors import UsageError
+    from securecase.policy import load_policy
+
+    path = file or Path("policy.yaml")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the policy ({exc.strerror})") from exc
+    loaded = load_policy(data, origin=str(path))
+    if output == "json":
+        _emit_json(
+            {
+                "valid": True,
+                "path": str(path),
+                "blob": loaded.blob,
+                "mode": loaded.mode.value,
+                "rules": [r.id for r in loaded.rules],
+            }
+        )
+    else:
+        click.echo(f"{path}: valid ({len(loaded.rules)} rule(s), mode {loaded.mode.value})")
+
+
+def _render_error(error: SecurecaseError) -> None:
+    click.echo(f"securecase: error: {error.message}", err=True)
+    if isinstance(error, InputError):
+        shown = error.problems[:50]
+        for problem in shown:
+            click.echo(f"  {problem}", err=True)
+        if len(error.problems) > len(shown):
+            click.echo(f"  ... and {len(error.problems) - len(shown)} more", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: runs the CLI and maps every failure to its exit code."""
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="securecase", standalone_mode=False)
+    except SecurecaseError as error:
+        if verbose:
+            traceback.print_exc()
+        _render_error(error)
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_INPUT)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INFRA)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # a bug: never report it as a pass
+        if verbose or os.environ.get("SECURECASE_DEBUG"):
+            traceback.print_exc()
+        else:
+            click.echo(
+                f"securecase: internal error: {traceback.format_exc().splitlines()[-1]}\n"
+                "hint: re-run with --verbose and report the traceback",
+                err=True,
+            )
+        sys.exit(EXIT_INFRA)
+    sys.exit(EXIT_PASS)

@@ -1,0 +1,256 @@
+"""The main job: reports in, one case commit and one decision out.
+
+Reports and an explicit policy are read before the cases repo is touched, so bad input fails
+(exit 2) without a commit. The merge runs inside the store's update callback: when a push
+races with another run, the store re-reads the case and this module recomputes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from securecase import reports as report_registry
+from securecase.case import Case, GateRecord, MergeResult, Scan, is_stale, merge, record_stale
+from securecase.case import same_content as same_case_content
+from securecase.casefile import CASE_FILE, dump_case, load_case
+from securecase.clock import Clock, iso
+from securecase.errors import CaseFileError, UsageError
+from securecase.keys import Subject
+from securecase.models import Report, ReportFormat
+from securecase.policy import Decision, Mode, Policy, builtin_policy, evaluate, load_policy
+from securecase.store import Change, GitIdentity, Plan, Snapshot, open_store
+
+POLICY_FILE = "policy.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """Everything one ``securecase ingest`` call asks for."""
+
+    reports: tuple[Path, ...]
+    subject: Subject
+    cases_repo: str
+    identity: GitIdentity
+    fmt: ReportFormat | None = None
+    sources: tuple[str, ...] = ()
+    commit: str | None = None
+    committed_at: str | None = None
+    run_url: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    policy_file: Path | None = None
+    mode: Mode | None = None
+    push_timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened: the case as stored, the decision for this scan, and the commit."""
+
+    case: Case
+    decision: Decision
+    policy: Policy
+    case_path: str
+    cases_commit: str | None
+    committed: bool
+    stale: bool
+    new: tuple[str, ...]
+    fixed: tuple[str, ...]
+
+
+def read_reports(paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]) -> list[Report]:
+    """Parse every report up front; two reports may not fill the same source slot."""
+    if sources and len(sources) != len(paths):
+        raise UsageError(
+            f"{len(sources)} --source name(s) for {len(paths)} report(s)",
+            hint="give --source once per report, in the same order, or not at all",
+        )
+    if not paths:
+        raise UsageError("no report given", hint="securecase ingest REPORT... (see --help)")
+    parsed = [
+        report_registry.parse(path, fmt=fmt, source=sources[i] if sources else None)
+        for i, path in enumerate(paths)
+    ]
+    seen: dict[str, str] = {}
+    for report in parsed:
+        if report.source in seen:
+            raise UsageError(
+                f"{seen[report.source]} and {report.path} both fill source {report.source!r}",
+                hint="name each report's slot with --source (once per report, in order)",
+            )
+        seen[report.source] = report.path
+    return parsed
+
+
+def split_image(image: str | None) -> tuple[str | None, str | None]:
+    """``name:tag`` → (name, tag); a ``:`` inside a registry host:port is not a tag."""
+    if not image:
+        return None, None
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return image, None
+    return name, tag
+
+
+def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
+    """Record the reports in the subject's case, evaluate the policy, commit once."""
+    parsed = read_reports(request.reports, request.fmt, request.sources)
+    explicit_policy = None
+    if request.policy_file is not None:
+        explicit_policy = load_policy(
+            _read_policy_file(request.policy_file), origin=str(request.policy_file)
+        )
+    folder = request.subject.folder
+    received_at = iso(clock.now())
+
+    def plan(snapshot: Snapshot) -> Plan[IngestResult]:
+        policy = explicit_policy or _repo_policy(snapshot)
+        previous = _read_case(snapshot, folder, request.subject)
+        return _plan(request, parsed, policy, previous, folder, received_at)
+
+    paths = [POLICY_FILE, folder]
+    with open_store(
+        request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
+    ) as store:
+        committed = store.update(plan)
+    result = committed.result
+    return replace(result, cases_commit=committed.commit or committed.head,
+                   committed=committed.commit is not None)
+
+
+def _read_policy_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--policy {path}: cannot read the file ({exc.strerror})") from exc
+
+
+def _repo_policy(snapshot: Snapshot) -> Policy:
+    data = snapshot.read(POLICY_FILE)
+    if data is None:
+        return builtin_policy()
+    return load_policy(data, origin=POLICY_FILE)
+
+
+def _read_case(snapshot: Snapshot, folder: str, subject: Subject) -> Case | None:
+    path = f"{folder}/{CASE_FILE}"
+    data = snapshot.read(path)
+    if data is None:
+        return None
+    case = load_case(data, path=path)
+    if case.key != subject.key:
+        raise CaseFileError(
+            f"{path}: holds case {case.key!r}, expected {subject.key!r}",
+            hint="the folder name and the case key disagree; fix the file by pull request",
+        )
+    return case
+
+
+def _plan(
+    request: IngestRequest,
+    parsed: list[Report],
+    policy: Policy,
+    previous: Case | None,
+    folder: str,
+    received_at: str,
+) -> Plan[IngestResult]:
+    raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
+    raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
+    report_times = {}
+    for report in parsed:
+        if report.scanned_at:
+            continue
+        # A report without its own timestamp keeps the one it got when first received, so a
+        # re-sent report changes nothing.
+        before = previous.sources.get(report.source) if previous else None
+        same = before is not None and before.sha256 == raw_sha[report.source]
+        report_times[report.source] = before.scanned_at if same and before else received_at
+    image_name, image_tag = split_image(request.image)
+    scan = Scan(
+        subject=request.subject,
+        reports=tuple(parsed),
+        received_at=received_at,
+        commit=request.commit,
+        committed_at=request.committed_at,
+        run_url=request.run_url,
+        image_name=image_name,
+        image_tag=image_tag,
+        image_digest=request.image_digest,
+        raw_paths=raw_paths,
+        raw_sha256=raw_sha,
+        report_times=report_times,
+    )
+    placeholder = GateRecord(mode=policy.mode.value, decision="pass", gate=False)
+    merged: MergeResult = merge(previous, scan, placeholder)
+    decision = evaluate(policy, merged.case.subject, merged.case.active, mode=request.mode)
+    gate = GateRecord(
+        mode=decision.mode.value,
+        decision=decision.decision,
+        gate=decision.gate,
+        policy_path=policy.origin,
+        policy_blob=policy.blob,
+        rules=decision.blocking_rules,
+        reasons=decision.reasons,
+    )
+    case = replace(merged.case, gate=gate)
+    stale = previous is not None and is_stale(previous, scan)
+    files = {}
+    if stale and previous is not None:
+        case = record_stale(previous, scan)
+    else:
+        files.update({raw_paths[r.source]: r.raw for r in parsed})
+    result = IngestResult(
+        case=case,
+        decision=decision,
+        policy=policy,
+        case_path=f"{folder}/{CASE_FILE}",
+        cases_commit=None,
+        committed=False,
+        stale=stale,
+        new=() if stale else merged.new,
+        fixed=() if stale else merged.fixed,
+    )
+    if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
+        return Plan(change=None, result=replace(result, case=previous))
+    files[f"{folder}/{CASE_FILE}"] = dump_case(case)
+    message = _commit_message(case, decision, scan, result)
+    return Plan(change=Change(files=files, message=message), result=result)
+
+
+def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool) -> bool:
+    if not same_case_content(case, previous):
+        return False
+    return stale or all(
+        (rec := previous.sources.get(name)) is not None and rec.sha256 == sha
+        for name, sha in raw_sha.items()
+    )
+
+
+def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestResult) -> str:
+    counts = case.counts
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no active findings"
+    sources = ", ".join(f"{r.source} ({len(r.findings)})" for r in scan.reports)
+    if result.stale:
+        subject = f"securecase: {case.key}: late scan of an older commit recorded, not applied"
+    else:
+        subject = f"securecase: {case.key}: {decision.decision} ({summary})"
+    body = [
+        subject,
+        "",
+        f"Sources: {sources}.",
+        f"New: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+    ]
+    body.extend(f"Blocked by {reason}" for reason in decision.reasons)
+    body += [
+        "",
+        f"Securecase-Case: {case.key}",
+        f"Securecase-Commit: {scan.commit or 'unknown'}",
+        f"Securecase-Decision: {decision.decision}",
+        f"Securecase-Status: {case.status.value}",
+    ]
+    if result.stale:
+        body.append("Securecase-Stale: true")
+    return "\n".join(body) + "\n"

@@ -1,0 +1,71 @@
+"""Shared test helpers: run the real CLI in a subprocess, inspect real git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+TRIVY = FIXTURES / "trivy"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: no inherited GIT_* or SECURECASE_* settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GIT_", "SECURECASE_", "GITHUB_"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m securecase ARGS`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "securecase", *map(str, args)],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def ingest_json(*args: str | Path, cwd: Path) -> tuple[int, dict[str, Any], str]:
+    """Run ``ingest --output json``; returns (exit code, parsed stdout, stderr)."""
+    proc = run_cli("ingest", *args, "--output", "json", cwd=cwd)
+    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, data, proc.stderr
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return stdout."""
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    ).stdout
+
+
+def commit_count(repo: Path) -> int:
+    """Commits on HEAD (0 for an unborn branch or a missing repo)."""
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        return 0
+    proc = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
+                          capture_output=True, text=True, env=clean_env())
+    return int(proc.stdout.strip()) if proc.returncode == 0 else 0
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A scratch working directory for one test."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
