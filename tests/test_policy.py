@@ -127,7 +127,7 @@ def test_invalid_policies_name_file_line_and_path(text, expected):
 
 def test_yaml_syntax_error_has_line():
     with pytest.raises(Exception, match=r"policy.yaml:3"):
-        policy("version: 1\nrules:\n  - id: [unclosed\n")
+        policy("version: 1\nrules:\n  - id: a: b\n")
 
 
 def test_empty_policy_is_refused():

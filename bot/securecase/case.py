@@ -228,6 +228,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     returned: set[str] = set()
     current: set[str] = set()
     for report in scan.reports:
+        report_at = scan.report_time(report)
         for finding in report.findings:
             current.add(finding.id)
             before = prior_open.get(finding.id)
@@ -237,7 +238,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
                     returned.add(finding.id)
                     first = earlier.first_seen
                 else:
-                    first = Seen(scan.commit, seen_at)
+                    first = Seen(scan.commit, report_at)
                 new.append(finding.id)
                 findings.append(Tracked(finding, first))
             elif before.finding == finding:
@@ -246,11 +247,13 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
                 findings.append(Tracked(finding, before.first_seen))
 
     fixed: list[Tracked] = []
+    rerun_at = {r.source: scan.report_time(r) for r in scan.reports}
     for tracked in prior_open.values():
         if tracked.finding.source not in rerun:
             findings.append(tracked)
         elif tracked.finding.id not in current:
-            fixed.append(replace(tracked, resolved=Seen(scan.commit, seen_at)))
+            resolved_at = rerun_at[tracked.finding.source]
+            fixed.append(replace(tracked, resolved=Seen(scan.commit, resolved_at)))
     fixed_ids = {t.finding.id for t in fixed}
     resolved = [t for i, t in prior_resolved.items() if i not in returned and i not in fixed_ids]
     resolved.extend(fixed)
