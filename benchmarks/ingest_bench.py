@@ -49,13 +49,17 @@ def env() -> dict[str, str]:
 def timed(argv: Sequence[str], cwd: Path) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+        raise SystemExit(
+            f"{argv} failed ({proc.returncode}): "
+            + (proc.stderr.read().decode(errors="replace") if proc.stderr else "")
+        )
     return elapsed, usage.ru_maxrss
 
 
@@ -73,9 +77,25 @@ def fresh_repo(path: Path) -> Path:
 
 
 def ingest_argv(report: Path, repo: Path, commit: str) -> list[str]:
-    return [sys.executable, "-m", "securecase", "ingest", str(report), "--cases-repo", str(repo),
-            "--repo", "acme/shop", "--pr", "1", "--target-branch", "main", "--commit", commit,
-            "--output", "json"]
+    return [
+        sys.executable,
+        "-m",
+        "securecase",
+        "ingest",
+        str(report),
+        "--cases-repo",
+        str(repo),
+        "--repo",
+        "acme/shop",
+        "--pr",
+        "1",
+        "--target-branch",
+        "main",
+        "--commit",
+        commit,
+        "--output",
+        "json",
+    ]
 
 
 def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
@@ -91,8 +111,11 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
 
     def floor_rescan() -> tuple[float, int]:
         repo = fresh_repo(work / "floor")
-        subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"],
-                       check=True, env=env())
+        subprocess.run(
+            [sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"],
+            check=True,
+            env=env(),
+        )
         return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), "r.json"], work)
 
     def first() -> tuple[float, int]:
@@ -105,8 +128,13 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
         repo = work / "cases"
         if repo.exists():
             shutil.rmtree(repo)
-        subprocess.run(ingest_argv(base, repo, "c1"), cwd=work, env=env(),
-                       stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            ingest_argv(base, repo, "c1"),
+            cwd=work,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
         return timed(ingest_argv(plus, repo, "c2"), work)
 
     floor1, floor1_rss = median_of(repeat, floor_first)
@@ -115,11 +143,15 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
     ing2, ing2_rss = median_of(repeat, rescan)
     target = TARGETS.get(size, 3.0)
     print(f"\n{size:,} findings ({mb:.1f} MB report), median of {repeat}:")
-    print(f"  first ingest  {ing1:6.2f} s  floor {floor1:6.2f} s  ratio {ing1 / floor1:4.2f}"
-          f"  (target <= {target})  peak RSS {ing1_rss / 1024:.0f} MiB"
-          f" (floor {floor1_rss / 1024:.0f} MiB)")
-    print(f"  rescan        {ing2:6.2f} s  floor {floor2:6.2f} s  ratio {ing2 / floor2:4.2f}"
-          f"  (target <= {target})  peak RSS {ing2_rss / 1024:.0f} MiB")
+    print(
+        f"  first ingest  {ing1:6.2f} s  floor {floor1:6.2f} s  ratio {ing1 / floor1:4.2f}"
+        f"  (target <= {target})  peak RSS {ing1_rss / 1024:.0f} MiB"
+        f" (floor {floor1_rss / 1024:.0f} MiB)"
+    )
+    print(
+        f"  rescan        {ing2:6.2f} s  floor {floor2:6.2f} s  ratio {ing2 / floor2:4.2f}"
+        f"  (target <= {target})  peak RSS {ing2_rss / 1024:.0f} MiB"
+    )
     breakdown(base, plus)
     return {"first": ing1 / floor1, "rescan": ing2 / floor2}
 
@@ -132,15 +164,21 @@ def breakdown(base: Path, plus: Path) -> None:
     from securecase.keys import make_subject
     from securecase.policy import builtin_policy, evaluate
 
-    subject = make_subject(provider="github", repo="acme/shop", pr=1, branch=None,
-                           target_branch="main")
+    subject = make_subject(
+        provider="github", repo="acme/shop", pr=1, branch=None, target_branch="main"
+    )
     gate = GateRecord(mode="pr_gate", decision="pass", gate=False)
 
     def scan_of(path: Path, commit: str) -> Scan:
         report = reports.parse(path)
-        return Scan(subject=subject, reports=(report,), received_at="2026-01-01T00:00:00Z",
-                    commit=commit, raw_paths={report.source: "raw.json"},
-                    raw_sha256={report.source: "0" * 64})
+        return Scan(
+            subject=subject,
+            reports=(report,),
+            received_at="2026-01-01T00:00:00Z",
+            commit=commit,
+            raw_paths={report.source: "raw.json"},
+            raw_sha256={report.source: "0" * 64},
+        )
 
     previous = merge(None, scan_of(base, "c1"), gate).case
     previous_bytes = dump_case(previous)
@@ -192,8 +230,10 @@ def bench_startup(work: Path, repeat: int) -> float:
 
     ours, _ = median_of(max(repeat, 5), version)
     base, _ = median_of(max(repeat, 5), click_only)
-    print(f"\nstart-up: securecase --version {ours * 1000:.0f} ms, python -c 'import click' "
-          f"{base * 1000:.0f} ms, ratio {ours / base:.2f} (target <= {VERSION_TARGET})")
+    print(
+        f"\nstart-up: securecase --version {ours * 1000:.0f} ms, python -c 'import click' "
+        f"{base * 1000:.0f} ms, ratio {ours / base:.2f} (target <= {VERSION_TARGET})"
+    )
     return ours / base
 
 

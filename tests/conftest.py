@@ -18,8 +18,9 @@ TRIVY = FIXTURES / "trivy"
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: no inherited GIT_* or SECURECASE_* settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GIT_", "SECURECASE_", "GITHUB_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SECURECASE_", "GITHUB_"))
+    }
     env.update(extra)
     return env
 
@@ -58,8 +59,12 @@ def commit_count(repo: Path) -> int:
     """Commits on HEAD (0 for an unborn branch or a missing repo)."""
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         return 0
-    proc = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
-                          capture_output=True, text=True, env=clean_env())
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     return int(proc.stdout.strip()) if proc.returncode == 0 else 0
 
 

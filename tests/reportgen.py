@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "trivy"
-TEMPLATE_FILES = ("alpine-310.json", "debian-buster.json", "centos-7.json", "npm.json",
-                  "pip.json", "fluentd-gems.json", "distroless-python27.json")
+TEMPLATE_FILES = (
+    "alpine-310.json",
+    "debian-buster.json",
+    "centos-7.json",
+    "npm.json",
+    "pip.json",
+    "fluentd-gems.json",
+    "distroless-python27.json",
+)
 
 
 def load_fixture(name: str) -> dict[str, Any]:
@@ -23,7 +30,7 @@ def load_fixture(name: str) -> dict[str, Any]:
 
 def template_vulnerabilities() -> list[dict[str, Any]]:
     """Every vulnerability record of the template fixtures."""
-    records = []
+    records: list[dict[str, Any]] = []
     for name in TEMPLATE_FILES:
         for result in load_fixture(name).get("Results") or []:
             records.extend(result.get("Vulnerabilities") or [])

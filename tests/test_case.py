@@ -70,8 +70,7 @@ def test_new_case_with_findings_is_new_and_sorted_worst_first():
     case = result.case
     assert case.status is Status.NEW
     assert [t.finding.severity.value for t in case.findings] == ["CRITICAL", "HIGH", "LOW"]
-    assert case.counts == {"critical": 1, "high": 1, "medium": 0, "low": 1, "info": 0,
-                           "unknown": 0}
+    assert case.counts == {"critical": 1, "high": 1, "medium": 0, "low": 1, "info": 0, "unknown": 0}
     assert case.max_severity is Severity.CRITICAL
     assert len(result.new) == 3 and result.fixed == ()
 
@@ -104,8 +103,11 @@ def test_returning_finding_keeps_its_original_first_seen_and_leaves_resolved():
 
 
 def test_other_sources_keep_their_findings_and_commit():
-    a = merge(None, scan(report([vuln(1)]), report([vuln(9, source="trivy-fs")], "trivy-fs"),
-                         commit="c1"), GATE).case
+    a = merge(
+        None,
+        scan(report([vuln(1)]), report([vuln(9, source="trivy-fs")], "trivy-fs"), commit="c1"),
+        GATE,
+    ).case
     b = merge(a, scan(report([]), commit="c2"), GATE).case
     assert [t.finding.source for t in b.findings] == ["trivy-fs"]
     assert b.sources["trivy-fs"].commit == "c1" and b.sources["trivy-image"].commit == "c2"
@@ -124,10 +126,15 @@ def test_lifecycle_resolve_and_reopen_and_human_status_kept():
 
 
 def test_stale_scan_does_not_roll_back():
-    newer = merge(None, scan(report([vuln(1)]), commit="new",
-                             committed_at="2026-11-02T00:00:00Z"), GATE).case
-    late = scan(report([vuln(1), vuln(2)]), commit="old", committed_at="2026-11-01T00:00:00Z",
-                at="2026-11-03T00:00:00Z")
+    newer = merge(
+        None, scan(report([vuln(1)]), commit="new", committed_at="2026-11-02T00:00:00Z"), GATE
+    ).case
+    late = scan(
+        report([vuln(1), vuln(2)]),
+        commit="old",
+        committed_at="2026-11-01T00:00:00Z",
+        at="2026-11-03T00:00:00Z",
+    )
     assert is_stale(newer, late)
     recorded = record_stale(newer, late)
     assert recorded.findings == newer.findings and recorded.latest == newer.latest
@@ -138,8 +145,9 @@ def test_stale_scan_does_not_roll_back():
 
 
 def test_stale_by_scan_time_when_commit_times_are_unknown():
-    newer = merge(None, scan(report([vuln(1)], scanned_at="2026-11-05T00:00:00Z"), commit="b"),
-                  GATE).case
+    newer = merge(
+        None, scan(report([vuln(1)], scanned_at="2026-11-05T00:00:00Z"), commit="b"), GATE
+    ).case
     older = scan(report([], scanned_at="2026-11-04T00:00:00Z"), commit="a")
     assert is_stale(newer, older)
 

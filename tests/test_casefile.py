@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TRIVY
 
+from conftest import TRIVY
 from securecase.case import GateRecord, Scan, merge
 from securecase.casefile import case_from_dict, case_to_dict, dump_case, load_case
 from securecase.clock import FixedClock
@@ -20,17 +20,30 @@ from securecase.reports import parse
 from securecase.store import GitIdentity
 
 GOLDEN = Path(__file__).parent / "golden" / "case"
-SUBJECT = make_subject(provider="github", repo="acme/shop", pr=42, branch="feat/x",
-                       target_branch="main")
-GATE = GateRecord(mode="pr_gate", decision="block", gate=True, policy_path="policy.yaml",
-                  policy_blob="0" * 40, rules=("r",), reasons=("r: 1 findings",))
+SUBJECT = make_subject(
+    provider="github", repo="acme/shop", pr=42, branch="feat/x", target_branch="main"
+)
+GATE = GateRecord(
+    mode="pr_gate",
+    decision="block",
+    gate=True,
+    policy_path="policy.yaml",
+    policy_blob="0" * 40,
+    rules=("r",),
+    reasons=("r: 1 findings",),
+)
 
 
 def sample_case(*names: str):
     reports = tuple(parse(TRIVY / name) for name in names)
-    scan = Scan(subject=SUBJECT, reports=reports, received_at="2026-11-23T08:00:00Z",
-                commit="abc", raw_paths={r.source: f"raw/{r.source}.json" for r in reports},
-                raw_sha256={r.source: "1" * 64 for r in reports})
+    scan = Scan(
+        subject=SUBJECT,
+        reports=reports,
+        received_at="2026-11-23T08:00:00Z",
+        commit="abc",
+        raw_paths={r.source: f"raw/{r.source}.json" for r in reports},
+        raw_sha256={r.source: "1" * 64 for r in reports},
+    )
     return merge(None, scan, GATE).case
 
 
@@ -45,9 +58,23 @@ def test_dump_is_deterministic_and_round_trips():
 
 def test_key_order_follows_the_contract():
     keys = list(yaml.safe_load(dump_case(sample_case("pip.json"))))
-    assert keys == ["schema", "key", "subject", "status", "reopened", "triage", "latest", "counts",
-                    "max_severity", "gate", "sources", "findings", "resolved", "created_at",
-                    "updated_at"]
+    assert keys == [
+        "schema",
+        "key",
+        "subject",
+        "status",
+        "reopened",
+        "triage",
+        "latest",
+        "counts",
+        "max_severity",
+        "gate",
+        "sources",
+        "findings",
+        "resolved",
+        "created_at",
+        "updated_at",
+    ]
 
 
 def test_invalid_yaml_is_located():
@@ -64,8 +91,9 @@ def test_schema_problems_are_located():
     lines[index] = lines[index].replace("severity: HIGH", "severity: SEVERE")
     with pytest.raises(CaseFileError) as info:
         load_case("\n".join(lines).encode(), path="case.yaml")
-    assert any(p.startswith(f"case.yaml:{index + 1}: $.findings[0].severity")
-               for p in info.value.problems), info.value.problems
+    assert any(
+        p.startswith(f"case.yaml:{index + 1}: $.findings[0].severity") for p in info.value.problems
+    ), info.value.problems
 
 
 def test_golden_case_file(tmp_path: Path):

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+
 from conftest import TRIVY, commit_count, git, ingest_json, run_cli
 from reportgen import big_report
 
@@ -25,8 +26,14 @@ def test_pr_into_main_with_high_blocks(work: Path) -> None:
     assert out["case_key"] == "github::acme::shop::PR::42"
     assert out["case_status"] == "OPEN" and out["status"] == "NEW"
     assert out["high"] == 1 and out["critical"] == 0
-    assert out["counts"] == {"critical": 0, "high": 1, "medium": 1, "low": 0, "info": 0,
-                             "unknown": 0}
+    assert out["counts"] == {
+        "critical": 0,
+        "high": 1,
+        "medium": 1,
+        "low": 0,
+        "info": 0,
+        "unknown": 0,
+    }
     assert out["max_severity"] == "HIGH"
     assert out["case_path"] == "cases/github/acme/shop/pr-42/case.yaml"
     repo = cases_repo(work)
@@ -48,8 +55,9 @@ def test_pr_into_main_with_high_blocks(work: Path) -> None:
 
 
 def test_same_report_on_a_branch_passes(work: Path) -> None:
-    code, out, err = ingest_json(HIGH_REPORT, "--repo", "acme/shop", "--branch", "feature/x",
-                                 cwd=work)
+    code, out, err = ingest_json(
+        HIGH_REPORT, "--repo", "acme/shop", "--branch", "feature/x", cwd=work
+    )
     assert code == 0, err
     assert out["gate"] is False and out["decision"] == "pass"
     assert out["case_key"] == "github::acme::shop::BR::feature/x"
@@ -140,14 +148,26 @@ def test_human_triage_and_status_survive_rescans(work: Path) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     git(repo, "-c", "user.name=Alice", "-c", "user.email=a@example.com", "commit", "-qam", "triage")
     for commit in ("d1", "d2", "d3"):
-        code, out, err = ingest_json(TRIVY / "npm.json", HIGH_REPORT, *PR42,
-                                     "--source", "npm", "--source", "pip", "--commit", commit,
-                                     cwd=work)
+        code, out, err = ingest_json(
+            TRIVY / "npm.json",
+            HIGH_REPORT,
+            *PR42,
+            "--source",
+            "npm",
+            "--source",
+            "pip",
+            "--commit",
+            commit,
+            cwd=work,
+        )
         assert code == 1, err
         case = yaml.safe_load(path.read_text())
         assert case["status"] == "TRIAGED"
-        assert case["triage"] == {"assignee": "@alice", "tags": ["urgent"],
-                                  "notes": "line one\nline two"}
+        assert case["triage"] == {
+            "assignee": "@alice",
+            "tags": ["urgent"],
+            "notes": "line one\nline two",
+        }
 
 
 def test_broken_case_file_is_reported_not_overwritten(work: Path) -> None:
@@ -177,10 +197,13 @@ def test_cases_list_and_show(work: Path) -> None:
         "github::acme::web::BR::main",
     ]
     assert rows[0]["status"] == "RESOLVED" and rows[1]["decision"] == "block"
-    open_rows = json.loads(run_cli("cases", "list", "--status", "OPEN", "--output", "json",
-                                   cwd=work).stdout)
-    assert {r["key"] for r in open_rows} == {"github::acme::shop::PR::42",
-                                             "github::acme::web::BR::main"}
+    open_rows = json.loads(
+        run_cli("cases", "list", "--status", "OPEN", "--output", "json", cwd=work).stdout
+    )
+    assert {r["key"] for r in open_rows} == {
+        "github::acme::shop::PR::42",
+        "github::acme::web::BR::main",
+    }
     csv_out = run_cli("cases", "list", "--repo", "acme/web", "--output", "csv", cwd=work).stdout
     assert csv_out.splitlines()[0].startswith("key,status,decision")
     assert len(csv_out.splitlines()) == 2
@@ -189,16 +212,17 @@ def test_cases_list_and_show(work: Path) -> None:
     show = run_cli("cases", "show", "github::acme::shop::PR::42", cwd=work)
     assert show.returncode == 0 and "CVE-2020-28724" in show.stdout
     as_yaml = run_cli("cases", "show", "github::acme::shop::PR::42", "--output", "yaml", cwd=work)
-    assert as_yaml.stdout == (
-        cases_repo(work) / "cases/github/acme/shop/pr-42/case.yaml"
-    ).read_text()
+    assert (
+        as_yaml.stdout == (cases_repo(work) / "cases/github/acme/shop/pr-42/case.yaml").read_text()
+    )
     missing = run_cli("cases", "show", "github::acme::shop::PR::9", cwd=work)
     assert missing.returncode == 2 and "no case" in missing.stderr
 
 
 def test_policy_validate(work: Path) -> None:
-    good = run_cli("policy", "validate", Path(__file__).parents[1] / "policies/strict.yaml",
-                   cwd=work)
+    good = run_cli(
+        "policy", "validate", Path(__file__).parents[1] / "policies/strict.yaml", cwd=work
+    )
     assert good.returncode == 0 and "valid (4 rule(s)" in good.stdout
     bad = work / "policy.yaml"
     bad.write_text("version: 1\nrules:\n  - id: x\n    block: {severity_at_least: HGH}\n")

@@ -11,18 +11,41 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import TRIVY, clean_env, git, ingest_json
 from reportgen import big_report
 
-REPORTS = ["alpine-310.json", "debian-buster.json", "centos-7.json", "npm.json", "pip.json",
-           "fluentd-gems.json", "gomod.json", "distroless-python27.json"]
+REPORTS = [
+    "alpine-310.json",
+    "debian-buster.json",
+    "centos-7.json",
+    "npm.json",
+    "pip.json",
+    "fluentd-gems.json",
+    "gomod.json",
+    "distroless-python27.json",
+]
 
 
 def start_ingest(work: Path, cases: str, report: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "securecase", "ingest", str(report), "--cases-repo", cases,
-         "--output", "json", *args],
-        cwd=work, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "securecase",
+            "ingest",
+            str(report),
+            "--cases-repo",
+            cases,
+            "--output",
+            "json",
+            *args,
+        ],
+        cwd=work,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -33,23 +56,24 @@ def test_concurrent_ingests_lose_no_update(work: Path, kind: str) -> None:
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
     else:
         location = work / "local-cases"
-    procs = []
     # Five different pull requests, and five runs on one shared pull request, each with its
     # own source slot, all at once.
-    for n in range(5):
-        procs.append(start_ingest(work, str(location), TRIVY / REPORTS[n],
-                                  "--repo", "acme/shop", "--pr", str(100 + n), "--commit", f"p{n}"))
-    for n in range(5):
-        procs.append(start_ingest(work, str(location), TRIVY / REPORTS[n],
-                                  "--repo", "acme/shop", "--pr", "7", "--source", f"scan-{n}",
-                                  "--commit", "shared"))
+    subjects: list[tuple[str, ...]] = [
+        ("--pr", str(100 + n), "--commit", f"p{n}") for n in range(5)
+    ]
+    subjects += [("--pr", "7", "--source", f"scan-{n}", "--commit", "shared") for n in range(5)]
+    procs = [
+        start_ingest(work, str(location), TRIVY / REPORTS[n % 5], "--repo", "acme/shop", *args)
+        for n, args in enumerate(subjects)
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode in (0, 1), err
     if kind == "remote":
         checkout = work / "checkout"
-        subprocess.run(["git", "clone", "-q", str(location), str(checkout)], check=True,
-                       env=clean_env())
+        subprocess.run(
+            ["git", "clone", "-q", str(location), str(checkout)], check=True, env=clean_env()
+        )
     else:
         checkout = location
     assert int(git(checkout, "rev-list", "--count", "HEAD")) == 10
@@ -57,10 +81,14 @@ def test_concurrent_ingests_lose_no_update(work: Path, kind: str) -> None:
         assert (checkout / f"cases/github/acme/shop/pr-{100 + n}/case.yaml").is_file()
     shared = yaml.safe_load((checkout / "cases/github/acme/shop/pr-7/case.yaml").read_text())
     assert sorted(shared["sources"]) == [f"scan-{n}" for n in range(5)]
-    subjects = git(checkout, "log", "--format=%(trailers:key=Securecase-Case,valueonly)")
-    assert subjects.split().count("github::acme::shop::PR::7") == 5
-    fsck = subprocess.run(["git", "-C", str(location), "fsck", "--strict"], capture_output=True,
-                          text=True, env=clean_env())
+    logged = git(checkout, "log", "--format=%(trailers:key=Securecase-Case,valueonly)")
+    assert logged.split().count("github::acme::shop::PR::7") == 5
+    fsck = subprocess.run(
+        ["git", "-C", str(location), "fsck", "--strict"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     assert fsck.returncode == 0, fsck.stderr
 
 
@@ -80,12 +108,17 @@ def test_killed_ingest_leaves_a_usable_repo(work: Path, tmp_path: Path, kind: st
         time.sleep(rng.uniform(0.2, 1.6))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-    code, out, err = ingest_json(report, *args, "--cases-repo", location, "--commit", "final",
-                                 cwd=work)
+    code, out, err = ingest_json(
+        report, *args, "--cases-repo", location, "--commit", "final", cwd=work
+    )
     assert code == 0, err
     assert out["cases_commit"]
-    fsck = subprocess.run(["git", "-C", str(location), "fsck", "--strict"], capture_output=True,
-                          text=True, env=clean_env())
+    fsck = subprocess.run(
+        ["git", "-C", str(location), "fsck", "--strict"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     assert fsck.returncode == 0, fsck.stderr
     if kind == "local":
         case = yaml.safe_load((location / out["case_path"]).read_text())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import TRIVY, commit_count, ingest_json, run_cli
 
 PR = ("--repo", "acme/shop", "--pr", "7", "--target-branch", "main")
@@ -42,7 +43,15 @@ def test_missing_file(work: Path) -> None:
 
 def test_sarif_is_named(work: Path) -> None:
     report = work / "scan.sarif"
-    report.write_text(json.dumps({"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": []}))
+    report.write_text(
+        json.dumps(
+            {
+                "version": "2.1.0",
+                "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+                "runs": [],
+            }
+        )
+    )
     refused(work, report, "SARIF")
 
 
@@ -103,8 +112,9 @@ def test_huge_string_in_identity_field_is_refused(work: Path) -> None:
     ],
 )
 def test_branch_names_are_encoded_inside_cases(work: Path, branch: str, segment: str) -> None:
-    code, out, err = ingest_json(TRIVY / "npm.json", "--repo", "acme/shop", "--branch", branch,
-                                 cwd=work)
+    code, out, err = ingest_json(
+        TRIVY / "npm.json", "--repo", "acme/shop", "--branch", branch, cwd=work
+    )
     assert code == 0, err
     assert out["case_path"] == f"cases/github/acme/shop/{segment}/case.yaml"
     assert (work / "security-cases" / out["case_path"]).is_file()
@@ -113,8 +123,9 @@ def test_branch_names_are_encoded_inside_cases(work: Path, branch: str, segment:
 
 def test_300_byte_branch_name(work: Path) -> None:
     branch = "feature/" + "x" * 292
-    code, out, err = ingest_json(TRIVY / "npm.json", "--repo", "acme/shop", "--branch", branch,
-                                 cwd=work)
+    code, out, err = ingest_json(
+        TRIVY / "npm.json", "--repo", "acme/shop", "--branch", branch, cwd=work
+    )
     assert code == 0, err
     segment = out["case_path"].split("/")[-2]
     assert len(segment.encode()) <= 255 and "~" in segment  # one file-name component
@@ -122,8 +133,12 @@ def test_300_byte_branch_name(work: Path) -> None:
 
 
 def test_newline_in_branch_name_is_refused(work: Path) -> None:
-    refused(work, TRIVY / "npm.json", "control characters",
-            args=("--repo", "acme/shop", "--branch", "evil\nSecurecase-Decision: pass"))
+    refused(
+        work,
+        TRIVY / "npm.json",
+        "control characters",
+        args=("--repo", "acme/shop", "--branch", "evil\nSecurecase-Decision: pass"),
+    )
 
 
 @pytest.mark.parametrize("repo", ["../acme/shop", "acme/sh op", "acme"])

@@ -21,8 +21,13 @@ SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._%~-]+")
 
 
 def subject(**kw):
-    args = {"provider": "github", "repo": "acme/shop", "pr": None, "branch": None,
-            "target_branch": None}
+    args = {
+        "provider": "github",
+        "repo": "acme/shop",
+        "pr": None,
+        "branch": None,
+        "target_branch": None,
+    }
     args.update(kw)
     return make_subject(**args)
 

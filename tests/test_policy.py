@@ -108,14 +108,23 @@ def test_glob_semantics():
     ("text", "expected"),
     [
         ("version: 2\nrules: []\n", "policy.yaml:1: $.version"),
-        ("version: 1\nrules:\n  - id: x\n    block: {severity_at_least: HIGHEST}\n",
-         "policy.yaml:4: $.rules[0].block.severity_at_least"),
-        ("version: 1\nrules:\n  - id: x\n    block: {}\n    exceptionz: 1\n",
-         "policy.yaml:3: $.rules[0]: Additional properties are not allowed ('exceptionz'"),
-        ("version: 1\nrules:\n  - id: a\n    block: {}\n  - id: a\n    block: {}\n",
-         "policy.yaml:5: $.rules[1].id: duplicate rule id 'a' (first defined at line 3)"),
-        ("version: 1\nrules:\n  - id: a\n    when: {event: push, target_branches: [main]}\n"
-         "    block: {}\n", "can never apply"),
+        (
+            "version: 1\nrules:\n  - id: x\n    block: {severity_at_least: HIGHEST}\n",
+            "policy.yaml:4: $.rules[0].block.severity_at_least",
+        ),
+        (
+            "version: 1\nrules:\n  - id: x\n    block: {}\n    exceptionz: 1\n",
+            "policy.yaml:3: $.rules[0]: Additional properties are not allowed ('exceptionz'",
+        ),
+        (
+            "version: 1\nrules:\n  - id: a\n    block: {}\n  - id: a\n    block: {}\n",
+            "policy.yaml:5: $.rules[1].id: duplicate rule id 'a' (first defined at line 3)",
+        ),
+        (
+            "version: 1\nrules:\n  - id: a\n    when: {event: push, target_branches: [main]}\n"
+            "    block: {}\n",
+            "can never apply",
+        ),
         ("version: 1\nmode: gate\nrules: []\n", "policy.yaml:2: $.mode"),
     ],
 )
@@ -137,8 +146,12 @@ def test_empty_policy_is_refused():
 
 severities = st.sampled_from(list(Severity))
 findings_strategy = st.lists(
-    st.builds(lambda s, k, n: finding(s.value, k.value, n=n), severities,
-              st.sampled_from(list(Kind)), st.integers(0, 10_000)),
+    st.builds(
+        lambda s, k, n: finding(s.value, k.value, n=n),
+        severities,
+        st.sampled_from(list(Kind)),
+        st.integers(0, 10_000),
+    ),
     max_size=30,
 )
 

@@ -7,37 +7,55 @@ from typing import Any
 
 import jsonschema
 import yaml
-from conftest import TRIVY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import TRIVY
 from securecase import schemas
 from securecase.case import GateRecord, Scan, merge
 from securecase.casefile import dump_case
 from securecase.keys import make_subject
 from securecase.reports import parse
 
-SUBJECT = make_subject(provider="github", repo="acme/shop", pr=1, branch=None,
-                       target_branch="main")
+SUBJECT = make_subject(provider="github", repo="acme/shop", pr=1, branch=None, target_branch="main")
 
 
 def valid_case() -> dict[str, Any]:
     reports = (parse(TRIVY / "misconfigurations_and_secrets.json"),)
-    scan = Scan(subject=SUBJECT, reports=reports, received_at="2026-01-01T00:00:00Z",
-                commit="c", raw_paths={r.source: "raw" for r in reports},
-                raw_sha256={r.source: "a" * 64 for r in reports})
+    scan = Scan(
+        subject=SUBJECT,
+        reports=reports,
+        received_at="2026-01-01T00:00:00Z",
+        commit="c",
+        raw_paths={r.source: "raw" for r in reports},
+        raw_sha256={r.source: "a" * 64 for r in reports},
+    )
     case = merge(None, scan, GateRecord("pr_gate", "pass", False)).case
     doc: dict[str, Any] = yaml.safe_load(dump_case(case))
     return doc
 
 
 BASE = valid_case()
-POLICY = {"version": 1, "mode": "ci", "rules": [
-    {"id": "r", "when": {"event": "push", "repos": ["a/*"]}, "block": {"severity_at_least": "HIGH"},
-     "max_allowed": 0}]}
-junk = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=5),
-                 st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),
-                                                                      st.integers(), max_size=2))
+POLICY = {
+    "version": 1,
+    "mode": "ci",
+    "rules": [
+        {
+            "id": "r",
+            "when": {"event": "push", "repos": ["a/*"]},
+            "block": {"severity_at_least": "HIGH"},
+            "max_allowed": 0,
+        }
+    ],
+}
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

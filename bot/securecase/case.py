@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from securecase.keys import Subject
 from securecase.models import SEVERITIES_WORST_FIRST, Finding, Report, Severity
@@ -19,7 +19,7 @@ SCHEMA_ID = "securecase/case/v1"
 STALE_SCANS_KEPT = 20
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Case lifecycle: NEW → TRIAGED → IN_PROGRESS → RESOLVED → CLOSED."""
 
     NEW = "NEW"
@@ -273,7 +273,9 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
             artifact=report.artifact_name,
             findings=len(report.findings),
         )
-    digest = scan.image_digest or next((r.image_digest for r in scan.reports if r.image_digest), None)
+    digest = scan.image_digest or next(
+        (r.image_digest for r in scan.reports if r.image_digest), None
+    )
     latest = Latest(
         commit=scan.commit,
         committed_at=scan.committed_at,

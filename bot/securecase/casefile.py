@@ -99,8 +99,9 @@ def load_case(data: bytes, *, path: str) -> Case:
     except CaseFileError:
         raise
     except Exception as exc:
-        raise CaseFileError(f"{path}: the case file is not valid YAML", problems=[str(exc)],
-                            hint=hint) from exc
+        raise CaseFileError(
+            f"{path}: the case file is not valid YAML", problems=[str(exc)], hint=hint
+        ) from exc
     if not schemas.is_valid(doc, schemas.CASE):
         found = schemas.problems(doc, schemas.CASE, text=data, path=path)
         raise CaseFileError(

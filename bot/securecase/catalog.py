@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from securecase.case import Case, Status
 from securecase.casefile import CASE_FILE, load_case
 from securecase.errors import UsageError
-from securecase.policy.evaluate import glob_match
 from securecase.keys import CASES_ROOT, parse_key
+from securecase.policy.evaluate import glob_match
 from securecase.store import DEFAULT_IDENTITY, GitIdentity, open_store
 
 STATUS_FILTERS = ("OPEN", *(s.value for s in Status))
@@ -71,6 +71,8 @@ def find_case(
     with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
         data = store.snapshot().read(path)
     if data is None:
-        raise UsageError(f"no case {key!r} in {cases_repo} (looked for {path})",
-                         hint="`securecase cases list` shows the keys")
+        raise UsageError(
+            f"no case {key!r} in {cases_repo} (looked for {path})",
+            hint="`securecase cases list` shows the keys",
+        )
     return load_case(data, path=path), data, path

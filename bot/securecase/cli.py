@@ -90,9 +90,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     type=click.Path(path_type=Path),
     help="Policy file. Default: policy.yaml at the cases repo root, else the built-in default.",
 )
-@click.option(
-    "--mode", type=click.Choice(["ci", "pr_gate"]), help="Override the policy's mode."
-)
+@click.option("--mode", type=click.Choice(["ci", "pr_gate"]), help="Override the policy's mode.")
 @click.option(
     "--output",
     type=click.Choice(["text", "json", "markdown"]),

@@ -61,7 +61,9 @@ class IngestResult:
     fixed: tuple[str, ...]
 
 
-def read_reports(paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]) -> list[Report]:
+def read_reports(
+    paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]
+) -> list[Report]:
     """Parse every report up front; two reports may not fill the same source slot."""
     if sources and len(sources) != len(paths):
         raise UsageError(
@@ -117,8 +119,11 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     ) as store:
         committed = store.update(plan)
     result = committed.result
-    return replace(result, cases_commit=committed.commit or committed.head,
-                   committed=committed.commit is not None)
+    return replace(
+        result,
+        cases_commit=committed.commit or committed.head,
+        committed=committed.commit is not None,
+    )
 
 
 def _read_policy_file(path: Path) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from securecase.errors import UsageError
 
@@ -22,7 +22,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_SEGMENT = 200
 
 
-class Provider(str, Enum):
+class Provider(StrEnum):
     """Where the scanned repository is hosted."""
 
     GITHUB = "github"

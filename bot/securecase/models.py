@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Finding severity; ``rank`` orders them (UNKNOWN lowest, below INFO)."""
 
     CRITICAL = "CRITICAL"
@@ -46,7 +46,7 @@ SEVERITIES_WORST_FIRST: tuple[Severity, ...] = tuple(
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What sort of problem a finding is."""
 
     VULNERABILITY = "vulnerability"
@@ -56,7 +56,7 @@ class Kind(str, Enum):
     DAST = "dast"
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     """Scanner report formats securecase can read."""
 
     TRIVY = "trivy"

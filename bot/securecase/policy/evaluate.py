@@ -71,8 +71,7 @@ def _judge(rule: Rule, subject: Subject, findings: Sequence[Finding]) -> RuleOut
     reason = None
     if blocks:
         reason = (
-            f"{rule.id}: {len(matched)} {describe(rule.block)} "
-            f"(at most {rule.max_allowed} allowed)"
+            f"{rule.id}: {len(matched)} {describe(rule.block)} (at most {rule.max_allowed} allowed)"
         )
     return RuleOutcome(rule, applies=True, matched=matched, blocks=blocks, reason=reason)
 
@@ -107,7 +106,9 @@ def describe(block: Block) -> str:
     words = []
     if block.fixable_only:
         words.append("fixable")
-    words.append("/".join(k.value for k in block.kinds) + " findings" if block.kinds else "findings")
+    words.append(
+        "/".join(k.value for k in block.kinds) + " findings" if block.kinds else "findings"
+    )
     if block.severity_at_least:
         words.append(f"at {block.severity_at_least.value} or above")
     if block.sources:

@@ -47,7 +47,9 @@ def load_policy(data: bytes, *, origin: str) -> Policy:
         )
     found = _semantic_problems(document, data, origin)
     if found:
-        raise PolicyError(f"{origin}: the policy is invalid ({len(found)} problem(s))", problems=found)
+        raise PolicyError(
+            f"{origin}: the policy is invalid ({len(found)} problem(s))", problems=found
+        )
     return Policy(
         mode=Mode(document.get("mode", Mode.PR_GATE.value)),
         rules=tuple(_rule(raw) for raw in document["rules"]),

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from securecase.models import Kind, Severity
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """``ci`` reports only and never fails; ``pr_gate`` fails when a rule blocks."""
 
     CI = "ci"
     PR_GATE = "pr_gate"
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     """What kind of scan a subject is: a pull request or a branch push."""
 
     PULL_REQUEST = "pull_request"
