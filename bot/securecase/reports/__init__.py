@@ -1,0 +1,137 @@
+"""Scanner reports: detect the format from the content and parse it into a :class:`Report`.
+
+``parse(path)`` is the one entry point the rest of securecase uses. Detection looks at the
+content only, never at the file name; a report of a format this version cannot read is refused
+with a message saying what it looks like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from securecase.errors import ReportError, UsageError
+from securecase.models import Report, ReportFormat
+from securecase.reports import trivy
+from securecase.reports.jsonload import (
+    check_source_name,
+    decode_json,
+    first_significant_byte,
+    read_report_bytes,
+    short_repr,
+    type_name,
+)
+
+__all__ = ["PARSERS", "Parser", "describe", "detect", "parse", "parse_bytes"]
+
+#: A parser: (origin for messages, raw bytes, parsed document, source name or None) -> Report.
+Parser = Callable[[str, bytes, Any, str | None], Report]
+
+PARSERS: dict[ReportFormat, Parser] = {
+    ReportFormat.TRIVY: trivy.parse_document,
+}
+
+SUPPORTED_HINT = "securecase reads Trivy JSON reports (trivy image|fs|repo ... --format json)"
+_SHOWN_KEYS = 8
+
+
+def parse(
+    path: str | Path, *, fmt: ReportFormat | None = None, source: str | None = None
+) -> Report:
+    """Read and parse one report file; ``fmt`` None detects the format from the content.
+
+    ``source`` names the report's slot in the case (default derived from the report, e.g.
+    ``trivy-image``). Raises :class:`~securecase.errors.ReportError` for any input problem and
+    :class:`~securecase.errors.UsageError` for an invalid source name.
+    """
+    origin = str(path)
+    if source is not None:
+        check_source_name(source, origin)
+    return parse_bytes(read_report_bytes(path), origin=origin, fmt=fmt, source=source)
+
+
+def parse_bytes(
+    data: bytes, *, origin: str, fmt: ReportFormat | None = None, source: str | None = None
+) -> Report:
+    """Parse a report already in memory; ``origin`` (usually the path) starts every message."""
+    if source is not None:
+        check_source_name(source, origin)
+    if first_significant_byte(data) == ord("<"):
+        raise ReportError(
+            f"{origin}: looks like XML (maybe an OWASP ZAP XML report); "
+            "XML reports are not supported by this version of securecase",
+            hint=SUPPORTED_HINT,
+        )
+    chosen = None if fmt is None else _format(fmt)
+    document = decode_json(data, origin)
+    if chosen is None:
+        chosen = detect(document, origin=origin)
+    return PARSERS[chosen](origin, data, document, source)
+
+
+def _format(fmt: ReportFormat | str) -> ReportFormat:
+    try:
+        return ReportFormat(fmt)
+    except ValueError:
+        names = ", ".join(f.value for f in ReportFormat)
+        raise UsageError(
+            f"unknown report format {fmt!r}", hint=f"use auto or one of: {names}"
+        ) from None
+
+
+def detect(document: object, *, origin: str = "report") -> ReportFormat:
+    """The format of a parsed JSON document, or a :class:`ReportError` saying what it is."""
+    if trivy.is_legacy(document):
+        trivy.check_document(document, origin)  # raises the legacy-format error
+    if trivy.looks_like_trivy(document):
+        trivy.check_document(document, origin)  # schema version, cluster reports
+        return ReportFormat.TRIVY
+    if isinstance(document, dict):
+        if "ClusterName" in document:
+            trivy.check_document(document, origin)  # raises the cluster-report error
+        foreign = _foreign_format(document)
+        if foreign:
+            looks_like, name = foreign
+            raise ReportError(
+                f"{origin}: looks like {looks_like}; "
+                f"{name} is not supported by this version of securecase",
+                hint=SUPPORTED_HINT,
+            )
+    raise ReportError(
+        f"{origin}: not a recognised scanner report: {describe(document)}",
+        hint=SUPPORTED_HINT,
+    )
+
+
+def _foreign_format(document: dict[str, Any]) -> tuple[str, str] | None:
+    """A known but unsupported format: (what it looks like, the format's name)."""
+    schema = document.get("$schema")
+    if (isinstance(schema, str) and "sarif" in schema.lower()) or (
+        document.get("version") == "2.1.0" and "runs" in document
+    ):
+        return "a SARIF log", "SARIF"
+    site = document.get("site")
+    if (
+        "@generated" in document
+        or "@version" in document
+        or (
+            isinstance(site, list) and any(isinstance(s, dict) and "alerts" in s for s in site[:20])
+        )
+    ):
+        return "an OWASP ZAP JSON report", "OWASP ZAP JSON"
+    return None
+
+
+def describe(document: object) -> str:
+    """A short description of a JSON document's shape, for "not recognised" messages."""
+    if isinstance(document, dict):
+        if not document:
+            return "an empty JSON object"
+        keys = [short_repr(key, 40).strip("'\"") for key in list(document)[:_SHOWN_KEYS]]
+        more = len(document) - len(keys)
+        shown = ", ".join(keys) + (f", … ({more} more)" if more else "")
+        return f"JSON object with keys {shown}"
+    if isinstance(document, list):
+        return f"a JSON array of {len(document)} items"
+    return f"a JSON {type_name(document)}"

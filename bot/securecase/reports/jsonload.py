@@ -1,0 +1,175 @@
+"""Read a JSON report robustly, and small helpers every report parser shares.
+
+A report is read once as raw bytes (they are what the cases repo stores) and parsed once.
+Every way the file can be unusable becomes a :class:`~securecase.errors.ReportError` whose
+message starts with the file path and says where the problem is: byte offset for bad UTF-8,
+``file:line:col`` for JSON syntax errors.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from pathlib import Path
+
+from securecase.errors import ReportError, UsageError
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+#: Problems listed in one error at most; the rest are counted.
+MAX_PROBLEMS = 50
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
+_WHITESPACE = b" \t\r\n"
+
+
+def read_report_bytes(path: str | Path) -> bytes:
+    """The file's bytes; unreadable or empty files are a :class:`ReportError`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise ReportError(
+            f"{path}: cannot read the report: {reason}",
+            hint="check the path; the scanner may have failed before writing its report",
+        ) from None
+    if not data.strip(_WHITESPACE) or data == UTF8_BOM:
+        raise ReportError(
+            f"{path}: the report is empty",
+            hint="the scanner wrote no output; check the scan step's log",
+        )
+    return data
+
+
+def first_significant_byte(data: bytes) -> int | None:
+    """The first byte after an optional UTF-8 BOM and leading whitespace (None if none)."""
+    start = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    for index in range(start, min(len(data), start + 4096)):
+        byte = data[index]
+        if byte not in _WHITESPACE:
+            return byte
+    return None
+
+
+def decode_json(data: bytes, origin: str) -> object:
+    """Decode UTF-8 JSON bytes (a UTF-8 BOM is accepted); ``origin`` prefixes every error."""
+    offset = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    try:
+        text = data[offset:].decode("utf-8") if offset else data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(data, offset + exc.start, origin) from None
+    # json.loads builds millions of acyclic objects on a big report; collecting cycles while
+    # it runs only costs time (about a fifth of it), so the collector pauses meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # an unterminated string runs to the end of the input too
+        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        raise ReportError(
+            f"{origin}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno})",
+            hint=(
+                "the file ends before the JSON does: the report looks cut off "
+                "(scanner killed, disk full, or an upload limit)"
+                if at_end
+                else "the report must be the scanner's unmodified JSON output"
+            ),
+        ) from None
+    except RecursionError:
+        raise ReportError(
+            f"{origin}: JSON nested too deeply to be a scanner report",
+            hint="the report must be the scanner's unmodified JSON output",
+        ) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise ReportError(f"{origin}: invalid JSON: {exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def load_json(path: str | Path) -> tuple[bytes, object]:
+    """Read ``path`` once; return its raw bytes and the parsed JSON document."""
+    data = read_report_bytes(path)
+    return data, decode_json(data, str(path))
+
+
+def _encoding_error(data: bytes, offset: int, origin: str) -> ReportError:
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    hint = "scanner reports are UTF-8; re-run the scanner with its JSON output written to a file"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        hint = (
+            "the file is UTF-16 (a PowerShell '>' redirect writes that); "
+            "let the scanner write the file itself (trivy --output FILE) or convert it to UTF-8"
+        )
+    return ReportError(
+        f"{origin}: not valid UTF-8 at byte offset {offset} (line {line}, column {column}): "
+        f"byte 0x{data[offset]:02x}",
+        hint=hint,
+    )
+
+
+def json_path(*parts: str | int) -> str:
+    """A JSONPath-like location for messages: ``json_path("Results", 3, "Severity")``
+    gives ``$.Results[3].Severity``; keys that are not identifiers are quoted."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _IDENTIFIER.match(part):
+            out.append(f".{part}")
+        else:
+            out.append(f"[{json.dumps(part, ensure_ascii=False)}]")
+    return "".join(out)
+
+
+def type_name(value: object) -> str:
+    """JSON's name for the type of a parsed value, for "expected X, got Y" messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr`` of a value, cut so a huge string cannot flood an error message."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    if isinstance(value, list | dict):
+        return f"an {type_name(value)}"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else text[:limit] + "..."
+
+
+def problems_error(origin: str, what: str, problems: list[str], *, hint: str | None) -> ReportError:
+    """One error for all located problems of a report, listing at most ``MAX_PROBLEMS``."""
+    count = len(problems)
+    listed = problems[:MAX_PROBLEMS]
+    if count > MAX_PROBLEMS:
+        listed.append(f"... and {count - MAX_PROBLEMS} more problems")
+    noun = "problem" if count == 1 else "problems"
+    return ReportError(f"{origin}: {what}: {count} {noun}", problems=listed, hint=hint)
+
+
+def check_source_name(name: str, origin: str) -> str:
+    """``name`` if it is a valid source slot name, else a :class:`UsageError`."""
+    if not _SOURCE_NAME.match(name):
+        raise UsageError(
+            f"invalid source name {short_repr(name)} for {origin}",
+            hint="a source name is 1-63 characters of a-z, 0-9, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. trivy-image)",
+        )
+    return name
