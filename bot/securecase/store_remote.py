@@ -85,7 +85,11 @@ class RemoteBackend:
                 names.add(name)
         if "HEAD" in names and symref and symref.startswith("refs/heads/"):
             return symref[len("refs/heads/") :]
-        if "refs/heads/main" in names or not self._net(["ls-remote", "--heads", "origin"]).text:
+        if "refs/heads/main" in names:
+            return "main"
+        # An empty remote may get its first push between the two calls: main then exists.
+        heads = self._net(["ls-remote", "--heads", "origin"]).text.splitlines()
+        if not heads or any(line.endswith("\trefs/heads/main") for line in heads):
             return "main"
         raise StoreError(
             f"the remote HEAD of {self._where} does not name a branch",
