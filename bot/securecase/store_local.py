@@ -246,11 +246,23 @@ class LocalBackend:
                     if name.startswith(path + "/"):
                         index[path] = _CONFLICT
         worktree: dict[str, str | None] = dict.fromkeys(touched)
+        # Files whose stat data still matches their index entry need no hashing: diff-files
+        # tells which do not (hashing only racily-clean ones), so a big raw report costs a
+        # stat instead of a full read.
+        differing = set(
+            self.git.run(["diff-files", "--name-only", "-z", "--", *touched])
+            .stdout.decode("utf-8", "surrogateescape")
+            .split("\0")
+        )
         to_hash = []
         for path in touched:
             kind = self._kind(path)
             if kind == "file":
-                to_hash.append(path)
+                tracked = index[path] not in (None, _CONFLICT)
+                if tracked and path not in differing:
+                    worktree[path] = index[path]
+                else:
+                    to_hash.append(path)
             elif kind != "absent":
                 worktree[path] = _NOT_A_FILE
         if to_hash:  # hashed as `git add` would (the repository's filters apply)

@@ -7,7 +7,7 @@ problem is refused (fail closed: an invalid policy never lets a scan pass).
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from securecase import schemas, yamlio
@@ -25,7 +25,7 @@ def git_blob_id(data: bytes) -> str:
 
 def builtin_policy_bytes() -> bytes:
     """The shipped default policy (the seed gate), byte-identical to ``policies/default.yaml``."""
-    return resources.files("securecase").joinpath("data/default-policy.yaml").read_bytes()
+    return (Path(__file__).parents[1] / "data" / "default-policy.yaml").read_bytes()
 
 
 def builtin_policy() -> Policy:
