@@ -344,11 +344,11 @@ class LocalBackend:
             return  # best effort: the commit is recorded; paths left behind stay recoverable
         info = [f"0 {'0' * len(built.commit)}\t{p}\0" for p in built.removed]
         info += [f"100644 {oid}\t{p}\0" for p, oid in built.blobs.items()]
-        result = self.git.run(
+        # No `update-index --refresh`: the files were just written, so git would have to hash
+        # them again (racily clean); `git status` and the next run's check do that when needed.
+        self.git.run(
             ["update-index", "-z", "--index-info"], input="".join(info).encode(), check=False
         )
-        if result.returncode == 0:
-            self.git.run(["update-index", "-q", "--refresh"], check=False)
 
     def _write(self, relpath: str, data: bytes) -> None:
         target = os.path.join(self.root, relpath)
