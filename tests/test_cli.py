@@ -247,3 +247,19 @@ def test_version_and_help(work: Path) -> None:
         assert flag in helptext
     module = subprocess.run(["securecase", "--help"], capture_output=True, text=True)
     assert module.returncode == 0 and "ingest" in module.stdout
+
+
+def test_bot_identity_from_flag_and_environment(work: Path) -> None:
+    proc = run_cli(
+        "ingest",
+        HIGH_REPORT,
+        *PR42,
+        cwd=work,
+        SECURECASE_GIT_NAME="Sec Bot",
+        SECURECASE_GIT_EMAIL="sec-bot@example.com",
+    )
+    assert proc.returncode == 1, proc.stderr
+    author = git(cases_repo(work), "log", "-1", "--format=%an <%ae>").strip()
+    assert author == "Sec Bot <sec-bot@example.com>"
+    run_cli("ingest", TRIVY / "npm.json", *PR42, "--git-name", "Flag Bot", cwd=work)
+    assert git(cases_repo(work), "log", "-1", "--format=%an").strip() == "Flag Bot"

@@ -55,7 +55,7 @@ def test_seed_gate():
     blocked = evaluate(p, PR_MAIN, [finding("HIGH")])
     assert blocked.gate and blocked.decision == "block" and blocked.fails
     assert blocked.blocking_rules == ("no-high-into-main",)
-    assert "no-high-into-main: 1 findings at HIGH or above" in blocked.reasons[0]
+    assert "no-high-into-main: 1 finding at HIGH or above (at most 0 allowed)" in blocked.reasons[0]
     assert not evaluate(p, PR_MAIN, [finding("MEDIUM")]).gate
     assert not evaluate(p, PR_DEV, [finding("CRITICAL")]).gate
     assert not evaluate(p, PUSH_MAIN, [finding("CRITICAL")]).gate

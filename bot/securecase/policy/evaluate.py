@@ -70,9 +70,10 @@ def _judge(rule: Rule, subject: Subject, findings: Sequence[Finding]) -> RuleOut
     blocks = len(matched) > rule.max_allowed
     reason = None
     if blocks:
-        reason = (
-            f"{rule.id}: {len(matched)} {describe(rule.block)} (at most {rule.max_allowed} allowed)"
-        )
+        phrase = describe(rule.block)
+        if len(matched) == 1:
+            phrase = phrase.replace("findings", "finding", 1)
+        reason = f"{rule.id}: {len(matched)} {phrase} (at most {rule.max_allowed} allowed)"
     return RuleOutcome(rule, applies=True, matched=matched, blocks=blocks, reason=reason)
 
 
