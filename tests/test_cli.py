@@ -263,3 +263,10 @@ def test_bot_identity_from_flag_and_environment(work: Path) -> None:
     assert author == "Sec Bot <sec-bot@example.com>"
     run_cli("ingest", TRIVY / "npm.json", *PR42, "--git-name", "Flag Bot", cwd=work)
     assert git(cases_repo(work), "log", "-1", "--format=%an").strip() == "Flag Bot"
+
+
+def test_reading_commands_do_not_create_a_cases_repo(work: Path) -> None:
+    for args in (("cases", "list"), ("cases", "show", "github::acme::shop::PR::1")):
+        proc = run_cli(*args, cwd=work)
+        assert proc.returncode == 2 and "no cases repo at ./security-cases" in proc.stderr
+    assert not cases_repo(work).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from securecase.case import Case, Status
@@ -9,7 +10,7 @@ from securecase.casefile import CASE_FILE, load_case
 from securecase.errors import UsageError
 from securecase.keys import CASES_ROOT, parse_key
 from securecase.policy.evaluate import glob_match
-from securecase.store import DEFAULT_IDENTITY, GitIdentity, open_store
+from securecase.store import DEFAULT_IDENTITY, GitIdentity, is_remote, open_store
 
 STATUS_FILTERS = ("OPEN", *(s.value for s in Status))
 
@@ -43,10 +44,20 @@ class CaseFilter:
         return self.status is None or case.status.value == self.status
 
 
+def _require_existing(cases_repo: str) -> None:
+    """Reading commands never create a cases repo: a missing local path is a usage error."""
+    if not is_remote(cases_repo) and not os.path.exists(cases_repo):
+        raise UsageError(
+            f"no cases repo at {cases_repo}",
+            hint="pass --cases-repo (or set SECURECASE_CASES_REPO); `securecase ingest` creates it",
+        )
+
+
 def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
 ) -> list[Case]:
     """Every case in the cases repo that passes the filter, sorted by key."""
+    _require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
         found = []
@@ -67,6 +78,7 @@ def find_case(
 ) -> tuple[Case, bytes, str]:
     """The case with this key, its file bytes, and its path (UsageError when there is none)."""
     subject = parse_key(key)
+    _require_existing(cases_repo)
     path = f"{subject.folder}/{CASE_FILE}"
     with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
         data = store.snapshot().read(path)
