@@ -13,18 +13,9 @@ import pytest
 import yaml
 
 from conftest import TRIVY, clean_env, git, ingest_json
-from reportgen import big_report
+from reportgen import TEMPLATE_FILES, big_report
 
-REPORTS = [
-    "alpine-310.json",
-    "debian-buster.json",
-    "centos-7.json",
-    "npm.json",
-    "pip.json",
-    "fluentd-gems.json",
-    "gomod.json",
-    "distroless-python27.json",
-]
+REPORTS = TEMPLATE_FILES  # real Trivy reports of images and lockfiles
 
 
 def start_ingest(work: Path, cases: str, report: Path, *args: str) -> subprocess.Popen[str]:
