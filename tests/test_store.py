@@ -543,16 +543,20 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path, kind: str) -> None:
         assert git(repo, "status", "--porcelain") == ""
 
 
-@pytest.mark.parametrize("kind", ["local", "remote"])
-def test_sigkill_at_any_point_leaves_a_usable_repo(tmp_path: Path, kind: str) -> None:
+def killable_store(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A local repo with one commit, or a bare remote with a policy: (repo path, location)."""
     if kind == "local":
         repo = tmp_path / "r"
         with open_store(str(repo)) as store:
             store.update(append("start"))
-        location = str(repo)
-    else:
-        repo = bare_remote(tmp_path, {"policy.yaml": b"p\n"})
-        location = f"file://{repo}"
+        return repo, str(repo)
+    repo = bare_remote(tmp_path, {"policy.yaml": b"p\n"})
+    return repo, f"file://{repo}"
+
+
+@pytest.mark.parametrize("kind", ["local", "remote"])
+def test_sigkill_at_any_point_leaves_a_usable_repo(tmp_path: Path, kind: str) -> None:
+    repo, location = killable_store(tmp_path, kind)
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # leaked temp clones stay in tmp_path
     rng = random.Random(42)
     done: list[str] = []
@@ -591,14 +595,7 @@ def test_sigkill_at_any_point_leaves_a_usable_repo(tmp_path: Path, kind: str) ->
 
 @pytest.mark.parametrize("kind", ["local", "remote"])
 def test_sigkill_between_any_two_steps_leaves_a_usable_repo(tmp_path: Path, kind: str) -> None:
-    if kind == "local":
-        repo = tmp_path / "r"
-        with open_store(str(repo)) as store:
-            store.update(append("start"))
-        location = str(repo)
-    else:
-        repo = bare_remote(tmp_path, {"policy.yaml": b"p\n"})
-        location = f"file://{repo}"
+    repo, location = killable_store(tmp_path, kind)
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     for n in range(1, 60):
         proc = subprocess.run(

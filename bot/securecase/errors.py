@@ -54,9 +54,3 @@ class StoreError(SecurecaseError):
     """The cases repository could not be read or written (git, network, lock, push race)."""
 
     exit_code = 3
-
-
-class ReportingError(SecurecaseError):
-    """Posting the result back (check run, status) failed; the case is already recorded."""
-
-    exit_code = 3
