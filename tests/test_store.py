@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import random
 import signal
@@ -304,6 +305,56 @@ def test_interrupted_sync_is_recovered_by_the_next_run(
         store.update(append("three"))
     assert (repo / LOG).read_bytes() == b"one\ntwo\nthree\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_same_size_edit_right_after_a_run_is_refused(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    with open_store(str(repo)) as store:
+        store.update(append("one"))
+    (repo / LOG).write_bytes(b"ONE\n")  # same size, within the same clock tick
+    with open_store(str(repo)) as store, pytest.raises(StoreError, match="uncommitted"):
+        store.update(append("two"))
+    assert (repo / LOG).read_bytes() == b"ONE\n"
+
+
+def test_edit_between_check_and_sync_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "r"
+    with open_store(str(repo)) as store:
+        store.update(append("one"))
+    publish = LocalBackend.publish
+
+    def publish_then_edit(self: LocalBackend, old: str | None, built: object) -> bool:
+        done = publish(self, old, built)  # type: ignore[arg-type]
+        (repo / LOG).write_bytes(b"edited while the run committed\n")
+        return done
+
+    monkeypatch.setattr(LocalBackend, "publish", publish_then_edit)
+    with open_store(str(repo)) as store:
+        store.update(append("two"))
+    assert git(repo, "show", f"HEAD:{LOG}") == "one\ntwo\n"
+    assert (repo / LOG).read_bytes() == b"edited while the run committed\n"
+
+
+def test_written_files_record_names_committed_blobs_and_is_only_a_hint(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    with open_store(str(repo)) as store:
+        store.update(append("one"))
+    record = repo / ".git" / "securecase-written.json"
+    entries = json.loads(record.read_text())
+    assert entries[LOG][0] == git(repo, "rev-parse", f"HEAD:{LOG}").strip()
+    assert (repo / LOG).stat().st_mtime < time.time() - 1  # back-dated, see store_local
+    record.write_text("{not json")
+    with open_store(str(repo)) as store:
+        store.update(append("two"))
+    assert (repo / LOG).read_bytes() == b"one\ntwo\n"
+    assert git(repo, "status", "--porcelain") == ""
+    # a record that lies about a file's blob while its signature matches is believed only
+    # for files nobody wrote since; a human edit changes the signature and is caught
+    (repo / LOG).write_bytes(b"human\n")
+    with open_store(str(repo)) as store, pytest.raises(StoreError, match="uncommitted"):
+        store.update(append("three"))
 
 
 def test_delete_folder_and_write_in_one_commit(tmp_path: Path) -> None:

@@ -89,6 +89,20 @@ def url_secrets(location: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _owned_by_us(cwd: str) -> bool:
+    """True when git's ownership check cannot fail here, so safe.directory is not needed."""
+    uid = os.geteuid()
+    for path in (cwd, os.path.join(cwd, ".git")):
+        try:
+            if os.stat(path).st_uid != uid:
+                return False
+        except FileNotFoundError:
+            continue  # not there (yet): git init creates it as ours
+        except OSError:
+            return False
+    return True
+
+
 @functools.cache
 def _user_safe_directories() -> tuple[str, ...]:
     """``safe.directory`` entries from the user's system/global config, to keep honouring them.
@@ -183,7 +197,8 @@ class Git:
         self.env = _base_env(identity)
         self.inherit_fds: tuple[int, ...] = ()  # e.g. a held lock, kept by children that outlive us
         config = list(_FORCED_CONFIG)
-        config += [("safe.directory", value) for value in _user_safe_directories()]
+        if not _owned_by_us(cwd):
+            config += [("safe.directory", value) for value in _user_safe_directories()]
         self.config_args = [arg for key, value in config for arg in ("-c", f"{key}={value}")]
 
     def redact(self, text: str) -> str:

@@ -67,6 +67,10 @@ class Snapshot(Protocol):
         """Relpaths of the files under ``prefix`` (a folder or a file) at head, sorted."""
         ...
 
+    def tree_id(self) -> str | None:
+        """The root tree id of head, None when there is no head yet."""
+        ...
+
 
 @dataclass(frozen=True)
 class Change:
@@ -116,13 +120,23 @@ class _CatFile:
         self._errors: IO[bytes] | None = None
 
     def contents(self, spec: str) -> tuple[str, bytes] | None:
+        """(object type, content) of ``spec``, None when it names no object."""
+        found = self._ask("contents", spec)
+        return (found[1], found[2]) if found is not None else None
+
+    def info(self, spec: str) -> tuple[str, str] | None:
+        """(object id, object type) of ``spec`` without reading the object's content."""
+        found = self._ask("info", spec)
+        return (found[0], found[1]) if found is not None else None
+
+    def _ask(self, command: str, spec: str) -> tuple[str, str, bytes] | None:
         if self._proc is None or self._proc.poll() is not None:
             self.close()
             self._errors = tempfile.TemporaryFile()
             self._proc = self._git.popen(["cat-file", "--batch-command"], stderr=self._errors)
         stdin, stdout = cast(IO[bytes], self._proc.stdin), cast(IO[bytes], self._proc.stdout)
         try:
-            stdin.write(b"contents " + spec.encode("utf-8", "surrogateescape") + b"\n")
+            stdin.write(f"{command} ".encode() + spec.encode("utf-8", "surrogateescape") + b"\n")
             stdin.flush()
             header = stdout.readline().decode("utf-8", "surrogateescape").rstrip("\n")
             match = _HEADER.match(header)
@@ -130,11 +144,13 @@ class _CatFile:
                 if header.endswith((" missing", " ambiguous")):
                     return None
                 raise OSError("no answer")
-            data = stdout.read(int(match.group(3)))
-            stdout.read(1)
+            data = b""
+            if command == "contents":
+                data = stdout.read(int(match.group(3)))
+                stdout.read(1)
         except OSError as exc:
             raise StoreError(f"git cat-file failed reading {spec}: {self._stderr()}") from exc
-        return match.group(2), data
+        return match.group(1), match.group(2), data
 
     def _stderr(self) -> str:
         if self._errors is None:
@@ -185,6 +201,13 @@ class GitSnapshot:
             if name.decode("utf-8", "surrogateescape") == relpath and meta.split()[1] == b"blob":
                 return meta.split()[2].decode()
         return None
+
+    def tree_id(self) -> str | None:
+        """The root tree of head (None when there is no head yet)."""
+        if self.head is None:
+            return None
+        found = self._catfile.info(f"{self.head}^{{tree}}")
+        return found[0] if found is not None else None
 
     def list_files(self, prefix: str) -> list[str]:
         """Files under ``prefix`` (``""`` = whole tree; a file path lists itself), sorted."""
@@ -260,7 +283,7 @@ def build_commit(git: Git, tmpdir: str, snap: Snapshot, change: Change) -> Built
         if info:
             git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
         tree = git.run(["write-tree", "--missing-ok"], env=env).text
-        old_tree = git.run(["rev-parse", f"{snap.head}^{{tree}}"]).text if snap.head else None
+        old_tree = snap.tree_id()
         if tree == (old_tree or EMPTY_TREE.get(len(tree))):
             return None
         message = git.redact(change.message)

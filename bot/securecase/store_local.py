@@ -11,8 +11,10 @@ tree and index content must be the committed one or a recent committed version o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -21,11 +23,15 @@ import stat
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from securecase.errors import StoreError
 from securecase.gitcmd import Git, GitIdentity
 from securecase.store import Built, Change, Snapshot, _CatFile, touched_paths
 
+BACKDATE_NS = 5 * 10**9  # written files get an mtime this far back (see _write)
+WRITTEN_KEPT = 2000  # files remembered in the written-files record
+INDEX_KEY = "\0index"  # the index file's entry among the checked signatures
 HISTORY_DEPTH = 50  # commits per path searched for the versions a run may have left behind
 STALE_LOCK_AGE = 60.0  # a ref lock older than this while we hold our lock is debris
 _CONFLICT, _NOT_A_FILE = "<conflict>", "<not a regular file>"
@@ -65,8 +71,12 @@ def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
     if not os.path.isdir(path):
         return None
     git = Git(path, identity=identity)
+    # One process for everything start-up needs; in a bare repository --show-toplevel fails
+    # after the other answers are printed.
     probe = git.run(
-        ["rev-parse", "--path-format=absolute", "--is-bare-repository", "--git-dir"], check=False
+        ["rev-parse", "--path-format=absolute", "--is-bare-repository", "--git-dir"]
+        + ["--git-common-dir", "--git-path", "index", "--show-toplevel"],
+        check=False,
     )
     if "dubious ownership" in probe.stderr:
         raise git.error(
@@ -75,14 +85,14 @@ def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
             hint="run as the folder's owner or trust it with "
             "git config --global --add safe.directory <path>",
         )
-    if probe.returncode != 0:
+    answers = probe.text.splitlines()
+    if len(answers) >= 2 and answers[0] == "true":
+        return path if os.path.realpath(answers[1]) == path else None
+    if probe.returncode != 0 or len(answers) != 5:
         return None
-    bare, git_dir = probe.text.splitlines()[:2]
-    if bare == "true":
-        return path if os.path.realpath(git_dir) == path else None
-    top = git.run(["rev-parse", "--path-format=absolute", "--show-toplevel"], check=False)
-    if top.returncode == 0 and os.path.realpath(top.text) == path:
-        return LocalBackend(path, identity)
+    _, git_dir, common_dir, index, top = answers
+    if os.path.realpath(top) == path:
+        return LocalBackend(path, identity, git_dir=git_dir, common_dir=common_dir, index=index)
     return None
 
 
@@ -120,23 +130,29 @@ def _create(path: str, identity: GitIdentity) -> None:
 class LocalBackend:
     """Commits to the branch checked out in a work tree (see the module docstring)."""
 
-    def __init__(self, worktree: str, identity: GitIdentity) -> None:
+    def __init__(
+        self, worktree: str, identity: GitIdentity, *, git_dir: str, common_dir: str, index: str
+    ) -> None:
         self.git = Git(worktree, identity=identity)
         self.catfile = _CatFile(self.git)
         self.root = worktree
-        git_dir, common, self._index = self.git.run(
-            ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"]
-            + ["--git-path", "index"]
-        ).text.splitlines()
-        self._lock_path = os.path.join(common, "securecase.lock")
+        self._index = index
+        self._lock_path = os.path.join(common_dir, "securecase.lock")
         self._tmp = os.path.join(git_dir, "securecase-tmp")
+        self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
         self._lock_fd: int | None = None
         self._ref: str | None = None
+        self._checked: dict[str, Signature | None] = {}
 
     # -- reading and locking -------------------------------------------------------------
     def current_head(self) -> str | None:
         """The tip of the checked-out branch (None when unborn); detached HEAD is read too."""
-        ref = self.git.run(["symbolic-ref", "-q", "HEAD"], check=False)
+        both = self.git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], check=False)
+        answers = both.text.splitlines()
+        if both.returncode == 0 and len(answers) == 2:
+            self._ref = answers[1] if answers[1].startswith("refs/") else None
+            return answers[0]
+        ref = self.git.run(["symbolic-ref", "-q", "HEAD"], check=False)  # unborn branch
         self._ref = ref.text if ref.returncode == 0 else None
         tip = self.git.run(
             ["rev-parse", "-q", "--verify", f"{self._ref or 'HEAD'}^{{commit}}"], check=False
@@ -235,6 +251,9 @@ class LocalBackend:
 
     def _states(self, touched: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """(index blob, work-tree blob) per path; None when absent."""
+        # Signatures first: a change while we read shows up when after_publish compares them.
+        self._checked = {p: signature(os.path.join(self.root, p)) for p in touched}
+        self._checked[INDEX_KEY] = signature(self._index)
         index: dict[str, str | None] = dict.fromkeys(touched)
         out = self.git.run(["ls-files", "-s", "-z", "--", *touched]).stdout
         for meta, name in _entries(out):
@@ -246,6 +265,7 @@ class LocalBackend:
                     if name.startswith(path + "/"):
                         index[path] = _CONFLICT
         worktree: dict[str, str | None] = dict.fromkeys(touched)
+        written = self._written.load()
         # Files whose stat data still matches their index entry need no hashing: diff-files
         # tells which do not (hashing only racily-clean ones), so a big raw report costs a
         # stat instead of a full read.
@@ -259,8 +279,11 @@ class LocalBackend:
             kind = self._kind(path)
             if kind == "file":
                 tracked = index[path] not in (None, _CONFLICT)
+                known = written.get(path)
                 if tracked and path not in differing:
                     worktree[path] = index[path]
+                elif known is not None and known[1] == self._checked.get(path):
+                    worktree[path] = known[0]  # still the file a run of ours wrote
                 else:
                     to_hash.append(path)
             elif kind != "absent":
@@ -333,11 +356,19 @@ class LocalBackend:
     def after_publish(self, old: str | None, built: Built) -> None:
         """Bring the touched paths of the work tree and index to the new commit, if safe."""
         touched = sorted({*built.blobs, *built.removed})
-        if self._unsafe(old, touched) or os.path.exists(self._index + ".lock"):
-            return  # edited meanwhile, or the index is busy: next runs will catch up
+        if os.path.exists(self._index + ".lock"):
+            return  # the index is busy: next runs will catch up
+        # Unchanged signatures since prepare() checked the paths mean nobody wrote them since;
+        # anything else gets the full check again.
+        untouched = all(
+            signature(os.path.join(self.root, p)) == self._checked.get(p, MISSING) for p in touched
+        ) and signature(self._index) == self._checked.get(INDEX_KEY, MISSING)
+        if not untouched and self._unsafe(old, touched):
+            return  # edited meanwhile: the commit is recorded, the work tree stays as it is
+        written: dict[str, tuple[str, Signature]] = {}
         try:
             for path, data in built.files.items():
-                self._write(path, data)
+                written[path] = (built.blobs[path], self._write(path, data))
             for path in built.removed:
                 self._remove(path)
         except OSError:
@@ -349,8 +380,10 @@ class LocalBackend:
         self.git.run(
             ["update-index", "-z", "--index-info"], input="".join(info).encode(), check=False
         )
+        self._written.save(written, removed=built.removed)
 
-    def _write(self, relpath: str, data: bytes) -> None:
+    def _write(self, relpath: str, data: bytes) -> Signature:
+        """Write atomically; returns the file's signature (mtime set a few seconds back)."""
         target = os.path.join(self.root, relpath)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         for folder in (self._tmp, os.path.dirname(target)):
@@ -359,8 +392,15 @@ class LocalBackend:
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
+                # Any later write, by anyone, stamps the file with the current time, so this
+                # back-dated mtime in the signature proves the content is still ours without
+                # the racy-timestamp doubt a "now" mtime would leave.
+                moment = time.time_ns() - BACKDATE_NS
+                os.utime(temp, ns=(moment, moment))
                 os.replace(temp, target)
-                return
+                found = signature(target)
+                assert found is not None
+                return found
             except OSError as exc:
                 if os.path.exists(temp):
                     os.unlink(temp)
@@ -379,6 +419,64 @@ class LocalBackend:
             except OSError:
                 break
             folder = os.path.dirname(folder)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What ``lstat`` tells about a file: equal signatures, same content (see ``_write``)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+
+
+MISSING = Signature(-1, -1, -1, -1)  # never equal to a real file's signature
+
+
+def signature(path: str) -> Signature | None:
+    """The file's signature, None when nothing is there."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return Signature(found.st_size, found.st_mtime_ns, found.st_ino, found.st_mode)
+
+
+class WrittenFiles:
+    """Blob id and signature of the files recent runs wrote, so they need no re-hashing.
+
+    Only a hint: a missing, stale or unreadable record just means hashing the file again.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, tuple[str, Signature]]:
+        """Path → (blob id, signature) as last recorded."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                raw = json.load(handle)
+            return {p: (blob, Signature(*sig)) for p, (blob, sig) in raw.items()}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def save(self, written: dict[str, tuple[str, Signature]], *, removed: Sequence[str]) -> None:
+        """Record ``written`` (newest last), forget ``removed``, keep the newest entries."""
+        entries = self.load()
+        for path in (*written, *removed):
+            entries.pop(path, None)
+        entries.update(written)
+        kept = list(entries.items())[-WRITTEN_KEPT:]
+        data = {p: [blob, [s.size, s.mtime_ns, s.inode, s.mode]] for p, (blob, s) in kept}
+        temp = f"{self.path}.{secrets.token_hex(4)}.tmp"
+        try:
+            with open(temp, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, separators=(",", ":"))
+            os.replace(temp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
 
 
 def _entries(out: bytes) -> list[tuple[str, str]]:
