@@ -293,6 +293,8 @@ class Backend(Protocol):
     def after_publish(self, old: str | None, built: Built) -> None: ...
     def refresh(self) -> None: ...
     def close(self) -> None: ...
+    def fetch_history(self) -> None: ...
+    def fetch_blobs(self, blob_ids: Sequence[str]) -> None: ...
 
 
 class CasesStore:
@@ -345,6 +347,42 @@ class CasesStore:
         """The committed state now (local: the checked-out branch; remote: the fetched tip)."""
         self._check_open()
         return GitSnapshot(self._backend.git, self._backend.catfile, self._backend.current_head())
+
+    def snapshot_at(self, ref: str) -> Snapshot | None:
+        """The committed state at ``ref`` (branch, tag or sha the clone has); None if unknown."""
+        self._check_open()
+        if ref.startswith("-") or any(ord(c) < 32 for c in ref):
+            return None  # never an option to git
+        found = self._backend.git.run(
+            ["rev-parse", "-q", "--verify", "--end-of-options", f"{ref}^{{commit}}"], check=False
+        )
+        if found.returncode != 0:
+            return None
+        return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
+
+    def log(self, args: Sequence[str]) -> bytes:
+        """Output of ``git log ARGS`` over the full history of the snapshot's branch.
+
+        A remote clone starts at depth 1: its commit history (trees and commits, no blobs) is
+        fetched first, in one call.
+        """
+        self._check_open()
+        self._backend.fetch_history()
+        return self._backend.git.run(["log", *args]).stdout
+
+    def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """The contents of these blobs by id (a remote fetches the missing ones in one call)."""
+        self._check_open()
+        wanted = sorted(set(blob_ids))
+        if wanted:
+            self._backend.fetch_blobs(wanted)
+        found = {}
+        for oid in wanted:
+            got = self._backend.catfile.contents(oid)
+            if got is None or got[0] != "blob":
+                raise StoreError(f"the cases repo has no blob {oid}")
+            found[oid] = got[1]
+        return found
 
     def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
         """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.
