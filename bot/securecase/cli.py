@@ -371,8 +371,8 @@ def policy_diff(
     if base_ref is not None:
         if len(policies) > 1:
             raise UsageError("with --base-ref give at most one policy file (NEW)")
-        old = policy_at_ref(cases_repo, base_ref)
         new = policy_from_file(policies[0]) if policies else working_policy(cases_repo)
+        old = policy_at_ref(cases_repo, base_ref)
     elif len(policies) == 2:
         old, new = policy_from_file(policies[0]), policy_from_file(policies[1])
     else:

@@ -349,16 +349,22 @@ class CasesStore:
         return GitSnapshot(self._backend.git, self._backend.catfile, self._backend.current_head())
 
     def snapshot_at(self, ref: str) -> Snapshot | None:
-        """The committed state at ``ref`` (branch, tag or sha the clone has); None if unknown."""
+        """The committed state at ``ref``, None if unknown.
+
+        ``ref`` is a branch, tag or sha the repository has, or a branch of its ``origin``
+        (a CI checkout often has only ``origin/main``; a remote's clone has its default branch).
+        """
         self._check_open()
         if ref.startswith("-") or any(ord(c) < 32 for c in ref):
             return None  # never an option to git
-        found = self._backend.git.run(
-            ["rev-parse", "-q", "--verify", "--end-of-options", f"{ref}^{{commit}}"], check=False
-        )
-        if found.returncode != 0:
-            return None
-        return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
+        for candidate in (ref, f"refs/remotes/origin/{ref}"):
+            found = self._backend.git.run(
+                ["rev-parse", "-q", "--verify", "--end-of-options", f"{candidate}^{{commit}}"],
+                check=False,
+            )
+            if found.returncode == 0:
+                return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
+        return None
 
     def log(self, args: Sequence[str]) -> bytes:
         """Output of ``git log ARGS`` over the full history of the snapshot's branch.
