@@ -265,6 +265,7 @@ def cases_show(key: str, cases_repo: str, output: str) -> None:
     envvar="SECURECASE_GIT_EMAIL",
     default="securecase-bot@users.noreply.github.com",
     show_default=True,
+    metavar="EMAIL",
     help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
 )
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
