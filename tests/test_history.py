@@ -96,6 +96,31 @@ def test_table_output_names_the_human_change(work: Path, triaged_repo: Path) -> 
     assert "case created" in lines[2] and "0/1/1/0" in lines[2]
 
 
+def test_triage_merged_from_a_branch_while_the_bot_updated_main(work: Path) -> None:
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    repo = work / "security-cases"
+    git(repo, "checkout", "-qb", "triage")
+    triage = human_commit(repo, {"status: NEW": "status: TRIAGED"})
+    git(repo, "checkout", "-q", "main")
+    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2", cwd=work)[0] == 0
+    git(repo, *HUMAN, "merge", "-q", "--no-ff", "triage", "-m", "Merge triage")
+    merge = git(repo, "rev-parse", "HEAD").strip()
+    code, out, err = history(work, KEY)
+    assert code == 0, err
+    by_commit = {e["commit"]: e for e in out["entries"]}
+    assert len(by_commit) == 4 and {triage, merge} <= set(by_commit)
+    rescan = next(e for e in out["entries"] if e["scanned_commit"] == "c2")
+    # The rescan on main started from the NEW version: no status change there.
+    assert rescan["previous_status"] == "NEW" and rescan["status"] == "NEW"
+    assert not rescan["status_changed"]
+    assert by_commit[triage]["previous_status"] == "NEW"
+    assert by_commit[triage]["status"] == "TRIAGED"
+    # The merge resolved both sides: compared with main, it brings the triage in.
+    assert by_commit[merge]["author"]["kind"] == "human"
+    assert by_commit[merge]["previous_status"] == "NEW"
+    assert by_commit[merge]["status"] == "TRIAGED" and by_commit[merge]["counts"]["high"] == 0
+
+
 def test_forged_trailers_in_a_human_commit_are_not_trusted(work: Path) -> None:
     assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
     repo = work / "security-cases"

@@ -11,12 +11,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from securecase import __version__
 from securecase.errors import InputError, SecurecaseError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 DEFAULT_CASES_REPO = "./security-cases"
@@ -348,7 +351,7 @@ def policy_diff(
     policies: tuple[Path, ...],
     base_ref: str | None,
     cases_repo: str,
-    today: Any,
+    today: datetime | None,
     fail_on_new_blocks: bool,
     output: str,
 ) -> None:

@@ -124,24 +124,35 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
             hint="`securecase cases list` shows the keys",
         )
     entries: list[HistoryEntry] = []
-    previous_status: str | None = None
+    # The status before a commit is the one of the file version it started from (its old
+    # blob), which on branchy history need not be the previous row's.
+    status_of_blob: dict[str, str | None] = {}
+    last_status: str | None = None
     for record, trust in zip(records, trusted, strict=True):
+        if record.old_blob is None:
+            previous_status = None
+        else:
+            previous_status = status_of_blob.get(record.old_blob, last_status)
         entry = _entry(record, trust, blobs, path, bot, previous_status)
         entries.append(entry)
+        if record.new_blob is not None and entry.status is not None:
+            status_of_blob[record.new_blob] = entry.status
         if entry.status is not None or entry.change is Change.DELETED:
-            previous_status = entry.status
+            last_status = entry.status
     return CaseHistory(key=key, path=path, entries=tuple(entries))
 
 
 def _log_args(head: str, path: str) -> list[str]:
     # --raw with full ids gives each commit's old and new blob of the file, so reading a file
-    # version needs no tree walk; --no-renames keeps the path fixed.
+    # version needs no tree walk; --no-renames keeps the path fixed. A merge is listed only when
+    # it differs from every parent (a resolved conflict); it is compared with its first parent.
     return [
         "--reverse",
         f"--format={_LOG_FORMAT}",
         "--raw",
         "--no-abbrev",
         "--no-renames",
+        "--diff-merges=first-parent",
         head,
         "--",
         path,
