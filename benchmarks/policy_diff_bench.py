@@ -186,17 +186,23 @@ def main() -> int:
         )
         (work / "new.yaml").write_text(NEW_POLICY)
         (repo / "policy.yaml").write_text(NEW_POLICY)  # the policy PR's working change
+        bare = work / "remote.git"
+        subprocess.run(
+            ["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True, env=env()
+        )
+        old_policy = str(ROOT / "bot/securecase/data/default-policy.yaml")
         runs = {
-            "OLD NEW files": [
-                str(ROOT / "bot/securecase/data/default-policy.yaml"),
-                str(work / "new.yaml"),
-            ],
-            "--base-ref main": ["--base-ref", "main"],
+            "OLD NEW files": ([old_policy, str(work / "new.yaml")], str(repo)),
+            "--base-ref main": (["--base-ref", "main"], str(repo)),
+            "remote URL, --base-ref main NEW": (
+                ["--base-ref", "main", str(work / "new.yaml")],
+                bare.as_uri(),
+            ),
         }
         worst = 0.0
-        for label, extra in runs.items():
+        for label, (extra, location) in runs.items():
             argv = [sys.executable, "-m", "securecase", "policy", "diff", *extra]
-            argv += ["--cases-repo", str(repo), "--output", "json"]
+            argv += ["--cases-repo", location, "--output", "json"]
             results = [timed_diff(argv, work) for _ in range(args.repeat)]
             times = sorted(r[0] for r in results)
             data = results[0][1]

@@ -109,7 +109,8 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
     subject = parse_key(key)
     require_existing(cases_repo)
     path = f"{subject.folder}/{CASE_FILE}"
-    with open_store(cases_repo, paths=[subject.folder]) as store:
+    # Only the case file's blob up front; older versions are fetched in one batch if needed.
+    with open_store(cases_repo, paths=[path]) as store:
         head = store.snapshot().head
         records = [] if head is None else _parse_log(store.log(_log_args(head, path)), path)
         trusted = [_trusts_trailers(r, key, bot) for r in records]

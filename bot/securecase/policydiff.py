@@ -3,8 +3,9 @@
 Every OPEN case (NEW, TRIAGED, IN_PROGRESS) in the cases repo is judged under the old and the
 new policy; the result lists the cases that flip pass → block or block → pass with the reasons
 of each side, the cases that stay blocked for other reasons, and exceptions that become stale
-or expired. The cases are read in one pass over one commit (one ``ls-tree``, one long-running
-``cat-file``), so a repository of thousands of cases takes seconds, not minutes.
+or expired. The case files are read in one pass over one commit (one ``ls-tree``, one
+long-running ``cat-file``; a remote fetches them in one call), so thousands of cases take
+about a second.
 
 Two functions are the seams for the policy features that arrive separately: :func:`judge`
 (one case under one policy) and :func:`exception_notes` (stale and expired exceptions).
@@ -12,7 +13,7 @@ Two functions are the seams for the policy features that arrive separately: :fun
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -24,7 +25,7 @@ from securecase.catalog import require_existing
 from securecase.errors import UsageError
 from securecase.keys import CASES_ROOT, Subject
 from securecase.policy import Decision, Mode, Policy, builtin_policy, evaluate, load_policy
-from securecase.store import Snapshot, is_remote, open_store
+from securecase.store import is_remote, open_store
 
 POLICY_FILE = "policy.yaml"
 
@@ -172,66 +173,73 @@ def policy_at_ref(cases_repo: str, ref: str) -> Policy:
 def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> PolicyDiff:
     """Judge every open case under ``old`` and ``new`` and collect what changes."""
     require_existing(cases_repo)
-    with open_store(cases_repo, paths=None) as store:
-        snapshot = store.snapshot()
-        reader = _CaseReader(snapshot)
-        opened = reader.open_cases()
-        flips: list[Flip] = []
-        changed: list[Flip] = []
-        blocked_before = blocked_after = 0
-        for path, case in opened:
-            baseline = reader.baseline(case)
-            before = judge(old, case, baseline=baseline, today=today)
-            after = judge(new, case, baseline=baseline, today=today)
-            blocked_before += before.gate
-            blocked_after += after.gate
-            if before.gate == after.gate and (not after.gate or before.reasons == after.reasons):
-                continue
-            if before.gate == after.gate:
-                direction = Direction.STILL_BLOCKED
-            else:
-                direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
-            flip = Flip(
-                key=case.key,
-                path=path,
-                direction=direction,
-                old_reasons=before.reasons,
-                new_reasons=after.reasons,
-                baseline=baseline.key if baseline is not None else None,
-            )
-            (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
-        notes = exception_notes(old, new, [case for _, case in opened], today)
+    # A remote is cloned without file contents (paths=[policy.yaml] makes the clone partial);
+    # the case files alone are then fetched in one batch, never the raw reports beside them.
+    with open_store(cases_repo, paths=[POLICY_FILE]) as store:
+        head = store.snapshot().head
+        case_blobs = {
+            path: oid
+            for path, oid in store.blob_ids(head, CASES_ROOT).items()
+            if path.endswith("/" + CASE_FILE)
+        }
+        contents = store.read_blobs(list(case_blobs.values()))
+    reader = _CaseReader({path: contents[oid] for path, oid in case_blobs.items()})
+    opened = reader.open_cases()
+    flips: list[Flip] = []
+    changed: list[Flip] = []
+    blocked_before = blocked_after = 0
+    for path, case in opened:
+        baseline = reader.baseline(case)
+        before = judge(old, case, baseline=baseline, today=today)
+        after = judge(new, case, baseline=baseline, today=today)
+        blocked_before += before.gate
+        blocked_after += after.gate
+        if before.gate == after.gate and (not after.gate or before.reasons == after.reasons):
+            continue
+        if before.gate == after.gate:
+            direction = Direction.STILL_BLOCKED
+        else:
+            direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
+        flip = Flip(
+            key=case.key,
+            path=path,
+            direction=direction,
+            old_reasons=before.reasons,
+            new_reasons=after.reasons,
+            baseline=baseline.key if baseline is not None else None,
+        )
+        (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
     return PolicyDiff(
         old=PolicySide(old.origin, old.blob, old.mode),
         new=PolicySide(new.origin, new.blob, new.mode),
         today=today,
-        cases_commit=snapshot.head,
+        cases_commit=head,
         open_cases=len(opened),
         blocked_before=blocked_before,
         blocked_after=blocked_after,
         flips=tuple(flips),
         reasons_changed=tuple(changed),
-        exceptions=notes,
+        exceptions=exception_notes(old, new, [case for _, case in opened], today),
     )
 
 
 class _CaseReader:
-    """Reads case files from one snapshot, each at most once."""
+    """Parses case files (path → bytes, all read in one batch), each at most once."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = files
         self._cache: dict[str, Case | None] = {}
 
     def _case(self, path: str) -> Case | None:
         if path not in self._cache:
-            data = self._snapshot.read(path)
+            data = self._files.get(path)
             self._cache[path] = None if data is None else load_case(data, path=path)
         return self._cache[path]
 
     def open_cases(self) -> list[tuple[str, Case]]:
         """Every open case with its path, sorted by key (a broken file fails, with file:line)."""
         found = []
-        for path in _case_paths(self._snapshot.list_files(CASES_ROOT + "/")):
+        for path in sorted(self._files):
             case = self._case(path)
             if case is not None and case.status.coarse == "OPEN":
                 found.append((path, case))
@@ -249,7 +257,3 @@ class _CaseReader:
             branch=subject.target_branch,
         )
         return self._case(f"{target.folder}/{CASE_FILE}")
-
-
-def _case_paths(paths: Iterable[str]) -> list[str]:
-    return [p for p in paths if p.endswith("/" + CASE_FILE)]

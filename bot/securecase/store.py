@@ -366,6 +366,25 @@ class CasesStore:
                 return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
         return None
 
+    def blob_ids(self, head: str | None, prefix: str) -> dict[str, str]:
+        """Path → blob id of every file under ``prefix`` at commit ``head`` (one ``ls-tree``).
+
+        Reads trees only, so a partial clone fetches no file content for it; pair it with
+        :meth:`read_blobs` to read a chosen subset in one batch.
+        """
+        self._check_open()
+        if head is None:
+            return {}
+        prefix = validate_relpath(prefix.rstrip("/"))
+        out = self._backend.git.run(["ls-tree", "-r", "-z", "--full-tree", head, "--", prefix])
+        found = {}
+        for entry in out.stdout.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == b"blob":
+                found[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
+        return found
+
     def log(self, args: Sequence[str]) -> bytes:
         """Output of ``git log ARGS`` over the full history of the snapshot's branch.
 
