@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import TRIVY, git, ingest_json, run_cli
 
@@ -223,3 +225,28 @@ def test_history_of_a_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     assert [e["author"]["kind"] for e in entries] == ["bot", "bot", "human", "bot"]
     assert entries[2]["status"] == "TRIAGED" and entries[2]["previous_status"] == "NEW"
     assert [e["decision"] for e in entries] == ["block", "pass", "pass", "block"]
+
+
+COUNT_KEYS = ("critical", "high", "medium", "low", "info", "unknown")
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=6, max_size=6))
+def test_counts_trailer_round_trip(values: list[int]) -> None:
+    from securecase.history import parse_counts
+
+    counts = dict(zip(COUNT_KEYS, values, strict=True))
+    text = " ".join(f"{k}={n}" for k, n in counts.items())  # as ingest writes it
+    assert parse_counts(text) == counts
+    assert parse_counts(" ".join(reversed(text.split()))) == counts
+
+
+@given(st.text(max_size=80))
+def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> None:
+    from securecase.history import parse_counts
+
+    parsed = parse_counts(text)
+    if parsed is not None:  # only complete, well-formed values are accepted
+        assert set(parsed) == set(COUNT_KEYS) and all(n >= 0 for n in parsed.values())
+    assert parse_counts("critical=0 high=1 medium=0 low=0 info=0") is None
+    assert parse_counts("critical=0 high=-1 medium=0 low=0 info=0 unknown=0") is None
+    assert parse_counts("critical=0 high=x medium=0 low=0 info=0 unknown=0") is None
