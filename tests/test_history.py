@@ -204,8 +204,10 @@ def test_history_of_a_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     url = remote.as_uri()
-    for report, commit in (("pip.json", "c1"), ("npm.json", "c2")):
-        ingest_json(TRIVY / report, *PR42, "--commit", commit, "--cases-repo", url, cwd=work)
+    ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", "--cases-repo", url, cwd=work)
+    code, out, err = history(work, KEY, "--cases-repo", url)  # a one-commit remote: complete
+    assert code == 0 and [e["scanned_commit"] for e in out["entries"]] == ["c1"], err
+    ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2", "--cases-repo", url, cwd=work)
     checkout = tmp_path / "checkout"
     git(tmp_path, "clone", "-q", str(remote), str(checkout))
     git(checkout, "config", "user.name", "Bob")

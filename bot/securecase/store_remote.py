@@ -138,6 +138,10 @@ class RemoteBackend:
         """Deepen the depth-1 clone to the branch's full commit history (blobs stay remote)."""
         if self._tip is None or self._unshallowed:
             return
+        # A depth-1 fetch of a one-commit branch is already complete (and --unshallow refuses).
+        if self.git.run(["rev-parse", "--is-shallow-repository"]).text != "true":
+            self._unshallowed = True
+            return
         args = ["fetch", "-q", "--unshallow", "--no-tags", "--no-write-fetch-head"]
         if self._paths is not None:
             args.append("--filter=blob:none")
