@@ -252,3 +252,48 @@ def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> N
     assert parse_counts("critical=0 high=1 medium=0 low=0 info=0") is None
     assert parse_counts("critical=0 high=-1 medium=0 low=0 info=0 unknown=0") is None
     assert parse_counts("critical=0 high=x medium=0 low=0 info=0 unknown=0") is None
+
+
+_names = (
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_characters="<>\n\r\x00"),
+        min_size=1,
+        max_size=30,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+_values = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\n\r\x00"),
+    max_size=40,
+).map(str.strip)
+_trailer_keys = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,20}\Z")
+
+
+@given(
+    name=_names,
+    email=st.emails(),
+    when=st.integers(min_value=0, max_value=4_000_000_000),
+    subject=_values.filter(lambda v: ":" not in v and v != ""),
+    found=st.dictionaries(_trailer_keys, _values, max_size=5),
+)
+def test_commit_objects_parse_back(
+    name: str, email: str, when: int, subject: str, found: dict[str, str]
+) -> None:
+    from datetime import datetime
+
+    from securecase.commitobj import parse_commit
+
+    block = "".join(f"{k}: {v}\n" for k, v in found.items())
+    message = f"{subject}\n\nA body line.\n" + (f"\n{block}" if block else "")
+    data = (
+        f"tree {'a' * 40}\nparent {'b' * 40}\nauthor {name} <{email}> {when} +0200\n"
+        f"committer Bot <bot@example.com> {when} -0130\ngpgsig -----BEGIN-----\n"
+        f" author Forged <forged@example.com> 0 +0000\n -----END-----\n\n{message}"
+    ).encode()
+    info = parse_commit(data)
+    assert (info.author_name, info.author_email) == (name, email)
+    assert info.subject == subject
+    assert info.trailers == found
+    assert datetime.fromisoformat(info.committed_at).timestamp() == when
+    assert info.committed_at.endswith("-01:30")

@@ -1,15 +1,17 @@
 """A case's timeline, read from the git history of its ``case.yaml``.
 
-One ``git log`` lists every commit that changed the file, with the bot's trailers
-(``Securecase-Case/Commit/Decision/Status/Counts[/Stale]``) and the file's old and new blob ids.
-A bot commit whose trailers say everything needs no file read. Human commits (triage by pull
-request) carry no trailers, and a trailer is only trusted from the bot's own identity, so for
+One ``git log`` lists every commit that changed the file with the file's old and new blob ids;
+the commit objects themselves (author, time, the bot's ``Securecase-Case/Commit/Decision/
+Status/Counts[/Stale]`` trailers) are read through the store's one ``cat-file`` process. A bot
+commit whose trailers say everything needs no file read. Human commits (triage by pull
+request) carry no trailers, and trailers are only trusted from the bot's own identity, so for
 those the file at that commit is read, together with the version before it, to tell what the
 human changed: status, assignee, tags, notes. All such file versions are read in one batch.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -17,18 +19,18 @@ from enum import StrEnum
 from securecase.case import Case
 from securecase.casefile import CASE_FILE, load_case
 from securecase.catalog import require_existing
-from securecase.errors import CaseFileError, UsageError
+from securecase.commitobj import parse_commit
+from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.gitcmd import DEFAULT_IDENTITY, GitIdentity
 from securecase.keys import parse_key
 from securecase.models import SEVERITIES_WORST_FIRST
 from securecase.store import open_store
 
 TRAILER_PREFIX = "Securecase-"
-# Field and record separators of the ``git log`` format: never found in names or subjects.
-_FIELD, _RECORD = "\x1f", "\x1e"
-_LOG_FORMAT = _FIELD.join(["%H", "%an", "%ae", "%cI", "%s", "%(trailers:only,unfold)"]).join(
-    [_RECORD, _FIELD]
-)
+# The log prints commit ids and raw diff lines only: no text a human wrote, so nothing in a
+# commit message can forge a record. Authors and messages come from the commit objects.
+_LOG_FORMAT = "commit %H"
+_HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _NULL_OID = frozenset({"0" * 40, "0" * 64})
 COUNT_KEYS = tuple(s.count_key for s in SEVERITIES_WORST_FIRST)
 
@@ -112,7 +114,9 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
     # Only the case file's blob up front; older versions are fetched in one batch if needed.
     with open_store(cases_repo, paths=[path]) as store:
         head = store.snapshot().head
-        records = [] if head is None else _parse_log(store.log(_log_args(head, path)), path)
+        changes = [] if head is None else _parse_log(store.log(_log_args(head, path)), path)
+        commits = store.read_commits([commit for commit, _, _ in changes])
+        records = [_record(commit, old, new, commits[commit]) for commit, old, new in changes]
         trusted = [_trusts_trailers(r, key, bot) for r in records]
         wanted: set[str] = set()
         for record, trust in zip(records, trusted, strict=True):
@@ -160,41 +164,49 @@ def _log_args(head: str, path: str) -> list[str]:
     ]
 
 
-def _parse_log(out: bytes, path: str) -> list[_LogRecord]:
-    records = []
-    for chunk in out.decode("utf-8", "replace").split(_RECORD)[1:]:
-        fields = chunk.split(_FIELD)
-        commit, name, email, time, subject, trailer_text = fields[:6]
-        raw = fields[6] if len(fields) > 6 else ""
-        old_blob = new_blob = None
-        for line in raw.splitlines():
+def _parse_log(out: bytes, path: str) -> list[tuple[str, str | None, str | None]]:
+    """(commit, old blob, new blob) of the file per commit, in log order."""
+    found: list[tuple[str, str | None, str | None]] = []
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        if line.startswith("commit "):
+            commit = line[len("commit ") :]
+            if not _HEX.match(commit):
+                raise ValueError(f"unexpected git log line {line!r}")
+            found.append((commit, None, None))
+        elif line.startswith(":") and found:
             meta, _, changed = line.partition("\t")
-            if line.startswith(":") and changed == path:
+            if changed == path:
                 parts = meta.split()
-                old_blob = None if parts[2] in _NULL_OID else parts[2]
-                new_blob = None if parts[3] in _NULL_OID else parts[3]
-        records.append(
-            _LogRecord(
-                commit=commit,
-                author_name=name,
-                author_email=email,
-                time=time,
-                subject=subject,
-                trailers=_trailers(trailer_text),
-                old_blob=old_blob,
-                new_blob=new_blob,
-            )
-        )
-    return records
-
-
-def _trailers(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name.startswith(TRAILER_PREFIX):
-            found[name[len(TRAILER_PREFIX) :].lower()] = value.strip()
+                old = None if parts[2] in _NULL_OID else parts[2]
+                new = None if parts[3] in _NULL_OID else parts[3]
+                found[-1] = (found[-1][0], old, new)
     return found
+
+
+def _record(commit: str, old: str | None, new: str | None, data: bytes) -> _LogRecord:
+    try:
+        info = parse_commit(data)
+    except ValueError as exc:
+        raise StoreError(f"commit {commit} of the cases repo cannot be read: {exc}") from exc
+    return _LogRecord(
+        commit=commit,
+        author_name=info.author_name,
+        author_email=info.author_email,
+        time=info.committed_at,
+        subject=info.subject,
+        trailers=_trailers(info.trailers),
+        old_blob=old,
+        new_blob=new,
+    )
+
+
+def _trailers(found: dict[str, str]) -> dict[str, str]:
+    """The ``Securecase-*`` trailers, by lower-case name without the prefix."""
+    return {
+        name[len(TRAILER_PREFIX) :].lower(): value
+        for name, value in found.items()
+        if name.startswith(TRAILER_PREFIX)
+    }
 
 
 def is_bot(name: str, email: str, bot: GitIdentity) -> bool:

@@ -401,11 +401,19 @@ class CasesStore:
         wanted = sorted(set(blob_ids))
         if wanted:
             self._backend.fetch_blobs(wanted)
+        return self._objects(wanted, "blob")
+
+    def read_commits(self, commit_ids: Sequence[str]) -> dict[str, bytes]:
+        """The raw commit objects by id (after :meth:`log`, a remote clone has them all)."""
+        self._check_open()
+        return self._objects(sorted(set(commit_ids)), "commit")
+
+    def _objects(self, ids: Sequence[str], kind: str) -> dict[str, bytes]:
         found = {}
-        for oid in wanted:
+        for oid in ids:
             got = self._backend.catfile.contents(oid)
-            if got is None or got[0] != "blob":
-                raise StoreError(f"the cases repo has no blob {oid}")
+            if got is None or got[0] != kind:
+                raise StoreError(f"the cases repo has no {kind} {oid}")
             found[oid] = got[1]
         return found
 
