@@ -44,7 +44,7 @@ class CaseFilter:
         return self.status is None or case.status.value == self.status
 
 
-def _require_existing(cases_repo: str) -> None:
+def require_existing(cases_repo: str) -> None:
     """Reading commands never create a cases repo: a missing local path is a usage error."""
     if not is_remote(cases_repo) and not os.path.exists(cases_repo):
         raise UsageError(
@@ -57,7 +57,7 @@ def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
 ) -> list[Case]:
     """Every case in the cases repo that passes the filter, sorted by key."""
-    _require_existing(cases_repo)
+    require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
         found = []
@@ -78,7 +78,7 @@ def find_case(
 ) -> tuple[Case, bytes, str]:
     """The case with this key, its file bytes, and its path (UsageError when there is none)."""
     subject = parse_key(key)
-    _require_existing(cases_repo)
+    require_existing(cases_repo)
     path = f"{subject.folder}/{CASE_FILE}"
     with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
         data = store.snapshot().read(path)

@@ -11,12 +11,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from securecase import __version__
 from securecase.errors import InputError, SecurecaseError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 DEFAULT_CASES_REPO = "./security-cases"
@@ -257,9 +260,39 @@ def cases_show(key: str, cases_repo: str, output: str) -> None:
         click.echo(render.case_text(case, path))
 
 
+@cases.command("history")
+@click.argument("key")
+@cases_repo_option
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    metavar="EMAIL",
+    help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
+)
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> None:
+    """Show a case's timeline from the cases repo's git history, oldest commit first.
+
+    One row per commit that changed the case file: time, author (bot or human), the scanned
+    commit, decision, status and counts (critical/high/medium/low), and what a human changed
+    (status, assignee, tags, notes).
+    """
+    from securecase import render
+    from securecase.history import case_history
+    from securecase.store import GitIdentity
+
+    history = case_history(cases_repo, key, bot=GitIdentity("securecase-bot", git_email))
+    if output == "json":
+        _emit_json(render.history_data(history))
+    else:
+        click.echo(render.history_table(history))
+
+
 @cli.group()
 def policy() -> None:
-    """Check policy files."""
+    """Check policy files and preview the impact of a policy change."""
 
 
 @policy.command("validate")
@@ -291,6 +324,73 @@ def policy_validate(file: Path | None, output: str) -> None:
         )
     else:
         click.echo(f"{path}: valid ({len(loaded.rules)} rule(s), mode {loaded.mode.value})")
+
+
+@policy.command("diff")
+@click.argument("policies", nargs=-1, type=click.Path(path_type=Path), metavar="[OLD] [NEW]")
+@click.option(
+    "--base-ref",
+    metavar="REF",
+    help="Take OLD from the cases repo's policy.yaml at this ref (e.g. origin/main); NEW "
+    "then defaults to the cases repo's working policy.yaml.",
+)
+@cases_repo_option
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Judge as of this day (exception expiry, finding age). Default: today (UTC).",
+)
+@click.option(
+    "--fail-on-new-blocks",
+    is_flag=True,
+    help="Exit 1 when some open case that passes today would block under NEW.",
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def policy_diff(
+    policies: tuple[Path, ...],
+    base_ref: str | None,
+    cases_repo: str,
+    today: datetime | None,
+    fail_on_new_blocks: bool,
+    output: str,
+) -> None:
+    """Show which open cases would change decision if policy OLD were replaced by NEW.
+
+    Every open case in the cases repo is judged under both policies; the output lists the
+    cases that flip pass -> block and block -> pass with the reasons on each side, and the
+    exceptions that become stale or expired. Exit code 0 (also when cases flip), unless
+    --fail-on-new-blocks is given and a case would newly block (1); 2 when a policy is invalid.
+    """
+    from securecase import render
+    from securecase.clock import SystemClock
+    from securecase.errors import UsageError
+    from securecase.policydiff import (
+        diff_policies,
+        policy_at_ref,
+        policy_from_file,
+        working_policy,
+    )
+
+    if base_ref is not None:
+        if len(policies) > 1:
+            raise UsageError("with --base-ref give at most one policy file (NEW)")
+        new = policy_from_file(policies[0]) if policies else working_policy(cases_repo)
+        old = policy_at_ref(cases_repo, base_ref)
+    elif len(policies) == 2:
+        old, new = policy_from_file(policies[0]), policy_from_file(policies[1])
+    else:
+        raise UsageError(
+            "policy diff needs OLD and NEW policy files, or --base-ref REF [NEW]",
+            hint="e.g. securecase policy diff --base-ref origin/main",
+        )
+    day = today.date() if today is not None else SystemClock().now().date()
+    diff = diff_policies(cases_repo, old, new, today=day)
+    if output == "json":
+        _emit_json(render.policy_diff_data(diff))
+    else:
+        click.echo(render.policy_diff_text(diff))
+    sys.exit(EXIT_BLOCK if fail_on_new_blocks and diff.new_blocks else EXIT_PASS)
 
 
 def _render_error(error: SecurecaseError) -> None:

@@ -255,6 +255,8 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         f"Securecase-Commit: {scan.commit or 'unknown'}",
         f"Securecase-Decision: {decision.decision}",
         f"Securecase-Status: {case.status.value}",
+        # Counts too, so `cases history` reads a bot commit's facts without opening the file.
+        "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
     ]
     if result.stale:
         body.append("Securecase-Stale: true")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecase.case import Case, Tracked
 from securecase.ingest import IngestResult
 from securecase.models import SEVERITIES_WORST_FIRST
+
+if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
+    from securecase.history import CaseHistory, HistoryEntry
+    from securecase.policydiff import Flip, PolicyDiff
 
 #: Findings listed in text and Markdown output before "... and N more".
 SHOWN_FINDINGS = 20
@@ -186,4 +190,153 @@ def case_text(case: Case, path: str) -> str:
     lines.extend(f"    {_finding_line(t)}" for t in case.findings)
     if case.resolved:
         lines.append(f"  resolved: {len(case.resolved)} finding(s)")
+    return "\n".join(lines)
+
+
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "-"
+
+
+def history_entry_data(entry: HistoryEntry) -> dict[str, Any]:
+    """One commit of ``cases history --output json``."""
+    return {
+        "commit": entry.commit,
+        "time": entry.time,
+        "author": {
+            "name": entry.author_name,
+            "email": entry.author_email,
+            "kind": entry.author_kind.value,
+        },
+        "change": entry.change.value,
+        "scanned_commit": entry.scanned_commit,
+        "decision": entry.decision,
+        "status": entry.status,
+        "previous_status": entry.previous_status,
+        "status_changed": entry.status_changed,
+        "counts": dict(entry.counts) if entry.counts is not None else None,
+        "triage_changes": list(entry.triage_changes),
+        "stale": entry.stale,
+        "facts_from": entry.facts_from,
+        "problem": entry.problem,
+        "subject": entry.subject,
+    }
+
+
+def history_data(history: CaseHistory) -> dict[str, Any]:
+    """``cases history --output json``: the case and its commits, oldest first."""
+    return {
+        "key": history.key,
+        "path": history.path,
+        "entries": [history_entry_data(e) for e in history.entries],
+    }
+
+
+HISTORY_COLUMNS = ("time", "author", "commit", "scanned", "decision", "status", "c/h/m/l", "notes")
+
+
+def _history_notes(entry: HistoryEntry) -> str:
+    notes = []
+    if entry.change.value != "updated":
+        notes.append(f"case {entry.change.value}")
+    if entry.status_changed and entry.previous_status is not None:
+        notes.append(f"status {entry.previous_status} -> {entry.status}")
+    notes.extend(entry.triage_changes)
+    if entry.stale:
+        notes.append("late scan of an older commit, not applied")
+    if entry.problem:
+        notes.append(f"unreadable: {entry.problem}")
+    return "; ".join(notes)
+
+
+def history_table(history: CaseHistory) -> str:
+    """``cases history`` as an aligned table, oldest commit first."""
+    rows = []
+    for entry in history.entries:
+        counts = entry.counts
+        rows.append(
+            [
+                entry.time,
+                f"{entry.author_name} ({entry.author_kind.value})",
+                _short(entry.commit),
+                _short(entry.scanned_commit),
+                entry.decision or "-",
+                entry.status or "-",
+                "/".join(str(counts[k]) for k in ("critical", "high", "medium", "low"))
+                if counts is not None
+                else "-",
+                _history_notes(entry),
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HISTORY_COLUMNS)]
+    out = [f"{history.key}  ({history.path})"]
+    out.append("  ".join(h.upper().ljust(w) for h, w in zip(HISTORY_COLUMNS, widths, strict=True)))
+    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in out)
+
+
+def _flip_data(flip: Flip) -> dict[str, Any]:
+    return {
+        "key": flip.key,
+        "path": flip.path,
+        "direction": flip.direction.value,
+        "old_reasons": list(flip.old_reasons),
+        "new_reasons": list(flip.new_reasons),
+        "baseline": flip.baseline,
+    }
+
+
+def policy_diff_data(diff: PolicyDiff) -> dict[str, Any]:
+    """``policy diff --output json``."""
+    return {
+        "old": {"policy": diff.old.origin, "blob": diff.old.blob, "mode": diff.old.mode.value},
+        "new": {"policy": diff.new.origin, "blob": diff.new.blob, "mode": diff.new.mode.value},
+        "today": diff.today.isoformat(),
+        "cases_commit": diff.cases_commit,
+        "open_cases": diff.open_cases,
+        "blocked_before": diff.blocked_before,
+        "blocked_after": diff.blocked_after,
+        "new_blocks": [_flip_data(f) for f in diff.new_blocks],
+        "unblocked": [_flip_data(f) for f in diff.unblocked],
+        "reasons_changed": [_flip_data(f) for f in diff.reasons_changed],
+        "exceptions": [{"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions],
+    }
+
+
+def _flip_lines(flip: Flip, first: str, second: str) -> list[str]:
+    lines = [f"  {flip.key}"]
+    for label, reasons in ((first, flip.new_reasons), (second, flip.old_reasons)):
+        if reasons:
+            lines.extend(f"    {label}: blocked by {reason}" for reason in reasons)
+        else:
+            lines.append(f"    {label}: passes")
+    if flip.baseline:
+        lines.append(f"    baseline: {flip.baseline}")
+    return lines
+
+
+def policy_diff_text(diff: PolicyDiff) -> str:
+    """``policy diff`` for reviewers of a policy change."""
+    old, new = diff.old, diff.new
+    lines = [
+        f"policy diff: {old.origin} ({old.blob[:12]}) -> {new.origin} ({new.blob[:12]})",
+        f"  {diff.open_cases} open case(s) evaluated as of {diff.today.isoformat()}; "
+        f"blocked: {diff.blocked_before} -> {diff.blocked_after}",
+    ]
+    if old.mode is not new.mode:
+        lines.append(f"  mode: {old.mode.value} -> {new.mode.value}")
+    sections = (
+        ("would newly block", diff.new_blocks, "new", "old"),
+        ("would no longer block", diff.unblocked, "new", "old"),
+        ("stay blocked, for other reasons", diff.reasons_changed, "new", "old"),
+    )
+    for title, flips, first, second in sections:
+        if flips:
+            lines.append(f"{len(flips)} case(s) {title}:")
+            for flip in flips:
+                lines.extend(_flip_lines(flip, first, second))
+    if not diff.flips and not diff.reasons_changed:
+        lines.append("no open case changes decision")
+    if diff.exceptions:
+        lines.append(f"{len(diff.exceptions)} exception(s) to look at:")
+        lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions)
     return "\n".join(lines)

@@ -316,6 +316,8 @@ class Backend(Protocol):
     def after_publish(self, old: str | None, built: Built) -> None: ...
     def refresh(self) -> None: ...
     def close(self) -> None: ...
+    def fetch_history(self) -> None: ...
+    def fetch_blobs(self, blob_ids: Sequence[str]) -> None: ...
 
 
 class CasesStore:
@@ -368,6 +370,75 @@ class CasesStore:
         """The committed state now (local: the checked-out branch; remote: the fetched tip)."""
         self._check_open()
         return GitSnapshot(self._backend.git, self._backend.catfile, self._backend.current_head())
+
+    def snapshot_at(self, ref: str) -> Snapshot | None:
+        """The committed state at ``ref``, None if unknown.
+
+        ``ref`` is a branch, tag or sha the repository has, or a branch of its ``origin``
+        (a CI checkout often has only ``origin/main``; a remote's clone has its default branch).
+        """
+        self._check_open()
+        if ref.startswith("-") or any(ord(c) < 32 for c in ref):
+            return None  # never an option to git
+        for candidate in (ref, f"refs/remotes/origin/{ref}"):
+            found = self._backend.git.run(
+                ["rev-parse", "-q", "--verify", "--end-of-options", f"{candidate}^{{commit}}"],
+                check=False,
+            )
+            if found.returncode == 0:
+                return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
+        return None
+
+    def blob_ids(self, head: str | None, prefix: str) -> dict[str, str]:
+        """Path → blob id of every file under ``prefix`` at commit ``head`` (one ``ls-tree``).
+
+        Reads trees only, so a partial clone fetches no file content for it; pair it with
+        :meth:`read_blobs` to read a chosen subset in one batch.
+        """
+        self._check_open()
+        if head is None:
+            return {}
+        prefix = validate_relpath(prefix.rstrip("/"))
+        out = self._backend.git.run(["ls-tree", "-r", "-z", "--full-tree", head, "--", prefix])
+        found = {}
+        for entry in out.stdout.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == b"blob":
+                found[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
+        return found
+
+    def log(self, args: Sequence[str]) -> bytes:
+        """Output of ``git log ARGS`` over the full history of the snapshot's branch.
+
+        A remote clone starts at depth 1: its commit history (trees and commits, no blobs) is
+        fetched first, in one call.
+        """
+        self._check_open()
+        self._backend.fetch_history()
+        return self._backend.git.run(["log", *args]).stdout
+
+    def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """The contents of these blobs by id (a remote fetches the missing ones in one call)."""
+        self._check_open()
+        wanted = sorted(set(blob_ids))
+        if wanted:
+            self._backend.fetch_blobs(wanted)
+        return self._objects(wanted, "blob")
+
+    def read_commits(self, commit_ids: Sequence[str]) -> dict[str, bytes]:
+        """The raw commit objects by id (after :meth:`log`, a remote clone has them all)."""
+        self._check_open()
+        return self._objects(sorted(set(commit_ids)), "commit")
+
+    def _objects(self, ids: Sequence[str], kind: str) -> dict[str, bytes]:
+        found = {}
+        for oid in ids:
+            got = self._backend.catfile.contents(oid)
+            if got is None or got[0] != kind:
+                raise StoreError(f"the cases repo has no {kind} {oid}")
+            found[oid] = got[1]
+        return found
 
     def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
         """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.

@@ -204,6 +204,12 @@ class LocalBackend:
     def close(self) -> None:
         """Nothing to remove for a local repository."""
 
+    def fetch_history(self) -> None:
+        """A local repository has its whole history already."""
+
+    def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
+        """A local repository has every blob already."""
+
     # -- protecting uncommitted work -----------------------------------------------------
     def prepare(self, snap: Snapshot, change: Change) -> None:
         """Refuse when HEAD is detached or a touched path holds uncommitted work."""

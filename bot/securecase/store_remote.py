@@ -41,6 +41,7 @@ class RemoteBackend:
         self._timeout = timeout
         self._where = self.git.redact(url)
         self._tip: str | None = None
+        self._unshallowed = False
         try:
             os.mkdir(repo)
             self.git.run(["init", "-q", "-b", "main"])
@@ -120,13 +121,34 @@ class RemoteBackend:
                 ["ls-tree", "-r", "-z", "--full-tree", self._tip, "--", *self._paths]
             ).stdout
             wanted = [e.split(b"\t")[0].split()[2] for e in listed.split(b"\0") if b" blob " in e]
-            if wanted:
-                self._net(
-                    ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags"]
-                    + ["--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none"]
-                    + ["--stdin", "origin"],
-                    stdin=b"\n".join(wanted) + b"\n",
-                )
+            self.fetch_blobs([oid.decode() for oid in wanted])
+
+    def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
+        """Fetch these blobs by id in one call (a partial clone has none up front)."""
+        if self._paths is None or not blob_ids:
+            return  # a full clone already has every blob of the commits it fetched
+        self._net(
+            ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags"]
+            + ["--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none"]
+            + ["--stdin", "origin"],
+            stdin="".join(f"{oid}\n" for oid in blob_ids).encode(),
+        )
+
+    def fetch_history(self) -> None:
+        """Deepen the depth-1 clone to the branch's full commit history (blobs stay remote)."""
+        if self._tip is None or self._unshallowed:
+            return
+        # A depth-1 fetch of a one-commit branch is already complete (and --unshallow refuses).
+        if self.git.run(["rev-parse", "--is-shallow-repository"]).text != "true":
+            self._unshallowed = True
+            return
+        args = ["fetch", "-q", "--unshallow", "--no-tags", "--no-write-fetch-head"]
+        if self._paths is not None:
+            args.append("--filter=blob:none")
+        ref = f"refs/heads/{self._branch}"
+        # Fetch into a separate ref: the tip this store reads stays the one it snapshotted.
+        self._net([*args, "origin", f"+{ref}:refs/securecase/history"])
+        self._unshallowed = True
 
     def begin(self, timeout: float) -> None:
         """No lock: the remote's compare-and-swap on push serializes writers."""
