@@ -207,6 +207,18 @@ def test_sla_breached_uses_the_days_of_each_severity():
     assert "past their SLA" in decision.reasons[0]
 
 
+def test_a_finding_on_the_target_branch_is_as_old_as_it_is_there():
+    p = policy(
+        "version: 1\nrules:\n  - id: sla\n    block: {sla_breached: true}\nsla_days: {HIGH: 30}\n"
+    )
+    inherited, fresh = vuln(1), vuln(2)
+    pr_case = case(PR, inherited, fresh)  # both first seen today in the PR's own case
+    main_case = case(MAIN, inherited, ages={inherited.id: 45})
+    decision = evaluate_case(p, pr_case, baseline=main_case, today=TODAY)
+    assert decision.outcomes[0].matched == (inherited.id,)
+    assert not evaluate_case(p, pr_case, baseline=None, today=TODAY).gate
+
+
 def test_conditions_combine_with_max_allowed():
     p = policy(
         "version: 1\nrules:\n  - id: combo\n"

@@ -107,21 +107,27 @@ def evaluate_case(
     """Judge ``case``'s active findings under ``policy`` on day ``today`` (UTC).
 
     ``baseline`` is the case of the pull request's target branch: a finding is new when its
-    fingerprint is not among the baseline's active findings. Without a baseline every finding
-    is new and ``Decision.baseline_found`` is false. Exceptions are applied first (an expired
+    fingerprint is not among the baseline's active findings, and one that is there is as old
+    as its ``first_seen`` there (age and SLA conditions). Without a baseline every finding is
+    new and ``Decision.baseline_found`` is false. Exceptions are applied first (an expired
     one no longer covers anything); rules then count the findings no exception covers.
     ``mode`` overrides the policy's mode.
     """
-    known = frozenset(t.finding.id for t in baseline.findings) if baseline is not None else None
-    items = [
-        _Item(
-            t.finding,
-            new=known is None or t.finding.id not in known,
-            age_days=_age_days(t.first_seen.at, today),
+    # A finding already on the target branch is as old as it is there (for age and SLA).
+    known = {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline else {}
+    items = []
+    for tracked in case.findings:
+        first_seen = min(
+            tracked.first_seen.at, known.get(tracked.finding.id, tracked.first_seen.at)
         )
-        for t in case.findings
-    ]
-    return _decide(policy, case.subject, items, today, mode, baseline_found=known is not None)
+        items.append(
+            _Item(
+                tracked.finding,
+                new=tracked.finding.id not in known,
+                age_days=_age_days(first_seen, today),
+            )
+        )
+    return _decide(policy, case.subject, items, today, mode, baseline_found=baseline is not None)
 
 
 def evaluate(
