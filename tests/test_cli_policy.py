@@ -116,6 +116,18 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert case["counts"]["high"] == 1 and case["gate"]["decision"] == "pass"
     trailers = git(location, "log", "-1", "--format=%B", "main")
     assert "Excepted by EXC-42 (expires 2027-01-31): 1 finding(s)." in trailers
+    markdown = run_cli(
+        "ingest", *pr_args, "--output", "markdown", cwd=work, SECURECASE_NOW="2027-01-15"
+    )
+    assert markdown.returncode == 0, markdown.stderr
+    assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 |" in markdown.stdout
+    assert "| new | 0 | 0 | 0 | 0 | 0 | 0 |" in markdown.stdout
+    assert "| existing | 0 | 1 | 1 | 0 | 0 | 0 |" in markdown.stdout
+    assert "- Excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in markdown.stdout
+    shown = run_cli("cases", "show", "github::acme::shop::PR::7", *repo_arg, cwd=work)
+    assert shown.returncode == 0, shown.stderr
+    certifi_line = next(line for line in shown.stdout.splitlines() if "CVE-2023-37920" in line)
+    assert certifi_line.endswith("(new) (excepted by EXC-42 until 2027-01-31)")
 
     # Within 14 days of expiry the summary warns; on the last day the exception still holds.
     text = run_cli(

@@ -179,11 +179,14 @@ def ingest_markdown(result: IngestResult) -> str:
         f"Case `{case.key}` — status **{case.status.value}**, "
         f"{len(result.new)} new, {len(result.fixed)} fixed.",
         "",
-        f"| {header} |",
-        "|" + "---|" * len(SEVERITIES_WORST_FIRST),
-        f"| {values} |",
-        "",
+        f"| | {header} |",
+        "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
+        f"| active | {values} |",
     ]
+    for label, split in breakdown(result).items():
+        row = " | ".join(str(split[s.count_key]) for s in SEVERITIES_WORST_FIRST)
+        lines.append(f"| {label} | {row} |")
+    lines.append("")
     for reason in result.decision.reasons:
         rule_id, _, why = reason.partition(":")
         lines.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
@@ -257,7 +260,12 @@ def case_text(case: Case, path: str) -> str:
         tags = ", ".join(case.triage.tags)
         lines.append(f"  triage: assignee {case.triage.assignee or '-'}; tags {tags or '-'}")
     lines.extend(f"  blocked by {reason}" for reason in case.gate.reasons)
-    lines.extend(f"    {_finding_line(t)}" for t in case.findings)
+    for tracked in case.findings:
+        marks = " (new)" if tracked.new else ""
+        if tracked.exception is not None:
+            exc = tracked.exception
+            marks += f" (excepted by {exc.id} until {exc.expires})"
+        lines.append(f"    {_finding_line(tracked)}{marks}")
     if case.resolved:
         lines.append(f"  resolved: {len(case.resolved)} finding(s)")
     return "\n".join(lines)
