@@ -114,7 +114,9 @@ def evaluate_case(
     ``mode`` overrides the policy's mode.
     """
     # A finding already on the target branch is as old as it is there (for age and SLA).
-    known = {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline else {}
+    known = (
+        {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline is not None else {}
+    )
     items = []
     for tracked in case.findings:
         first_seen = min(
