@@ -223,7 +223,7 @@ def test_policy_validate(work: Path) -> None:
     good = run_cli(
         "policy", "validate", Path(__file__).parents[1] / "policies/strict.yaml", cwd=work
     )
-    assert good.returncode == 0 and "valid (4 rule(s)" in good.stdout
+    assert good.returncode == 0 and "valid (6 rule(s)" in good.stdout
     bad = work / "policy.yaml"
     bad.write_text("version: 1\nrules:\n  - id: x\n    block: {severity_at_least: HGH}\n")
     proc = run_cli("policy", "validate", cwd=work)

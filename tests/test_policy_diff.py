@@ -207,3 +207,65 @@ def test_today_option_and_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert out["old"]["policy"] == "builtin:policies/default.yaml"
     assert keys(out["new_blocks"]) == ["github::acme::app::PR::2"]
+
+
+EXCEPTIONS = (
+    DEFAULT_POLICY
+    + """exceptions:
+  - id: EXC-1
+    match: {rule: CVE-2019-14806, package: Werkzeug, repos: ["acme/*"]}
+    reason: not reachable
+    approved_by: "@acme/security"
+    expires: 2030-06-30
+  - id: EXC-2
+    match: {rule: CVE-0000-0001}
+    reason: matches nothing
+    approved_by: "@acme/security"
+    expires: 2030-12-31
+  - id: EXC-3
+    match: {rule: CVE-2020-28724}
+    reason: lapsed
+    approved_by: "@acme/security"
+    expires: 2030-01-31
+"""
+)
+
+
+def test_exceptions_unblock_and_stale_or_expired_ones_are_named(work: Path, repo: Path) -> None:
+    old, new = write(work / "old.yaml", DEFAULT_POLICY), write(work / "new.yaml", EXCEPTIONS)
+    code, out, err = diff(work, old, new, "--today", "2030-06-20")
+    assert code == 0, err
+    assert keys(out["unblocked"]) == ["github::acme::api::PR::7"]  # its one HIGH is excepted
+    notes = {(n["id"], n["state"]): n["detail"] for n in out["exceptions"]}
+    assert notes == {
+        ("EXC-1", "expiring"): "expires on 2030-06-30",
+        ("EXC-2", "stale"): "matches no finding of any open case",
+        ("EXC-3", "expired"): "expired on 2030-01-31",
+    }
+    # once EXC-1 has expired too, PR 7 blocks again under the new policy
+    code, out, err = diff(work, old, new, "--today", "2030-07-01")
+    assert code == 0, err
+    assert out["unblocked"] == []
+    assert ("EXC-1", "expired") in {(n["id"], n["state"]) for n in out["exceptions"]}
+    # notes already true under the old policy are not repeated
+    code, out, err = diff(work, new, new, "--today", "2030-06-20")
+    assert code == 0 and out["exceptions"] == [], err
+
+
+NEW_ONLY = """version: 1
+rules:
+  - id: new-medium-into-main
+    when: {event: pull_request, target_branches: [main]}
+    block: {severity_at_least: MEDIUM, new_only: true}
+"""
+
+
+def test_new_only_judges_against_the_target_branch_case(work: Path, repo: Path) -> None:
+    scan(work, "alpine-310.json", "acme/api", "--pr", "8", "--target-branch", "main")
+    old, new = write(work / "old.yaml", DEFAULT_POLICY), write(work / "new.yaml", NEW_ONLY)
+    code, out, err = diff(work, old, new)
+    assert code == 0, err
+    blocked = keys(out["new_blocks"])
+    # PR 8 carries exactly what acme/api's main case has: nothing new, so it passes
+    assert "github::acme::api::PR::8" not in blocked
+    assert "github::acme::shop::PR::42" in blocked  # no main case for acme/shop: all new

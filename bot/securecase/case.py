@@ -7,7 +7,7 @@ the bot's own transitions) are carried over untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -43,12 +43,27 @@ class Seen:
 
 
 @dataclass(frozen=True, slots=True)
+class ExceptionRef:
+    """The policy exception covering a finding: its id and last valid day (YYYY-MM-DD)."""
+
+    id: str
+    expires: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tracked:
-    """A finding as the case keeps it: the latest data plus when it was first (and last) seen."""
+    """A finding as the case keeps it: the latest data plus when it was first (and last) seen.
+
+    ``new`` (pull request cases only, else None) is true when the finding is absent from the
+    target branch's case; ``exception`` names the policy exception covering it, if any. Both
+    are set by :func:`mark_findings` after each evaluation.
+    """
 
     finding: Finding
     first_seen: Seen
     resolved: Seen | None = None
+    new: bool | None = None
+    exception: ExceptionRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +149,13 @@ class Case:
 
     @property
     def active(self) -> tuple[Finding, ...]:
-        """Findings that count: open ones (exceptions arrive with the policy's exceptions)."""
-        return tuple(t.finding for t in self.findings)
+        """Findings that count: open ones no policy exception covers."""
+        return tuple(t.finding for t in self.findings if t.exception is None)
+
+    @property
+    def excepted(self) -> tuple[Finding, ...]:
+        """Open findings a policy exception covers: shown, not counted."""
+        return tuple(t.finding for t in self.findings if t.exception is not None)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -301,6 +321,29 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         updated_at=scan.received_at,
     )
     return MergeResult(case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False)
+
+
+def mark_findings(
+    case: Case, *, new: Collection[str] | None, excepted: Mapping[str, ExceptionRef]
+) -> Case:
+    """Record each open finding's baseline status and covering exception.
+
+    ``new`` holds the ids absent from the target branch's case (None for a case that is not a
+    pull request: no ``new`` flags). Resolved findings carry neither mark.
+    """
+    findings = tuple(
+        replace(
+            t,
+            new=None if new is None else t.finding.id in new,
+            exception=excepted.get(t.finding.id),
+        )
+        for t in case.findings
+    )
+    resolved = tuple(
+        t if t.new is None and t.exception is None else replace(t, new=None, exception=None)
+        for t in case.resolved
+    )
+    return replace(case, findings=findings, resolved=resolved)
 
 
 def record_stale(previous: Case, scan: Scan) -> Case:

@@ -12,6 +12,7 @@ from securecase import schemas, yamlio
 from securecase.case import (
     SCHEMA_ID,
     Case,
+    ExceptionRef,
     GateRecord,
     Latest,
     Seen,
@@ -232,6 +233,9 @@ def _tracked_doc(tracked: Tracked) -> dict[str, Any]:
         doc["location"] = loc
     _put(doc, "cvss", f.cvss)
     doc["first_seen"] = _seen_doc(tracked.first_seen)
+    _put(doc, "new", tracked.new)
+    if tracked.exception is not None:
+        doc["exception"] = {"id": tracked.exception.id, "expires": tracked.exception.expires}
     if tracked.resolved is not None:
         doc["resolved"] = _seen_doc(tracked.resolved)
     return doc
@@ -267,10 +271,13 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
     )
     first = doc["first_seen"]
     resolved = doc.get("resolved")
+    exception = doc.get("exception")
     return Tracked(
         finding=finding,
         first_seen=Seen(first.get("commit"), first["at"]),
         resolved=Seen(resolved.get("commit"), resolved["at"]) if resolved else None,
+        new=doc.get("new"),
+        exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
     )
 
 

@@ -21,6 +21,8 @@ from securecase.errors import InputError, SecurecaseError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from securecase.clock import Clock
+
 EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 DEFAULT_CASES_REPO = "./security-cases"
 
@@ -32,6 +34,27 @@ cases_repo_option = click.option(
     metavar="PATH|URL",
     help="The security-cases git repository: a local path (created when missing) or a git URL.",
 )
+
+
+def _clock() -> Clock:
+    """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
+    from securecase.clock import FixedClock, SystemClock
+
+    value = os.environ.get("SECURECASE_NOW")
+    if not value:
+        return SystemClock()
+    from datetime import UTC, datetime
+
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
+            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
+        ) from None
+    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _emit_json(data: Any) -> None:
@@ -146,10 +169,10 @@ def ingest(
     """Ingest one or more reports into one case, in one commit, and apply the policy.
 
     Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
-    3 when the cases repo cannot be written.
+    3 when the cases repo cannot be written. The current time (exception expiry, finding
+    ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
     """
     from securecase import render
-    from securecase.clock import SystemClock
     from securecase.ingest import IngestRequest
     from securecase.ingest import ingest as run_ingest
     from securecase.keys import make_subject
@@ -176,7 +199,7 @@ def ingest(
         mode=Mode(mode) if mode else None,
         push_timeout=push_timeout,
     )
-    result = run_ingest(request, clock=SystemClock())
+    result = run_ingest(request, clock=_clock())
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":
@@ -301,17 +324,25 @@ def policy() -> None:
 def policy_validate(file: Path | None, output: str) -> None:
     """Validate a policy file (default: ./policy.yaml): schema and semantic checks.
 
-    Problems are reported as file:line with what was expected; exit code 2 when invalid.
+    Problems are reported as file:line with what was expected; exit code 2 when invalid. An
+    exception that has already expired is an error; one expiring within 14 days is a warning.
+    Today is taken from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
     """
+    from datetime import UTC, timedelta
+
     from securecase.errors import UsageError
-    from securecase.policy import load_policy
+    from securecase.policy import validate_policy
+    from securecase.policy.evaluate import EXPIRY_WARNING_DAYS
 
     path = file or Path("policy.yaml")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the policy ({exc.strerror})") from exc
-    loaded = load_policy(data, origin=str(path))
+    today = _clock().now().astimezone(UTC).date()
+    loaded = validate_policy(data, origin=str(path), today=today)
+    horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+    expiring = [e for e in loaded.exceptions if e.expires <= horizon]
     if output == "json":
         _emit_json(
             {
@@ -320,10 +351,20 @@ def policy_validate(file: Path | None, output: str) -> None:
                 "blob": loaded.blob,
                 "mode": loaded.mode.value,
                 "rules": [r.id for r in loaded.rules],
+                "exceptions": [e.id for e in loaded.exceptions],
+                "expiring": [{"id": e.id, "expires": e.expires.isoformat()} for e in expiring],
             }
         )
     else:
-        click.echo(f"{path}: valid ({len(loaded.rules)} rule(s), mode {loaded.mode.value})")
+        click.echo(
+            f"{path}: valid ({len(loaded.rules)} rule(s), {len(loaded.exceptions)} "
+            f"exception(s), mode {loaded.mode.value})"
+        )
+    for soon in expiring:
+        click.echo(
+            f"securecase: warning: exception {soon.id} expires on {soon.expires.isoformat()}",
+            err=True,
+        )
 
 
 @policy.command("diff")
@@ -339,7 +380,8 @@ def policy_validate(file: Path | None, output: str) -> None:
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     metavar="YYYY-MM-DD",
-    help="Judge as of this day (exception expiry, finding age). Default: today (UTC).",
+    help="Judge as of this day (exception expiry, finding age). Default: today (UTC), or the "
+    "day of $SECURECASE_NOW when set.",
 )
 @click.option(
     "--fail-on-new-blocks",
@@ -362,8 +404,9 @@ def policy_diff(
     exceptions that become stale or expired. Exit code 0 (also when cases flip), unless
     --fail-on-new-blocks is given and a case would newly block (1); 2 when a policy is invalid.
     """
+    from datetime import UTC
+
     from securecase import render
-    from securecase.clock import SystemClock
     from securecase.errors import UsageError
     from securecase.policydiff import (
         diff_policies,
@@ -384,7 +427,7 @@ def policy_diff(
             "policy diff needs OLD and NEW policy files, or --base-ref REF [NEW]",
             hint="e.g. securecase policy diff --base-ref origin/main",
         )
-    day = today.date() if today is not None else SystemClock().now().date()
+    day = today.date() if today is not None else _clock().now().astimezone(UTC).date()
     diff = diff_policies(cases_repo, old, new, today=day)
     if output == "json":
         _emit_json(render.policy_diff_data(diff))

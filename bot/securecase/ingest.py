@@ -10,17 +10,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, date
 from pathlib import Path
 
 from securecase import reports as report_registry
-from securecase.case import Case, GateRecord, MergeResult, Scan, is_stale, merge, record_stale
+from securecase.case import (
+    Case,
+    ExceptionRef,
+    GateRecord,
+    MergeResult,
+    Scan,
+    is_stale,
+    mark_findings,
+    merge,
+    record_stale,
+)
 from securecase.case import same_content as same_case_content
 from securecase.casefile import CASE_FILE, dump_case, load_case
 from securecase.clock import Clock, iso
 from securecase.errors import CaseFileError, UsageError
 from securecase.keys import Subject
 from securecase.models import Report, ReportFormat
-from securecase.policy import Decision, Mode, Policy, builtin_policy, evaluate, load_policy
+from securecase.policy import Decision, Mode, Policy, builtin_policy, evaluate_case, load_policy
 from securecase.store import Change, GitIdentity, Plan, Snapshot, open_store
 
 POLICY_FILE = "policy.yaml"
@@ -59,6 +70,15 @@ class IngestResult:
     stale: bool
     new: tuple[str, ...]
     fixed: tuple[str, ...]
+    #: Key of the target branch's case a pull request is compared with (None: not a PR).
+    baseline_key: str | None = None
+
+
+def baseline_subject(subject: Subject) -> Subject | None:
+    """The target branch's subject a pull request's findings are compared with, if any."""
+    if not subject.is_pr or not subject.target_branch:
+        return None
+    return Subject(subject.provider, subject.org, subject.repo, branch=subject.target_branch)
 
 
 def read_reports(
@@ -106,14 +126,19 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
             _read_policy_file(request.policy_file), origin=str(request.policy_file)
         )
     folder = request.subject.folder
-    received_at = iso(clock.now())
+    now = clock.now()
+    received_at = iso(now)
+    today = now.astimezone(UTC).date()
+    target = baseline_subject(request.subject)
 
     def plan(snapshot: Snapshot) -> Plan[IngestResult]:
         policy = explicit_policy or _repo_policy(snapshot)
         previous = _read_case(snapshot, folder, request.subject)
-        return _plan(request, parsed, policy, previous, folder, received_at)
+        baseline = _read_case(snapshot, target.folder, target) if target else None
+        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today)
 
-    paths = [POLICY_FILE, folder]
+    # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
+    paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
@@ -123,6 +148,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
+        baseline_key=target.key if target else None,
     )
 
 
@@ -161,6 +187,8 @@ def _plan(
     previous: Case | None,
     folder: str,
     received_at: str,
+    baseline: Case | None,
+    today: date,
 ) -> Plan[IngestResult]:
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
@@ -190,7 +218,7 @@ def _plan(
     )
     placeholder = GateRecord(mode=policy.mode.value, decision="pass", gate=False)
     merged: MergeResult = merge(previous, scan, placeholder)
-    decision = evaluate(policy, merged.case.subject, merged.case.active, mode=request.mode)
+    decision = evaluate_case(policy, merged.case, baseline=baseline, today=today, mode=request.mode)
     gate = GateRecord(
         mode=decision.mode.value,
         decision=decision.decision,
@@ -200,7 +228,14 @@ def _plan(
         rules=decision.blocking_rules,
         reasons=decision.reasons,
     )
-    case = replace(merged.case, gate=gate)
+    case = mark_findings(
+        replace(merged.case, gate=gate),
+        new=decision.new if merged.case.subject.is_pr else None,
+        excepted={
+            fid: ExceptionRef(exc.id, exc.expires.isoformat())
+            for fid, exc in decision.excepted.items()
+        },
+    )
     stale = previous is not None and is_stale(previous, scan)
     files = {}
     if stale and previous is not None:
@@ -249,6 +284,10 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         f"New: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
     ]
     body.extend(f"Blocked by {reason}" for reason in decision.reasons)
+    body.extend(
+        f"Excepted by {use.id} (expires {use.expires.isoformat()}): {len(use.findings)} finding(s)."
+        for use in decision.exceptions_applied
+    )
     body += [
         "",
         f"Securecase-Case: {case.key}",

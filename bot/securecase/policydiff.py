@@ -7,15 +7,15 @@ or expired. The case files are read in one pass over one commit (one ``ls-tree``
 long-running ``cat-file``; a remote fetches them in one call), so thousands of cases take
 about a second.
 
-Two functions are the seams for the policy features that arrive separately: :func:`judge`
-(one case under one policy) and :func:`exception_notes` (stale and expired exceptions).
+Each case is judged as ingest judges it: against its target branch's case as baseline, with
+the policy's exceptions and ages as of ``today``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -24,7 +24,16 @@ from securecase.casefile import CASE_FILE, load_case
 from securecase.catalog import require_existing
 from securecase.errors import UsageError
 from securecase.keys import CASES_ROOT, Subject
-from securecase.policy import Decision, Mode, Policy, builtin_policy, evaluate, load_policy
+from securecase.policy import (
+    Decision,
+    Mode,
+    Policy,
+    builtin_policy,
+    evaluate_case,
+    load_policy,
+    stale_exceptions,
+)
+from securecase.policy.evaluate import EXPIRY_WARNING_DAYS
 from securecase.store import is_remote, open_store
 
 POLICY_FILE = "policy.yaml"
@@ -100,29 +109,40 @@ class PolicyDiff:
 def judge(
     policy: Policy, case: Case, *, baseline: Case | None, today: date, mode: Mode | None = None
 ) -> Decision:
-    """One case under one policy: THE place to call the full evaluation.
-
-    INTEGRATION SEAM: replace the body by
-    ``evaluate_case(policy, case, baseline=baseline, today=today, mode=mode)`` from
-    ``securecase.policy.evaluate`` once it lands (baselines, exceptions, age and SLA need
-    ``baseline`` and ``today``; they are already looked up and passed in here).
-    """
-    del baseline, today  # used by evaluate_case; the current evaluation needs neither
-    return evaluate(policy, case.subject, case.active, mode=mode)
+    """One case under one policy, exactly as ``ingest`` would judge it on ``today``."""
+    return evaluate_case(policy, case, baseline=baseline, today=today, mode=mode)
 
 
 def exception_notes(
     old: Policy, new: Policy, cases: Sequence[Case], today: date
 ) -> tuple[ExceptionNote, ...]:
-    """Exceptions of ``new`` that are stale, expired or expiring soon, and were not in ``old``.
+    """Exceptions of ``new`` that are stale, expired or expiring soon and were not so in ``old``.
 
-    INTEGRATION SEAM: policies have no exceptions yet, so there is nothing to report. Once the
-    exceptions model lands, fill this from ``stale_exceptions(new, cases, today)`` and the
-    exceptions' ``expires`` dates (expired: ``expires < today``; expiring: within 14 days),
-    skipping notes that were already true under ``old`` if only changes should be shown.
+    Stale: unexpired, yet matching no finding of any open case. Expired: ``expires`` is
+    before ``today``. Expiring: ends within :data:`EXPIRY_WARNING_DAYS` days.
     """
-    del old, new, cases, today
-    return ()
+
+    def states(policy: Policy) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+        for exc in policy.exceptions:
+            if exc.expired(today):
+                found[(exc.id, "expired")] = f"expired on {exc.expires.isoformat()}"
+            elif exc.expires <= horizon:
+                found[(exc.id, "expiring")] = f"expires on {exc.expires.isoformat()}"
+        for exc_id in stale_exceptions(policy, cases, today):
+            found[(exc_id, "stale")] = "matches no finding of any open case"
+        return found
+
+    before = states(old) if old.exceptions else {}
+    order = {exc.id: n for n, exc in enumerate(new.exceptions)}
+    notes = [
+        ExceptionNote(exc_id, state, detail)
+        for (exc_id, state), detail in states(new).items()
+        if (exc_id, state) not in before
+    ]
+    notes.sort(key=lambda note: (order.get(note.id, 0), note.state))
+    return tuple(notes)
 
 
 # -- policies ------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.case import Case, Tracked
+from securecase.case import Case, Tracked, severity_counts
 from securecase.ingest import IngestResult
 from securecase.models import SEVERITIES_WORST_FIRST
+from securecase.policy import ExceptionUse
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.history import CaseHistory, HistoryEntry
@@ -44,7 +45,72 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
         "reasons": list(result.decision.reasons),
         "policy": {"path": result.policy.origin, "blob": result.policy.blob},
         "sources": {name: rec.findings for name, rec in case.sources.items()},
+        "baseline": {
+            "case": result.baseline_key,
+            "found": result.decision.baseline_found,
+        },
+        "breakdown": breakdown(result),
+        "exceptions": {
+            "applied": [_use_data(u) for u in result.decision.exceptions_applied],
+            "expired": [_use_data(u) for u in result.decision.exceptions_expired],
+            "expiring": [_use_data(u) for u in result.decision.exceptions_expiring],
+        },
     }
+
+
+def breakdown(result: IngestResult) -> dict[str, dict[str, int]]:
+    """Counts by severity of active findings new to / existing on the target branch, findings
+    fixed by this scan, and findings a policy exception covers.
+
+    Without a baseline (or for a branch case) every active finding is new.
+    """
+    case = result.case
+    new = set(result.decision.new)
+    fixed = set(result.fixed)
+    active = case.active
+    return {
+        "new": severity_counts(f for f in active if f.id in new),
+        "existing": severity_counts(f for f in active if f.id not in new),
+        "fixed": severity_counts(t.finding for t in case.resolved if t.finding.id in fixed),
+        "excepted": severity_counts(case.excepted),
+    }
+
+
+def _use_data(use: ExceptionUse) -> dict[str, Any]:
+    return {"id": use.id, "expires": use.expires.isoformat(), "findings": list(use.findings)}
+
+
+def _exception_lines(result: IngestResult) -> list[str]:
+    decision = result.decision
+    lines = [
+        f"excepted by {u.id} (until {u.expires.isoformat()}): {len(u.findings)} finding(s)"
+        for u in decision.exceptions_applied
+    ]
+    lines += [
+        f"exception {u.id} expired on {u.expires.isoformat()}: "
+        f"{len(u.findings)} finding(s) no longer covered"
+        for u in decision.exceptions_expired
+    ]
+    lines += [
+        f"warning: exception {u.id} expires on {u.expires.isoformat()}"
+        for u in decision.exceptions_expiring
+    ]
+    return lines
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _baseline_line(result: IngestResult) -> str | None:
+    if result.baseline_key is None:
+        return None
+    new_ids = set(result.decision.new)
+    new = sum(f.id in new_ids for f in result.case.active)
+    if not result.decision.baseline_found:
+        return f"baseline: no case {result.baseline_key} yet, so every finding counts as new"
+    existing = len(result.case.active) - new
+    return f"baseline: {result.baseline_key} ({new} new, {existing} already there)"
 
 
 def _counts_line(counts: dict[str, int]) -> str:
@@ -86,7 +152,11 @@ def ingest_text(result: IngestResult) -> str:
         f"  new: {len(result.new)}  fixed: {len(result.fixed)}  status: {case.status.value}",
         f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
     ]
+    baseline = _baseline_line(result)
+    if baseline:
+        lines.append(f"  {baseline}")
     lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
+    lines.extend(f"  {line}" for line in _exception_lines(result))
     if result.stale:
         lines.append("  late scan of an older commit: recorded in history, case not rolled back")
     where = result.cases_commit[:12] if result.cases_commit else "no commit yet"
@@ -113,14 +183,21 @@ def ingest_markdown(result: IngestResult) -> str:
         f"Case `{case.key}` — status **{case.status.value}**, "
         f"{len(result.new)} new, {len(result.fixed)} fixed.",
         "",
-        f"| {header} |",
-        "|" + "---|" * len(SEVERITIES_WORST_FIRST),
-        f"| {values} |",
-        "",
+        f"| | {header} |",
+        "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
+        f"| active | {values} |",
     ]
+    for label, split in breakdown(result).items():
+        row = " | ".join(str(split[s.count_key]) for s in SEVERITIES_WORST_FIRST)
+        lines.append(f"| {label} | {row} |")
+    lines.append("")
     for reason in result.decision.reasons:
         rule_id, _, why = reason.partition(":")
         lines.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
+    baseline = _baseline_line(result)
+    if baseline:
+        lines.append(f"- {_sentence(baseline)}")
+    lines.extend(f"- {_sentence(line)}" for line in _exception_lines(result))
     blocking = _blocking(result)
     if blocking:
         lines += ["", "| severity | rule | where | source |", "|---|---|---|---|"]
@@ -187,7 +264,12 @@ def case_text(case: Case, path: str) -> str:
         tags = ", ".join(case.triage.tags)
         lines.append(f"  triage: assignee {case.triage.assignee or '-'}; tags {tags or '-'}")
     lines.extend(f"  blocked by {reason}" for reason in case.gate.reasons)
-    lines.extend(f"    {_finding_line(t)}" for t in case.findings)
+    for tracked in case.findings:
+        marks = " (new)" if tracked.new else ""
+        if tracked.exception is not None:
+            exc = tracked.exception
+            marks += f" (excepted by {exc.id} until {exc.expires})"
+        lines.append(f"    {_finding_line(tracked)}{marks}")
     if case.resolved:
         lines.append(f"  resolved: {len(case.resolved)} finding(s)")
     return "\n".join(lines)

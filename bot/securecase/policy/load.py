@@ -7,13 +7,23 @@ problem is refused (fail closed: an invalid policy never lets a scan pass).
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from securecase import schemas, yamlio
 from securecase.errors import PolicyError
 from securecase.models import Kind, Severity
-from securecase.policy.model import Block, Event, Mode, Policy, Rule, When
+from securecase.policy.model import (
+    Block,
+    Event,
+    ExceptionMatch,
+    Mode,
+    Policy,
+    PolicyException,
+    Rule,
+    When,
+)
 
 BUILTIN_ORIGIN = "builtin:policies/default.yaml"
 
@@ -55,7 +65,32 @@ def load_policy(data: bytes, *, origin: str) -> Policy:
         rules=tuple(_rule(raw) for raw in document["rules"]),
         origin=origin,
         blob=git_blob_id(data),
+        exceptions=tuple(_exception(raw) for raw in document.get("exceptions", ())),
+        sla_days={Severity(k): int(v) for k, v in document.get("sla_days", {}).items()},
     )
+
+
+def validate_policy(data: bytes, *, origin: str, today: date) -> Policy:
+    """:func:`load_policy` plus the checks a policy change must pass before it merges.
+
+    An exception that has already expired is an error here (a policy pull request adding one
+    is caught), while at ingest it just stops applying.
+    """
+    loaded = load_policy(data, origin=origin)
+    found = []
+    for index, exc in enumerate(loaded.exceptions):
+        if exc.expired(today):
+            line = yamlio.locate(data, ["exceptions", index, "expires"])
+            found.append(
+                f"{origin}:{line or '?'}: $.exceptions[{index}].expires: exception {exc.id} "
+                f"expired on {exc.expires.isoformat()} (today is {today.isoformat()}); "
+                "renew or remove it"
+            )
+    if found:
+        raise PolicyError(
+            f"{origin}: the policy is invalid ({len(found)} problem(s))", problems=found
+        )
+    return loaded
 
 
 def _semantic_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
@@ -80,7 +115,63 @@ def _semantic_problems(document: dict[str, Any], data: bytes, origin: str) -> li
                 f"{where}: $.rules[{index}].when: target_branches only match pull requests, "
                 "but the rule's event excludes pull_request, so it can never apply"
             )
+        if raw["block"].get("sla_breached") and not document.get("sla_days"):
+            found.append(
+                f"{where}: $.rules[{index}].block.sla_breached: needs sla_days at the top "
+                "level of the policy (days per severity)"
+            )
+    found.extend(_exception_problems(document, data, origin))
     return found
+
+
+def _exception_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
+    found = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(document.get("exceptions", ())):
+        line = yamlio.locate(data, ["exceptions", index, "id"])
+        where = f"{origin}:{line}" if line else origin
+        exc_id = raw["id"]
+        if exc_id in seen:
+            found.append(
+                f"{where}: $.exceptions[{index}].id: duplicate exception id {exc_id!r} "
+                f"(first defined at line {seen[exc_id]})"
+            )
+        else:
+            seen[exc_id] = line or 0
+        if set(raw["match"]) == {"repos"}:
+            match_line = yamlio.locate(data, ["exceptions", index, "match"])
+            found.append(
+                f"{origin}:{match_line or '?'}: $.exceptions[{index}].match: names only repos, "
+                "which would except every finding there; add rule, package, path, source "
+                "or fingerprint"
+            )
+        try:
+            date.fromisoformat(raw["expires"])
+        except ValueError:
+            expires_line = yamlio.locate(data, ["exceptions", index, "expires"])
+            found.append(
+                f"{origin}:{expires_line or '?'}: $.exceptions[{index}].expires: "
+                f"{raw['expires']!r} is not a calendar date (YYYY-MM-DD)"
+            )
+    return found
+
+
+def _exception(raw: dict[str, Any]) -> PolicyException:
+    match = raw["match"]
+    return PolicyException(
+        id=raw["id"],
+        match=ExceptionMatch(
+            rule=match.get("rule"),
+            package=match.get("package"),
+            path=match.get("path"),
+            source=match.get("source"),
+            repos=tuple(match.get("repos", ())),
+            fingerprint=match.get("fingerprint"),
+        ),
+        reason=raw["reason"],
+        approved_by=raw["approved_by"],
+        expires=date.fromisoformat(raw["expires"]),
+    )
 
 
 def _rule(raw: dict[str, Any]) -> Rule:
@@ -103,6 +194,10 @@ def _rule(raw: dict[str, Any]) -> Rule:
             sources=tuple(block.get("sources", ())),
             kinds=tuple(Kind(k) for k in block.get("kinds", ())),
             fixable_only=bool(block.get("fixable_only", False)),
+            new_only=bool(block.get("new_only", False)),
+            cvss_at_least=float(block["cvss_at_least"]) if "cvss_at_least" in block else None,
+            age_days_over=block.get("age_days_over"),
+            sla_breached=bool(block.get("sla_breached", False)),
         ),
         max_allowed=int(raw.get("max_allowed", 0)),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 from securecase.models import Kind, Severity
@@ -40,6 +42,13 @@ class Block:
     sources: tuple[str, ...] = ()
     kinds: tuple[Kind, ...] = ()
     fixable_only: bool = False
+    #: Only findings absent from the target branch's case (pull requests with a baseline).
+    new_only: bool = False
+    cvss_at_least: float | None = None
+    #: Only findings first seen more than this many days ago.
+    age_days_over: int | None = None
+    #: Only findings older than the policy's ``sla_days`` for their severity.
+    sla_breached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,37 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class ExceptionMatch:
+    """Which findings an exception covers: every given field must match (at least one is).
+
+    ``rule`` (the finding's CVE/GHSA/check id), ``package`` and ``fingerprint`` match exactly;
+    ``path``, ``source`` and ``repos`` (``org/name`` of the case) are globs.
+    """
+
+    rule: str | None = None
+    package: str | None = None
+    path: str | None = None
+    source: str | None = None
+    repos: tuple[str, ...] = ()
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyException:
+    """An approved, expiring exception. It applies up to and including ``expires`` (UTC)."""
+
+    id: str
+    match: ExceptionMatch
+    reason: str
+    approved_by: str
+    expires: date
+
+    def expired(self, today: date) -> bool:
+        """True from the day after ``expires``: the last valid day is ``expires`` itself."""
+        return today > self.expires
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A loaded policy plus where it came from (path and git blob id, for the audit trail)."""
 
@@ -61,3 +101,6 @@ class Policy:
     rules: tuple[Rule, ...]
     origin: str
     blob: str
+    exceptions: tuple[PolicyException, ...] = ()
+    #: Days a finding of each severity may stay open before ``sla_breached`` selects it.
+    sla_days: Mapping[Severity, int] = field(default_factory=dict)
