@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from securecase.errors import PolicyError
 from securecase.keys import Provider, Subject
 from securecase.models import Finding, Kind, Package, Severity, fingerprint
-from securecase.policy import Mode, builtin_policy, evaluate, load_policy
+from securecase.policy import BUILTIN_ORIGIN, Mode, builtin_policy, evaluate, load_policy
 from securecase.policy.evaluate import glob_match
+from securecase.policy.load import builtin_policy_bytes, builtin_policy_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 PR_MAIN = Subject(Provider.GITHUB, "acme", "shop", pr=42, branch="feat", target_branch="main")
@@ -42,6 +43,24 @@ def test_builtin_policy_is_the_shipped_default_file():
     assert shipped == packaged
     p = builtin_policy()
     assert p.mode is Mode.PR_GATE and [r.id for r in p.rules] == ["no-high-into-main"]
+    assert p == load_policy(packaged, origin=BUILTIN_ORIGIN)  # the twin and the YAML agree
+
+
+def test_default_policy_twin_is_current():
+    # Regenerate with: python -c "from securecase.policy.load import builtin_policy_twin as t;
+    #   open('bot/securecase/data/default-policy.json', 'w').write(t())"
+    twin = (ROOT / "bot" / "securecase" / "data" / "default-policy.json").read_text()
+    assert twin == builtin_policy_twin()
+
+
+def test_a_stale_twin_is_never_used(tmp_path):
+    edited = builtin_policy_bytes().replace(
+        b"{severity_at_least: HIGH}", b"{severity_at_least: LOW}"
+    )
+    (tmp_path / "default-policy.yaml").write_bytes(edited)
+    (tmp_path / "default-policy.json").write_text(builtin_policy_twin())  # made from other bytes
+    assert builtin_policy(tmp_path).rules[0].block.severity_at_least is Severity.LOW
+    assert builtin_policy().rules[0].block.severity_at_least is Severity.HIGH
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "report-only.yaml", "strict.yaml"])

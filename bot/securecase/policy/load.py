@@ -7,6 +7,7 @@ problem is refused (fail closed: an invalid policy never lets a scan pass).
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from securecase.policy.model import (
 )
 
 BUILTIN_ORIGIN = "builtin:policies/default.yaml"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def git_blob_id(data: bytes) -> str:
@@ -33,19 +35,43 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def builtin_policy_bytes() -> bytes:
+def builtin_policy_bytes(folder: Path = DATA) -> bytes:
     """The shipped default policy (the seed gate), byte-identical to ``policies/default.yaml``."""
-    return (Path(__file__).parents[1] / "data" / "default-policy.yaml").read_bytes()
+    return (folder / "default-policy.yaml").read_bytes()
 
 
-def builtin_policy() -> Policy:
-    """The default policy: block pull requests into main with HIGH or CRITICAL findings."""
-    return load_policy(builtin_policy_bytes(), origin=BUILTIN_ORIGIN)
+def builtin_policy(folder: Path = DATA) -> Policy:
+    """The default policy: block pull requests into main with HIGH or CRITICAL findings.
+
+    ``folder`` holds ``default-policy.yaml`` and its JSON twin (the package's data folder).
+    """
+    data = builtin_policy_bytes(folder)
+    # The default policy is read on most runs; its parsed twin spares loading a YAML parser
+    # for a commented file. The twin names the bytes it was made from, so a stale twin is
+    # never used.
+    try:
+        twin = json.loads((folder / "default-policy.json").read_bytes())
+    except (OSError, ValueError):
+        twin = None
+    if isinstance(twin, dict) and twin.get("source_blob") == git_blob_id(data):
+        return policy_from_document(twin.get("document"), data, origin=BUILTIN_ORIGIN)
+    return load_policy(data, origin=BUILTIN_ORIGIN)
+
+
+def builtin_policy_twin() -> str:
+    """The JSON twin of the default policy, as ``data/default-policy.json`` should hold it."""
+    data = builtin_policy_bytes()
+    twin = {"source_blob": git_blob_id(data), "document": yamlio.load(data, path=BUILTIN_ORIGIN)}
+    return json.dumps(twin, indent=2, sort_keys=True) + "\n"
 
 
 def load_policy(data: bytes, *, origin: str) -> Policy:
     """Parse and validate policy bytes; ``origin`` names the file in messages and the case."""
-    document = yamlio.load(data, path=origin)
+    return policy_from_document(yamlio.load(data, path=origin), data, origin=origin)
+
+
+def policy_from_document(document: Any, data: bytes, *, origin: str) -> Policy:
+    """Validate a parsed policy ``document`` (from ``data``, for line numbers) into a Policy."""
     if document is None:
         raise PolicyError(f"{origin}: the policy is empty", hint="start from policies/default.yaml")
     if not schemas.is_valid(document, schemas.POLICY):
@@ -94,63 +120,61 @@ def validate_policy(data: bytes, *, origin: str, today: date) -> Policy:
 
 
 def _semantic_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
+    # Lines are looked up only for problems: locating needs a full YAML parse.
+    def where(*path: str | int) -> str:
+        line = yamlio.locate(data, list(path))
+        return f"{origin}:{line}" if line else origin
+
+    def line_of(*path: str | int) -> int:
+        return yamlio.locate(data, list(path)) or 0
+
     found = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(document["rules"]):
-        line = yamlio.locate(data, ["rules", index, "id"])
-        where = f"{origin}:{line}" if line else origin
         rule_id = raw["id"]
         if rule_id in seen:
             found.append(
-                f"{where}: $.rules[{index}].id: duplicate rule id {rule_id!r} "
-                f"(first defined at line {seen[rule_id]})"
+                f"{where('rules', index, 'id')}: $.rules[{index}].id: duplicate rule id "
+                f"{rule_id!r} (first defined at line {line_of('rules', seen[rule_id], 'id')})"
             )
         else:
-            seen[rule_id] = line or 0
+            seen[rule_id] = index
         when = raw.get("when", {})
         events = when.get("event", [])
         events = [events] if isinstance(events, str) else events
         if "target_branches" in when and events and "pull_request" not in events:
             found.append(
-                f"{where}: $.rules[{index}].when: target_branches only match pull requests, "
-                "but the rule's event excludes pull_request, so it can never apply"
+                f"{where('rules', index, 'id')}: $.rules[{index}].when: target_branches only "
+                "match pull requests, but the rule's event excludes pull_request, so it can "
+                "never apply"
             )
         if raw["block"].get("sla_breached") and not document.get("sla_days"):
             found.append(
-                f"{where}: $.rules[{index}].block.sla_breached: needs sla_days at the top "
-                "level of the policy (days per severity)"
+                f"{where('rules', index, 'id')}: $.rules[{index}].block.sla_breached: needs "
+                "sla_days at the top level of the policy (days per severity)"
             )
-    found.extend(_exception_problems(document, data, origin))
-    return found
-
-
-def _exception_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
-    found = []
-    seen: dict[str, int] = {}
+    seen.clear()
     for index, raw in enumerate(document.get("exceptions", ())):
-        line = yamlio.locate(data, ["exceptions", index, "id"])
-        where = f"{origin}:{line}" if line else origin
         exc_id = raw["id"]
         if exc_id in seen:
             found.append(
-                f"{where}: $.exceptions[{index}].id: duplicate exception id {exc_id!r} "
-                f"(first defined at line {seen[exc_id]})"
+                f"{where('exceptions', index, 'id')}: $.exceptions[{index}].id: duplicate "
+                f"exception id {exc_id!r} (first defined at line "
+                f"{line_of('exceptions', seen[exc_id], 'id')})"
             )
         else:
-            seen[exc_id] = line or 0
+            seen[exc_id] = index
         if set(raw["match"]) == {"repos"}:
-            match_line = yamlio.locate(data, ["exceptions", index, "match"])
             found.append(
-                f"{origin}:{match_line or '?'}: $.exceptions[{index}].match: names only repos, "
-                "which would except every finding there; add rule, package, path, source "
-                "or fingerprint"
+                f"{where('exceptions', index, 'match')}: $.exceptions[{index}].match: names only "
+                "repos, which would except every finding there; add rule, package, path, "
+                "source or fingerprint"
             )
         try:
             date.fromisoformat(raw["expires"])
         except ValueError:
-            expires_line = yamlio.locate(data, ["exceptions", index, "expires"])
             found.append(
-                f"{origin}:{expires_line or '?'}: $.exceptions[{index}].expires: "
+                f"{where('exceptions', index, 'expires')}: $.exceptions[{index}].expires: "
                 f"{raw['expires']!r} is not a calendar date (YYYY-MM-DD)"
             )
     return found
