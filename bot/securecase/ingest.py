@@ -13,7 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from securecase import reports as report_registry
-from securecase.case import Case, GateRecord, MergeResult, Scan, is_stale, merge, record_stale
+from securecase.case import (
+    Case,
+    GateRecord,
+    MergeResult,
+    Scan,
+    distinct_findings,
+    is_stale,
+    merge,
+    record_stale,
+)
 from securecase.case import same_content as same_case_content
 from securecase.casefile import CASE_FILE, dump_case, load_case
 from securecase.clock import Clock, iso
@@ -190,7 +199,9 @@ def _plan(
     )
     placeholder = GateRecord(mode=policy.mode.value, decision="pass", gate=False)
     merged: MergeResult = merge(previous, scan, placeholder)
-    decision = evaluate(policy, merged.case.subject, merged.case.active, mode=request.mode)
+    # cross-scanner duplicates are gated once, like they are counted once
+    gated = distinct_findings(merged.case.active)
+    decision = evaluate(policy, merged.case.subject, gated, mode=request.mode)
     gate = GateRecord(
         mode=decision.mode.value,
         decision=decision.decision,
