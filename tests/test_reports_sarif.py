@@ -20,7 +20,7 @@ from securecase.reports import parse, parse_bytes
 from securecase.reports.sarif_mask import MASK
 
 FIXTURES, GOLDEN, PATTERNS = FORMATS[1]
-C, H, M, L, I = "critical", "high", "medium", "low", "info"
+C, H, M, L, N = "critical", "high", "medium", "low", "info"
 
 #: Findings per severity for every fixture (zero counts left out).
 COUNTS: dict[str, dict[str, int]] = {
@@ -474,7 +474,7 @@ def test_field_problems_are_all_listed_with_paths() -> None:
     bad["level"] = "error"
     bad["locations"][0]["physicalLocation"]["region"]["startLine"] = -1
     results(doc).append(bad)
-    results(doc).append("nope")
+    results(doc).append("nope")  # type: ignore[arg-type]
     error = refused(
         doc,
         "$.runs[0].results[0].level: expected one of none, note, warning, error",
