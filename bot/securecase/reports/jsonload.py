@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from securecase.errors import ReportError, UsageError
@@ -138,6 +140,20 @@ def nesting_path(text: str, depth: int) -> str | None:
                 parts.pop()
         last_string = None
     return None
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cycle collector: while a parser walks a big parsed report and builds
+    findings, every collection would traverse the millions of objects of the document
+    (about two thirds of the time on a 50 MB SARIF log), and none of them are cyclic."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def load_json(path: str | Path) -> tuple[bytes, object]:

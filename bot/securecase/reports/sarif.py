@@ -30,7 +30,13 @@ from securecase.models import (
     fingerprint,
 )
 from securecase.reports import sarif_fields as fields
-from securecase.reports.jsonload import check_source_name, problems_error, short_repr, type_name
+from securecase.reports.jsonload import (
+    check_source_name,
+    paused_gc,
+    problems_error,
+    short_repr,
+    type_name,
+)
 from securecase.reports.sarif_fields import Problems, Where
 from securecase.reports.sarif_mask import masked_copy
 
@@ -129,7 +135,17 @@ def check_document(document: object, origin: str) -> dict[str, Any]:
 class _Run:
     """What results of one run look things up in: rules, artifacts, URI base ids."""
 
-    __slots__ = ("artifacts", "bases", "components", "index", "kind", "rules_by_id", "tool")
+    __slots__ = (
+        "artifacts",
+        "bases",
+        "components",
+        "cwes_of_rule",
+        "index",
+        "kind",
+        "paths",
+        "rules_by_id",
+        "tool",
+    )
 
     def __init__(self, run: dict[str, Any], index: int, problems: Problems) -> None:
         where: Where = ("runs", index)
@@ -158,6 +174,16 @@ class _Run:
         bases = fields.obj(run, "originalUriBaseIds", where, problems) or {}
         self.bases: dict[str, Any] = bases
         self.kind = _tool_kind(tool_slug(self.tool))
+        # rule metadata is shared by many results: its CWEs are worked out once per rule
+        self.cwes_of_rule: dict[int, tuple[str, ...]] = {}
+        self.paths: dict[tuple[str, str | None], str] = {}
+
+    def rule_cwes(self, rule: dict[str, Any], properties: Mapping[str, Any]) -> tuple[str, ...]:
+        """The CWEs a rule's properties name (cached per rule object)."""
+        found = self.cwes_of_rule.get(id(rule))
+        if found is None:
+            found = self.cwes_of_rule[id(rule)] = _cwes(properties)
+        return found
 
     def rule(
         self, result: dict[str, Any], where: Where, problems: Problems
@@ -225,7 +251,9 @@ class _Run:
                 base = base or listed_location.get("uriBaseId")
         if uri is None:
             return None
-        path = _relative_path(uri, base, self.bases)
+        path = self.paths.get((uri, base))
+        if path is None:  # many results share a file: resolve each URI once
+            path = self.paths[(uri, base)] = _relative_path(uri, base, self.bases)
         if len(path) > fields.FIELD_LIMIT:
             problems.add((*a_where, "uri"), f"longer than the {fields.FIELD_LIMIT} allowed")
             return None
@@ -346,7 +374,7 @@ def _result(
         cvss=score,
         suppressed=suppressed,
         confidence=_confidence(rule_props, result_props),
-        cwe=_cwes(rule_props, result_props),
+        cwe=_merged_cwes(run.rule_cwes(rule, rule_props), _cwes(result_props)),
     )
     return (identity, order, finding), kind is Kind.SECRET
 
@@ -457,18 +485,28 @@ def _confidence(rule_props: Mapping[str, Any], result_props: Mapping[str, Any]) 
     return None
 
 
-def _cwes(rule_props: Mapping[str, Any], result_props: Mapping[str, Any]) -> tuple[str, ...]:
+def _merged_cwes(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if not b or a == b:
+        return a
+    if not a:
+        return b
+    return tuple(sorted(set(a) | set(b), key=lambda cwe: int(cwe[4:])))
+
+
+def _cwes(props: Mapping[str, Any]) -> tuple[str, ...]:
+    """CWE ids named in a property bag's ``tags`` or ``cwe`` (CodeQL, Semgrep, ...)."""
+    if not props:
+        return ()
     found: set[int] = set()
-    for props in (rule_props, result_props):
-        for key in ("tags", "cwe"):
-            values = props.get(key)
-            if isinstance(values, str):
-                values = [values]
-            if not isinstance(values, list):
-                continue
-            for value in values[:50]:
-                if isinstance(value, str):
-                    found.update(int(n) for n in _CWE.findall(value))
+    for key in ("tags", "cwe"):
+        values = props.get(key)
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list):
+            continue
+        for value in values[:50]:
+            if isinstance(value, str):
+                found.update(int(n) for n in _CWE.findall(value))
     return tuple(f"CWE-{n}" for n in sorted(found))
 
 
@@ -477,6 +515,11 @@ def _cwes(rule_props: Mapping[str, Any], result_props: Mapping[str, Any]) -> tup
 
 def parse_document(origin: str, data: bytes, document: object, source: str | None = None) -> Report:
     """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from."""
+    with paused_gc():
+        return _parse(origin, data, document, source)
+
+
+def _parse(origin: str, data: bytes, document: object, source: str | None) -> Report:
     doc = check_document(document, origin)
     problems = Problems()
     runs: list[_Run] = []
