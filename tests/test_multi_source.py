@@ -300,3 +300,14 @@ def test_forced_format_and_help(work: Path) -> None:
     assert proc.returncode == 2 and "$.version" in proc.stderr
     help_text = run_cli("ingest", "--help", cwd=work).stdout
     assert "[auto|trivy|sarif|zap]" in help_text
+
+
+def test_cases_show_marks_suppressed_findings(work: Path) -> None:
+    code, _, err = ingest_json(
+        SARIF / "suppression_test.sarif", ZAP / "juicy2.xml", *PR42, cwd=work
+    )
+    assert code == 0, err
+    shown = run_cli("cases", "show", "github::acme::shop::PR::42", cwd=work)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("(suppressed by the scanner, not counted)") == 3
+    assert "at https://juice-shop.herokuapp.com" in shown.stdout

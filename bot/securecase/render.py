@@ -70,7 +70,10 @@ def _finding_line(tracked: Tracked) -> str:
         where = f" at {f.location.path}"
         if f.location.start_line:
             where += f":{f.location.start_line}"
-    return f"{f.severity.value:<8} {f.rule}{where} [{f.source}] {f.title}"
+    elif f.location is not None and f.location.url:
+        where = f" at {f.location.url}"
+    note = " (suppressed by the scanner, not counted)" if f.suppressed else ""
+    return f"{f.severity.value:<8} {f.rule}{where} [{f.source}] {f.title}{note}"
 
 
 def ingest_text(result: IngestResult) -> str:
