@@ -179,6 +179,14 @@ def test_uri_base_ids_resolve_to_repository_paths() -> None:
     assert finding.location.start_line == 15
 
 
+def test_absolute_uris_under_the_working_directory_become_relative() -> None:
+    # bash-report.sarif: file:///home/damien/dd/... with workingDirectory file:///home/damien/dd
+    report = parse(FIXTURES / "bash-report.sarif")
+    paths = {f.location.path for f in report.findings if f.location}
+    assert "docker/setEnv.sh" in paths
+    assert all(p and not p.startswith("/") for p in paths)
+
+
 def test_accepted_suppressions_are_kept_but_marked() -> None:
     report = parse(FIXTURES / "suppression_test.sarif")
     assert sum(f.suppressed for f in report.findings) == 3

@@ -56,6 +56,7 @@ class Run:
         "paths",
         "rules_by_id",
         "tool",
+        "workdir",
     )
 
     def __init__(self, run: dict[str, Any], index: int, problems: Problems) -> None:
@@ -88,6 +89,7 @@ class Run:
         # rule metadata is shared by many results: its CWEs are worked out once per rule
         self.cwes_of_rule: dict[int, tuple[str, ...]] = {}
         self.paths: dict[tuple[str, str | None], str] = {}
+        self.workdir = _working_directory(run)
 
     def rule_cwes(self, rule: dict[str, Any], properties: Mapping[str, Any]) -> tuple[str, ...]:
         """The CWEs a rule's properties name (cached per rule object)."""
@@ -164,7 +166,7 @@ class Run:
             return None
         path = self.paths.get((uri, base))
         if path is None:  # many results share a file: resolve each URI once
-            path = self.paths[(uri, base)] = relative_path(uri, base, self.bases)
+            path = self.paths[(uri, base)] = relative_path(uri, base, self.bases, self.workdir)
         if len(path) > fields.FIELD_LIMIT:
             problems.add((*a_where, "uri"), f"longer than the {fields.FIELD_LIMIT} allowed")
             return None
@@ -179,11 +181,25 @@ def tool_kind(slug: str) -> Kind:
     return Kind.CODE
 
 
-def relative_path(uri: str, base: str | None, bases: Mapping[str, Any]) -> str:
+def _working_directory(run: Mapping[str, Any]) -> str | None:
+    """The absolute URI of the first invocation's working directory (the checkout, usually)."""
+    invocations = run.get("invocations")
+    first = invocations[0] if isinstance(invocations, list) and invocations else None
+    directory = first.get("workingDirectory") if isinstance(first, dict) else None
+    uri = directory.get("uri") if isinstance(directory, dict) else None
+    if isinstance(uri, str) and urlsplit(uri).scheme == "file":
+        return uri
+    return None
+
+
+def relative_path(
+    uri: str, base: str | None, bases: Mapping[str, Any], workdir: str | None = None
+) -> str:
     """Resolve ``uri`` against its chain of relative ``uriBaseId`` prefixes.
 
     The chain stops at an absolute URI (the checkout root on the build machine), so the path
-    stays relative to the repository; an absolute file URI under that root is made relative.
+    stays relative to the repository; an absolute file URI under that root, or else under the
+    tool's working directory (``workdir``), is made relative.
     """
     prefixes: list[str] = []
     root: str | None = None
@@ -200,8 +216,11 @@ def relative_path(uri: str, base: str | None, bases: Mapping[str, Any]) -> str:
         prefixes.append(base_uri)
         next_base = entry.get("uriBaseId")
         base = next_base if isinstance(next_base, str) else None
-    if root and uri.startswith(root):
-        uri = uri[len(root) :]
+    root = root or workdir
+    if root:
+        root = root if root.endswith("/") else root + "/"
+        if uri.startswith(root):
+            uri = uri[len(root) :]
     for prefix in prefixes:
         uri = prefix.rstrip("/") + "/" + uri if prefix else uri
     split = urlsplit(uri)
