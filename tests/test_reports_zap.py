@@ -6,8 +6,11 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from regen_golden import FORMATS, fixtures_of, golden_path, golden_text
 from securecase.errors import ReportError
@@ -198,3 +201,21 @@ def test_broken_xml_names_line_and_column(tmp_path: Path) -> None:
 def test_golden_folder_has_no_stale_files() -> None:
     expected = {golden_path(GOLDEN, p).name for p in fixtures_of(FIXTURES, PATTERNS)}
     assert {p.name for p in GOLDEN.iterdir()} == expected
+
+
+_query_values = st.lists(
+    st.tuples(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.text(min_size=1, max_size=12)),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(_query_values)
+def test_query_values_never_reach_an_instance(pairs: list[tuple[str, str]]) -> None:
+    uri = "https://shop.example.com/p?" + urlencode(pairs)
+    finding = parse_doc(zap_json(instances=[{"uri": uri, "method": "GET"}])).findings[0]
+    (instance,) = finding.instances
+    assert instance.uri is not None
+    kept = parse_qsl(urlsplit(instance.uri).query, keep_blank_values=True)
+    assert [name for name, _ in kept] == [name for name, _ in pairs]
+    assert all(value == "" for _, value in kept)

@@ -14,6 +14,9 @@ _MASKED_KEYS = frozenset(
     {"snippet", "text", "markdown", "arguments", "properties", "fixes", "attachments", "contents"}
 )
 
+#: Members that name things rather than hold found text; kept as they are.
+_KEPT_KEYS = frozenset({"ruleId", "id", "uri", "uriBaseId", "level", "kind", "guid", "state"})
+
 
 def masked_copy(doc: dict[str, Any], results: Set[tuple[int, int]]) -> bytes:
     """The log re-serialized with the text of the given (run, result) indexes masked.
@@ -42,11 +45,15 @@ def masked_copy(doc: dict[str, Any], results: Set[tuple[int, int]]) -> bytes:
 def _masked(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: MASK if key in _MASKED_KEYS and item is not None else _masked(item)
+            key: MASK
+            if key in _MASKED_KEYS and item is not None
+            else item
+            if key in _KEPT_KEYS and isinstance(item, str)
+            else _masked(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [_masked(item) for item in value]
-    if isinstance(value, str):  # a malformed result may hold text anywhere
+    if isinstance(value, str):  # any other text may quote the secret
         return value if len(value) <= 200 and " " not in value else MASK
     return value
