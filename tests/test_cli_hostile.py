@@ -41,18 +41,24 @@ def test_missing_file(work: Path) -> None:
     refused(work, work / "nope.json", "nope.json")
 
 
-def test_sarif_is_named(work: Path) -> None:
+def test_unsupported_sarif_version_is_named(work: Path) -> None:
     report = work / "scan.sarif"
     report.write_text(
         json.dumps(
             {
-                "version": "2.1.0",
-                "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+                "version": "2.0.0",
+                "$schema": "https://json.schemastore.org/sarif-2.0.0.json",
                 "runs": [],
             }
         )
     )
-    refused(work, report, "SARIF")
+    refused(work, report, "$.version: unsupported SARIF version", "SARIF 2.1.0")
+
+
+def test_html_error_page_is_named(work: Path) -> None:
+    report = work / "zap.xml"
+    report.write_text("<html><body>502 Bad Gateway</body></html>")
+    refused(work, report, "XML with root element <html>")
 
 
 def test_other_json_lists_what_it_found(work: Path) -> None:

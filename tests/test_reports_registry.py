@@ -71,7 +71,9 @@ def test_detection_ignores_the_file_name(tmp_path: Path) -> None:
     path = write(tmp_path, (FIXTURES / "npm.json").read_bytes(), name="results.sarif")
     assert parse(path).format is ReportFormat.TRIVY
     sarif = write(tmp_path, SARIF, name="trivy-report.json")
-    refused(sarif, "SARIF")
+    assert parse(sarif).format is ReportFormat.SARIF
+    zap = write(tmp_path, ZAP, name="results.sarif")
+    assert parse(zap).format is ReportFormat.ZAP
 
 
 def test_forced_format_parses_and_accepts_the_plain_string() -> None:
@@ -96,25 +98,25 @@ def test_forced_trivy_still_checks_the_shape(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- other formats
 
 
-def test_sarif_is_named(tmp_path: Path) -> None:
-    error = refused(
-        write(tmp_path, SARIF),
-        "looks like a SARIF log; SARIF is not supported by this version of securecase",
-    )
-    assert error.hint is not None and "trivy" in error.hint
+def test_sarif_is_detected(tmp_path: Path) -> None:
+    report = parse(write(tmp_path, SARIF))
+    assert (report.format, report.source, report.tool) == (ReportFormat.SARIF, "codeql", "CodeQL")
 
 
-def test_sarif_without_schema_is_named(tmp_path: Path) -> None:
-    refused(write(tmp_path, {"version": "2.1.0", "runs": []}), "SARIF")
+def test_sarif_without_schema_is_detected(tmp_path: Path) -> None:
+    report = parse(write(tmp_path, {"version": "2.1.0", "runs": []}))
+    assert report.format is ReportFormat.SARIF and report.findings == ()
 
 
-def test_zap_json_is_named(tmp_path: Path) -> None:
-    refused(
-        write(tmp_path, ZAP),
-        "looks like an OWASP ZAP JSON report",
-        "not supported by this version of securecase",
-    )
-    refused(write(tmp_path, {"site": [{"@name": "x", "alerts": []}]}), "OWASP ZAP")
+def test_sarif_of_another_version_is_refused_by_detection(tmp_path: Path) -> None:
+    doc = {**SARIF, "version": "2.0.0"}
+    refused(write(tmp_path, doc), "$.version: unsupported SARIF version: got '2.0.0'")
+
+
+def test_zap_json_is_detected(tmp_path: Path) -> None:
+    assert parse(write(tmp_path, ZAP)).format is ReportFormat.ZAP
+    bare = parse(write(tmp_path, {"site": [{"@name": "x", "alerts": []}]}))
+    assert bare.format is ReportFormat.ZAP and bare.source == "zap"
 
 
 @pytest.mark.parametrize(
@@ -122,11 +124,41 @@ def test_zap_json_is_named(tmp_path: Path) -> None:
     [
         b'<?xml version="1.0"?><OWASPZAPReport version="2.10.0"></OWASPZAPReport>',
         b"\xef\xbb\xbf  \n<OWASPZAPReport/>",
-        b"<html><body>502 Bad Gateway</body></html>",
     ],
 )
-def test_xml_is_named(tmp_path: Path, data: bytes) -> None:
-    refused(write(tmp_path, data), "looks like XML (maybe an OWASP ZAP XML report)")
+def test_zap_xml_is_detected(tmp_path: Path, data: bytes) -> None:
+    report = parse(write(tmp_path, data))
+    assert (report.format, report.raw_suffix, report.findings) == (ReportFormat.ZAP, ".xml", ())
+
+
+def test_other_xml_is_named(tmp_path: Path) -> None:
+    refused(
+        write(tmp_path, b"<html><body>502 Bad Gateway</body></html>"),
+        "XML with root element <html>",
+        "OWASP ZAP",
+    )
+    refused(write(tmp_path, b"<html><body>cut"), "invalid XML")
+
+
+def test_xml_with_a_forced_json_format_is_refused(tmp_path: Path) -> None:
+    refused(
+        write(tmp_path, b"<OWASPZAPReport/>"),
+        "looks like XML, not a sarif report",
+        fmt=ReportFormat.SARIF,
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "text"),
+    [
+        ({"bomFormat": "CycloneDX", "components": []}, "a CycloneDX SBOM"),
+        ({"matches": [], "descriptor": {"name": "grype"}}, "a Grype JSON report"),
+        ({"vulnerabilities": [], "packageManager": "npm"}, "a Snyk JSON report"),
+    ],
+)
+def test_other_known_formats_are_named(tmp_path: Path, document: object, text: str) -> None:
+    error = refused(write(tmp_path, document), f"looks like {text}")
+    assert error.hint is not None and "SARIF" in error.hint
 
 
 def test_cluster_report_is_refused_with_a_hint() -> None:
@@ -248,7 +280,20 @@ def test_syntax_error_in_the_middle(tmp_path: Path) -> None:
 
 
 def test_deep_nesting(tmp_path: Path) -> None:
-    refused(write(tmp_path, b"[" * 200_000 + b"]" * 200_000), "nested too deeply")
+    refused(
+        write(tmp_path, b"[" * 200_000 + b"]" * 200_000),
+        "nested too deeply to be a scanner report at $[0][0]",
+    )
+
+
+def test_deep_nesting_names_the_json_path(tmp_path: Path) -> None:
+    deep = b'{"x": ' * 5000 + b"1" + b"}" * 5000
+    data = b'{"version": "2.1.0", "runs": [{"results": [{}, {"properties": ' + deep + b"}]}]}"
+    refused(
+        write(tmp_path, data),
+        "nested too deeply to be a scanner report at $.runs[0].results[1].properties.x.x",
+        "more levels)",
+    )
 
 
 def test_huge_integer(tmp_path: Path) -> None:

@@ -149,17 +149,23 @@ class Case:
 
     @property
     def active(self) -> tuple[Finding, ...]:
-        """Findings that count: open ones no policy exception covers."""
-        return tuple(t.finding for t in self.findings if t.exception is None)
+        """Findings that count: open ones the scanner did not suppress and no policy exception
+        covers."""
+        return tuple(
+            t.finding for t in self.findings if t.exception is None and not t.finding.suppressed
+        )
 
     @property
     def excepted(self) -> tuple[Finding, ...]:
         """Open findings a policy exception covers: shown, not counted."""
-        return tuple(t.finding for t in self.findings if t.exception is not None)
+        return tuple(
+            t.finding for t in self.findings if t.exception is not None and not t.finding.suppressed
+        )
 
     @property
     def counts(self) -> dict[str, int]:
-        return severity_counts(self.active)
+        """Active findings per severity, a problem reported by several sources counted once."""
+        return severity_counts(distinct_findings(self.active))
 
     @property
     def max_severity(self) -> Severity | None:
@@ -211,6 +217,28 @@ def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
     for finding in findings:
         counts[finding.severity.count_key] += 1
     return counts
+
+
+def distinct_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` with cross-scanner duplicates left out: for the same vulnerability id in
+    the same package reported by several sources, only one source's findings stay.
+
+    Both stay in the case; this is what counts and what the policy gates. The finding kept is
+    the worst one, then the one of the alphabetically first source, so the choice never
+    depends on report order. Duplicates within one source are distinct findings (e.g. the
+    same package in two lock files) and all stay.
+    """
+    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.source, f.id))
+    owner: dict[tuple[str, str], str] = {}
+    kept: list[Finding] = []
+    for finding in ordered:
+        if finding.package is not None:
+            key = (finding.rule, finding.package.name)
+            source = owner.setdefault(key, finding.source)
+            if source != finding.source:
+                continue
+        kept.append(finding)
+    return tuple(kept)
 
 
 def sort_key(tracked: Tracked) -> tuple[int, str]:
@@ -305,7 +333,8 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         image_digest=digest,
         scanned_at=seen_at,
     )
-    status, reopened = _next_status(previous, has_active=bool(findings))
+    has_active = any(not t.finding.suppressed for t in findings)
+    status, reopened = _next_status(previous, has_active=has_active)
     case = Case(
         subject=_merged_subject(previous, scan.subject),
         status=status,

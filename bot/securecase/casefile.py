@@ -24,7 +24,7 @@ from securecase.case import (
 )
 from securecase.errors import CaseFileError
 from securecase.keys import Provider, Subject
-from securecase.models import Finding, Kind, Location, Package, Severity
+from securecase.models import Finding, Instance, Kind, Location, Package, Severity
 
 CASE_FILE = "case.yaml"
 
@@ -232,6 +232,15 @@ def _tracked_doc(tracked: Tracked) -> dict[str, Any]:
         _put(loc, "url", f.location.url)
         doc["location"] = loc
     _put(doc, "cvss", f.cvss)
+    if f.suppressed:
+        doc["suppressed"] = True
+    _put(doc, "confidence", f.confidence)
+    if f.cwe:
+        doc["cwe"] = list(f.cwe)
+    _put(doc, "wasc", f.wasc)
+    if f.instances:
+        doc["instances"] = [_instance_doc(i) for i in f.instances]
+    _put(doc, "instance_count", f.instance_count)
     doc["first_seen"] = _seen_doc(tracked.first_seen)
     _put(doc, "new", tracked.new)
     if tracked.exception is not None:
@@ -268,6 +277,15 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         if loc is not None
         else None,
         cvss=float(doc["cvss"]) if "cvss" in doc else None,
+        suppressed=doc.get("suppressed", False),
+        confidence=doc.get("confidence"),
+        cwe=tuple(doc.get("cwe", ())),
+        wasc=doc.get("wasc"),
+        instances=tuple(
+            Instance(method=i.get("method"), uri=i.get("uri"), param=i.get("param"))
+            for i in doc.get("instances", ())
+        ),
+        instance_count=doc.get("instance_count"),
     )
     first = doc["first_seen"]
     resolved = doc.get("resolved")
@@ -279,6 +297,14 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         new=doc.get("new"),
         exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
     )
+
+
+def _instance_doc(instance: Instance) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    _put(doc, "method", instance.method)
+    _put(doc, "uri", instance.uri)
+    _put(doc, "param", instance.param)
+    return doc
 
 
 def _stale_doc(stale: StaleScan) -> dict[str, Any]:

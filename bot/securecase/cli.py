@@ -97,10 +97,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "trivy"]),
+    type=click.Choice(["auto", "trivy", "sarif", "zap"]),
     default="auto",
     show_default=True,
-    help="Report format; auto detects it from the content.",
+    help="Report format (applies to every report); auto detects each from its content: "
+    "Trivy JSON, SARIF 2.1.0, OWASP ZAP JSON or XML.",
 )
 @click.option(
     "--source",

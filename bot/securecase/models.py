@@ -60,6 +60,8 @@ class ReportFormat(StrEnum):
     """Scanner report formats securecase can read."""
 
     TRIVY = "trivy"
+    SARIF = "sarif"
+    ZAP = "zap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,15 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class Instance:
+    """One place a DAST alert was seen: HTTP method, URI (query values removed), parameter."""
+
+    method: str | None = None
+    uri: str | None = None
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One normalized finding from one source.
 
@@ -99,6 +110,18 @@ class Finding:
     package: Package | None = None
     location: Location | None = None
     cvss: float | None = None
+    #: Suppressed by the scanner's own triage (SARIF accepted suppressions, ZAP false
+    #: positives): kept in the case for the record, but never counted or gated.
+    suppressed: bool = False
+    #: The scanner's confidence in the finding, as it words it (e.g. high, medium, low).
+    confidence: str | None = None
+    #: Weakness classes, e.g. ``("CWE-79",)``.
+    cwe: tuple[str, ...] = ()
+    #: WASC threat classification id (ZAP), e.g. ``"WASC-8"``.
+    wasc: str | None = None
+    #: Where a DAST alert was seen, capped; ``instance_count`` is the uncapped number.
+    instances: tuple[Instance, ...] = ()
+    instance_count: int | None = None
 
     @property
     def fixable(self) -> bool:

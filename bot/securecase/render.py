@@ -6,7 +6,7 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.case import Case, Tracked, severity_counts
+from securecase.case import Case, Tracked, distinct_findings, severity_counts
 from securecase.ingest import IngestResult
 from securecase.models import SEVERITIES_WORST_FIRST
 from securecase.policy import ExceptionUse
@@ -67,7 +67,7 @@ def breakdown(result: IngestResult) -> dict[str, dict[str, int]]:
     case = result.case
     new = set(result.decision.new)
     fixed = set(result.fixed)
-    active = case.active
+    active = distinct_findings(case.active)  # as counted: cross-scanner duplicates once
     return {
         "new": severity_counts(f for f in active if f.id in new),
         "existing": severity_counts(f for f in active if f.id not in new),
@@ -140,7 +140,10 @@ def _finding_line(tracked: Tracked) -> str:
         where = f" at {f.location.path}"
         if f.location.start_line:
             where += f":{f.location.start_line}"
-    return f"{f.severity.value:<8} {f.rule}{where} [{f.source}] {f.title}"
+    elif f.location is not None and f.location.url:
+        where = f" at {f.location.url}"
+    note = " (suppressed by the scanner, not counted)" if f.suppressed else ""
+    return f"{f.severity.value:<8} {f.rule}{where} [{f.source}] {f.title}{note}"
 
 
 def ingest_text(result: IngestResult) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from securecase.case import Case, Status
+from securecase.case import Case, Status, distinct_findings
 from securecase.keys import Subject
 from securecase.models import Finding, Severity
 from securecase.policy.model import (
@@ -99,12 +99,14 @@ class _Item:
     finding: Finding
     new: bool
     age_days: int | None
+    #: False for suppressed findings and cross-scanner duplicates: marked, never counted.
+    counted: bool = True
 
 
 def evaluate_case(
     policy: Policy, case: Case, *, baseline: Case | None, today: date, mode: Mode | None = None
 ) -> Decision:
-    """Judge ``case``'s active findings under ``policy`` on day ``today`` (UTC).
+    """Judge ``case``'s findings under ``policy`` on day ``today`` (UTC).
 
     ``baseline`` is the case of the pull request's target branch: a finding is new when its
     fingerprint is not among the baseline's active findings, and one that is there is as old
@@ -117,6 +119,9 @@ def evaluate_case(
     known = (
         {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline is not None else {}
     )
+    # Suppressed findings never count; a problem several scanners report is gated once.
+    unsuppressed = (t.finding for t in case.findings if not t.finding.suppressed)
+    gated = {f.id for f in distinct_findings(unsuppressed)}
     items = []
     for tracked in case.findings:
         first_seen = min(
@@ -127,6 +132,7 @@ def evaluate_case(
                 tracked.finding,
                 new=tracked.finding.id not in known,
                 age_days=_age_days(first_seen, today),
+                counted=tracked.finding.id in gated,
             )
         )
     return _decide(policy, case.subject, items, today, mode, baseline_found=baseline is not None)
@@ -169,7 +175,7 @@ def _decide(
             current = [e for e in covering if not e.expired(today)]
             chosen = max(current or covering, key=lambda e: (e.expires, e.id))
             (excepted if current else lapsed)[item.finding.id] = chosen
-    counted = [i for i in items if i.finding.id not in excepted]
+    counted = [i for i in items if i.counted and i.finding.id not in excepted]
     outcomes = tuple(_judge(rule, subject, counted, policy, lapsed) for rule in policy.rules)
     applied = _uses(excepted)
     expiring: tuple[ExceptionUse, ...] = ()

@@ -1,5 +1,8 @@
 """Scanner reports: detect the format from the content and parse it into a :class:`Report`.
 
+Formats: Trivy JSON, SARIF 2.1.0 (CodeQL, Semgrep, Bandit, Trivy SARIF, ...), and OWASP ZAP's
+traditional JSON and XML reports.
+
 ``parse(path)`` is the one entry point the rest of securecase uses. Detection looks at the
 content only, never at the file name; a report of a format this version cannot read is refused
 with a message saying what it looks like.
@@ -13,7 +16,7 @@ from typing import Any
 
 from securecase.errors import ReportError, UsageError
 from securecase.models import Report, ReportFormat
-from securecase.reports import trivy
+from securecase.reports import sarif, trivy, zap
 from securecase.reports.jsonload import (
     check_source_name,
     decode_json,
@@ -30,9 +33,14 @@ Parser = Callable[[str, bytes, Any, str | None], Report]
 
 PARSERS: dict[ReportFormat, Parser] = {
     ReportFormat.TRIVY: trivy.parse_document,
+    ReportFormat.SARIF: sarif.parse_document,
+    ReportFormat.ZAP: zap.parse_document,
 }
 
-SUPPORTED_HINT = "securecase reads Trivy JSON reports (trivy image|fs|repo ... --format json)"
+SUPPORTED_HINT = (
+    "securecase reads Trivy JSON (trivy ... --format json), SARIF 2.1.0 (CodeQL, Semgrep, "
+    "Bandit, trivy --format sarif, ...) and OWASP ZAP traditional JSON or XML reports"
+)
 _SHOWN_KEYS = 8
 
 
@@ -57,13 +65,14 @@ def parse_bytes(
     """Parse a report already in memory; ``origin`` (usually the path) starts every message."""
     if source is not None:
         check_source_name(source, origin)
-    if first_significant_byte(data) == ord("<"):
-        raise ReportError(
-            f"{origin}: looks like XML (maybe an OWASP ZAP XML report); "
-            "XML reports are not supported by this version of securecase",
-            hint=SUPPORTED_HINT,
-        )
     chosen = None if fmt is None else _format(fmt)
+    if first_significant_byte(data) == ord("<"):
+        if chosen not in (None, ReportFormat.ZAP):
+            raise ReportError(
+                f"{origin}: looks like XML, not a {chosen.value} report (--format {chosen.value})",
+                hint=SUPPORTED_HINT,
+            )
+        return zap.parse_xml(origin, data, source)
     document = decode_json(data, origin)
     if chosen is None:
         chosen = detect(document, origin=origin)
@@ -82,6 +91,11 @@ def _format(fmt: ReportFormat | str) -> ReportFormat:
 
 def detect(document: object, *, origin: str = "report") -> ReportFormat:
     """The format of a parsed JSON document, or a :class:`ReportError` saying what it is."""
+    if sarif.looks_like_sarif(document):
+        sarif.check_document(document, origin)  # version and runs, with their JSON paths
+        return ReportFormat.SARIF
+    if zap.looks_like_zap_json(document):
+        return ReportFormat.ZAP
     if trivy.is_legacy(document):
         trivy.check_document(document, origin)  # raises the legacy-format error
     if trivy.looks_like_trivy(document):
@@ -90,12 +104,10 @@ def detect(document: object, *, origin: str = "report") -> ReportFormat:
     if isinstance(document, dict):
         if "ClusterName" in document:
             trivy.check_document(document, origin)  # raises the cluster-report error
-        foreign = _foreign_format(document)
-        if foreign:
-            looks_like, name = foreign
+        other = _other_format(document)
+        if other:
             raise ReportError(
-                f"{origin}: looks like {looks_like}; "
-                f"{name} is not supported by this version of securecase",
+                f"{origin}: looks like {other}, which securecase does not read",
                 hint=SUPPORTED_HINT,
             )
     raise ReportError(
@@ -104,22 +116,18 @@ def detect(document: object, *, origin: str = "report") -> ReportFormat:
     )
 
 
-def _foreign_format(document: dict[str, Any]) -> tuple[str, str] | None:
-    """A known but unsupported format: (what it looks like, the format's name)."""
-    schema = document.get("$schema")
-    if (isinstance(schema, str) and "sarif" in schema.lower()) or (
-        document.get("version") == "2.1.0" and "runs" in document
-    ):
-        return "a SARIF log", "SARIF"
-    site = document.get("site")
-    if (
-        "@generated" in document
-        or "@version" in document
-        or (
-            isinstance(site, list) and any(isinstance(s, dict) and "alerts" in s for s in site[:20])
-        )
-    ):
-        return "an OWASP ZAP JSON report", "OWASP ZAP JSON"
+def _other_format(document: dict[str, Any]) -> str | None:
+    """What a well-known report or SBOM that securecase does not read looks like."""
+    if "bomFormat" in document:
+        return "a CycloneDX SBOM"
+    if "spdxVersion" in document:
+        return "an SPDX SBOM"
+    if "matches" in document and "descriptor" in document:
+        return "a Grype JSON report (grype -o sarif writes SARIF, which securecase reads)"
+    if "vulnerabilities" in document and "scan" in document:
+        return "a GitLab security report"
+    if "vulnerabilities" in document and "packageManager" in document:
+        return "a Snyk JSON report (snyk --sarif writes SARIF, which securecase reads)"
     return None
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from securecase.errors import ReportError, UsageError
@@ -80,12 +82,75 @@ def decode_json(data: bytes, origin: str) -> object:
             ),
         ) from None
     except RecursionError:
+        where = nesting_path(text, NESTING_SHOWN)
         raise ReportError(
-            f"{origin}: JSON nested too deeply to be a scanner report",
+            f"{origin}: JSON nested too deeply to be a scanner report"
+            + (f" at {where}" if where else ""),
             hint="the report must be the scanner's unmodified JSON output",
         ) from None
     except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
         raise ReportError(f"{origin}: invalid JSON: {exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+#: Nesting depth at which :func:`nesting_path` reports where a too-deep document goes deep.
+NESTING_SHOWN = 100
+#: Path parts shown before the rest of a deep path is summarized.
+_PATH_PARTS_SHOWN = 12
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]')
+
+
+def nesting_path(text: str, depth: int) -> str | None:
+    """The JSON path where ``text`` first nests ``depth`` levels deep (None if it never does).
+
+    Only called after the decoder gave up on a document, so speed does not matter; strings are
+    skipped whole, so brackets inside them do not count. Long paths are cut to their first
+    parts plus the number of levels left out.
+    """
+    parts: list[str | int] = []
+    stack: list[str] = []
+    pending_key: str | None = None
+    last_string: str | None = None
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            last_string = token
+            continue
+        if token == ":":
+            pending_key = json.loads(last_string) if last_string else ""
+            if parts and stack and stack[-1] == "{":
+                parts[-1] = pending_key
+        elif token == ",":
+            if stack and stack[-1] == "[" and parts:
+                index = parts[-1]
+                parts[-1] = index + 1 if isinstance(index, int) else 0
+        elif token in "[{":
+            stack.append(token)
+            parts.append(0 if token == "[" else "")
+            if len(stack) >= depth:
+                shown = parts[:-1][:_PATH_PARTS_SHOWN]
+                path = json_path(*shown)
+                rest = len(parts) - 1 - len(shown)
+                return path + (f"… ({rest} more levels)" if rest > 0 else "")
+        else:
+            if stack:
+                stack.pop()
+                parts.pop()
+        last_string = None
+    return None
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cycle collector: while a parser walks a big parsed report and builds
+    findings, every collection would traverse the millions of objects of the document
+    (about two thirds of the time on a 50 MB SARIF log), and none of them are cyclic."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if collecting:
             gc.enable()

@@ -1,0 +1,59 @@
+"""Masking secret text in a SARIF log before its raw copy is stored in the cases repo."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Set
+from typing import Any
+
+#: What replaces secret text in the stored raw log.
+MASK = "<masked by securecase>"
+
+#: Members of a secret result that may hold the secret (snippets, messages, tool properties).
+_MASKED_KEYS = frozenset(
+    {"snippet", "text", "markdown", "arguments", "properties", "fixes", "attachments", "contents"}
+)
+
+#: Members that name things rather than hold found text; kept as they are.
+_KEPT_KEYS = frozenset({"ruleId", "id", "uri", "uriBaseId", "level", "kind", "guid", "state"})
+
+
+def masked_copy(doc: dict[str, Any], results: Set[tuple[int, int]]) -> bytes:
+    """The log re-serialized with the text of the given (run, result) indexes masked.
+
+    Within each such result every snippet, message, property bag, fix and attachment is
+    replaced by :data:`MASK`, at any depth (code flows and related locations too); rule ids,
+    paths and line numbers stay. The artifact contents of the runs involved are masked too.
+    Mutates ``doc``.
+    """
+    runs = doc["runs"]
+    for run_index in sorted({run for run, _ in results}):
+        run = runs[run_index]
+        for artifact in run.get("artifacts") or ():
+            if isinstance(artifact, dict) and "contents" in artifact:
+                artifact["contents"] = MASK
+    for run_index, result_index in results:
+        records = runs[run_index]["results"]
+        records[result_index] = _masked(records[result_index])
+    try:
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: let json escape them
+        return (json.dumps(doc, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: MASK
+            if key in _MASKED_KEYS and item is not None
+            else item
+            if key in _KEPT_KEYS and isinstance(item, str)
+            else _masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, str):  # any other text may quote the secret
+        return value if len(value) <= 200 and " " not in value else MASK
+    return value
