@@ -119,9 +119,7 @@ class FakeGitHub:
     ) -> None:
         """Answer the next ``times`` requests matching ``method`` and path regex with an error."""
         body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
-        self.faults.append(
-            Fault(method, re.compile(pattern), status, body, headers or {}, times)
-        )
+        self.faults.append(Fault(method, re.compile(pattern), status, body, headers or {}, times))
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         """Requests with this method whose path matches the regex."""
