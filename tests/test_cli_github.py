@@ -211,3 +211,73 @@ def test_version_does_not_import_pygithub() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=True
     )
     assert proc.stdout.strip().endswith("[]"), proc.stdout
+
+
+def test_fork_pull_request_goes_to_the_job_summary_only(work: Path, fake: FakeGitHub) -> None:
+    payload = json.loads((EVENTS / "pull_request.synchronize.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+    event = work / "event.json"
+    event.write_text(json.dumps(payload))
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        cwd=work,
+        **actions_env(work, fake, "pull_request", event),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert fake.requests == []
+    assert "pull request from a fork" in proc.stderr
+    assert "securecase" in (work / "summary.md").read_text()
+
+
+def test_help_never_shows_the_token(work: Path) -> None:
+    proc = run_cli("ingest", "--help", cwd=work, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 0
+    assert "--github-token" in proc.stdout and "--report [github|none]" in proc.stdout
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
+    """Run action.yml's ingest step with bash, as the runner would, against the fake GitHub."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "ingest"]
+    runner_temp = work / "runner-temp"
+    bin_dir = runner_temp / "securecase-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    wrapper = bin_dir / "securecase"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
+    wrapper.chmod(0o755)
+    remote = work / "cases.git"
+    git(work, "init", "--quiet", "--bare", str(remote))
+    env = actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json")
+    env.update(
+        RUNNER_TEMP=str(runner_temp),
+        SC_REPORTS=f"\n  {TRIVY / 'pip.json'}  \n\n{TRIVY / 'npm.json'}\n",
+        SC_SOURCES="python-deps\n node-deps \n",
+        SC_CASES_REPO=str(remote),
+        SC_CASES_TOKEN="",
+        SC_POLICY=str(policy(work)),
+        SC_MODE="",
+        SC_REPORT="github",
+    )
+    proc = subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=work,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr  # pip.json has a HIGH finding: blocked
+    values = outputs(work / "output.txt")
+    assert values["decision"] == "block" and values["report"] == "check_run"
+    [branch_head] = git(remote, "for-each-ref", "--format=%(objectname)", "refs/heads").split()
+    assert values["cases_commit"] == branch_head
+    stored = git(remote, "ls-tree", "-r", "--name-only", branch_head).split()
+    assert "cases/github/acme/shop/pr-2/raw/python-deps.json" in stored
+    assert "cases/github/acme/shop/pr-2/raw/node-deps.json" in stored
+    [run] = fake.check_runs.values()
+    assert run["head_sha"] == PR_HEAD and run["conclusion"] == "failure"

@@ -274,3 +274,16 @@ def test_github_app_installation_auth(fake: FakeGitHub) -> None:
     assert token_call.headers["Authorization"].startswith("Bearer ")
     run_call = fake.calls("POST", r"/check-runs$")[0]
     assert run_call.headers["Authorization"] == f"token {fake.installation_token}"
+
+
+def test_another_case_on_the_same_commit_gets_its_own_run(fake: FakeGitHub) -> None:
+    from dataclasses import replace
+
+    pr = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    branch_case = replace(summary_input(1), case_key="github::acme::shop::BR::feature")
+    branch = post_report(client(fake), TARGET, branch_case, now=NOW)
+    assert pr.check_run_id != branch.check_run_id and not branch.updated_existing
+    assert {r["external_id"] for r in fake.check_runs.values()} == {
+        "github::acme::shop::PR::42",
+        "github::acme::shop::BR::feature",
+    }

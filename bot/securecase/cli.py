@@ -302,6 +302,7 @@ def ingest(
         cases_web_url=cases_web_url,
         context=context,
         verbose=bool(click.get_current_context().find_root().obj.get("verbose")),
+        explicit_report=report_to == "github",
     )
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
@@ -350,6 +351,7 @@ def _report_result(
     cases_web_url: str | None,
     context: Any,
     verbose: bool,
+    explicit_report: bool,
 ) -> None:
     """Post to GitHub and write the Actions files; every failure is only a warning."""
     from securecase.caselink import case_file_url, repo_web_base
@@ -362,6 +364,13 @@ def _report_result(
         web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
         case_url = case_file_url(web_base, result.cases_commit, result.case_path)
         target = None
+        fork_pr = context is not None and context.from_fork and context.event_name == "pull_request"
+        if post and fork_pr and not explicit_report:
+            warnings.append(
+                "pull request from a fork: its token is read-only, so the result is only in the "
+                "job summary (use pull_request_target or --report github to try anyway)"
+            )
+            post = False
         if post and head_sha:
             target = ReportTarget(repo=repo, head_sha=head_sha)
         elif post:

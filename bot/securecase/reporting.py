@@ -190,7 +190,9 @@ def _post_check_run(
 ) -> tuple[int, bool, str | None]:
     """Create or update the run, annotations in batches of 50; (id, updated, warning)."""
     existing = port.find_check_runs(target.repo, target.head_sha, checkrun.CHECK_NAME)
-    ours = [r for r in existing if r.external_id == data.case_key] or existing
+    # Only our case's run: a push and a pull request on the same commit are two cases, so two
+    # runs named securecase.
+    ours = [r for r in existing if r.external_id == data.case_key]
     annotations = data.annotations
     if ours:
         # Annotations are appended on update: a re-run sends only those not yet there.
