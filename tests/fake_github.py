@@ -163,10 +163,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-ratelimit-limit", "5000")
-        self.send_header("x-ratelimit-remaining", "4999")
-        self.send_header("x-ratelimit-reset", str(int(time.time()) + 3600))
+        rate = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4999",
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+        }
+        rate.update({k.lower(): v for k, v in headers.items() if k.lower() in rate})
+        for name, value in rate.items():
+            self.send_header(name, value)
         for name, value in headers.items():
+            if name.lower() in rate:
+                continue
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

@@ -7,6 +7,7 @@ the fixture fails a test that caused any violation.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -287,3 +288,20 @@ def test_another_case_on_the_same_commit_gets_its_own_run(fake: FakeGitHub) -> N
         "github::acme::shop::PR::42",
         "github::acme::shop::BR::feature",
     }
+
+
+def test_primary_rate_limit_waits_until_the_reset_time_within_budget(fake: FakeGitHub) -> None:
+    reset = str(int(time.time()) + 3600)
+    fake.fail(
+        "POST",
+        r"/check-runs$",
+        403,
+        "API rate limit exceeded for installation ID 1.",
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+    )
+    sleeps = Sleeps()
+    outcome = post_report(client(fake, max_wait=5, sleeps=sleeps), TARGET, summary_input(), now=NOW)
+    assert sleeps.waits == []  # an hour is over the budget: give up at once
+    assert outcome.channel is Channel.COMMIT_STATUS
+    [warning] = [w for w in outcome.warnings if "rate limit" in w]
+    assert re.search(r"would wait 3[56]\d\ds", warning), warning
