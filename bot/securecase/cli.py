@@ -73,7 +73,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @cli.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
 @cases_repo_option
-@click.option("--repo", "repo", required=True, metavar="ORG/NAME", help="The scanned repository.")
+@click.option(
+    "--repo",
+    "repo",
+    metavar="ORG/NAME",
+    help="The scanned repository (required outside GitHub Actions; inside, every subject "
+    "option defaults from the environment and the event payload).",
+)
 @click.option("--pr", type=int, metavar="N", help="Pull request number (the subject is the PR).")
 @click.option("--branch", metavar="NAME", help="Branch (the subject, or the PR's head branch).")
 @click.option("--target-branch", metavar="NAME", help="The branch a pull request merges into.")
@@ -145,6 +151,67 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     show_default=True,
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
+@click.option(
+    "--report",
+    "report_to",
+    type=click.Choice(["github", "none"]),
+    help="Post the result to GitHub as a check run (falling back to a commit status, then to "
+    "the job summary only). Default: github when credentials and the repo are known.",
+)
+@click.option(
+    "--github-token",
+    envvar="GITHUB_TOKEN",
+    show_default=False,
+    show_envvar=False,
+    metavar="TOKEN",
+    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
+)
+@click.option(
+    "--github-api-url",
+    envvar="GITHUB_API_URL",
+    default="https://api.github.com",
+    show_default="$GITHUB_API_URL, else https://api.github.com",
+    metavar="URL",
+    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+@click.option(
+    "--github-app-id",
+    envvar="SECURECASE_GITHUB_APP_ID",
+    metavar="ID",
+    help="Authenticate as this GitHub App (env SECURECASE_GITHUB_APP_ID); needs the key file "
+    "and the installation id.",
+)
+@click.option(
+    "--github-app-key-file",
+    envvar="SECURECASE_GITHUB_APP_KEY_FILE",
+    type=click.Path(path_type=Path),
+    metavar="PEM",
+    help="The GitHub App's private key file (env SECURECASE_GITHUB_APP_KEY_FILE).",
+)
+@click.option(
+    "--github-app-installation-id",
+    envvar="SECURECASE_GITHUB_APP_INSTALLATION_ID",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="The App's installation id on the scanned repository's owner "
+    "(env SECURECASE_GITHUB_APP_INSTALLATION_ID).",
+)
+@click.option(
+    "--github-max-wait",
+    envvar="SECURECASE_GITHUB_MAX_WAIT",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait in total for GitHub rate limits and retries before giving up "
+    "(env SECURECASE_GITHUB_MAX_WAIT).",
+)
+@click.option(
+    "--cases-web-url",
+    envvar="SECURECASE_CASES_WEB_URL",
+    metavar="URL",
+    help="Web page of the cases repo (https://HOST/OWNER/NAME) for links to the case file. "
+    "Default: derived from a GitHub --cases-repo URL; none for local paths.",
+)
 def ingest(
     reports: tuple[Path, ...],
     cases_repo: str,
@@ -166,14 +233,31 @@ def ingest(
     git_name: str,
     git_email: str,
     push_timeout: float,
+    report_to: str | None,
+    github_token: str | None,
+    github_api_url: str,
+    github_app_id: str | None,
+    github_app_key_file: Path | None,
+    github_app_installation_id: int | None,
+    github_max_wait: float,
+    cases_web_url: str | None,
 ) -> None:
     """Ingest one or more reports into one case, in one commit, and apply the policy.
 
     Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
     3 when the cases repo cannot be written. The current time (exception expiry, finding
     ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
+    Reporting to GitHub happens after the case is committed; a reporting failure is a
+    warning and never changes the exit code.
     """
     from securecase import render
+    from securecase.actions_context import (
+        SubjectFlags,
+        in_actions,
+        read_context,
+        with_context_defaults,
+    )
+    from securecase.errors import UsageError
     from securecase.ingest import IngestRequest
     from securecase.ingest import ingest as run_ingest
     from securecase.keys import make_subject
@@ -181,9 +265,37 @@ def ingest(
     from securecase.policy import Mode
     from securecase.store import GitIdentity
 
+    context = read_context(os.environ) if in_actions(os.environ) else None
+    flags = SubjectFlags(repo, pr, branch, target_branch, commit, run_url)
+    if context is not None:
+        flags = with_context_defaults(flags, context)
+    if flags.repo is None:
+        raise UsageError(
+            "--repo ORG/NAME is required outside GitHub Actions",
+            hint="inside Actions it defaults to $GITHUB_REPOSITORY",
+        )
+    commit, run_url = flags.commit, flags.run_url
     subject = make_subject(
-        provider=provider, repo=repo, pr=pr, branch=branch, target_branch=target_branch
+        provider=provider,
+        repo=flags.repo,
+        pr=flags.pr,
+        branch=flags.branch,
+        target_branch=flags.target_branch,
     )
+    github = _github_settings(
+        github_api_url,
+        github_token,
+        github_app_id,
+        github_app_key_file,
+        github_app_installation_id,
+        github_max_wait,
+    )
+    if report_to == "github" and github is None:
+        raise UsageError(
+            "--report github needs GitHub credentials",
+            hint="pass --github-token (default $GITHUB_TOKEN) or the --github-app-* options",
+        )
+    post = report_to == "github" or (report_to is None and github is not None)
     request = IngestRequest(
         reports=reports,
         subject=subject,
@@ -207,7 +319,124 @@ def ingest(
         click.echo(render.ingest_markdown(result))
     else:
         click.echo(render.ingest_text(result))
+    _report_result(
+        result,
+        post=post and provider == "github",
+        github=github,
+        repo=flags.repo,
+        head_sha=commit,
+        run_url=run_url,
+        cases_repo=cases_repo,
+        cases_web_url=cases_web_url,
+        context=context,
+        verbose=bool(click.get_current_context().find_root().obj.get("verbose")),
+        explicit_report=report_to == "github",
+    )
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
+
+
+def _github_settings(
+    api_url: str,
+    token: str | None,
+    app_id: str | None,
+    key_file: Path | None,
+    installation_id: int | None,
+    max_wait: float,
+) -> Any:
+    """GitHubSettings from the options, or None when no credentials are given."""
+    from securecase.errors import UsageError
+    from securecase.github_api import AppCredentials, GitHubSettings, RetryPolicy
+
+    retry = RetryPolicy(max_wait=max_wait)
+    app_given = [v is not None for v in (app_id, key_file, installation_id)]
+    if any(app_given):
+        if not all(app_given):
+            raise UsageError(
+                "GitHub App auth needs --github-app-id, --github-app-key-file and "
+                "--github-app-installation-id together"
+            )
+        assert key_file is not None and app_id is not None and installation_id is not None
+        try:
+            key = key_file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--github-app-key-file {key_file}: cannot read the key") from exc
+        app = AppCredentials(app_id, key, installation_id)
+        return GitHubSettings(api_url=api_url, app=app, retry=retry)
+    if token:
+        return GitHubSettings(api_url=api_url, token=token, retry=retry)
+    return None
+
+
+def _report_result(
+    result: Any,
+    *,
+    post: bool,
+    github: Any,
+    repo: str,
+    head_sha: str | None,
+    run_url: str | None,
+    cases_repo: str,
+    cases_web_url: str | None,
+    context: Any,
+    verbose: bool,
+    explicit_report: bool,
+) -> None:
+    """Post to GitHub and write the Actions files; every failure is only a warning."""
+    from securecase.caselink import case_file_url, repo_web_base
+    from securecase.reporting import ReportRequest, ReportTarget, report
+
+    warnings: list[str] = []
+    try:
+        server_url = context.server_url if context is not None else "https://github.com"
+        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
+        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
+        target = None
+        fork_pr = context is not None and context.from_fork and context.event_name == "pull_request"
+        if post and fork_pr and not explicit_report:
+            warnings.append(
+                "pull request from a fork: its token is read-only, so the result is only in the "
+                "job summary (use pull_request_target or --report github to try anyway)"
+            )
+            post = False
+        if post and head_sha:
+            target = ReportTarget(repo=repo, head_sha=head_sha)
+        elif post:
+            warnings.append("not posted to GitHub: the scanned commit is unknown (pass --commit)")
+        port = None
+        if target is not None:
+            from securecase.github_api import GitHubClient
+
+            port = GitHubClient(github)
+        outcome, _ = report(
+            result,
+            ReportRequest(
+                target=target,
+                case_url=case_url,
+                run_url=run_url,
+                step_summary_path=context.step_summary_path if context else None,
+                output_path=context.output_path if context else None,
+            ),
+            port=port,
+            now=_clock().now(),
+        )
+        warnings.extend(outcome.warnings)
+    except SecurecaseError as error:
+        warnings.append(f"reporting failed: {error.message}")
+    except Exception as exc:  # a reporting bug must not turn a recorded case into a failure
+        if verbose:
+            traceback.print_exc()
+        warnings.append(f"reporting failed (internal error {type(exc).__name__}); see --verbose")
+    for warning in warnings:
+        _warn(warning, actions=context is not None)
+
+
+def _warn(message: str, *, actions: bool) -> None:
+    if actions:
+        # A workflow command: shows as a warning annotation on the run.
+        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        click.echo(f"::warning title=securecase::{escaped}", err=True)
+    else:
+        click.echo(f"securecase: warning: {message}", err=True)
 
 
 def _normalize_time(value: str | None) -> str | None:

@@ -54,3 +54,27 @@ class StoreError(SecurecaseError):
     """The cases repository could not be read or written (git, network, lock, push race)."""
 
     exit_code = 3
+
+
+class GitHubError(SecurecaseError):
+    """A GitHub API call failed; ``kind`` says how, so callers can pick a fallback.
+
+    Messages never contain a token: the adapter builds them from the HTTP status and GitHub's
+    own error message only.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        #: One of ``auth`` (401), ``forbidden`` (403/404 without a rate limit), ``rate_limit``,
+        #: ``server`` (5xx), ``network``, ``invalid`` (422 and other 4xx).
+        self.kind = kind
+        self.status = status

@@ -80,7 +80,8 @@ def _use_data(use: ExceptionUse) -> dict[str, Any]:
     return {"id": use.id, "expires": use.expires.isoformat(), "findings": list(use.findings)}
 
 
-def _exception_lines(result: IngestResult) -> list[str]:
+def exception_lines(result: IngestResult) -> list[str]:
+    """One line per exception applied, expired or expiring soon in this decision."""
     decision = result.decision
     lines = [
         f"excepted by {u.id} (until {u.expires.isoformat()}): {len(u.findings)} finding(s)"
@@ -159,7 +160,7 @@ def ingest_text(result: IngestResult) -> str:
     if baseline:
         lines.append(f"  {baseline}")
     lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
-    lines.extend(f"  {line}" for line in _exception_lines(result))
+    lines.extend(f"  {line}" for line in exception_lines(result))
     if result.stale:
         lines.append("  late scan of an older commit: recorded in history, case not rolled back")
     where = result.cases_commit[:12] if result.cases_commit else "no commit yet"
@@ -200,7 +201,7 @@ def ingest_markdown(result: IngestResult) -> str:
     baseline = _baseline_line(result)
     if baseline:
         lines.append(f"- {_sentence(baseline)}")
-    lines.extend(f"- {_sentence(line)}" for line in _exception_lines(result))
+    lines.extend(f"- {_sentence(line)}" for line in exception_lines(result))
     blocking = _blocking(result)
     if blocking:
         lines += ["", "| severity | rule | where | source |", "|---|---|---|---|"]

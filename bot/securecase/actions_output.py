@@ -1,0 +1,49 @@
+"""Files GitHub Actions reads after a step: the job summary and the step outputs."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+
+from securecase.ingest import IngestResult
+
+
+def append_step_summary(path: str, markdown: str) -> None:
+    """Append Markdown to ``$GITHUB_STEP_SUMMARY`` (raises OSError)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+
+
+def append_outputs(path: str, values: Mapping[str, str]) -> None:
+    """Append ``name=value`` lines to ``$GITHUB_OUTPUT``; multi-line values use a delimiter."""
+    lines = []
+    for name, value in values.items():
+        if "\n" in value or "\r" in value:
+            # A random delimiter cannot occur as a line of the value.
+            delimiter = f"securecase_{secrets.token_hex(16)}"
+            lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            lines.append(f"{name}={value}\n")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(lines))
+
+
+def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) -> dict[str, str]:
+    """The step outputs of ``ingest``: decision, gate, counts, where the case is."""
+    counts = result.case.counts
+    values = {
+        "decision": result.decision.decision,
+        "gate": "true" if result.decision.gate else "false",
+        "mode": result.decision.mode.value,
+        "case_key": result.case.key,
+        "case_path": result.case_path,
+        "cases_commit": result.cases_commit or "",
+        "case_url": case_url or "",
+        "counts": json.dumps(counts, separators=(",", ":")),
+        "new": str(len(result.new)),
+        "fixed": str(len(result.fixed)),
+        "report": channel,
+    }
+    values.update({name: str(n) for name, n in counts.items()})
+    return values

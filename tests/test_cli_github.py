@@ -1,0 +1,283 @@
+"""End-to-end: the real CLI inside a simulated GitHub Actions job, reporting to the fake GitHub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, TRIVY, clean_env, commit_count, git, run_cli
+from fake_github import TOKEN, FakeGitHub, serve
+
+EVENTS = FIXTURES / "github-events"
+PR_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+MERGE_SHA = "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"
+BLOCK_HIGH = "version: 1\nrules:\n  - id: no-high\n    block: {severity_at_least: HIGH}\n"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    for server in serve(FakeGitHub()):
+        yield server
+        assert server.violations == [], "\n".join(server.violations)
+
+
+def actions_env(
+    work: Path, fake: FakeGitHub, event: str, payload: Path, **extra: str
+) -> dict[str, str]:
+    values = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(payload),
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_SHA": MERGE_SHA,
+        "GITHUB_REF": "refs/pull/2/merge",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": fake.base_url,
+        "GITHUB_RUN_ID": "77",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_STEP_SUMMARY": str(work / "summary.md"),
+        "GITHUB_OUTPUT": str(work / "output.txt"),
+    }
+    values.update(extra)
+    return values
+
+
+def outputs(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    lines = iter(path.read_text().splitlines())
+    for line in lines:
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                body.append(item)
+            values[name] = "\n".join(body)
+        else:
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def policy(work: Path) -> Path:
+    path = work / "policy.yaml"
+    path.write_text(BLOCK_HIGH)
+    return path
+
+
+def test_pull_request_job_needs_no_subject_flags(work: Path, fake: FakeGitHub) -> None:
+    proc = run_cli(
+        "ingest",
+        TRIVY / "misconfigurations_and_secrets.json",
+        "--policy",
+        policy(work),
+        "--cases-web-url",
+        "https://github.com/acme/security-cases",
+        "--output",
+        "json",
+        cwd=work,
+        **actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json"),
+    )
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["case_key"] == "github::acme::shop::PR::2"
+    cases = work / "security-cases"
+    head = git(cases, "rev-parse", "HEAD").strip()
+    assert out["cases_commit"] == head
+    assert "Securecase-Commit: " + PR_HEAD in git(cases, "log", "-1", "--format=%B")
+    [run] = fake.check_runs.values()
+    assert run["head_sha"] == PR_HEAD  # the PR head, not the merge commit
+    assert run["conclusion"] == "failure" and run["external_id"] == "github::acme::shop::PR::2"
+    case_url = (
+        f"https://github.com/acme/security-cases/blob/{head}/cases/github/acme/shop/pr-2/case.yaml"
+    )
+    assert run["details_url"] == case_url
+    assert case_url in run["output"]["summary"]
+    assert run["output"]["annotations_count"] == 2  # the two findings with file and line
+    summary = (work / "summary.md").read_text()
+    assert summary.strip() == run["output"]["summary"].strip()
+    values = outputs(work / "output.txt")
+    assert values["decision"] == "block" and values["gate"] == "true"
+    assert values["case_path"] == "cases/github/acme/shop/pr-2/case.yaml"
+    assert values["cases_commit"] == head and values["case_url"] == case_url
+    assert json.loads(values["counts"]) == out["counts"]
+    assert values["critical"] == str(out["counts"]["critical"])
+    assert values["report"] == "check_run"
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_bad_token_is_a_warning_and_the_case_stays_committed(work: Path, fake: FakeGitHub) -> None:
+    wrong = "ghp_revokedtoken_SECRET_000111"
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        "--policy",
+        policy(work),
+        cwd=work,
+        **actions_env(
+            work, fake, "pull_request", EVENTS / "pull_request.synchronize.json", GITHUB_TOKEN=wrong
+        ),
+    )
+    assert proc.returncode == 1, proc.stderr  # the gate blocks; reporting does not change it
+    assert "::warning title=securecase::" in proc.stderr
+    assert "rejected the token" in proc.stderr and "401" in proc.stderr
+    assert wrong not in proc.stdout + proc.stderr
+    assert commit_count(work / "security-cases") == 1
+    assert fake.check_runs == {} and fake.statuses == []
+    assert "securecase" in (work / "summary.md").read_text()
+    assert outputs(work / "output.txt")["report"] == "job_summary"
+
+
+def test_passing_push_job_reports_success(work: Path, fake: FakeGitHub) -> None:
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        cwd=work,
+        **actions_env(
+            work, fake, "push", EVENTS / "push.with-new-branch.json", GITHUB_REF="refs/heads/master"
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    [run] = fake.check_runs.values()
+    assert run["conclusion"] == "success"
+    assert run["head_sha"] == "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    assert run["external_id"] == "github::acme::shop::BR::master"
+    assert run["details_url"] == "https://github.com/acme/shop/actions/runs/77"  # local cases repo
+
+
+def test_forbidden_check_run_falls_back_to_a_status(work: Path, fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by integration")
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        "--policy",
+        policy(work),
+        "--mode",
+        "ci",
+        cwd=work,
+        **actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json"),
+    )
+    assert proc.returncode == 0, proc.stderr  # ci mode
+    [status] = fake.statuses
+    assert status["state"] == "success" and status["sha"] == PR_HEAD
+    assert "commit status instead" in proc.stderr
+
+
+def test_outside_actions_repo_is_required(work: Path) -> None:
+    proc = run_cli("ingest", TRIVY / "pip.json", "--pr", "1", cwd=work)
+    assert proc.returncode == 2
+    assert "--repo ORG/NAME is required outside GitHub Actions" in proc.stderr
+    assert commit_count(work / "security-cases") == 0
+
+
+def test_report_github_without_credentials_fails_before_committing(work: Path) -> None:
+    proc = run_cli(
+        "ingest", TRIVY / "pip.json", "--repo", "acme/shop", "--branch", "main",
+        "--report", "github", cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--report github needs GitHub credentials" in proc.stderr
+    assert commit_count(work / "security-cases") == 0
+
+
+def test_report_none_posts_nothing(work: Path, fake: FakeGitHub) -> None:
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        "--report",
+        "none",
+        cwd=work,
+        **actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert fake.requests == []
+    assert outputs(work / "output.txt")["report"] == "none"
+
+
+def test_version_does_not_import_pygithub() -> None:
+    code = (
+        "import sys\nfrom securecase import cli\ntry:\n    cli.main(['--version'])\n"
+        "except SystemExit:\n    pass\nprint(sorted(m for m in ('github', 'requests') "
+        "if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=True
+    )
+    assert proc.stdout.strip().endswith("[]"), proc.stdout
+
+
+def test_fork_pull_request_goes_to_the_job_summary_only(work: Path, fake: FakeGitHub) -> None:
+    payload = json.loads((EVENTS / "pull_request.synchronize.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+    event = work / "event.json"
+    event.write_text(json.dumps(payload))
+    proc = run_cli(
+        "ingest",
+        TRIVY / "pip.json",
+        cwd=work,
+        **actions_env(work, fake, "pull_request", event),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert fake.requests == []
+    assert "pull request from a fork" in proc.stderr
+    assert "securecase" in (work / "summary.md").read_text()
+
+
+def test_help_never_shows_the_token(work: Path) -> None:
+    proc = run_cli("ingest", "--help", cwd=work, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 0
+    assert "--github-token" in proc.stdout and "--report [github|none]" in proc.stdout
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
+    """Run action.yml's ingest step with bash, as the runner would, against the fake GitHub."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "ingest"]
+    runner_temp = work / "runner-temp"
+    bin_dir = runner_temp / "securecase-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    wrapper = bin_dir / "securecase"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
+    wrapper.chmod(0o755)
+    remote = work / "cases.git"
+    git(work, "init", "--quiet", "--bare", str(remote))
+    env = actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json")
+    env.update(
+        RUNNER_TEMP=str(runner_temp),
+        SC_REPORTS=f"\n  {TRIVY / 'pip.json'}  \n\n{TRIVY / 'npm.json'}\n",
+        SC_SOURCES="python-deps\n node-deps \n",
+        SC_CASES_REPO=str(remote),
+        SC_CASES_TOKEN="",
+        SC_POLICY=str(policy(work)),
+        SC_MODE="",
+        SC_REPORT="github",
+    )
+    proc = subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=work,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr  # pip.json has a HIGH finding: blocked
+    values = outputs(work / "output.txt")
+    assert values["decision"] == "block" and values["report"] == "check_run"
+    [branch_head] = git(remote, "for-each-ref", "--format=%(objectname)", "refs/heads").split()
+    assert values["cases_commit"] == branch_head
+    stored = git(remote, "ls-tree", "-r", "--name-only", branch_head).split()
+    assert "cases/github/acme/shop/pr-2/raw/python-deps.json" in stored
+    assert "cases/github/acme/shop/pr-2/raw/node-deps.json" in stored
+    [run] = fake.check_runs.values()
+    assert run["head_sha"] == PR_HEAD and run["conclusion"] == "failure"

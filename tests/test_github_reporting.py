@@ -1,0 +1,307 @@
+"""Reporting through the real adapter (real PyGithub, real HTTP) against the local fake GitHub.
+
+Every request and response is validated against GitHub's OpenAPI description by the server;
+the fixture fails a test that caused any violation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from fake_github import SECONDARY_MESSAGE, TOKEN, FakeGitHub, serve
+from securecase import checkrun
+from securecase.checkrun import Annotation, AnnotationLevel, CheckSummaryInput
+from securecase.errors import GitHubError
+from securecase.github_api import AppCredentials, GitHubClient, GitHubSettings, RetryPolicy
+from securecase.reporting import Channel, ReportTarget, post_report
+
+REPO = "acme/shop"
+HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+TARGET = ReportTarget(REPO, HEAD)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ZERO = {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0, "unknown": 0}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    for server in serve(FakeGitHub()):
+        yield server
+        assert server.violations == [], "\n".join(server.violations)
+
+
+class Sleeps:
+    """A real sleep that remembers how long it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        time.sleep(seconds)
+
+
+def client(
+    fake: FakeGitHub, *, max_wait: float = 5.0, token: str = TOKEN, sleeps: Sleeps | None = None
+) -> GitHubClient:
+    retry = RetryPolicy(max_wait=max_wait, first_backoff=0.01)
+    settings = GitHubSettings(api_url=fake.base_url, token=token, retry=retry)
+    return GitHubClient(settings, sleep=sleeps or Sleeps())
+
+
+def summary_input(
+    annotations: int = 0, *, gate: bool = True, fails: bool = True
+) -> CheckSummaryInput:
+    return CheckSummaryInput(
+        case_key="github::acme::shop::PR::42",
+        decision="block" if gate else "pass",
+        gate=gate,
+        fails=fails,
+        mode="pr_gate" if fails or not gate else "ci",
+        reasons=("no-high-into-main: 1 finding at HIGH or above (at most 0 allowed)",)
+        if gate
+        else (),
+        new={**ZERO, "high": 1},
+        existing={**ZERO, "medium": 2},
+        fixed={**ZERO, "low": 1},
+        excepted=ZERO,
+        blocking=(),
+        exception_notes=(),
+        case_path="cases/github/acme/shop/pr-42/case.yaml",
+        cases_commit="0123456789abcdef0123456789abcdef01234567",
+        case_url="https://github.com/acme/security-cases/blob/0123/cases/github/acme/shop/pr-42/case.yaml",
+        run_url="https://github.com/acme/shop/actions/runs/1",
+        annotations=tuple(
+            Annotation(f"src/m{i % 7}.py", i + 1, i + 1, AnnotationLevel.WARNING, f"m{i}", f"t{i}")
+            for i in range(annotations)
+        ),
+    )
+
+
+def check_run_writes(fake: FakeGitHub) -> tuple[int, int]:
+    return len(fake.calls("POST", r"/check-runs$")), len(fake.calls("PATCH", r"/check-runs/\d+$"))
+
+
+@pytest.mark.parametrize("count", [0, 1, 50, 51, 500])
+def test_annotations_go_out_in_batches_of_fifty(fake: FakeGitHub, count: int) -> None:
+    outcome = post_report(client(fake), TARGET, summary_input(count), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    posts, patches = check_run_writes(fake)
+    assert posts == 1
+    assert patches == max(0, math.ceil((count - 50) / 50))
+    assert posts + patches == 1 + max(0, math.ceil((count - 50) / 50))
+    run = fake.check_runs[outcome.check_run_id or 0]
+    assert run["output"]["annotations_count"] == count
+    assert [a["message"] for a in fake.annotations[run["id"]]] == [f"m{i}" for i in range(count)]
+    assert run["status"] == "completed" and run["conclusion"] == "failure"
+    assert run["head_sha"] == HEAD and run["name"] == "securecase"
+    assert run["external_id"] == "github::acme::shop::PR::42"
+    assert run["details_url"].startswith("https://github.com/acme/security-cases/blob/")
+    assert run["output"]["title"].startswith("Blocked: no-high-into-main")
+    # Each batch request carried at most 50 annotations.
+    for call in fake.calls("POST", r"/check-runs$") + fake.calls("PATCH", r"/check-runs/"):
+        assert len(call.body["output"].get("annotations", [])) <= 50
+
+
+@pytest.mark.parametrize(
+    ("gate", "fails", "expected"),
+    [(False, False, "success"), (True, True, "failure"), (True, False, "neutral")],
+)
+def test_conclusion_follows_gate_and_mode(
+    fake: FakeGitHub, gate: bool, fails: bool, expected: str
+) -> None:
+    outcome = post_report(client(fake), TARGET, summary_input(gate=gate, fails=fails), now=NOW)
+    assert fake.check_runs[outcome.check_run_id or 0]["conclusion"] == expected
+
+
+def test_summary_over_the_limit_is_truncated_not_rejected(fake: FakeGitHub) -> None:
+    data = summary_input()
+    huge = tuple(
+        checkrun.BlockingFinding(
+            checkrun.Severity.HIGH, f"CVE-2099-{i:06d}", "x" * 150, "trivy-image", "t" * 200
+        )
+        for i in range(2000)
+    )
+    from dataclasses import replace
+
+    data = replace(data, blocking=huge, exception_notes=tuple("n" * 500 for _ in range(300)))
+    outcome = post_report(client(fake), TARGET, data, now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN
+    summary = fake.check_runs[outcome.check_run_id or 0]["output"]["summary"]
+    assert len(summary.encode("utf-8")) <= checkrun.SUMMARY_LIMIT
+    assert "summary truncated" in summary
+
+
+def test_forbidden_check_run_falls_back_to_commit_status(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by personal access token")
+    outcome = post_report(client(fake), TARGET, summary_input(51), now=NOW)
+    assert outcome.channel is Channel.COMMIT_STATUS
+    assert fake.check_runs == {}
+    [status] = fake.statuses
+    assert status["context"] == "securecase" and status["state"] == "failure"
+    assert status["sha"] == HEAD
+    assert 0 < len(status["description"]) <= 140
+    assert status["target_url"].startswith("https://github.com/acme/security-cases/blob/")
+    assert any("403" in w for w in outcome.warnings)
+    assert any("commit status instead" in w for w in outcome.warnings)
+
+
+def test_ci_mode_block_posts_a_success_status(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 404, "Not Found")
+    outcome = post_report(client(fake), TARGET, summary_input(gate=True, fails=False), now=NOW)
+    assert outcome.channel is Channel.COMMIT_STATUS
+    assert fake.statuses[0]["state"] == "success"
+    assert "ci mode" in fake.statuses[0]["description"]
+
+
+def test_both_refused_leaves_the_job_summary_only(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by integration")
+    fake.fail("POST", r"/statuses/", 403, "Resource not accessible by integration")
+    outcome = post_report(client(fake), TARGET, summary_input(3), now=NOW)
+    assert outcome.channel is Channel.JOB_SUMMARY
+    assert fake.check_runs == {} and fake.statuses == []
+    assert any("only in the job summary" in w for w in outcome.warnings)
+
+
+def test_server_error_then_success_creates_one_run(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 502, "Server Error")
+    sleeps = Sleeps()
+    outcome = post_report(client(fake, sleeps=sleeps), TARGET, summary_input(1), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert len(fake.check_runs) == 1
+    assert [c.status for c in fake.calls("POST", r"/check-runs$")] == [502, 201]
+    assert len(sleeps.waits) == 1
+
+
+def test_a_failed_update_is_retried_too(fake: FakeGitHub) -> None:
+    # PyGithub never retries PATCH; the adapter does.
+    fake.fail("PATCH", r"/check-runs/\d+$", 500, "Server Error")
+    outcome = post_report(client(fake), TARGET, summary_input(120), now=NOW)
+    assert outcome.warnings == ()
+    assert fake.check_runs[outcome.check_run_id or 0]["output"]["annotations_count"] == 120
+    assert [c.status for c in fake.calls("PATCH", r"/check-runs/")] == [500, 200, 200]
+
+
+def test_secondary_rate_limit_waits_for_retry_after(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 403, SECONDARY_MESSAGE, headers={"Retry-After": "1"})
+    sleeps = Sleeps()
+    outcome = post_report(client(fake, sleeps=sleeps), TARGET, summary_input(2), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert sleeps.waits == [1.0]
+    assert [c.status for c in fake.calls("POST", r"/check-runs$")] == [403, 201]
+
+
+def test_rate_limit_beyond_the_wait_budget_gives_up_without_waiting(fake: FakeGitHub) -> None:
+    fake.fail("POST", r"/check-runs$", 429, SECONDARY_MESSAGE, headers={"Retry-After": "120"})
+    sleeps = Sleeps()
+    outcome = post_report(
+        client(fake, max_wait=0.5, sleeps=sleeps), TARGET, summary_input(), now=NOW
+    )
+    assert sleeps.waits == []
+    # The status endpoint is not limited here, so the result still reaches the commit.
+    assert outcome.channel is Channel.COMMIT_STATUS
+    assert any("rate limit" in w and "120s" in w for w in outcome.warnings)
+
+
+def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
+    wrong = "ghp_wrongtoken_SECRET_987654321"
+    outcome = post_report(client(fake, token=wrong), TARGET, summary_input(), now=NOW)
+    assert outcome.channel is Channel.JOB_SUMMARY
+    assert fake.statuses == [] and fake.check_runs == {}
+    text = "\n".join(outcome.warnings)
+    assert "token" in text and "401" in text
+    assert wrong not in text and TOKEN not in text
+    # The adapter's own errors never carry the token either.
+    with pytest.raises(GitHubError) as raised:
+        client(fake, token=wrong).find_check_runs(REPO, HEAD, "securecase")
+    assert raised.value.kind == "auth"
+    assert wrong not in str(raised.value) and wrong not in (raised.value.hint or "")
+
+
+def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
+    first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
+    second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
+    assert len(fake.check_runs) == 1
+    assert second.check_run_id == first.check_run_id and second.updated_existing
+    run = fake.check_runs[first.check_run_id or 0]
+    assert run["conclusion"] == "success"
+    # Annotations already on the run are not appended a second time.
+    assert run["output"]["annotations_count"] == 60
+    assert check_run_writes(fake) == (1, 2)
+
+
+def test_network_failure_is_reported_not_raised() -> None:
+    # A port nothing listens on: connection refused on every attempt.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = GitHubSettings(
+        api_url=f"http://127.0.0.1:{port}",
+        token=TOKEN,
+        retry=RetryPolicy(attempts=2, max_wait=1, first_backoff=0.01),
+    )
+    outcome = post_report(GitHubClient(settings), TARGET, summary_input(), now=NOW)
+    assert outcome.channel is Channel.JOB_SUMMARY
+    assert any("cannot reach GitHub" in w for w in outcome.warnings)
+    assert all(TOKEN not in w for w in outcome.warnings)
+
+
+def test_github_app_installation_auth(fake: FakeGitHub) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.app_id = "12345"
+    fake.app_public_key = key.public_key()
+    fake.token = "not-used-with-app-auth"
+    settings = GitHubSettings(
+        api_url=fake.base_url, app=AppCredentials("12345", pem, installation_id=77)
+    )
+    outcome = post_report(GitHubClient(settings), TARGET, summary_input(1), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN
+    [token_call] = fake.calls("POST", r"^/app/installations/77/access_tokens$")
+    assert token_call.headers["Authorization"].startswith("Bearer ")
+    run_call = fake.calls("POST", r"/check-runs$")[0]
+    assert run_call.headers["Authorization"] == f"token {fake.installation_token}"
+
+
+def test_another_case_on_the_same_commit_gets_its_own_run(fake: FakeGitHub) -> None:
+    from dataclasses import replace
+
+    pr = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    branch_case = replace(summary_input(1), case_key="github::acme::shop::BR::feature")
+    branch = post_report(client(fake), TARGET, branch_case, now=NOW)
+    assert pr.check_run_id != branch.check_run_id and not branch.updated_existing
+    assert {r["external_id"] for r in fake.check_runs.values()} == {
+        "github::acme::shop::PR::42",
+        "github::acme::shop::BR::feature",
+    }
+
+
+def test_primary_rate_limit_waits_until_the_reset_time_within_budget(fake: FakeGitHub) -> None:
+    reset = str(int(time.time()) + 3600)
+    fake.fail(
+        "POST",
+        r"/check-runs$",
+        403,
+        "API rate limit exceeded for installation ID 1.",
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+    )
+    sleeps = Sleeps()
+    outcome = post_report(client(fake, max_wait=5, sleeps=sleeps), TARGET, summary_input(), now=NOW)
+    assert sleeps.waits == []  # an hour is over the budget: give up at once
+    assert outcome.channel is Channel.COMMIT_STATUS
+    [warning] = [w for w in outcome.warnings if "rate limit" in w]
+    assert re.search(r"would wait 3[56]\d\ds", warning), warning
