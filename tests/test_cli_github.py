@@ -281,3 +281,52 @@ def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
     assert "cases/github/acme/shop/pr-2/raw/node-deps.json" in stored
     [run] = fake.check_runs.values()
     assert run["head_sha"] == PR_HEAD and run["conclusion"] == "failure"
+
+
+EXCEPTION_POLICY = (
+    BLOCK_HIGH.replace(
+        "block: {severity_at_least: HIGH}\n", "block: {severity_at_least: HIGH, new_only: true}\n"
+    )
+    + """exceptions:
+  - id: EXC-9
+    match: {rule: DS002, path: Dockerfile}
+    reason: the image runs as root on purpose, in a sandbox
+    approved_by: "@acme/security"
+    expires: 2026-12-01
+"""
+)
+
+
+def test_summary_splits_new_existing_and_excepted(work: Path, fake: FakeGitHub) -> None:
+    path = work / "policy.yaml"
+    path.write_text(EXCEPTION_POLICY)
+    # the target branch's case (master in the event payload) already has every finding
+    main = ("--repo", "acme/shop", "--branch", "master", "--policy", path)
+    base = run_cli(
+        "ingest",
+        TRIVY / "misconfigurations_and_secrets.json",
+        *main,
+        "--source",
+        "trivy-image",
+        cwd=work,
+    )
+    assert base.returncode in (0, 1), base.stderr
+    proc = run_cli(
+        "ingest",
+        TRIVY / "misconfigurations_and_secrets.json",
+        "--policy",
+        path,
+        "--source",
+        "trivy-image",
+        cwd=work,
+        SECURECASE_NOW="2026-11-23T12:00:00Z",
+        **actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json"),
+    )
+    [run] = fake.check_runs.values()
+    summary = run["output"]["summary"]
+    # everything is on the target branch already: nothing new, so new_only passes
+    assert proc.returncode == 0, proc.stderr
+    assert "| new | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in summary
+    assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 | 1 |" in summary  # DS002, HIGH
+    assert "| existing | 2 | 1 | 1 | 0 | 0 | 0 | 4 |" in summary
+    assert "exception EXC-9 expires on 2026-12-01" in summary  # within 14 days
