@@ -917,3 +917,25 @@ def test_non_ascii_fields_take_the_checked_path_and_are_kept() -> None:
     (finding,) = parse_doc(doc).findings
     assert finding.package is not None and finding.package.name == "jquéry"
     assert finding.title == "Pollution über alles"
+
+
+def test_lockfile_lines_locate_vulnerabilities_without_changing_their_identity() -> None:
+    original = json.loads((FIXTURES / "npm.json").read_bytes())
+    before = {f.id: f for f in parse_bytes(json.dumps(original).encode(), origin="npm").findings}
+    jquery = next(f for f in before.values() if f.package and f.package.name == "jquery")
+    assert jquery.location is not None and jquery.location.path == "package-lock.json"
+    assert jquery.location.start_line is not None  # from the result's package list
+    shifted = copy.deepcopy(original)
+    for package in shifted["Results"][0]["Packages"]:
+        for spot in package.get("Locations", []):
+            spot["StartLine"] += 7
+            spot["EndLine"] += 7
+    after = {f.id: f for f in parse_bytes(json.dumps(shifted).encode(), origin="npm").findings}
+    assert after.keys() == before.keys()  # a lockfile edit above moves lines, not identities
+    moved = after[jquery.id].location
+    assert moved is not None and moved.start_line == jquery.location.start_line + 7
+    # without the package list (no --list-all-pkgs) the finding has its file but no line
+    del shifted["Results"][0]["Packages"]
+    bare = {f.id: f for f in parse_bytes(json.dumps(shifted).encode(), origin="npm").findings}
+    assert bare.keys() == before.keys()
+    assert bare[jquery.id].location == type(moved)(path="package-lock.json")

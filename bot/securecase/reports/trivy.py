@@ -326,7 +326,7 @@ def _finding(source: str, identity: tuple[str, ...], fields: _Fields) -> Finding
     if kind is Kind.VULNERABILITY:
         assert name is not None
         package: Package | None = Package(name, version, fixed, purl)
-        location = Location(path=path) if path else None
+        location = Location(path=path, start_line=start, end_line=end) if path else None
     else:
         package = None
         location = Location(path=path, start_line=start, end_line=end)
@@ -390,7 +390,8 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
         # misconfigurations and secrets are located (and identified) by their file
         target = _identity(result, "Target", where, problems, required=bool(misconfs or secrets))
         if vulns:
-            _vulnerabilities(vulns, where, cls, rtype, target, chosen, problems)
+            lines = _package_lines(result) if cls == "lang-pkgs" else {}
+            _vulnerabilities(vulns, where, cls, rtype, target, chosen, problems, lines)
         if misconfs:
             _misconfigurations(misconfs, where, rtype, target or "", chosen, problems)
         if secrets:
@@ -426,6 +427,7 @@ def _vulnerabilities(
     target: str | None,
     chosen: dict[tuple[str, ...], _Fields],
     problems: _Problems,
+    lines: dict[str, tuple[int, int | None]],
 ) -> None:
     lang = cls == "lang-pkgs"
     default_path = target if lang else None
@@ -441,7 +443,47 @@ def _vulnerabilities(
             fields = _vulnerability_checked(record, where, lang, default_path, problems)
             if fields is None:
                 continue
+        if lines:
+            found = lines.get(_package_key(record))
+            if found is not None:
+                fields = (*fields[:9], found[0], found[1], fields[11])
         _keep(chosen, ("vuln", cls, rtype, fields[4] or "", fields[1]), fields)
+
+
+def _package_key(record: dict[str, Any]) -> str:
+    """How a vulnerability names its package in the result's package list."""
+    ident = record.get("PkgIdentifier")
+    uid = ident.get("UID") if type(ident) is dict else None
+    return f"uid:{uid}" if type(uid) is str else f"id:{record.get('PkgID')}"
+
+
+def _package_lines(result: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
+    """Where each package stands in its lockfile (``--list-all-pkgs`` reports carry it).
+
+    Only a location hint for annotations, never part of a finding's identity; entries that
+    do not have the expected shape are passed over.
+    """
+    found: dict[str, tuple[int, int | None]] = {}
+    packages = result.get("Packages")
+    if type(packages) is not list:
+        return found
+    for package in packages:
+        if type(package) is not dict:
+            continue
+        spots = package.get("Locations")
+        if type(spots) is not list or not spots or type(spots[0]) is not dict:
+            continue
+        start, end = spots[0].get("StartLine"), spots[0].get("EndLine")
+        if type(start) is not int or start < 1:
+            continue
+        span = (start, end if type(end) is int and end >= start else None)
+        ident = package.get("Identifier")
+        uid = ident.get("UID") if type(ident) is dict else None
+        if type(uid) is str:
+            found.setdefault(f"uid:{uid}", span)
+        if type(package.get("ID")) is str:
+            found.setdefault(f"id:{package['ID']}", span)
+    return found
 
 
 def _vulnerability_fast(
