@@ -31,6 +31,7 @@ from securecase.reports.jsonload import (
     short_repr,
     type_name,
 )
+from securecase.reports.zap_mask import masked_json, masked_xml
 
 DEFAULT_SOURCE = "zap"
 REPORT_HINT = (
@@ -136,9 +137,10 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
                 )
             alerts.append(_Alert(json_path(*a_where), name or "", values, tuple(listed)))
     version = document.get("@version")
+    raw = data if problems else masked_json(document, _without_query_values) or data
     return _report(
         origin,
-        data,
+        raw,
         alerts,
         problems,
         source,
@@ -217,7 +219,8 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             )
             alerts.append(_Alert(a_where, name, values, listed))
     version = root.get("version")
-    return _report(origin, data, alerts, problems, source, version=version, suffix=".xml")
+    raw = data if problems else masked_xml(root, _without_query_values) or data
+    return _report(origin, raw, alerts, problems, source, version=version, suffix=".xml")
 
 
 def _xml_text(element: Any) -> str | None:
