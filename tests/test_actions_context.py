@@ -15,9 +15,10 @@ from securecase.actions_context import (
     SubjectFlags,
     in_actions,
     read_context,
+    resolve_subject,
     with_context_defaults,
 )
-from securecase.errors import InputError
+from securecase.errors import InputError, UsageError
 
 EVENTS = FIXTURES / "github-events"
 MERGE_SHA = "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"
@@ -142,3 +143,37 @@ def test_explicit_flags_win_over_the_context() -> None:
         None,
         "abc",
     )
+
+
+NO_FLAGS = SubjectFlags(None, None, None, None, None, None)
+
+
+def test_resolve_subject_inside_actions_fills_from_the_event() -> None:
+    resolved = resolve_subject(
+        NO_FLAGS, env("pull_request", EVENTS / "pull_request.synchronize.json")
+    )
+    assert resolved.context is not None and resolved.context.event_name == "pull_request"
+    assert resolved.repo == resolved.flags.repo == "Codertocat/Hello-World"
+    assert (resolved.flags.pr, resolved.flags.target_branch) == (2, "master")
+    assert resolved.flags.commit == PR_HEAD
+    assert resolved.flags.run_url == "https://github.com/Codertocat/Hello-World/actions/runs/1234"
+
+
+def test_resolve_subject_outside_actions_keeps_the_flags_and_ignores_github_env() -> None:
+    flags = SubjectFlags("acme/shop", None, "main", None, None, None)
+    outside = env("pull_request", EVENTS / "pull_request.synchronize.json", GITHUB_ACTIONS="")
+    resolved = resolve_subject(flags, outside)
+    assert resolved.context is None
+    assert resolved.flags == flags and resolved.repo == "acme/shop"
+
+
+def test_resolve_subject_needs_the_repo_outside_actions() -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_subject(SubjectFlags(None, 1, None, None, None, None), {"CI": "true"})
+    assert caught.value.message == "--repo ORG/NAME is required outside GitHub Actions"
+    assert caught.value.hint == "inside Actions it defaults to $GITHUB_REPOSITORY"
+
+
+def test_resolve_subject_fails_closed_on_an_unreadable_payload(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        resolve_subject(NO_FLAGS, env("push", tmp_path / "missing.json"))

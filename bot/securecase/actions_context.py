@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from securecase.errors import InputError
+from securecase.errors import InputError, UsageError
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
 _ZERO_SHA = "0" * 40
@@ -161,3 +161,30 @@ def with_context_defaults(flags: SubjectFlags, context: ActionsContext) -> Subje
         commit=flags.commit or context.head_sha,
         run_url=flags.run_url or context.run_url,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSubject:
+    """The subject options after the Actions defaults; ``context`` is None outside Actions."""
+
+    #: The scanned repository, ``ORG/NAME``: always known once resolved.
+    repo: str
+    flags: SubjectFlags
+    context: ActionsContext | None
+
+
+def resolve_subject(flags: SubjectFlags, env: Mapping[str, str]) -> ResolvedSubject:
+    """Complete the subject options from the Actions context when ``env`` is an Actions job.
+
+    Raises ``UsageError`` when the repository is still unknown (outside Actions without
+    ``--repo``) and ``InputError`` when the event payload cannot be read.
+    """
+    context = read_context(env) if in_actions(env) else None
+    if context is not None:
+        flags = with_context_defaults(flags, context)
+    if flags.repo is None:
+        raise UsageError(
+            "--repo ORG/NAME is required outside GitHub Actions",
+            hint="inside Actions it defaults to $GITHUB_REPOSITORY",
+        )
+    return ResolvedSubject(repo=flags.repo, flags=flags, context=context)

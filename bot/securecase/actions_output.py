@@ -1,4 +1,4 @@
-"""Files GitHub Actions reads after a step: the job summary and the step outputs."""
+"""What GitHub Actions reads from a step: the job summary, the step outputs, warning lines."""
 
 from __future__ import annotations
 
@@ -47,3 +47,13 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
     }
     values.update({name: str(n) for name, n in counts.items()})
     return values
+
+
+def warning_line(message: str, *, actions: bool) -> str:
+    """One warning for stderr: a ``::warning`` workflow command inside Actions, else plain."""
+    if actions:
+        # A workflow command shows as a warning annotation on the run; escaped so a message
+        # cannot end the command early or inject another one.
+        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return f"::warning title=securecase::{escaped}"
+    return f"securecase: warning: {message}"

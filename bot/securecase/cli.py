@@ -251,51 +251,37 @@ def ingest(
     warning and never changes the exit code.
     """
     from securecase import render
-    from securecase.actions_context import (
-        SubjectFlags,
-        in_actions,
-        read_context,
-        with_context_defaults,
-    )
-    from securecase.errors import UsageError
+    from securecase.actions_context import SubjectFlags, resolve_subject
+    from securecase.github_api import settings_from_options
     from securecase.ingest import IngestRequest
     from securecase.ingest import ingest as run_ingest
     from securecase.keys import make_subject
     from securecase.models import ReportFormat
     from securecase.policy import Mode
+    from securecase.reporting import plan_posting, report_ingest
     from securecase.store import GitIdentity
 
-    context = read_context(os.environ) if in_actions(os.environ) else None
-    flags = SubjectFlags(repo, pr, branch, target_branch, commit, run_url)
-    if context is not None:
-        flags = with_context_defaults(flags, context)
-    if flags.repo is None:
-        raise UsageError(
-            "--repo ORG/NAME is required outside GitHub Actions",
-            hint="inside Actions it defaults to $GITHUB_REPOSITORY",
-        )
+    resolved = resolve_subject(
+        SubjectFlags(repo, pr, branch, target_branch, commit, run_url), os.environ
+    )
+    flags, context = resolved.flags, resolved.context
     commit, run_url = flags.commit, flags.run_url
     subject = make_subject(
         provider=provider,
-        repo=flags.repo,
+        repo=resolved.repo,
         pr=flags.pr,
         branch=flags.branch,
         target_branch=flags.target_branch,
     )
-    github = _github_settings(
-        github_api_url,
-        github_token,
-        github_app_id,
-        github_app_key_file,
-        github_app_installation_id,
-        github_max_wait,
+    github = settings_from_options(
+        api_url=github_api_url,
+        token=github_token,
+        app_id=github_app_id,
+        app_key_file=github_app_key_file,
+        app_installation_id=github_app_installation_id,
+        max_wait=github_max_wait,
     )
-    if report_to == "github" and github is None:
-        raise UsageError(
-            "--report github needs GitHub credentials",
-            hint="pass --github-token (default $GITHUB_TOKEN) or the --github-app-* options",
-        )
-    post = report_to == "github" or (report_to is None and github is not None)
+    plan = plan_posting(report_to, github, provider=provider)
     request = IngestRequest(
         reports=reports,
         subject=subject,
@@ -319,124 +305,32 @@ def ingest(
         click.echo(render.ingest_markdown(result))
     else:
         click.echo(render.ingest_text(result))
-    _report_result(
+    reported = report_ingest(
         result,
-        post=post and provider == "github",
-        github=github,
-        repo=flags.repo,
+        plan,
+        repo=resolved.repo,
         head_sha=commit,
         run_url=run_url,
         cases_repo=cases_repo,
         cases_web_url=cases_web_url,
         context=context,
-        verbose=bool(click.get_current_context().find_root().obj.get("verbose")),
-        explicit_report=report_to == "github",
+        now=_clock().now(),
     )
+    if reported.internal_error is not None and _verbose():
+        traceback.print_exception(reported.internal_error)
+    _warn(reported.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
-def _github_settings(
-    api_url: str,
-    token: str | None,
-    app_id: str | None,
-    key_file: Path | None,
-    installation_id: int | None,
-    max_wait: float,
-) -> Any:
-    """GitHubSettings from the options, or None when no credentials are given."""
-    from securecase.errors import UsageError
-    from securecase.github_api import AppCredentials, GitHubSettings, RetryPolicy
-
-    retry = RetryPolicy(max_wait=max_wait)
-    app_given = [v is not None for v in (app_id, key_file, installation_id)]
-    if any(app_given):
-        if not all(app_given):
-            raise UsageError(
-                "GitHub App auth needs --github-app-id, --github-app-key-file and "
-                "--github-app-installation-id together"
-            )
-        assert key_file is not None and app_id is not None and installation_id is not None
-        try:
-            key = key_file.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--github-app-key-file {key_file}: cannot read the key") from exc
-        app = AppCredentials(app_id, key, installation_id)
-        return GitHubSettings(api_url=api_url, app=app, retry=retry)
-    if token:
-        return GitHubSettings(api_url=api_url, token=token, retry=retry)
-    return None
+def _verbose() -> bool:
+    return bool(click.get_current_context().find_root().obj.get("verbose"))
 
 
-def _report_result(
-    result: Any,
-    *,
-    post: bool,
-    github: Any,
-    repo: str,
-    head_sha: str | None,
-    run_url: str | None,
-    cases_repo: str,
-    cases_web_url: str | None,
-    context: Any,
-    verbose: bool,
-    explicit_report: bool,
-) -> None:
-    """Post to GitHub and write the Actions files; every failure is only a warning."""
-    from securecase.caselink import case_file_url, repo_web_base
-    from securecase.reporting import ReportRequest, ReportTarget, report
+def _warn(warnings: tuple[str, ...], *, actions: bool) -> None:
+    from securecase.actions_output import warning_line
 
-    warnings: list[str] = []
-    try:
-        server_url = context.server_url if context is not None else "https://github.com"
-        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
-        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
-        target = None
-        fork_pr = context is not None and context.from_fork and context.event_name == "pull_request"
-        if post and fork_pr and not explicit_report:
-            warnings.append(
-                "pull request from a fork: its token is read-only, so the result is only in the "
-                "job summary (use pull_request_target or --report github to try anyway)"
-            )
-            post = False
-        if post and head_sha:
-            target = ReportTarget(repo=repo, head_sha=head_sha)
-        elif post:
-            warnings.append("not posted to GitHub: the scanned commit is unknown (pass --commit)")
-        port = None
-        if target is not None:
-            from securecase.github_api import GitHubClient
-
-            port = GitHubClient(github)
-        outcome, _ = report(
-            result,
-            ReportRequest(
-                target=target,
-                case_url=case_url,
-                run_url=run_url,
-                step_summary_path=context.step_summary_path if context else None,
-                output_path=context.output_path if context else None,
-            ),
-            port=port,
-            now=_clock().now(),
-        )
-        warnings.extend(outcome.warnings)
-    except SecurecaseError as error:
-        warnings.append(f"reporting failed: {error.message}")
-    except Exception as exc:  # a reporting bug must not turn a recorded case into a failure
-        if verbose:
-            traceback.print_exc()
-        warnings.append(f"reporting failed (internal error {type(exc).__name__}); see --verbose")
     for warning in warnings:
-        _warn(warning, actions=context is not None)
-
-
-def _warn(message: str, *, actions: bool) -> None:
-    if actions:
-        # A workflow command: shows as a warning annotation on the run.
-        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        click.echo(f"::warning title=securecase::{escaped}", err=True)
-    else:
-        click.echo(f"securecase: warning: {message}", err=True)
+        click.echo(warning_line(warning, actions=actions), err=True)
 
 
 def _normalize_time(value: str | None) -> str | None:

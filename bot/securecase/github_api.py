@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from securecase.checkrun import Annotation
@@ -60,6 +61,40 @@ class GitHubSettings:
     app: AppCredentials | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 15.0
+
+
+def settings_from_options(
+    *,
+    api_url: str,
+    token: str | None,
+    app_id: str | None,
+    app_key_file: Path | None,
+    app_installation_id: int | None,
+    max_wait: float,
+) -> GitHubSettings | None:
+    """How to reach GitHub from the ``ingest`` options; None when no credentials are given.
+
+    App credentials win over a token. The three App options go together, and the private key
+    is read here, so a bad combination or an unreadable key is a ``UsageError`` before the
+    ingest commits anything.
+    """
+    retry = RetryPolicy(max_wait=max_wait)
+    app_given = [v is not None for v in (app_id, app_key_file, app_installation_id)]
+    if any(app_given):
+        if app_id is None or app_key_file is None or app_installation_id is None:
+            raise UsageError(
+                "GitHub App auth needs --github-app-id, --github-app-key-file and "
+                "--github-app-installation-id together"
+            )
+        try:
+            key = app_key_file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--github-app-key-file {app_key_file}: cannot read the key") from exc
+        app = AppCredentials(app_id, key, app_installation_id)
+        return GitHubSettings(api_url=api_url, app=app, retry=retry)
+    if token:
+        return GitHubSettings(api_url=api_url, token=token, retry=retry)
+    return None
 
 
 class _Retryable(Exception):

@@ -1,7 +1,8 @@
 """Report an ingest back to GitHub, with fallbacks: check run → commit status → job summary.
 
 Runs after the case commit. Nothing here can change the exit code or lose the case: every
-failure becomes a warning in the returned :class:`ReportOutcome`.
+failure becomes a warning in the returned :class:`ReportOutcome` (and :class:`IngestReport`).
+Whether to post at all is decided before the ingest, by :func:`plan_posting`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from securecase import checkrun
 from securecase.checkrun import BlockingFinding, CheckSummaryInput
-from securecase.errors import GitHubError
+from securecase.errors import GitHubError, SecurecaseError, UsageError
 from securecase.github_port import CheckRunFields, CommitStatusFields, GitHubPort
 from securecase.ingest import IngestResult
 from securecase.models import Finding
+
+if TYPE_CHECKING:
+    from securecase.actions_context import ActionsContext
+    from securecase.github_api import GitHubSettings
+
+FORK_PR_WARNING = (
+    "pull request from a fork: its token is read-only, so the result is only in the "
+    "job summary (use pull_request_target or --report github to try anyway)"
+)
+UNKNOWN_COMMIT_WARNING = "not posted to GitHub: the scanned commit is unknown (pass --commit)"
 
 
 class Channel(StrEnum):
@@ -55,6 +67,111 @@ class ReportOutcome:
     check_run_id: int | None
     updated_existing: bool
     warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPlan:
+    """Whether to post an ingest's result to GitHub, decided from the options before ingesting."""
+
+    #: Post a check run (or a commit status) when the scanned commit is known.
+    post: bool
+    #: ``--report github`` was asked for: post even from a fork pull request.
+    explicit: bool
+    settings: GitHubSettings | None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What reporting an ingest leaves for the user: warnings, and the bug that cut it short.
+
+    ``internal_error`` is set only for an unexpected exception (a bug), so the CLI can show its
+    traceback with ``--verbose``; it has already been turned into a warning.
+    """
+
+    warnings: tuple[str, ...]
+    internal_error: Exception | None = None
+
+
+def plan_posting(
+    report_to: str | None, settings: GitHubSettings | None, *, provider: str
+) -> PostingPlan:
+    """Post when ``report_to`` is ``github``, or when it is None and credentials are given.
+
+    Only GitHub-hosted repositories are posted to. ``report_to`` ``github`` without credentials
+    is a ``UsageError``, raised before anything is committed.
+    """
+    if report_to == "github" and settings is None:
+        raise UsageError(
+            "--report github needs GitHub credentials",
+            hint="pass --github-token (default $GITHUB_TOKEN) or the --github-app-* options",
+        )
+    post = report_to == "github" or (report_to is None and settings is not None)
+    return PostingPlan(
+        post=post and provider == "github", explicit=report_to == "github", settings=settings
+    )
+
+
+def report_ingest(
+    result: IngestResult,
+    plan: PostingPlan,
+    *,
+    repo: str,
+    head_sha: str | None,
+    run_url: str | None,
+    cases_repo: str,
+    cases_web_url: str | None,
+    context: ActionsContext | None,
+    now: datetime,
+) -> IngestReport:
+    """Post an ingest's result as ``plan`` says and write the Actions files; never raises.
+
+    The case link points into ``cases_web_url``, else the web page of a GitHub
+    ``cases_repo`` URL. A pull request from a fork is not posted unless asked for explicitly
+    (its token is read-only), nor is a result whose scanned commit is unknown. Every failure,
+    a bug included, becomes a warning: the case is already committed.
+    """
+    from securecase.caselink import case_file_url, repo_web_base
+
+    warnings: list[str] = []
+    try:
+        server_url = context.server_url if context is not None else "https://github.com"
+        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
+        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
+        post = plan.post
+        fork_pr = context is not None and context.from_fork and context.event_name == "pull_request"
+        if post and fork_pr and not plan.explicit:
+            warnings.append(FORK_PR_WARNING)
+            post = False
+        target = None
+        if post and head_sha:
+            target = ReportTarget(repo=repo, head_sha=head_sha)
+        elif post:
+            warnings.append(UNKNOWN_COMMIT_WARNING)
+        port = None
+        if target is not None:
+            from securecase.github_api import GitHubClient, GitHubSettings
+
+            # Without settings the client refuses with a UsageError (no credentials).
+            port = GitHubClient(plan.settings or GitHubSettings())
+        outcome, _ = report(
+            result,
+            ReportRequest(
+                target=target,
+                case_url=case_url,
+                run_url=run_url,
+                step_summary_path=context.step_summary_path if context else None,
+                output_path=context.output_path if context else None,
+            ),
+            port=port,
+            now=now,
+        )
+        warnings.extend(outcome.warnings)
+    except SecurecaseError as error:
+        warnings.append(f"reporting failed: {error.message}")
+    except Exception as exc:  # a reporting bug must not turn a recorded case into a failure
+        warnings.append(f"reporting failed (internal error {type(exc).__name__}); see --verbose")
+        return IngestReport(tuple(warnings), internal_error=exc)
+    return IngestReport(tuple(warnings))
 
 
 def summary_input_from_result(
