@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -317,6 +316,8 @@ def ingest(
         now=_clock().now(),
     )
     if reported.internal_error is not None and _verbose():
+        import traceback
+
         traceback.print_exception(reported.internal_error)
     _warn(reported.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
@@ -579,6 +580,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         cli.main(args=argv, prog_name="securecase", standalone_mode=False)
     except SecurecaseError as error:
         if verbose:
+            import traceback
+
             traceback.print_exc()
         _render_error(error)
         sys.exit(error.exit_code)
@@ -593,6 +596,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:  # a bug: never report it as a pass
+        import traceback
+
         if verbose or os.environ.get("SECURECASE_DEBUG"):
             traceback.print_exc()
         else:

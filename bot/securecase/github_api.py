@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from securecase.checkrun import Annotation
 from securecase.errors import GitHubError, UsageError
-from securecase.github_port import CheckRunFields, CommitStatusFields, ExistingCheckRun
 
 if TYPE_CHECKING:
     from github import Github
+    from securecase.checkrun import Annotation
+    from securecase.github_port import CheckRunFields, CommitStatusFields, ExistingCheckRun
 
 DEFAULT_API_URL = "https://api.github.com"
 T = TypeVar("T")
@@ -126,6 +126,8 @@ class GitHubClient:
     # -- the port ---------------------------------------------------------------------------
 
     def find_check_runs(self, repo: str, head_sha: str, name: str) -> list[ExistingCheckRun]:
+        from securecase.github_port import ExistingCheckRun
+
         def list_runs() -> list[ExistingCheckRun]:
             commit = self._repo(repo).get_commit(head_sha)
             found = []

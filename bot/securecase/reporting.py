@@ -13,16 +13,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from securecase import checkrun
-from securecase.checkrun import BlockingFinding, CheckSummaryInput
 from securecase.errors import GitHubError, SecurecaseError, UsageError
-from securecase.github_port import CheckRunFields, CommitStatusFields, GitHubPort
-from securecase.ingest import IngestResult
-from securecase.models import Finding
 
 if TYPE_CHECKING:
     from securecase.actions_context import ActionsContext
+    from securecase.checkrun import Annotation, BlockingFinding, CheckSummaryInput
     from securecase.github_api import GitHubSettings
+    from securecase.github_port import CheckRunFields, GitHubPort
+    from securecase.ingest import IngestResult
+    from securecase.models import Finding
+
+# Every ingest imports this module to plan its reporting; what posting needs is imported when
+# there is something to post, so a run without GitHub pays nothing for it.
 
 FORK_PR_WARNING = (
     "pull request from a fork: its token is read-only, so the result is only in the "
@@ -130,6 +132,8 @@ def report_ingest(
     (its token is read-only), nor is a result whose scanned commit is unknown. Every failure,
     a bug included, becomes a warning: the case is already committed.
     """
+    if not plan.post and context is None:
+        return IngestReport(())  # nothing to post and no Actions files to write
     from securecase.caselink import case_file_url, repo_web_base
 
     warnings: list[str] = []
@@ -183,6 +187,8 @@ def summary_input_from_result(
     excepted, as ``ingest --output json`` does; exception lines name applied, expired and
     expiring exceptions.
     """
+    from securecase import checkrun
+    from securecase.checkrun import CheckSummaryInput
     from securecase.render import breakdown, exception_lines
 
     case = result.case
@@ -211,6 +217,8 @@ def summary_input_from_result(
 
 
 def _blocking_row(finding: Finding) -> BlockingFinding:
+    from securecase.checkrun import BlockingFinding
+
     where = ""
     if finding.package is not None:
         where = f"{finding.package.name} {finding.package.version or ''}".strip()
@@ -233,6 +241,7 @@ def report(
 
     ``outputs`` are extra ``$GITHUB_OUTPUT`` values computed by the caller.
     """
+    from securecase import checkrun
     from securecase.actions_output import append_outputs, append_step_summary, ingest_outputs
 
     data = summary_input_from_result(result, case_url=request.case_url, run_url=request.run_url)
@@ -264,6 +273,9 @@ def post_report(
     port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, *, now: datetime
 ) -> ReportOutcome:
     """Check run; on refusal a commit status; if that is refused too, the job summary only."""
+    from securecase import checkrun
+    from securecase.github_port import CommitStatusFields
+
     warnings: list[str] = []
     try:
         run_id, updated, batch_warning = _post_check_run(port, target, data, now)
@@ -304,6 +316,9 @@ def _post_check_run(
     port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, now: datetime
 ) -> tuple[int, bool, str | None]:
     """Create or update the run, annotations in batches of 50; (id, updated, warning)."""
+    from securecase import checkrun
+    from securecase.github_port import CheckRunFields
+
     existing = port.find_check_runs(target.repo, target.head_sha, checkrun.CHECK_NAME)
     # Only our case's run: a push and a pull request on the same commit are two cases, so two
     # runs named securecase.
@@ -315,7 +330,7 @@ def _post_check_run(
     batches = checkrun.annotation_batches(annotations)
     summary = checkrun.summary_markdown(data)
 
-    def fields(batch: tuple[checkrun.Annotation, ...]) -> CheckRunFields:
+    def fields(batch: tuple[Annotation, ...]) -> CheckRunFields:
         return CheckRunFields(
             name=checkrun.CHECK_NAME,
             head_sha=target.head_sha,
