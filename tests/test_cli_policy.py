@@ -255,3 +255,32 @@ def test_policy_validate_flags_expired_and_warns_expiring(work: Path) -> None:
     )
     bad_clock = run_cli("policy", "validate", policy, cwd=work, SECURECASE_NOW="yesterday")
     assert bad_clock.returncode == 2 and "SECURECASE_NOW" in bad_clock.stderr
+
+
+@pytest.mark.parametrize("kind", ["local", "bare"])
+def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind: str) -> None:
+    location = work / "security-cases"
+    if kind == "bare":
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
+    repo_arg = ("--cases-repo", str(location))
+    policy = work / "policy.yaml"
+    policy.write_text(NEW_ONLY_POLICY)
+    now = "2027-01-10T09:00:00Z"
+    code, _, err = ingest(BASE_REPORT, *MAIN, "--commit", "m1", *repo_arg, cwd=work, now=now)
+    assert code == 0, err
+    pr = ("--repo", "acme/shop", "--pr", "7", "--policy", str(policy), *repo_arg)
+    code, out, err = ingest(BASE_REPORT, *pr, "--target-branch", "main", cwd=work, now=now)
+    assert code == 0 and out["breakdown"]["new"]["high"] == 0, err
+    # A later run that does not name the target branch: the case knows it is main.
+    code, out, err = ingest(BASE_REPORT, *pr, "--commit", "p2", cwd=work, now=now)
+    assert code == 0, (out, err)
+    assert out["baseline"] == {"case": "github::acme::shop::BR::main", "found": True}
+    assert out["breakdown"]["new"]["high"] == 0 and out["reasons"] == []
+    case = read_case(location, PR_CASE)
+    assert [f["new"] for f in case["findings"]] == [False, False]
+
+
+def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) -> None:
+    proc = run_cli("ingest", BASE_REPORT, "--repo", "acme/shop", "--pr", "8", cwd=work)
+    assert proc.returncode == 0, proc.stderr  # the default policy gates PRs into main only
+    assert "baseline: target branch unknown (--target-branch)" in proc.stdout

@@ -134,8 +134,14 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     def plan(snapshot: Snapshot) -> Plan[IngestResult]:
         policy = explicit_policy or _repo_policy(snapshot)
         previous = _read_case(snapshot, folder, request.subject)
-        baseline = _read_case(snapshot, target.folder, target) if target else None
-        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today)
+        # A run that does not name the target branch judges against the one the case knows
+        # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
+        # finding as new. A remote fetches that folder lazily (it was not known up front).
+        base = target
+        if base is None and previous is not None and request.subject.is_pr:
+            base = baseline_subject(previous.subject)
+        baseline = _read_case(snapshot, base.folder, base) if base else None
+        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today, base)
 
     # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
     paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
@@ -148,7 +154,6 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
-        baseline_key=target.key if target else None,
     )
 
 
@@ -189,6 +194,7 @@ def _plan(
     received_at: str,
     baseline: Case | None,
     today: date,
+    target: Subject | None,
 ) -> Plan[IngestResult]:
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
@@ -252,6 +258,7 @@ def _plan(
         stale=stale,
         new=() if stale else merged.new,
         fixed=() if stale else merged.fixed,
+        baseline_key=target.key if target else None,
     )
     if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
         return Plan(change=None, result=replace(result, case=previous))

@@ -104,6 +104,8 @@ def _sentence(text: str) -> str:
 
 def _baseline_line(result: IngestResult) -> str | None:
     if result.baseline_key is None:
+        if result.case.subject.is_pr:
+            return "baseline: target branch unknown (--target-branch), every finding counts as new"
         return None
     new_ids = set(result.decision.new)
     new = sum(f.id in new_ids for f in result.case.active)
