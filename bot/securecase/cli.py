@@ -32,7 +32,8 @@ cases_repo_option = click.option(
     default=DEFAULT_CASES_REPO,
     show_default="$SECURECASE_CASES_REPO, else ./security-cases",
     metavar="PATH|URL",
-    help="The security-cases git repository: a local path (created when missing) or a git URL.",
+    help="The security-cases git repository: a local path (ingest creates a missing one) or a "
+    "git URL.",
 )
 
 
