@@ -284,3 +284,48 @@ def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) 
     proc = run_cli("ingest", BASE_REPORT, "--repo", "acme/shop", "--pr", "8", cwd=work)
     assert proc.returncode == 0, proc.stderr  # the default policy gates PRs into main only
     assert "baseline: target branch unknown (--target-branch)" in proc.stdout
+
+
+SLA_POLICY = """version: 1
+rules:
+  - id: high-sla
+    block: {severity_at_least: HIGH, sla_breached: true}
+sla_days: {HIGH: 30}
+"""
+
+
+def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(work: Path) -> None:
+    # Trivy's CreatedAt is kept as given; one that is no time must not make ages unknown
+    # (age and SLA conditions would then never select the finding: a silent pass).
+    report = json.loads(BASE_REPORT.read_text())
+    report["CreatedAt"] = "yesterday"
+    odd = work / "odd.json"
+    odd.write_text(json.dumps(report))
+    policy = work / "policy.yaml"
+    policy.write_text(SLA_POLICY)
+    args = (odd, *MAIN, "--policy", policy)
+    code, _, err = ingest(*args, cwd=work, now="2027-01-01T08:00:00Z")
+    assert code == 0, err
+    path = work / "security-cases/cases/github/acme/shop/branch-main/case.yaml"
+    case = yaml.safe_load(path.read_text())
+    assert {f["first_seen"]["at"] for f in case["findings"]} == {"2027-01-01T08:00:00Z"}
+    code, out, err = ingest(*args, cwd=work, now="2027-02-15T08:00:00Z")
+    assert code == 1, err
+    assert out["reasons"] == [
+        "high-sla: 1 finding at HIGH or above past their SLA (at most 0 allowed)"
+    ]
+
+
+def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path) -> None:
+    code, _, err = ingest(BASE_REPORT, *MAIN, cwd=work, now="2027-01-05T10:00:00Z")
+    assert code == 0, err
+    location = work / "security-cases"
+    path = location / "cases/github/acme/shop/branch-main/case.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    index = next(n for n, line in enumerate(lines) if line.startswith("      at: "))
+    lines[index] = "      at: a while ago\n"
+    path.write_text("".join(lines))
+    git(location, *HUMAN, "commit", "-qam", "backdate")
+    proc = run_cli("ingest", BASE_REPORT, *MAIN, cwd=work, SECURECASE_NOW="2027-03-01T00:00:00Z")
+    assert proc.returncode == 2, proc.stderr
+    assert f"branch-main/case.yaml:{index + 1}: $.findings[0].first_seen.at" in proc.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from securecase import reports as report_registry
@@ -200,10 +200,11 @@ def _plan(
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
     for report in parsed:
-        if report.scanned_at:
+        if report.scanned_at and _is_time(report.scanned_at):
             continue
-        # A report without its own timestamp keeps the one it got when first received, so a
-        # re-sent report changes nothing.
+        # A report without its own timestamp (or with one that is not a time: finding ages
+        # count from it) keeps the one it got when first received, so a re-sent report
+        # changes nothing.
         before = previous.sources.get(report.source) if previous else None
         same = before is not None and before.sha256 == raw_sha[report.source]
         report_times[report.source] = before.scanned_at if same and before else received_at
@@ -265,6 +266,14 @@ def _plan(
     files[f"{folder}/{CASE_FILE}"] = dump_case(case)
     message = _commit_message(case, decision, scan, result)
     return Plan(change=Change(files=files, message=message), result=result)
+
+
+def _is_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool) -> bool:
