@@ -383,6 +383,9 @@ def policy_diff_data(diff: PolicyDiff) -> dict[str, Any]:
         "unblocked": [_flip_data(f) for f in diff.unblocked],
         "reasons_changed": [_flip_data(f) for f in diff.reasons_changed],
         "exceptions": [{"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions],
+        "exceptions_unchanged": [
+            {"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions_unchanged
+        ],
     }
 
 
@@ -423,4 +426,10 @@ def policy_diff_text(diff: PolicyDiff) -> str:
     if diff.exceptions:
         lines.append(f"{len(diff.exceptions)} exception(s) to look at:")
         lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions)
+    if diff.exceptions_unchanged:
+        lines.append(
+            f"{len(diff.exceptions_unchanged)} exception(s) already so under the old policy "
+            "(clean up when you can):"
+        )
+        lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions_unchanged)
     return "\n".join(lines)
