@@ -123,6 +123,9 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 |" in markdown.stdout
     assert "| new | 0 | 0 | 0 | 0 | 0 | 0 |" in markdown.stdout
     assert "| existing | 0 | 1 | 1 | 0 | 0 | 0 |" in markdown.stdout
+    # "new" in the summary means new to the target branch only, never "since the last scan"
+    assert "0 appeared and 0 fixed since the last scan." in markdown.stdout
+    assert "status **NEW**, 0 new" not in markdown.stdout
     assert "- Excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in markdown.stdout
     shown = run_cli("cases", "show", "github::acme::shop::PR::7", *repo_arg, cwd=work)
     assert shown.returncode == 0, shown.stderr
@@ -136,6 +139,8 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert text.returncode == 0, text.stderr
     assert "excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in text.stdout
     assert "warning: exception EXC-42 expires on 2027-01-31" in text.stdout
+    assert "since the last scan: 0 appeared, 0 fixed" in text.stdout
+    assert "new: 0" not in text.stdout
 
     # The day after, it stops applying and the gate names it.
     code, out, err = ingest(*pr_args, "--commit", "p1", cwd=work, now="2027-02-01T00:00:00Z")

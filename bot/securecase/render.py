@@ -151,7 +151,10 @@ def ingest_text(result: IngestResult) -> str:
     lines = [
         f"{_verdict(result)}  {case.key}",
         f"  findings: {_counts_line(case.counts)}",
-        f"  new: {len(result.new)}  fixed: {len(result.fixed)}  status: {case.status.value}",
+        # "appeared", not "new": new in a pull request means absent from its target branch
+        # (the baseline line and the breakdown); these count changes since this case's last scan.
+        f"  since the last scan: {len(result.new)} appeared, {len(result.fixed)} fixed"
+        f"  status: {case.status.value}",
         f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
     ]
     baseline = _baseline_line(result)
@@ -183,7 +186,7 @@ def ingest_markdown(result: IngestResult) -> str:
         f"### securecase: {_verdict(result)}",
         "",
         f"Case `{case.key}` — status **{case.status.value}**, "
-        f"{len(result.new)} new, {len(result.fixed)} fixed.",
+        f"{len(result.new)} appeared and {len(result.fixed)} fixed since the last scan.",
         "",
         f"| | {header} |",
         "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
