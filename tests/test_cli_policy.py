@@ -283,6 +283,9 @@ def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind
     assert out["breakdown"]["new"]["high"] == 0 and out["reasons"] == []
     case = read_case(location, PR_CASE)
     assert [f["new"] for f in case["findings"]] == [False, False]
+    # The commit body counts changes since the last scan as "appeared", never as "new".
+    body = git(location, "log", "-1", "--format=%B", "main")
+    assert "Appeared: 0, fixed: 0, status: NEW." in body and "New:" not in body
 
 
 def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) -> None:

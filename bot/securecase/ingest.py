@@ -297,7 +297,7 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         subject,
         "",
         f"Sources: {sources}.",
-        f"New: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+        f"Appeared: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
     ]
     body.extend(f"Blocked by {reason}" for reason in decision.reasons)
     body.extend(
