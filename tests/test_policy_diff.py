@@ -108,8 +108,9 @@ def test_flips_to_pass_and_text_output(work: Path, repo: Path) -> None:
     assert "5 open case(s) evaluated" in text and "blocked: 2 -> 1" in text
     assert "mode: pr_gate -> ci" in text
     section = text.split("1 case(s) would no longer block:\n", 1)[1]
-    assert section.startswith("  github::acme::api::PR::7\n    new: passes\n")
-    assert "    old: blocked by no-high-into-main: 1 finding at HIGH" in section
+    assert section.startswith("  github::acme::api::PR::7\n    under NEW: passes\n")
+    assert "    under OLD: blocked by no-high-into-main: 1 finding at HIGH" in section
+    assert text.startswith(f"policy diff: OLD {old} (")
 
 
 def test_fail_on_new_blocks(work: Path, repo: Path) -> None:

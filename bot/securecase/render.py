@@ -408,16 +408,17 @@ def policy_diff_text(diff: PolicyDiff) -> str:
     """``policy diff`` for reviewers of a policy change."""
     old, new = diff.old, diff.new
     lines = [
-        f"policy diff: {old.origin} ({old.blob[:12]}) -> {new.origin} ({new.blob[:12]})",
+        f"policy diff: OLD {old.origin} ({old.blob[:12]}) -> NEW {new.origin} ({new.blob[:12]})",
         f"  {diff.open_cases} open case(s) evaluated as of {diff.today.isoformat()}; "
         f"blocked: {diff.blocked_before} -> {diff.blocked_after}",
     ]
     if old.mode is not new.mode:
         lines.append(f"  mode: {old.mode.value} -> {new.mode.value}")
     sections = (
-        ("would newly block", diff.new_blocks, "new", "old"),
-        ("would no longer block", diff.unblocked, "new", "old"),
-        ("stay blocked, for other reasons", diff.reasons_changed, "new", "old"),
+        # "under NEW/OLD" (the policies), so it never reads as new or old findings
+        ("would newly block", diff.new_blocks, "under NEW", "under OLD"),
+        ("would no longer block", diff.unblocked, "under NEW", "under OLD"),
+        ("stay blocked, for other reasons", diff.reasons_changed, "under NEW", "under OLD"),
     )
     for title, flips, first, second in sections:
         if flips:
