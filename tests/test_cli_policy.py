@@ -302,11 +302,14 @@ sla_days: {HIGH: 30}
 """
 
 
-def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(work: Path) -> None:
+@pytest.mark.parametrize("created", ["yesterday", "2026-12-01", "2026-13-45T00:00:00Z"])
+def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(
+    work: Path, created: str
+) -> None:
     # Trivy's CreatedAt is kept as given; one that is no time must not make ages unknown
     # (age and SLA conditions would then never select the finding: a silent pass).
     report = json.loads(BASE_REPORT.read_text())
-    report["CreatedAt"] = "yesterday"
+    report["CreatedAt"] = created
     odd = work / "odd.json"
     odd.write_text(json.dumps(report))
     policy = work / "policy.yaml"

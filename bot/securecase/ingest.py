@@ -8,6 +8,7 @@ races with another run, the store re-reads the case and this module recomputes f
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -268,7 +269,13 @@ def _plan(
     return Plan(change=Change(files=files, message=message), result=result)
 
 
+#: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
 def _is_time(value: str) -> bool:
+    if not _TIME_RE.match(value):
+        return False
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
