@@ -327,14 +327,15 @@ def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(
     ]
 
 
-def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path) -> None:
+@pytest.mark.parametrize("edited", ["a while ago", "2026-13-01T00:00:00Z", "2026-01-01"])
+def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path, edited: str) -> None:
     code, _, err = ingest(BASE_REPORT, *MAIN, cwd=work, now="2027-01-05T10:00:00Z")
     assert code == 0, err
     location = work / "security-cases"
     path = location / "cases/github/acme/shop/branch-main/case.yaml"
     lines = path.read_text().splitlines(keepends=True)
     index = next(n for n, line in enumerate(lines) if line.startswith("      at: "))
-    lines[index] = "      at: a while ago\n"
+    lines[index] = f"      at: {edited}\n"
     path.write_text("".join(lines))
     git(location, *HUMAN, "commit", "-qam", "backdate")
     proc = run_cli("ingest", BASE_REPORT, *MAIN, cwd=work, SECURECASE_NOW="2027-03-01T00:00:00Z")
