@@ -270,3 +270,7 @@ def test_reading_commands_do_not_create_a_cases_repo(work: Path) -> None:
         proc = run_cli(*args, cwd=work)
         assert proc.returncode == 2 and "no cases repo at ./security-cases" in proc.stderr
     assert not cases_repo(work).exists()
+    # ... and their help does not promise to create one
+    for args in (("cases", "list"), ("cases", "history"), ("policy", "diff")):
+        helptext = " ".join(run_cli(*args, "--help", cwd=work).stdout.split())
+        assert "ingest creates a missing one" in helptext and "created when" not in helptext

@@ -123,6 +123,9 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 |" in markdown.stdout
     assert "| new | 0 | 0 | 0 | 0 | 0 | 0 |" in markdown.stdout
     assert "| existing | 0 | 1 | 1 | 0 | 0 | 0 |" in markdown.stdout
+    # "new" in the summary means new to the target branch only, never "since the last scan"
+    assert "0 appeared and 0 fixed since the last scan." in markdown.stdout
+    assert "status **NEW**, 0 new" not in markdown.stdout
     assert "- Excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in markdown.stdout
     shown = run_cli("cases", "show", "github::acme::shop::PR::7", *repo_arg, cwd=work)
     assert shown.returncode == 0, shown.stderr
@@ -136,6 +139,8 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert text.returncode == 0, text.stderr
     assert "excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in text.stdout
     assert "warning: exception EXC-42 expires on 2027-01-31" in text.stdout
+    assert "since the last scan: 0 appeared, 0 fixed" in text.stdout
+    assert "new: 0" not in text.stdout
 
     # The day after, it stops applying and the gate names it.
     code, out, err = ingest(*pr_args, "--commit", "p1", cwd=work, now="2027-02-01T00:00:00Z")
@@ -255,3 +260,84 @@ def test_policy_validate_flags_expired_and_warns_expiring(work: Path) -> None:
     )
     bad_clock = run_cli("policy", "validate", policy, cwd=work, SECURECASE_NOW="yesterday")
     assert bad_clock.returncode == 2 and "SECURECASE_NOW" in bad_clock.stderr
+
+
+@pytest.mark.parametrize("kind", ["local", "bare"])
+def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind: str) -> None:
+    location = work / "security-cases"
+    if kind == "bare":
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
+    repo_arg = ("--cases-repo", str(location))
+    policy = work / "policy.yaml"
+    policy.write_text(NEW_ONLY_POLICY)
+    now = "2027-01-10T09:00:00Z"
+    code, _, err = ingest(BASE_REPORT, *MAIN, "--commit", "m1", *repo_arg, cwd=work, now=now)
+    assert code == 0, err
+    pr = ("--repo", "acme/shop", "--pr", "7", "--policy", str(policy), *repo_arg)
+    code, out, err = ingest(BASE_REPORT, *pr, "--target-branch", "main", cwd=work, now=now)
+    assert code == 0 and out["breakdown"]["new"]["high"] == 0, err
+    # A later run that does not name the target branch: the case knows it is main.
+    code, out, err = ingest(BASE_REPORT, *pr, "--commit", "p2", cwd=work, now=now)
+    assert code == 0, (out, err)
+    assert out["baseline"] == {"case": "github::acme::shop::BR::main", "found": True}
+    assert out["breakdown"]["new"]["high"] == 0 and out["reasons"] == []
+    case = read_case(location, PR_CASE)
+    assert [f["new"] for f in case["findings"]] == [False, False]
+    # The commit body counts changes since the last scan as "appeared", never as "new".
+    body = git(location, "log", "-1", "--format=%B", "main")
+    assert "Appeared: 0, fixed: 0, status: NEW." in body and "New:" not in body
+
+
+def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) -> None:
+    proc = run_cli("ingest", BASE_REPORT, "--repo", "acme/shop", "--pr", "8", cwd=work)
+    assert proc.returncode == 0, proc.stderr  # the default policy gates PRs into main only
+    assert "baseline: target branch unknown (--target-branch)" in proc.stdout
+
+
+SLA_POLICY = """version: 1
+rules:
+  - id: high-sla
+    block: {severity_at_least: HIGH, sla_breached: true}
+sla_days: {HIGH: 30}
+"""
+
+
+@pytest.mark.parametrize("created", ["yesterday", "2026-12-01", "2026-13-45T00:00:00Z"])
+def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(
+    work: Path, created: str
+) -> None:
+    # Trivy's CreatedAt is kept as given; one that is no time must not make ages unknown
+    # (age and SLA conditions would then never select the finding: a silent pass).
+    report = json.loads(BASE_REPORT.read_text())
+    report["CreatedAt"] = created
+    odd = work / "odd.json"
+    odd.write_text(json.dumps(report))
+    policy = work / "policy.yaml"
+    policy.write_text(SLA_POLICY)
+    args = (odd, *MAIN, "--policy", policy)
+    code, _, err = ingest(*args, cwd=work, now="2027-01-01T08:00:00Z")
+    assert code == 0, err
+    path = work / "security-cases/cases/github/acme/shop/branch-main/case.yaml"
+    case = yaml.safe_load(path.read_text())
+    assert {f["first_seen"]["at"] for f in case["findings"]} == {"2027-01-01T08:00:00Z"}
+    code, out, err = ingest(*args, cwd=work, now="2027-02-15T08:00:00Z")
+    assert code == 1, err
+    assert out["reasons"] == [
+        "high-sla: 1 finding at HIGH or above past their SLA (at most 0 allowed)"
+    ]
+
+
+@pytest.mark.parametrize("edited", ["a while ago", "2026-13-01T00:00:00Z", "2026-01-01"])
+def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path, edited: str) -> None:
+    code, _, err = ingest(BASE_REPORT, *MAIN, cwd=work, now="2027-01-05T10:00:00Z")
+    assert code == 0, err
+    location = work / "security-cases"
+    path = location / "cases/github/acme/shop/branch-main/case.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    index = next(n for n, line in enumerate(lines) if line.startswith("      at: "))
+    lines[index] = f"      at: {edited}\n"
+    path.write_text("".join(lines))
+    git(location, *HUMAN, "commit", "-qam", "backdate")
+    proc = run_cli("ingest", BASE_REPORT, *MAIN, cwd=work, SECURECASE_NOW="2027-03-01T00:00:00Z")
+    assert proc.returncode == 2, proc.stderr
+    assert f"branch-main/case.yaml:{index + 1}: $.findings[0].first_seen.at" in proc.stderr

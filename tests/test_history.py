@@ -123,6 +123,27 @@ def test_triage_merged_from_a_branch_while_the_bot_updated_main(work: Path) -> N
     assert by_commit[merge]["status"] == "TRIAGED" and by_commit[merge]["counts"]["high"] == 0
 
 
+def test_a_merge_that_only_brings_in_a_triage_commit_is_not_a_second_row(work: Path) -> None:
+    # GitHub's "create a merge commit": the merge holds exactly the triage branch's file, so
+    # the change is the triage commit's; listing the merge too would show it twice.
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    repo = work / "security-cases"
+    git(repo, "checkout", "-qb", "triage")
+    triage = human_commit(repo, {"status: NEW": "status: TRIAGED", "tags: []": "tags: [x]"})
+    git(repo, "checkout", "-q", "main")
+    other = ("--repo", "acme/shop", "--pr", "43", "--target-branch", "main")
+    assert ingest_json(TRIVY / "npm.json", *other, cwd=work)[0] == 0  # main moves on
+    merger = ("-c", "user.name=Bob Merger", "-c", "user.email=bob@example.com")
+    git(repo, *merger, "merge", "-q", "--no-ff", "triage", "-m", "Merge triage")
+    code, out, err = history(work, KEY)
+    assert code == 0, err
+    assert [e["author"]["name"] for e in out["entries"]] == ["securecase-bot", "Alice Triager"]
+    assert out["entries"][1]["commit"] == triage
+    assert out["entries"][1]["triage_changes"] == ["tags +x"]
+    table = run_cli("cases", "history", KEY, cwd=work).stdout
+    assert table.count("status NEW -> TRIAGED") == 1 and "Bob Merger" not in table
+
+
 def test_forged_trailers_in_a_human_commit_are_not_trusted(work: Path) -> None:
     assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
     repo = work / "security-cases"

@@ -121,6 +121,10 @@ def test_glob_semantics():
     assert glob_match("release/**", "release/1/2")
     assert glob_match("v?", "v1") and not glob_match("v?", "v10")
     assert glob_match("a.b", "a.b") and not glob_match("a.b", "axb")
+    # "**/" matches zero or more folders, as in gitignore and GitHub path filters
+    assert glob_match("**/tests/**", "tests/a.py") and glob_match("**/tests/**", "x/y/tests/a")
+    assert glob_match("src/**/*.py", "src/a.py") and glob_match("src/**/*.py", "src/a/b/c.py")
+    assert not glob_match("src/**/*.py", "srca.py") and not glob_match("**/tests/**", "mytests/a")
 
 
 @pytest.mark.parametrize(

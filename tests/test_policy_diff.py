@@ -108,8 +108,9 @@ def test_flips_to_pass_and_text_output(work: Path, repo: Path) -> None:
     assert "5 open case(s) evaluated" in text and "blocked: 2 -> 1" in text
     assert "mode: pr_gate -> ci" in text
     section = text.split("1 case(s) would no longer block:\n", 1)[1]
-    assert section.startswith("  github::acme::api::PR::7\n    new: passes\n")
-    assert "    old: blocked by no-high-into-main: 1 finding at HIGH" in section
+    assert section.startswith("  github::acme::api::PR::7\n    under NEW: passes\n")
+    assert "    under OLD: blocked by no-high-into-main: 1 finding at HIGH" in section
+    assert text.startswith(f"policy diff: OLD {old} (")
 
 
 def test_fail_on_new_blocks(work: Path, repo: Path) -> None:
@@ -247,9 +248,15 @@ def test_exceptions_unblock_and_stale_or_expired_ones_are_named(work: Path, repo
     assert code == 0, err
     assert out["unblocked"] == []
     assert ("EXC-1", "expired") in {(n["id"], n["state"]) for n in out["exceptions"]}
-    # notes already true under the old policy are not repeated
+    # notes already true under the old policy are not repeated as changes, but still listed
     code, out, err = diff(work, new, new, "--today", "2030-06-20")
     assert code == 0 and out["exceptions"] == [], err
+    standing = {(n["id"], n["state"]) for n in out["exceptions_unchanged"]}
+    assert standing == {("EXC-1", "expiring"), ("EXC-2", "stale"), ("EXC-3", "expired")}
+    proc = run_cli("policy", "diff", new, new, "--today", "2030-06-20", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 exception(s) already so under the old policy" in proc.stdout
+    assert "  EXC-2: stale: matches no finding of any open case" in proc.stdout
 
 
 NEW_ONLY = """version: 1

@@ -552,3 +552,22 @@ def test_marks_round_trip_through_the_case_file_deterministically():
 def test_branch_cases_carry_no_new_flag():
     marked = mark_findings(case(MAIN, vuln(1)), new=None, excepted={})
     assert "new:" not in dump_case(marked).decode()
+
+
+def test_validate_reports_expired_exceptions_with_the_other_problems_at_once():
+    data = (EXC + EXC.split("exceptions:\n")[1].replace("E1", "E2")).replace(
+        "rules: []", "rules: []\nmode: gate"
+    )
+    with pytest.raises(PolicyError) as info:
+        validate_policy(data.encode(), origin="policy.yaml", today=date(2027, 2, 1))
+    problems = info.value.problems
+    assert any(p.startswith("policy.yaml:3: $.mode") for p in problems), problems
+    assert [p.split(": ", 2)[1] for p in problems if "expired on" in p] == [
+        "$.exceptions[0].expires",
+        "$.exceptions[1].expires",
+    ]
+    assert "(3 problem(s))" in info.value.message
+    # Without expired exceptions the loader's own error stands unchanged.
+    with pytest.raises(PolicyError) as info:
+        validate_policy(data.encode(), origin="policy.yaml", today=date(2027, 1, 1))
+    assert len(info.value.problems) == 1

@@ -31,7 +31,8 @@ cases_repo_option = click.option(
     default=DEFAULT_CASES_REPO,
     show_default="$SECURECASE_CASES_REPO, else ./security-cases",
     metavar="PATH|URL",
-    help="The security-cases git repository: a local path (created when missing) or a git URL.",
+    help="The security-cases git repository: a local path (ingest creates a missing one) or a "
+    "git URL.",
 )
 
 
@@ -525,9 +526,10 @@ def policy_diff(
     """Show which open cases would change decision if policy OLD were replaced by NEW.
 
     Every open case in the cases repo is judged under both policies; the output lists the
-    cases that flip pass -> block and block -> pass with the reasons on each side, and the
-    exceptions that become stale or expired. Exit code 0 (also when cases flip), unless
-    --fail-on-new-blocks is given and a case would newly block (1); 2 when a policy is invalid.
+    cases that flip pass -> block and block -> pass with the reasons on each side, the
+    exceptions that become stale or expired, and those that already were. Exit code 0 (also
+    when cases flip), unless --fail-on-new-blocks is given and a case would newly block (1);
+    2 when a policy is invalid.
     """
     from datetime import UTC
 

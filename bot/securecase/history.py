@@ -151,6 +151,9 @@ def _log_args(head: str, path: str) -> list[str]:
     # --raw with full ids gives each commit's old and new blob of the file, so reading a file
     # version needs no tree walk; --no-renames keeps the path fixed. A merge is listed only when
     # it differs from every parent (a resolved conflict); it is compared with its first parent.
+    # --simplify-merges drops a merge that merely brings in a side branch's version (the usual
+    # merge of a triage pull request), which --diff-merges=first-parent alone would list as a
+    # second copy of the side branch's change.
     return [
         "--reverse",
         f"--format={_LOG_FORMAT}",
@@ -158,6 +161,7 @@ def _log_args(head: str, path: str) -> list[str]:
         "--no-abbrev",
         "--no-renames",
         "--diff-merges=first-parent",
+        "--simplify-merges",
         head,
         "--",
         path,

@@ -8,9 +8,10 @@ races with another run, the store re-reads the case and this module recomputes f
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from securecase import reports as report_registry
@@ -134,8 +135,14 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     def plan(snapshot: Snapshot) -> Plan[IngestResult]:
         policy = explicit_policy or _repo_policy(snapshot)
         previous = _read_case(snapshot, folder, request.subject)
-        baseline = _read_case(snapshot, target.folder, target) if target else None
-        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today)
+        # A run that does not name the target branch judges against the one the case knows
+        # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
+        # finding as new. A remote fetches that folder lazily (it was not known up front).
+        base = target
+        if base is None and previous is not None and request.subject.is_pr:
+            base = baseline_subject(previous.subject)
+        baseline = _read_case(snapshot, base.folder, base) if base else None
+        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today, base)
 
     # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
     paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
@@ -148,7 +155,6 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
-        baseline_key=target.key if target else None,
     )
 
 
@@ -189,15 +195,17 @@ def _plan(
     received_at: str,
     baseline: Case | None,
     today: date,
+    target: Subject | None,
 ) -> Plan[IngestResult]:
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
     for report in parsed:
-        if report.scanned_at:
+        if report.scanned_at and _is_time(report.scanned_at):
             continue
-        # A report without its own timestamp keeps the one it got when first received, so a
-        # re-sent report changes nothing.
+        # A report without its own timestamp (or with one that is not a time: finding ages
+        # count from it) keeps the one it got when first received, so a re-sent report
+        # changes nothing.
         before = previous.sources.get(report.source) if previous else None
         same = before is not None and before.sha256 == raw_sha[report.source]
         report_times[report.source] = before.scanned_at if same and before else received_at
@@ -252,12 +260,27 @@ def _plan(
         stale=stale,
         new=() if stale else merged.new,
         fixed=() if stale else merged.fixed,
+        baseline_key=target.key if target else None,
     )
     if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
         return Plan(change=None, result=replace(result, case=previous))
     files[f"{folder}/{CASE_FILE}"] = dump_case(case)
     message = _commit_message(case, decision, scan, result)
     return Plan(change=Change(files=files, message=message), result=result)
+
+
+#: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
+def _is_time(value: str) -> bool:
+    if not _TIME_RE.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool) -> bool:
@@ -281,7 +304,7 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         subject,
         "",
         f"Sources: {sources}.",
-        f"New: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+        f"Appeared: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
     ]
     body.extend(f"Blocked by {reason}" for reason in decision.reasons)
     body.extend(

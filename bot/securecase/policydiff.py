@@ -91,6 +91,8 @@ class PolicyDiff:
     flips: tuple[Flip, ...]
     reasons_changed: tuple[Flip, ...]  # blocked under both, for other reasons
     exceptions: tuple[ExceptionNote, ...]
+    #: Stale, expired or expiring exceptions of ``new`` that already were so under ``old``.
+    exceptions_unchanged: tuple[ExceptionNote, ...] = ()
 
     @property
     def new_blocks(self) -> tuple[Flip, ...]:
@@ -121,6 +123,15 @@ def exception_notes(
     Stale: unexpired, yet matching no finding of any open case. Expired: ``expires`` is
     before ``today``. Expiring: ends within :data:`EXPIRY_WARNING_DAYS` days.
     """
+    return split_exception_notes(old, new, cases, today)[0]
+
+
+def split_exception_notes(
+    old: Policy, new: Policy, cases: Sequence[Case], today: date
+) -> tuple[tuple[ExceptionNote, ...], tuple[ExceptionNote, ...]]:
+    """The notes on ``new``'s exceptions (see :func:`exception_notes`), split in two: those
+    this change brings, and those already true under ``old`` (still worth cleaning up).
+    """
 
     def states(policy: Policy) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
@@ -136,13 +147,14 @@ def exception_notes(
 
     before = states(old) if old.exceptions else {}
     order = {exc.id: n for n, exc in enumerate(new.exceptions)}
-    notes = [
-        ExceptionNote(exc_id, state, detail)
-        for (exc_id, state), detail in states(new).items()
-        if (exc_id, state) not in before
-    ]
-    notes.sort(key=lambda note: (order.get(note.id, 0), note.state))
-    return tuple(notes)
+    changed: list[ExceptionNote] = []
+    unchanged: list[ExceptionNote] = []
+    for (exc_id, state), detail in states(new).items():
+        note = ExceptionNote(exc_id, state, detail)
+        (unchanged if (exc_id, state) in before else changed).append(note)
+    for notes in (changed, unchanged):
+        notes.sort(key=lambda note: (order.get(note.id, 0), note.state))
+    return tuple(changed), tuple(unchanged)
 
 
 # -- policies ------------------------------------------------------------------------------
@@ -229,6 +241,7 @@ def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> 
             baseline=baseline.key if baseline is not None else None,
         )
         (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
+    notes, standing = split_exception_notes(old, new, [case for _, case in opened], today)
     return PolicyDiff(
         old=PolicySide(old.origin, old.blob, old.mode),
         new=PolicySide(new.origin, new.blob, new.mode),
@@ -239,7 +252,8 @@ def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> 
         blocked_after=blocked_after,
         flips=tuple(flips),
         reasons_changed=tuple(changed),
-        exceptions=exception_notes(old, new, [case for _, case in opened], today),
+        exceptions=notes,
+        exceptions_unchanged=standing,
     )
 
 

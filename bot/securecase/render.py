@@ -105,6 +105,8 @@ def _sentence(text: str) -> str:
 
 def _baseline_line(result: IngestResult) -> str | None:
     if result.baseline_key is None:
+        if result.case.subject.is_pr:
+            return "baseline: target branch unknown (--target-branch), every finding counts as new"
         return None
     new_ids = set(result.decision.new)
     new = sum(f.id in new_ids for f in result.case.active)
@@ -153,7 +155,10 @@ def ingest_text(result: IngestResult) -> str:
     lines = [
         f"{_verdict(result)}  {case.key}",
         f"  findings: {_counts_line(case.counts)}",
-        f"  new: {len(result.new)}  fixed: {len(result.fixed)}  status: {case.status.value}",
+        # "appeared", not "new": new in a pull request means absent from its target branch
+        # (the baseline line and the breakdown); these count changes since this case's last scan.
+        f"  since the last scan: {len(result.new)} appeared, {len(result.fixed)} fixed"
+        f"  status: {case.status.value}",
         f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
     ]
     baseline = _baseline_line(result)
@@ -185,7 +190,7 @@ def ingest_markdown(result: IngestResult) -> str:
         f"### securecase: {_verdict(result)}",
         "",
         f"Case `{case.key}` — status **{case.status.value}**, "
-        f"{len(result.new)} new, {len(result.fixed)} fixed.",
+        f"{len(result.new)} appeared and {len(result.fixed)} fixed since the last scan.",
         "",
         f"| | {header} |",
         "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
@@ -385,6 +390,9 @@ def policy_diff_data(diff: PolicyDiff) -> dict[str, Any]:
         "unblocked": [_flip_data(f) for f in diff.unblocked],
         "reasons_changed": [_flip_data(f) for f in diff.reasons_changed],
         "exceptions": [{"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions],
+        "exceptions_unchanged": [
+            {"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions_unchanged
+        ],
     }
 
 
@@ -404,16 +412,17 @@ def policy_diff_text(diff: PolicyDiff) -> str:
     """``policy diff`` for reviewers of a policy change."""
     old, new = diff.old, diff.new
     lines = [
-        f"policy diff: {old.origin} ({old.blob[:12]}) -> {new.origin} ({new.blob[:12]})",
+        f"policy diff: OLD {old.origin} ({old.blob[:12]}) -> NEW {new.origin} ({new.blob[:12]})",
         f"  {diff.open_cases} open case(s) evaluated as of {diff.today.isoformat()}; "
         f"blocked: {diff.blocked_before} -> {diff.blocked_after}",
     ]
     if old.mode is not new.mode:
         lines.append(f"  mode: {old.mode.value} -> {new.mode.value}")
     sections = (
-        ("would newly block", diff.new_blocks, "new", "old"),
-        ("would no longer block", diff.unblocked, "new", "old"),
-        ("stay blocked, for other reasons", diff.reasons_changed, "new", "old"),
+        # "under NEW/OLD" (the policies), so it never reads as new or old findings
+        ("would newly block", diff.new_blocks, "under NEW", "under OLD"),
+        ("would no longer block", diff.unblocked, "under NEW", "under OLD"),
+        ("stay blocked, for other reasons", diff.reasons_changed, "under NEW", "under OLD"),
     )
     for title, flips, first, second in sections:
         if flips:
@@ -425,4 +434,10 @@ def policy_diff_text(diff: PolicyDiff) -> str:
     if diff.exceptions:
         lines.append(f"{len(diff.exceptions)} exception(s) to look at:")
         lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions)
+    if diff.exceptions_unchanged:
+        lines.append(
+            f"{len(diff.exceptions_unchanged)} exception(s) already so under the old policy "
+            "(clean up when you can):"
+        )
+        lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions_unchanged)
     return "\n".join(lines)

@@ -363,7 +363,11 @@ def _any_glob(patterns: Sequence[str], value: str | None) -> bool:
 
 
 def glob_match(pattern: str, value: str) -> bool:
-    """Match ``value`` against a glob: ``*`` and ``?`` stay within a ``/`` segment, ``**`` not."""
+    """Match ``value`` against a glob: ``*`` and ``?`` stay within a ``/`` segment, ``**`` not.
+
+    ``**/`` also matches no folder at all (``**/tests/**`` matches ``tests/a.py``), as in
+    gitignore, CODEOWNERS and GitHub's path filters.
+    """
     return _compile_glob(pattern).fullmatch(value) is not None
 
 
@@ -372,7 +376,10 @@ def _compile_glob(pattern: str) -> re.Pattern[str]:
     out = []
     index = 0
     while index < len(pattern):
-        if pattern.startswith("**", index):
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
             out.append(".*")
             index += 2
         elif pattern[index] == "*":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from securecase import schemas, yamlio
-from securecase.errors import PolicyError
+from securecase.errors import InputError, PolicyError
 from securecase.models import Kind, Severity
 from securecase.policy.model import (
     Block,
@@ -102,21 +102,62 @@ def validate_policy(data: bytes, *, origin: str, today: date) -> Policy:
     An exception that has already expired is an error here (a policy pull request adding one
     is caught), while at ingest it just stops applying.
     """
-    loaded = load_policy(data, origin=origin)
-    found = []
-    for index, exc in enumerate(loaded.exceptions):
-        if exc.expired(today):
-            line = yamlio.locate(data, ["exceptions", index, "expires"])
-            found.append(
-                f"{origin}:{line or '?'}: $.exceptions[{index}].expires: exception {exc.id} "
-                f"expired on {exc.expires.isoformat()} (today is {today.isoformat()}); "
-                "renew or remove it"
-            )
+    try:
+        loaded = load_policy(data, origin=origin)
+    except PolicyError as error:
+        # Report the expired exceptions together with the other problems, not one round later.
+        expired = _expired_problems(_raw_expiries(data, origin), data, origin, today)
+        if not expired:
+            raise
+        found = [*error.problems, *expired]
+        raise PolicyError(
+            f"{origin}: the policy is invalid ({len(found)} problem(s))",
+            problems=found,
+            hint=error.hint,
+        ) from error
+    expiries = [(index, exc.id, exc.expires) for index, exc in enumerate(loaded.exceptions)]
+    found = _expired_problems(expiries, data, origin, today)
     if found:
         raise PolicyError(
             f"{origin}: the policy is invalid ({len(found)} problem(s))", problems=found
         )
     return loaded
+
+
+def _expired_problems(
+    expiries: list[tuple[int, str, date]], data: bytes, origin: str, today: date
+) -> list[str]:
+    found = []
+    for index, exc_id, expires in expiries:
+        if today > expires:
+            line = yamlio.locate(data, ["exceptions", index, "expires"])
+            found.append(
+                f"{origin}:{line or '?'}: $.exceptions[{index}].expires: exception {exc_id} "
+                f"expired on {expires.isoformat()} (today is {today.isoformat()}); "
+                "renew or remove it"
+            )
+    return found
+
+
+def _raw_expiries(data: bytes, origin: str) -> list[tuple[int, str, date]]:
+    """(index, id, expires) of the well-formed exceptions of a policy that failed to load."""
+    try:
+        document = yamlio.load(data, path=origin)
+    except InputError:
+        return []
+    raw = document.get("exceptions") if isinstance(document, dict) else None
+    found = []
+    for index, entry in enumerate(raw if isinstance(raw, list) else ()):
+        if not isinstance(entry, dict):
+            continue
+        exc_id, expires = entry.get("id"), entry.get("expires")
+        if not isinstance(exc_id, str) or not isinstance(expires, str):
+            continue
+        try:
+            found.append((index, exc_id, date.fromisoformat(expires)))
+        except ValueError:
+            continue  # already reported as not a calendar date
+    return found
 
 
 def _semantic_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
