@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,6 +124,18 @@ def test_lifecycle_resolve_and_reopen_and_human_status_kept():
     d = merge(c, scan(report([vuln(3)]), commit="c4"), GATE).case
     assert d.status is Status.NEW and d.reopened == 1
     assert d.triage.assignee == "alice"
+
+
+@pytest.mark.parametrize("closed_as", [Status.CLOSED, Status.RESOLVED])
+def test_a_human_close_holds_until_a_finding_appears(closed_as):
+    a = merge(None, scan(report([vuln(1), vuln(2)])), GATE).case
+    closed = replace(a, status=closed_as)  # accepted with findings still open
+    same = merge(closed, scan(report([vuln(1), vuln(2)]), commit="c2"), GATE).case
+    assert same.status is closed_as and same.reopened == 0
+    fewer = merge(same, scan(report([vuln(1)]), commit="c3"), GATE).case
+    assert fewer.status is closed_as
+    back = merge(fewer, scan(report([vuln(1), vuln(2)]), commit="c4"), GATE).case
+    assert back.status is Status.NEW and back.reopened == 1  # vuln 2 returned
 
 
 def test_stale_scan_does_not_roll_back():

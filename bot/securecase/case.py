@@ -334,7 +334,9 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         scanned_at=seen_at,
     )
     has_active = any(not t.finding.suppressed for t in findings)
-    status, reopened = _next_status(previous, has_active=has_active)
+    appeared_ids = set(new)
+    appeared = any(t.finding.id in appeared_ids and not t.finding.suppressed for t in findings)
+    status, reopened = _next_status(previous, has_active=has_active, appeared=appeared)
     case = Case(
         subject=_merged_subject(previous, scan.subject),
         status=status,
@@ -393,11 +395,18 @@ def _same_stale(a: StaleScan, b: StaleScan) -> bool:
     return (a.commit, a.scanned_at, a.sources) == (b.commit, b.scanned_at, b.sources)
 
 
-def _next_status(previous: Case | None, *, has_active: bool) -> tuple[Status, int]:
+def _next_status(
+    previous: Case | None, *, has_active: bool, appeared: bool
+) -> tuple[Status, int]:
+    """The bot's transitions; any other status is a human's and stays.
+
+    A RESOLVED or CLOSED case reopens only when a finding appears (or returns): a human who
+    closed a case that still had findings is not overruled by a rescan that finds the same.
+    """
     if previous is None:
         return (Status.NEW if has_active else Status.RESOLVED), 0
     status, reopened = previous.status, previous.reopened
-    if has_active and status in (Status.RESOLVED, Status.CLOSED):
+    if appeared and status in (Status.RESOLVED, Status.CLOSED):
         return Status.NEW, reopened + 1
     if not has_active and status in (Status.NEW, Status.TRIAGED, Status.IN_PROGRESS):
         return Status.RESOLVED, reopened
