@@ -223,6 +223,17 @@ def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
     assert wrong not in str(raised.value) and wrong not in (raised.value.hint or "")
 
 
+def test_settings_repr_never_shows_the_token_or_the_app_key() -> None:
+    from securecase.reporting import plan_posting
+
+    key = "-----BEGIN PRIVATE KEY-----SECRETKEYBYTES"
+    settings = GitHubSettings(token=TOKEN, app=AppCredentials("12345", key, installation_id=7))
+    plan = plan_posting("github", settings, provider="github")
+    for text in (repr(settings), repr(settings.app), repr(plan), str(plan)):
+        assert TOKEN not in text and "SECRETKEYBYTES" not in text
+    assert "12345" in repr(settings)  # the rest still shows, for diagnostics
+
+
 def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
     first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
     second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)

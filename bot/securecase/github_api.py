@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +48,8 @@ class AppCredentials:
     """GitHub App installation auth: app id, PEM private key, installation id."""
 
     app_id: str
-    private_key: str
+    #: Kept out of ``repr`` so no log or traceback of the settings shows the key.
+    private_key: str = field(repr=False)
     installation_id: int
 
 
@@ -57,7 +58,8 @@ class GitHubSettings:
     """How to reach GitHub: API URL and one of a token or App credentials."""
 
     api_url: str = DEFAULT_API_URL
-    token: str | None = None
+    #: Kept out of ``repr`` (and so out of every dataclass that holds these settings).
+    token: str | None = field(default=None, repr=False)
     app: AppCredentials | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 15.0
