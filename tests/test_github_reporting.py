@@ -208,6 +208,18 @@ def test_rate_limit_beyond_the_wait_budget_gives_up_without_waiting(fake: FakeGi
     assert any("rate limit" in w and "120s" in w for w in outcome.warnings)
 
 
+def test_429_without_retry_after_is_a_rate_limit_and_retried(fake: FakeGitHub) -> None:
+    # Not every 429 carries Retry-After or a rate-limit message; it is still a rate limit.
+    fake.fail("POST", r"/check-runs$", 429, "Too Many Requests")
+    sleeps = Sleeps()
+    retry = RetryPolicy(max_wait=5, first_backoff=0.01, secondary_wait=0.05)
+    settings = GitHubSettings(api_url=fake.base_url, token=TOKEN, retry=retry)
+    outcome = post_report(GitHubClient(settings, sleep=sleeps), TARGET, summary_input(), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert sleeps.waits == [0.05]
+    assert len(fake.check_runs) == 1 and fake.statuses == []
+
+
 def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
     wrong = "ghp_wrongtoken_SECRET_987654321"
     outcome = post_report(client(fake, token=wrong), TARGET, summary_input(), now=NOW)

@@ -265,7 +265,8 @@ class GitHubClient:
         message = self._scrub(_api_message(exc))
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
         text = f"GitHub refused to {what} ({status}: {message})"
-        if status in (403, 429) and _is_rate_limit(headers, message):
+        # 429 is always a rate limit, with or without a Retry-After header or a clear message.
+        if status == 429 or (status == 403 and _is_rate_limit(headers, message)):
             error = GitHubError(
                 f"GitHub rate limit hit while trying to {what} ({status}: {message})",
                 kind="rate_limit",
