@@ -330,3 +330,45 @@ def test_summary_splits_new_existing_and_excepted(work: Path, fake: FakeGitHub) 
     assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 | 1 |" in summary  # DS002, HIGH
     assert "| existing | 2 | 1 | 1 | 0 | 0 | 0 | 4 |" in summary
     assert "exception EXC-9 expires on 2026-12-01" in summary  # within 14 days
+
+
+def runner_commands(log: str) -> list[str]:
+    """The workflow commands the Actions runner would run from ``log`` (stop-commands kept)."""
+    run: list[str] = []
+    stopped: str | None = None
+    for line in log.splitlines():
+        text = line.lstrip()  # the runner ignores leading whitespace before "::"
+        if stopped is not None:
+            if text == f"::{stopped}::":
+                stopped = None
+            continue
+        if text.startswith("::stop-commands::"):
+            stopped = text[len("::stop-commands::") :]
+        elif text.startswith("::"):
+            run.append(text)
+    return run
+
+
+@pytest.mark.parametrize("output", ["text", "markdown"])
+def test_scanned_file_names_cannot_inject_workflow_commands(work: Path, output: str) -> None:
+    # A file name in the scanned pull request may contain newlines; the scanner reports it and
+    # the ingest prints it. In the log it must not become a workflow command.
+    sarif = json.loads((FIXTURES / "sarif" / "semgrep.sarif").read_text())
+    for result in sarif["runs"][0]["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        location["uri"] = "src/a\n::set-output name=decision::pass\n::add-mask::HIGH\n.tsx"
+    report = work / "semgrep.sarif"
+    report.write_text(json.dumps(sarif))
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.synchronize.json"),
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_SHA": MERGE_SHA,
+    }
+    block_medium = work / "medium.yaml"
+    block_medium.write_text(BLOCK_HIGH.replace("HIGH", "MEDIUM"))
+    proc = run_cli("ingest", report, "--policy", block_medium, "--output", output, cwd=work, **env)
+    assert proc.returncode == 1, proc.stderr
+    assert "::set-output name=decision::pass" in proc.stdout  # printed, but inert
+    assert runner_commands(proc.stdout) == []

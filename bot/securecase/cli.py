@@ -300,10 +300,15 @@ def ingest(
     result = run_ingest(request, clock=_clock())
     if output == "json":
         _emit_json(render.ingest_data(result))
-    elif output == "markdown":
-        click.echo(render.ingest_markdown(result))
     else:
-        click.echo(render.ingest_text(result))
+        text = (
+            render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
+        )
+        if context is not None:
+            from securecase.actions_output import guard_commands
+
+            text = guard_commands(text)
+        click.echo(text)
     reported = report_ingest(
         result,
         plan,
