@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -328,3 +329,66 @@ def test_primary_rate_limit_waits_until_the_reset_time_within_budget(fake: FakeG
     assert outcome.channel is Channel.COMMIT_STATUS
     [warning] = [w for w in outcome.warnings if "rate limit" in w]
     assert re.search(r"would wait 3[56]\d\ds", warning), warning
+
+
+def test_the_fake_server_rejects_requests_that_break_the_description() -> None:
+    # The validation the other tests rely on really validates: bad bodies are recorded.
+    import requests
+
+    annotation: dict[str, Any] = {
+        "path": "src/a.py",
+        "start_line": 1,
+        "end_line": 1,
+        "annotation_level": "warning",
+        "message": "m",
+    }
+    good: dict[str, Any] = {
+        "name": "securecase",
+        "head_sha": HEAD,
+        "status": "completed",
+        "conclusion": "success",
+        "output": {"title": "t", "summary": "s", "annotations": [annotation]},
+    }
+    bad: dict[str, dict[str, Any]] = {
+        "51 annotations": {**good, "output": {**good["output"], "annotations": [annotation] * 51}},
+        "level error": {
+            **good,
+            "output": {
+                **good["output"],
+                "annotations": [{**annotation, "annotation_level": "error"}],
+            },
+        },
+        "completed without conclusion": {k: v for k, v in good.items() if k != "conclusion"},
+        "summary over 65535": {**good, "output": {"title": "t", "summary": "x" * 65536}},
+        "annotation without end_line": {
+            **good,
+            "output": {**good["output"], "annotations": [{**annotation, "end_line": None}]},
+        },
+    }
+    headers = {"Authorization": f"token {TOKEN}"}
+    for server in serve(FakeGitHub()):
+        url = f"{server.base_url}/repos/{REPO}/check-runs"
+        assert requests.post(url, json=good, headers=headers, timeout=10).status_code == 201
+        assert server.violations == []
+        for label, body in bad.items():
+            requests.post(url, json=body, headers=headers, timeout=10)
+            assert len(server.violations) == 1, label
+            assert server.violations[0].startswith("request POST"), server.violations
+            server.violations.clear()
+        status_url = f"{server.base_url}/repos/{REPO}/statuses/{HEAD}"
+        requests.post(status_url, json={"state": "passed"}, headers=headers, timeout=10)
+        requests.post(
+            status_url,
+            json={"state": "success", "description": "d" * 141},
+            headers=headers,
+            timeout=10,
+        )
+        assert len(server.violations) == 2, server.violations
+        server.violations.clear()
+        # Responses are validated too: a stored run that lost a required field is caught.
+        del server.check_runs[1]["head_sha"]
+        requests.get(f"{url}/1", headers=headers, timeout=10)
+        assert [v.split(":")[0] for v in server.violations] == [
+            "response GET /repos/acme/shop/check-runs/1 -> 200"
+        ]
+        server.violations.clear()
