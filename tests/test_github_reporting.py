@@ -259,6 +259,26 @@ def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
     assert check_run_writes(fake) == (1, 2)
 
 
+def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
+    fake: FakeGitHub,
+) -> None:
+    from dataclasses import replace
+
+    # A second report joins the case on the same commit: its findings sort in among the
+    # first ones, so the run's annotations are not a prefix of the new list.
+    first = summary_input(120)
+    joined = replace(first, annotations=summary_input(150).annotations[::-1])
+    one = post_report(client(fake), TARGET, first, now=NOW)
+    two = post_report(client(fake), TARGET, joined, now=NOW)
+    assert two.check_run_id == one.check_run_id and two.updated_existing
+    assert two.warnings == ()
+    sent = sorted(a["message"] for a in fake.annotations[one.check_run_id or 0])
+    assert sent == sorted(f"m{i}" for i in range(150))  # each once, none missing
+    # Read back over pages (100 per page), then 30 new ones in one update.
+    assert len(fake.calls("GET", r"/check-runs/\d+/annotations$")) == 2
+    assert check_run_writes(fake) == (1, 2 + 1)
+
+
 def test_network_failure_is_reported_not_raised() -> None:
     # A port nothing listens on: connection refused on every attempt.
     import socket

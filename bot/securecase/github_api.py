@@ -167,6 +167,30 @@ class GitHubClient:
 
         self._call("PATCH", "update check run", update)
 
+    def list_annotations(self, repo: str, check_run_id: int) -> list[Annotation]:
+        from securecase.checkrun import Annotation, AnnotationLevel
+
+        def list_all() -> list[Annotation]:
+            found = []
+            for item in self._check_run(repo, check_run_id).get_annotations():
+                try:
+                    level = AnnotationLevel(item.annotation_level or "")
+                except ValueError:
+                    continue  # not a level securecase sends, so not one of ours
+                found.append(
+                    Annotation(
+                        path=item.path,
+                        start_line=int(item.start_line),
+                        end_line=int(item.end_line),
+                        level=level,
+                        message=item.message or "",
+                        title=item.title or "",
+                    )
+                )
+            return found
+
+        return self._call("GET", "list check-run annotations", list_all)
+
     def create_commit_status(self, repo: str, fields: CommitStatusFields) -> None:
         def create() -> None:
             commit = self._repo(repo).get_commit(fields.sha)
@@ -202,6 +226,8 @@ class GitHubClient:
                 seconds_between_requests=None,
                 seconds_between_writes=None,
                 lazy=True,
+                # Lists (check runs, annotations) in as few pages as GitHub allows.
+                per_page=100,
             )
         return self._github
 

@@ -7,6 +7,7 @@ Whether to post at all is decided before the ingest, by :func:`plan_posting`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from securecase.actions_context import ActionsContext
     from securecase.checkrun import Annotation, BlockingFinding, CheckSummaryInput
     from securecase.github_api import GitHubSettings
-    from securecase.github_port import CheckRunFields, GitHubPort
+    from securecase.github_port import CheckRunFields, ExistingCheckRun, GitHubPort
     from securecase.ingest import IngestResult
     from securecase.models import Finding
 
@@ -312,6 +313,33 @@ def post_report(
     return ReportOutcome(Channel.COMMIT_STATUS, None, False, tuple(warnings))
 
 
+def _not_yet_posted(
+    port: GitHubPort,
+    repo: str,
+    run: ExistingCheckRun,
+    annotations: tuple[Annotation, ...],
+) -> tuple[Annotation, ...]:
+    """The annotations a re-run still has to send: GitHub appends, so send only missing ones.
+
+    A re-run on the same commit may carry other findings (another report joined the case), in
+    another order; what is already on the run is read back and subtracted, one for one.
+    """
+    if run.annotations_count == 0:
+        return annotations
+    try:
+        present = Counter(port.list_annotations(repo, run.id))
+    except GitHubError:
+        # Cannot read them back: assume the run holds the first ones, as a same-scan re-run.
+        return annotations[run.annotations_count :]
+    missing = []
+    for annotation in annotations:
+        if present[annotation] > 0:
+            present[annotation] -= 1
+        else:
+            missing.append(annotation)
+    return tuple(missing)
+
+
 def _post_check_run(
     port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, now: datetime
 ) -> tuple[int, bool, str | None]:
@@ -325,8 +353,7 @@ def _post_check_run(
     ours = [r for r in existing if r.external_id == data.case_key]
     annotations = data.annotations
     if ours:
-        # Annotations are appended on update: a re-run sends only those not yet there.
-        annotations = annotations[ours[0].annotations_count :]
+        annotations = _not_yet_posted(port, target.repo, ours[0], annotations)
     batches = checkrun.annotation_batches(annotations)
     summary = checkrun.summary_markdown(data)
 
