@@ -88,6 +88,8 @@ class Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int
+    #: Carry the request out before answering with the error (a reply lost on the way back).
+    applied: bool = False
 
 
 @dataclass
@@ -116,10 +118,16 @@ class FakeGitHub:
         *,
         headers: dict[str, str] | None = None,
         times: int = 1,
+        applied: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests matching ``method`` and path regex with an error."""
+        """Answer the next ``times`` requests matching ``method`` and path regex with an error.
+
+        ``applied``: the request takes effect all the same, as when GitHub did the work but
+        the answer was a 502 from a proxy.
+        """
         body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
-        self.faults.append(Fault(method, re.compile(pattern), status, body, headers or {}, times))
+        fault = Fault(method, re.compile(pattern), status, body, headers or {}, times, applied)
+        self.faults.append(fault)
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         """Requests with this method whose path matches the regex."""
@@ -227,7 +235,15 @@ def _respond(
     for fault in fake.faults:
         if fault.times > 0 and fault.method == method and fault.pattern.search(path):
             fault.times -= 1
+            if fault.applied:
+                _serve(fake, method, path, record)
             return fault.status, fault.body, fault.headers
+    return _serve(fake, method, path, record)
+
+
+def _serve(
+    fake: FakeGitHub, method: str, path: str, record: Recorded
+) -> tuple[int, Any, dict[str, str]]:
     body = record.body if isinstance(record.body, dict) else {}
     if (m := _CHECK_RUNS.match(path)) and method == "POST":
         return _create_check_run(fake, m[1], m[2], body)

@@ -188,6 +188,21 @@ def test_a_failed_update_is_retried_too(fake: FakeGitHub) -> None:
     assert [c.status for c in fake.calls("PATCH", r"/check-runs/")] == [500, 200, 200]
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_write_applied_before_a_502_is_not_duplicated_by_the_retry(
+    fake: FakeGitHub, method: str
+) -> None:
+    # GitHub did the work but the answer was lost: the retry must not add a second run nor
+    # append the same annotations again.
+    path = r"/check-runs$" if method == "POST" else r"/check-runs/\d+$"
+    fake.fail(method, path, 502, "Bad Gateway", applied=True)
+    outcome = post_report(client(fake), TARGET, summary_input(120), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert len(fake.check_runs) == 1
+    messages = [a["message"] for a in fake.annotations[outcome.check_run_id or 0]]
+    assert sorted(messages) == sorted(f"m{i}" for i in range(120))
+
+
 def test_secondary_rate_limit_waits_for_retry_after(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 403, SECONDARY_MESSAGE, headers={"Retry-After": "1"})
     sleeps = Sleeps()

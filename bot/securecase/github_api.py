@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -158,14 +159,34 @@ class GitHubClient:
         return self._call("POST", "create check run", create)
 
     def update_check_run(self, repo: str, check_run_id: int, fields: CheckRunFields) -> None:
+        attempt = {"n": 0}
+
         def update() -> None:
+            attempt["n"] += 1
+            batch = fields
+            if attempt["n"] > 1 and fields.annotations:
+                # The previous PATCH may have been applied before the error, and GitHub
+                # appends annotations: resend only those the run does not hold yet.
+                batch = replace(fields, annotations=self._missing(repo, check_run_id, fields))
             # Built from the id, so no GET is needed before the PATCH.
             run = self._check_run(repo, check_run_id)
-            kwargs = _check_run_kwargs(fields)
+            kwargs = _check_run_kwargs(batch)
             kwargs.pop("head_sha")
             run.edit(**kwargs)
 
         self._call("PATCH", "update check run", update)
+
+    def _missing(
+        self, repo: str, check_run_id: int, fields: CheckRunFields
+    ) -> tuple[Annotation, ...]:
+        present = Counter(self.list_annotations(repo, check_run_id))
+        missing = []
+        for annotation in fields.annotations:
+            if present[annotation] > 0:
+                present[annotation] -= 1
+            else:
+                missing.append(annotation)
+        return tuple(missing)
 
     def list_annotations(self, repo: str, check_run_id: int) -> list[Annotation]:
         from securecase.checkrun import Annotation, AnnotationLevel
