@@ -132,7 +132,7 @@ def test_bad_token_is_a_warning_and_the_case_stays_committed(work: Path, fake: F
     assert commit_count(work / "security-cases") == 1
     assert fake.check_runs == {} and fake.statuses == []
     assert "securecase" in (work / "summary.md").read_text()
-    assert outputs(work / "output.txt")["report"] == "job_summary"
+    assert outputs(work / "output.txt")["report"] == "none"  # not posted: summary only
 
 
 def test_passing_push_job_reports_success(work: Path, fake: FakeGitHub) -> None:
@@ -372,3 +372,66 @@ def test_scanned_file_names_cannot_inject_workflow_commands(work: Path, output: 
     assert proc.returncode == 1, proc.stderr
     assert "::set-output name=decision::pass" in proc.stdout  # printed, but inert
     assert runner_commands(proc.stdout) == []
+
+
+def run_action_ingest_step(
+    work: Path, env: dict[str, str], **inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """action.yml's ingest step under bash with the action's defaults for inputs not given."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "ingest"]
+    runner_temp = work / "runner-temp"
+    bin_dir = runner_temp / "securecase-venv" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "securecase"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
+    wrapper.chmod(0o755)
+    for name, spec in action["inputs"].items():
+        variable = "SC_" + name.upper().replace("-", "_")
+        value = inputs.get(name, str(spec.get("default", "")))
+        if name != "github-token" and name != "python-version":
+            env[variable] = value
+    env["RUNNER_TEMP"] = str(runner_temp)
+    return subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=work,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_action_by_default_leaves_fork_pull_requests_to_the_job_summary(
+    work: Path, fake: FakeGitHub
+) -> None:
+    payload = json.loads((EVENTS / "pull_request.synchronize.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+    event = work / "event.json"
+    event.write_text(json.dumps(payload))
+    env = actions_env(work, fake, "pull_request", event)
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        **{"cases-repo": str(work / "cases"), "policy": str(policy(work))},
+    )
+    assert proc.returncode == 1, proc.stderr  # the gate still decides the exit code
+    assert fake.requests == []  # a read-only token: nothing is tried
+    assert "pull request from a fork" in proc.stderr
+    assert outputs(work / "output.txt")["report"] == "none"  # not posted: summary only
+    # Asked for explicitly, it is tried (and here, with a token that may, it works).
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        report="github",
+        **{"cases-repo": str(work / "cases"), "policy": str(policy(work))},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert len(fake.check_runs) == 1
+    bad = run_action_ingest_step(work, env, reports=str(TRIVY / "pip.json"), report="yes")
+    assert bad.returncode == 2 and "auto, github or none" in bad.stdout
