@@ -243,7 +243,7 @@ def report(
     ``outputs`` are extra ``$GITHUB_OUTPUT`` values computed by the caller.
     """
     from securecase import checkrun
-    from securecase.actions_output import append_outputs, append_step_summary, ingest_outputs
+    from securecase.actions_output import append_outputs, ingest_outputs
 
     data = summary_input_from_result(result, case_url=request.case_url, run_url=request.run_url)
     markdown = checkrun.summary_markdown(data)
@@ -254,7 +254,7 @@ def report(
         warnings.extend(outcome.warnings)
     if request.step_summary_path:
         try:
-            append_step_summary(request.step_summary_path, checkrun.step_summary(markdown))
+            _write_step_summary(request.step_summary_path, markdown, warnings)
         except OSError as exc:
             warnings.append(f"cannot write the job summary {request.step_summary_path}: {exc}")
     if request.output_path:
@@ -268,6 +268,27 @@ def report(
         outcome.channel, outcome.check_run_id, outcome.updated_existing, tuple(warnings)
     )
     return final, markdown
+
+
+def _write_step_summary(path: str, markdown: str, warnings: list[str]) -> None:
+    """Append to the job summary within what the step's 1 MiB limit leaves (raises OSError)."""
+    import os
+
+    from securecase import checkrun
+    from securecase.actions_output import append_step_summary
+
+    try:
+        used = os.path.getsize(path)
+    except FileNotFoundError:
+        used = 0
+    # One byte kept for the newline appended to text that lacks one.
+    text = checkrun.step_summary(markdown, room=checkrun.STEP_SUMMARY_LIMIT - used - 1)
+    if not text:
+        warnings.append(
+            f"the job summary {path} is full (1 MiB per step): securecase's is left out"
+        )
+        return
+    append_step_summary(path, text)
 
 
 def post_report(
