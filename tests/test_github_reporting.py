@@ -294,6 +294,26 @@ def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
     assert check_run_writes(fake) == (1, 2 + 1)
 
 
+def test_rerun_finds_its_run_beyond_the_first_page(fake: FakeGitHub) -> None:
+    import copy
+
+    first = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    template = fake.check_runs[first.check_run_id or 0]
+    # 120 newer runs of other cases on the same commit: ours is on the second page.
+    for n in range(2, 122):
+        run = copy.deepcopy(template)
+        run.update(id=n, external_id=f"github::acme::shop::BR::b{n}")
+        run["url"] = template["url"].rsplit("/", 1)[0] + f"/{n}"
+        fake.check_runs[n] = run
+        fake.annotations[n] = []
+    again = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    assert again.check_run_id == first.check_run_id and again.updated_existing
+    pages = fake.calls("GET", r"/commits/[0-9a-f]+/check-runs$")[1:]
+    assert [c.query.get("page", ["1"])[0] for c in pages] == ["1", "2"]
+    assert all(c.query["check_name"] == ["securecase"] for c in pages)
+    assert len(fake.check_runs) == 121
+
+
 def test_network_failure_is_reported_not_raised() -> None:
     # A port nothing listens on: connection refused on every attempt.
     import socket
