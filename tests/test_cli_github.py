@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -435,3 +436,23 @@ def test_the_action_by_default_leaves_fork_pull_requests_to_the_job_summary(
     assert len(fake.check_runs) == 1
     bad = run_action_ingest_step(work, env, reports=str(TRIVY / "pip.json"), report="yes")
     assert bad.returncode == 2 and "auto, github or none" in bad.stdout
+
+
+def test_the_action_masks_the_cases_token_and_never_prints_it(work: Path, fake: FakeGitHub) -> None:
+    secret = "ghs_casesrepotoken_SECRET_0123456789"
+    with socket.socket() as sock:  # a port nothing listens on: the clone fails
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json")
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        **{"cases-repo": f"https://127.0.0.1:{port}/acme/cases.git", "cases-token": secret},
+    )
+    assert proc.returncode == 3, proc.stderr  # the cases repo cannot be reached
+    lines = proc.stdout.splitlines()
+    # The runner masks the token from the first line on; nothing else carries it.
+    assert lines[0] == f"::add-mask::{secret}"
+    assert secret not in "\n".join(lines[1:]) + proc.stderr
+    assert "securecase: error:" in proc.stderr
