@@ -133,7 +133,7 @@ def test_bad_token_is_a_warning_and_the_case_stays_committed(work: Path, fake: F
     assert commit_count(work / "security-cases") == 1
     assert fake.check_runs == {} and fake.statuses == []
     assert "securecase" in (work / "summary.md").read_text()
-    assert outputs(work / "output.txt")["report"] == "none"  # not posted: summary only
+    assert outputs(work / "output.txt")["report"] == "job_summary"
 
 
 def test_passing_push_job_reports_success(work: Path, fake: FakeGitHub) -> None:
