@@ -274,6 +274,18 @@ def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
     assert check_run_writes(fake) == (1, 2)
 
 
+def test_a_run_we_may_not_update_is_replaced_by_a_new_one(fake: FakeGitHub) -> None:
+    # The earlier run was posted by another App (only its creator may update a check run).
+    first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
+    fake.fail("PATCH", r"/check-runs/\d+$", 403, "Resource not accessible by integration")
+    second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
+    assert second.channel is Channel.CHECK_RUN and second.warnings == ()
+    assert second.check_run_id != first.check_run_id and not second.updated_existing
+    run = fake.check_runs[second.check_run_id or 0]
+    assert run["conclusion"] == "success" and run["output"]["annotations_count"] == 60
+    assert fake.statuses == []
+
+
 def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
     fake: FakeGitHub,
 ) -> None:

@@ -391,10 +391,19 @@ def _post_check_run(
             annotations=batch,
         )
 
+    updated = False
     if ours:
-        run_id = ours[0].id
-        port.update_check_run(target.repo, run_id, fields(batches[0]))
-    else:
+        try:
+            port.update_check_run(target.repo, ours[0].id, fields(batches[0]))
+            run_id, updated = ours[0].id, True
+        except GitHubError as error:
+            if error.kind != "forbidden":
+                raise
+            # Only the app that created a run may update it (another token or App posted
+            # this one): post a run of our own, with every annotation.
+            annotations = data.annotations
+            batches = checkrun.annotation_batches(annotations)
+    if not updated:
         run_id = port.create_check_run(target.repo, fields(batches[0]))
     sent = len(batches[0])
     for batch in batches[1:]:
@@ -403,9 +412,9 @@ def _post_check_run(
         except GitHubError as error:
             return (
                 run_id,
-                bool(ours),
+                updated,
                 f"check run posted, but only {sent} of {len(annotations)} annotations: "
                 f"{error.message}",
             )
         sent += len(batch)
-    return run_id, bool(ours), None
+    return run_id, updated, None
