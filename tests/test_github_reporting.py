@@ -138,8 +138,19 @@ def test_summary_over_the_limit_is_truncated_not_rejected(fake: FakeGitHub) -> N
     assert "summary truncated" in summary
 
 
-def test_forbidden_check_run_falls_back_to_commit_status(fake: FakeGitHub) -> None:
-    fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by personal access token")
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (403, "Resource not accessible by personal access token"),
+        (403, "You must authenticate via a GitHub App."),
+        (404, "Not Found"),
+        (422, "Validation Failed"),
+    ],
+)
+def test_forbidden_check_run_falls_back_to_commit_status(
+    fake: FakeGitHub, code: int, message: str
+) -> None:
+    fake.fail("POST", r"/check-runs$", code, message)
     outcome = post_report(client(fake), TARGET, summary_input(51), now=NOW)
     assert outcome.channel is Channel.COMMIT_STATUS
     assert fake.check_runs == {}
@@ -148,7 +159,7 @@ def test_forbidden_check_run_falls_back_to_commit_status(fake: FakeGitHub) -> No
     assert status["sha"] == HEAD
     assert 0 < len(status["description"]) <= 140
     assert status["target_url"].startswith("https://github.com/acme/security-cases/blob/")
-    assert any("403" in w for w in outcome.warnings)
+    assert any(f"({code}: {message})" in w for w in outcome.warnings)
     assert any("commit status instead" in w for w in outcome.warnings)
 
 
