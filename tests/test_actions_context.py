@@ -216,3 +216,30 @@ def test_workflow_dispatch_on_a_tag_names_no_branch(tmp_path: Path) -> None:
             NO_FLAGS,
             env("workflow_dispatch", EVENTS / "workflow_dispatch.json", GITHUB_REF="refs/tags/v2"),
         )
+
+
+def test_step_outputs_keep_multiline_values_whole(tmp_path: Path) -> None:
+    # Parsed as the runner does: name=value, or name<<DELIM ... DELIM. A value cannot end the
+    # block early or add an output, whatever lines it holds.
+    from securecase.actions_output import append_outputs
+
+    path = tmp_path / "output.txt"
+    hostile = "first\nEOF\nsecurecase_\ndecision=pass\nlast"
+    append_outputs(path.as_posix(), {"note": hostile, "decision": "block"})
+    values: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if not line:
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                body.append(item)
+            values[name] = "\n".join(body)
+        else:
+            name, _, value = line.partition("=")
+            values[name] = value
+    assert values == {"note": hostile, "decision": "block"}
