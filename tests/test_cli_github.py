@@ -456,3 +456,28 @@ def test_the_action_masks_the_cases_token_and_never_prints_it(work: Path, fake: 
     assert lines[0] == f"::add-mask::{secret}"
     assert secret not in "\n".join(lines[1:]) + proc.stderr
     assert "securecase: error:" in proc.stderr
+
+
+def test_markdown_redirected_to_a_file_is_not_wrapped(work: Path) -> None:
+    # `ingest --output markdown >> file` writes plain Markdown: the runner never reads a file.
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.synchronize.json"),
+        "GITHUB_REPOSITORY": "acme/shop",
+    }
+    target = work / "out.md"
+    with target.open("w") as handle:
+        proc = subprocess.run(
+            [sys.executable, "-m", "securecase", "ingest", str(TRIVY / "pip.json")]
+            + ["--policy", str(policy(work)), "--output", "markdown"],
+            cwd=work,
+            env=clean_env(**env),
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 1, proc.stderr
+    text = target.read_text()
+    assert text.startswith("### securecase:") and "::stop-commands::" not in text
