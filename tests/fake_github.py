@@ -88,6 +88,8 @@ class Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int
+    #: Carry the request out before answering with the error (a reply lost on the way back).
+    applied: bool = False
 
 
 @dataclass
@@ -116,10 +118,16 @@ class FakeGitHub:
         *,
         headers: dict[str, str] | None = None,
         times: int = 1,
+        applied: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests matching ``method`` and path regex with an error."""
+        """Answer the next ``times`` requests matching ``method`` and path regex with an error.
+
+        ``applied``: the request takes effect all the same, as when GitHub did the work but
+        the answer was a 502 from a proxy.
+        """
         body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
-        self.faults.append(Fault(method, re.compile(pattern), status, body, headers or {}, times))
+        fault = Fault(method, re.compile(pattern), status, body, headers or {}, times, applied)
+        self.faults.append(fault)
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         """Requests with this method whose path matches the regex."""
@@ -202,6 +210,7 @@ def serve(fake: FakeGitHub) -> Iterator[FakeGitHub]:
 _CHECK_RUNS = re.compile(r"^/repos/([^/]+)/([^/]+)/check-runs$")
 _CHECK_RUN = re.compile(r"^/repos/([^/]+)/([^/]+)/check-runs/(\d+)$")
 _LIST_FOR_REF = re.compile(r"^/repos/([^/]+)/([^/]+)/commits/([^/]+)/check-runs$")
+_ANNOTATIONS = re.compile(r"^/repos/([^/]+)/([^/]+)/check-runs/(\d+)/annotations$")
 _STATUSES = re.compile(r"^/repos/([^/]+)/([^/]+)/statuses/([^/]+)$")
 _ACCESS_TOKENS = re.compile(r"^/app/installations/(\d+)/access_tokens$")
 _NOW = "2026-11-23T10:00:00Z"
@@ -226,7 +235,15 @@ def _respond(
     for fault in fake.faults:
         if fault.times > 0 and fault.method == method and fault.pattern.search(path):
             fault.times -= 1
+            if fault.applied:
+                _serve(fake, method, path, record)
             return fault.status, fault.body, fault.headers
+    return _serve(fake, method, path, record)
+
+
+def _serve(
+    fake: FakeGitHub, method: str, path: str, record: Recorded
+) -> tuple[int, Any, dict[str, str]]:
     body = record.body if isinstance(record.body, dict) else {}
     if (m := _CHECK_RUNS.match(path)) and method == "POST":
         return _create_check_run(fake, m[1], m[2], body)
@@ -242,10 +259,49 @@ def _respond(
             for r in sorted(fake.check_runs.values(), key=lambda r: -r["id"])
             if r["head_sha"] == m[3] and (name is None or r["name"] == name)
         ]
-        return 200, {"total_count": len(runs), "check_runs": runs}, {}
+        page, links = _paginate(fake, path, record, runs)
+        return 200, {"total_count": len(runs), "check_runs": page}, links
+    if (m := _ANNOTATIONS.match(path)) and method == "GET":
+        if int(m[3]) not in fake.check_runs:
+            return _error(404, "Not Found")
+        items = [_annotation_out(fake, m[1], m[2], a) for a in fake.annotations[int(m[3])]]
+        page, links = _paginate(fake, path, record, items)
+        return 200, page, links
     if (m := _STATUSES.match(path)) and method == "POST":
         return _create_status(fake, m[1], m[2], m[3], body)
     return _error(404, "Not Found")
+
+
+def _paginate(
+    fake: FakeGitHub, path: str, record: Recorded, items: list[Any]
+) -> tuple[list[Any], dict[str, str]]:
+    """One page of ``items`` as GitHub serves it: ``per_page`` (default 30), ``Link`` next."""
+    per_page = int(record.query.get("per_page", ["30"])[0])
+    page = int(record.query.get("page", ["1"])[0])
+    start = (page - 1) * per_page
+    headers = {}
+    if start + per_page < len(items):
+        query = {k: v[0] for k, v in record.query.items()}
+        query.update(per_page=str(per_page), page=str(page + 1))
+        url = f"{fake.base_url}{path}?" + "&".join(f"{k}={v}" for k, v in query.items())
+        headers["Link"] = f'<{url}>; rel="next"'
+    return items[start : start + per_page], headers
+
+
+def _annotation_out(fake: FakeGitHub, owner: str, repo: str, sent: dict[str, Any]) -> Any:
+    """An annotation as GET .../annotations shows it (every field present, nulls included)."""
+    return {
+        "path": sent["path"],
+        "blob_href": f"https://github.example/{owner}/{repo}/blob/HEAD/{sent['path']}",
+        "start_line": sent["start_line"],
+        "end_line": sent["end_line"],
+        "start_column": sent.get("start_column"),
+        "end_column": sent.get("end_column"),
+        "annotation_level": sent["annotation_level"],
+        "title": sent.get("title"),
+        "message": sent["message"],
+        "raw_details": sent.get("raw_details"),
+    }
 
 
 def _hand_rules(fake: FakeGitHub, body: dict[str, Any]) -> str | None:

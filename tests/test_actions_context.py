@@ -177,3 +177,69 @@ def test_resolve_subject_needs_the_repo_outside_actions() -> None:
 def test_resolve_subject_fails_closed_on_an_unreadable_payload(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         resolve_subject(NO_FLAGS, env("push", tmp_path / "missing.json"))
+
+
+def edited_push(tmp_path: Path, **changes: object) -> Path:
+    """GitHub's push example with some fields changed (GitHub publishes no tag/delete sample)."""
+    payload = json.loads((EVENTS / "push.with-new-branch.json").read_text())
+    payload.update(changes)
+    path = tmp_path / "push.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_push_of_a_tag_names_no_branch_and_says_so(tmp_path: Path) -> None:
+    event = edited_push(tmp_path, ref="refs/tags/v1.0")
+    ctx = read_context(env("push", event, GITHUB_REF="refs/tags/v1.0"))
+    assert ctx.branch is None and ctx.pr is None
+    assert ctx.head_sha == "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    with pytest.raises(UsageError) as caught:
+        resolve_subject(NO_FLAGS, env("push", event, GITHUB_REF="refs/tags/v1.0"))
+    assert caught.value.message == "this push run on refs/tags/v1.0 names no pull request or branch"
+    assert "--branch" in (caught.value.hint or "")
+    # With the branch given, the tag's commit is scanned into that branch's case.
+    flags = SubjectFlags(None, None, "master", None, None, None)
+    resolved = resolve_subject(flags, env("push", event, GITHUB_REF="refs/tags/v1.0"))
+    assert resolved.flags.commit == "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+
+
+def test_push_that_deleted_a_branch_has_no_commit_to_report_on(tmp_path: Path) -> None:
+    zero = "0" * 40
+    event = edited_push(tmp_path, after=zero, deleted=True, created=False, head_commit=None)
+    ctx = read_context(env("push", event, GITHUB_REF="refs/heads/master", GITHUB_SHA=zero))
+    assert ctx.branch == "master" and ctx.head_sha is None
+
+
+def test_workflow_dispatch_on_a_tag_names_no_branch(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"workflow_dispatch run on refs/tags/v2 names no"):
+        resolve_subject(
+            NO_FLAGS,
+            env("workflow_dispatch", EVENTS / "workflow_dispatch.json", GITHUB_REF="refs/tags/v2"),
+        )
+
+
+def test_step_outputs_keep_multiline_values_whole(tmp_path: Path) -> None:
+    # Parsed as the runner does: name=value, or name<<DELIM ... DELIM. A value cannot end the
+    # block early or add an output, whatever lines it holds.
+    from securecase.actions_output import append_outputs
+
+    path = tmp_path / "output.txt"
+    hostile = "first\nEOF\nsecurecase_\ndecision=pass\nlast"
+    append_outputs(path.as_posix(), {"note": hostile, "decision": "block"})
+    values: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if not line:
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                body.append(item)
+            values[name] = "\n".join(body)
+        else:
+            name, _, value = line.partition("=")
+            values[name] = value
+    assert values == {"note": hostile, "decision": "block"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -330,3 +331,153 @@ def test_summary_splits_new_existing_and_excepted(work: Path, fake: FakeGitHub) 
     assert "| excepted | 0 | 1 | 0 | 0 | 0 | 0 | 1 |" in summary  # DS002, HIGH
     assert "| existing | 2 | 1 | 1 | 0 | 0 | 0 | 4 |" in summary
     assert "exception EXC-9 expires on 2026-12-01" in summary  # within 14 days
+
+
+def runner_commands(log: str) -> list[str]:
+    """The workflow commands the Actions runner would run from ``log`` (stop-commands kept)."""
+    run: list[str] = []
+    stopped: str | None = None
+    for line in log.splitlines():
+        text = line.lstrip()  # the runner ignores leading whitespace before "::"
+        if stopped is not None:
+            if text == f"::{stopped}::":
+                stopped = None
+            continue
+        if text.startswith("::stop-commands::"):
+            stopped = text[len("::stop-commands::") :]
+        elif text.startswith("::"):
+            run.append(text)
+    return run
+
+
+@pytest.mark.parametrize("output", ["text", "markdown"])
+def test_scanned_file_names_cannot_inject_workflow_commands(work: Path, output: str) -> None:
+    # A file name in the scanned pull request may contain newlines; the scanner reports it and
+    # the ingest prints it. In the log it must not become a workflow command.
+    sarif = json.loads((FIXTURES / "sarif" / "semgrep.sarif").read_text())
+    for result in sarif["runs"][0]["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        location["uri"] = "src/a\n::set-output name=decision::pass\n::add-mask::HIGH\n.tsx"
+    report = work / "semgrep.sarif"
+    report.write_text(json.dumps(sarif))
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.synchronize.json"),
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_SHA": MERGE_SHA,
+    }
+    block_medium = work / "medium.yaml"
+    block_medium.write_text(BLOCK_HIGH.replace("HIGH", "MEDIUM"))
+    proc = run_cli("ingest", report, "--policy", block_medium, "--output", output, cwd=work, **env)
+    assert proc.returncode == 1, proc.stderr
+    assert "::set-output name=decision::pass" in proc.stdout  # printed, but inert
+    assert runner_commands(proc.stdout) == []
+
+
+def run_action_ingest_step(
+    work: Path, env: dict[str, str], **inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """action.yml's ingest step under bash with the action's defaults for inputs not given."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "ingest"]
+    runner_temp = work / "runner-temp"
+    bin_dir = runner_temp / "securecase-venv" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "securecase"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
+    wrapper.chmod(0o755)
+    for name, spec in action["inputs"].items():
+        variable = "SC_" + name.upper().replace("-", "_")
+        value = inputs.get(name, str(spec.get("default", "")))
+        if name != "github-token" and name != "python-version":
+            env[variable] = value
+    env["RUNNER_TEMP"] = str(runner_temp)
+    return subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=work,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_action_by_default_leaves_fork_pull_requests_to_the_job_summary(
+    work: Path, fake: FakeGitHub
+) -> None:
+    payload = json.loads((EVENTS / "pull_request.synchronize.json").read_text())
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+    event = work / "event.json"
+    event.write_text(json.dumps(payload))
+    env = actions_env(work, fake, "pull_request", event)
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        **{"cases-repo": str(work / "cases"), "policy": str(policy(work))},
+    )
+    assert proc.returncode == 1, proc.stderr  # the gate still decides the exit code
+    assert fake.requests == []  # a read-only token: nothing is tried
+    assert "pull request from a fork" in proc.stderr
+    assert outputs(work / "output.txt")["report"] == "none"  # not posted: summary only
+    # Asked for explicitly, it is tried (and here, with a token that may, it works).
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        report="github",
+        **{"cases-repo": str(work / "cases"), "policy": str(policy(work))},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert len(fake.check_runs) == 1
+    bad = run_action_ingest_step(work, env, reports=str(TRIVY / "pip.json"), report="yes")
+    assert bad.returncode == 2 and "auto, github or none" in bad.stdout
+
+
+def test_the_action_masks_the_cases_token_and_never_prints_it(work: Path, fake: FakeGitHub) -> None:
+    secret = "ghs_casesrepotoken_SECRET_0123456789"
+    with socket.socket() as sock:  # a port nothing listens on: the clone fails
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json")
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=str(TRIVY / "pip.json"),
+        **{"cases-repo": f"https://127.0.0.1:{port}/acme/cases.git", "cases-token": secret},
+    )
+    assert proc.returncode == 3, proc.stderr  # the cases repo cannot be reached
+    lines = proc.stdout.splitlines()
+    # The runner masks the token from the first line on; nothing else carries it.
+    assert lines[0] == f"::add-mask::{secret}"
+    assert secret not in "\n".join(lines[1:]) + proc.stderr
+    assert "securecase: error:" in proc.stderr
+
+
+def test_markdown_redirected_to_a_file_is_not_wrapped(work: Path) -> None:
+    # `ingest --output markdown >> file` writes plain Markdown: the runner never reads a file.
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.synchronize.json"),
+        "GITHUB_REPOSITORY": "acme/shop",
+    }
+    target = work / "out.md"
+    with target.open("w") as handle:
+        proc = subprocess.run(
+            [sys.executable, "-m", "securecase", "ingest", str(TRIVY / "pip.json")]
+            + ["--policy", str(policy(work)), "--output", "markdown"],
+            cwd=work,
+            env=clean_env(**env),
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 1, proc.stderr
+    text = target.read_text()
+    assert text.startswith("### securecase:") and "::stop-commands::" not in text

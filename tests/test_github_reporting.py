@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -137,8 +138,19 @@ def test_summary_over_the_limit_is_truncated_not_rejected(fake: FakeGitHub) -> N
     assert "summary truncated" in summary
 
 
-def test_forbidden_check_run_falls_back_to_commit_status(fake: FakeGitHub) -> None:
-    fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by personal access token")
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (403, "Resource not accessible by personal access token"),
+        (403, "You must authenticate via a GitHub App."),
+        (404, "Not Found"),
+        (422, "Validation Failed"),
+    ],
+)
+def test_forbidden_check_run_falls_back_to_commit_status(
+    fake: FakeGitHub, code: int, message: str
+) -> None:
+    fake.fail("POST", r"/check-runs$", code, message)
     outcome = post_report(client(fake), TARGET, summary_input(51), now=NOW)
     assert outcome.channel is Channel.COMMIT_STATUS
     assert fake.check_runs == {}
@@ -147,7 +159,7 @@ def test_forbidden_check_run_falls_back_to_commit_status(fake: FakeGitHub) -> No
     assert status["sha"] == HEAD
     assert 0 < len(status["description"]) <= 140
     assert status["target_url"].startswith("https://github.com/acme/security-cases/blob/")
-    assert any("403" in w for w in outcome.warnings)
+    assert any(f"({code}: {message})" in w for w in outcome.warnings)
     assert any("commit status instead" in w for w in outcome.warnings)
 
 
@@ -187,6 +199,21 @@ def test_a_failed_update_is_retried_too(fake: FakeGitHub) -> None:
     assert [c.status for c in fake.calls("PATCH", r"/check-runs/")] == [500, 200, 200]
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_write_applied_before_a_502_is_not_duplicated_by_the_retry(
+    fake: FakeGitHub, method: str
+) -> None:
+    # GitHub did the work but the answer was lost: the retry must not add a second run nor
+    # append the same annotations again.
+    path = r"/check-runs$" if method == "POST" else r"/check-runs/\d+$"
+    fake.fail(method, path, 502, "Bad Gateway", applied=True)
+    outcome = post_report(client(fake), TARGET, summary_input(120), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert len(fake.check_runs) == 1
+    messages = [a["message"] for a in fake.annotations[outcome.check_run_id or 0]]
+    assert sorted(messages) == sorted(f"m{i}" for i in range(120))
+
+
 def test_secondary_rate_limit_waits_for_retry_after(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 403, SECONDARY_MESSAGE, headers={"Retry-After": "1"})
     sleeps = Sleeps()
@@ -208,6 +235,18 @@ def test_rate_limit_beyond_the_wait_budget_gives_up_without_waiting(fake: FakeGi
     assert any("rate limit" in w and "120s" in w for w in outcome.warnings)
 
 
+def test_429_without_retry_after_is_a_rate_limit_and_retried(fake: FakeGitHub) -> None:
+    # Not every 429 carries Retry-After or a rate-limit message; it is still a rate limit.
+    fake.fail("POST", r"/check-runs$", 429, "Too Many Requests")
+    sleeps = Sleeps()
+    retry = RetryPolicy(max_wait=5, first_backoff=0.01, secondary_wait=0.05)
+    settings = GitHubSettings(api_url=fake.base_url, token=TOKEN, retry=retry)
+    outcome = post_report(GitHubClient(settings, sleep=sleeps), TARGET, summary_input(), now=NOW)
+    assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
+    assert sleeps.waits == [0.05]
+    assert len(fake.check_runs) == 1 and fake.statuses == []
+
+
 def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
     wrong = "ghp_wrongtoken_SECRET_987654321"
     outcome = post_report(client(fake, token=wrong), TARGET, summary_input(), now=NOW)
@@ -223,6 +262,17 @@ def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
     assert wrong not in str(raised.value) and wrong not in (raised.value.hint or "")
 
 
+def test_settings_repr_never_shows_the_token_or_the_app_key() -> None:
+    from securecase.reporting import plan_posting
+
+    key = "-----BEGIN PRIVATE KEY-----SECRETKEYBYTES"
+    settings = GitHubSettings(token=TOKEN, app=AppCredentials("12345", key, installation_id=7))
+    plan = plan_posting("github", settings, provider="github")
+    for text in (repr(settings), repr(settings.app), repr(plan), str(plan)):
+        assert TOKEN not in text and "SECRETKEYBYTES" not in text
+    assert "12345" in repr(settings)  # the rest still shows, for diagnostics
+
+
 def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
     first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
     second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
@@ -233,6 +283,58 @@ def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
     # Annotations already on the run are not appended a second time.
     assert run["output"]["annotations_count"] == 60
     assert check_run_writes(fake) == (1, 2)
+
+
+def test_a_run_we_may_not_update_is_replaced_by_a_new_one(fake: FakeGitHub) -> None:
+    # The earlier run was posted by another App (only its creator may update a check run).
+    first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
+    fake.fail("PATCH", r"/check-runs/\d+$", 403, "Resource not accessible by integration")
+    second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
+    assert second.channel is Channel.CHECK_RUN and second.warnings == ()
+    assert second.check_run_id != first.check_run_id and not second.updated_existing
+    run = fake.check_runs[second.check_run_id or 0]
+    assert run["conclusion"] == "success" and run["output"]["annotations_count"] == 60
+    assert fake.statuses == []
+
+
+def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
+    fake: FakeGitHub,
+) -> None:
+    from dataclasses import replace
+
+    # A second report joins the case on the same commit: its findings sort in among the
+    # first ones, so the run's annotations are not a prefix of the new list.
+    first = summary_input(120)
+    joined = replace(first, annotations=summary_input(150).annotations[::-1])
+    one = post_report(client(fake), TARGET, first, now=NOW)
+    two = post_report(client(fake), TARGET, joined, now=NOW)
+    assert two.check_run_id == one.check_run_id and two.updated_existing
+    assert two.warnings == ()
+    sent = sorted(a["message"] for a in fake.annotations[one.check_run_id or 0])
+    assert sent == sorted(f"m{i}" for i in range(150))  # each once, none missing
+    # Read back over pages (100 per page), then 30 new ones in one update.
+    assert len(fake.calls("GET", r"/check-runs/\d+/annotations$")) == 2
+    assert check_run_writes(fake) == (1, 2 + 1)
+
+
+def test_rerun_finds_its_run_beyond_the_first_page(fake: FakeGitHub) -> None:
+    import copy
+
+    first = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    template = fake.check_runs[first.check_run_id or 0]
+    # 120 newer runs of other cases on the same commit: ours is on the second page.
+    for n in range(2, 122):
+        run = copy.deepcopy(template)
+        run.update(id=n, external_id=f"github::acme::shop::BR::b{n}")
+        run["url"] = template["url"].rsplit("/", 1)[0] + f"/{n}"
+        fake.check_runs[n] = run
+        fake.annotations[n] = []
+    again = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    assert again.check_run_id == first.check_run_id and again.updated_existing
+    pages = fake.calls("GET", r"/commits/[0-9a-f]+/check-runs$")[1:]
+    assert [c.query.get("page", ["1"])[0] for c in pages] == ["1", "2"]
+    assert all(c.query["check_name"] == ["securecase"] for c in pages)
+    assert len(fake.check_runs) == 121
 
 
 def test_network_failure_is_reported_not_raised() -> None:
@@ -305,3 +407,66 @@ def test_primary_rate_limit_waits_until_the_reset_time_within_budget(fake: FakeG
     assert outcome.channel is Channel.COMMIT_STATUS
     [warning] = [w for w in outcome.warnings if "rate limit" in w]
     assert re.search(r"would wait 3[56]\d\ds", warning), warning
+
+
+def test_the_fake_server_rejects_requests_that_break_the_description() -> None:
+    # The validation the other tests rely on really validates: bad bodies are recorded.
+    import requests
+
+    annotation: dict[str, Any] = {
+        "path": "src/a.py",
+        "start_line": 1,
+        "end_line": 1,
+        "annotation_level": "warning",
+        "message": "m",
+    }
+    good: dict[str, Any] = {
+        "name": "securecase",
+        "head_sha": HEAD,
+        "status": "completed",
+        "conclusion": "success",
+        "output": {"title": "t", "summary": "s", "annotations": [annotation]},
+    }
+    bad: dict[str, dict[str, Any]] = {
+        "51 annotations": {**good, "output": {**good["output"], "annotations": [annotation] * 51}},
+        "level error": {
+            **good,
+            "output": {
+                **good["output"],
+                "annotations": [{**annotation, "annotation_level": "error"}],
+            },
+        },
+        "completed without conclusion": {k: v for k, v in good.items() if k != "conclusion"},
+        "summary over 65535": {**good, "output": {"title": "t", "summary": "x" * 65536}},
+        "annotation without end_line": {
+            **good,
+            "output": {**good["output"], "annotations": [{**annotation, "end_line": None}]},
+        },
+    }
+    headers = {"Authorization": f"token {TOKEN}"}
+    for server in serve(FakeGitHub()):
+        url = f"{server.base_url}/repos/{REPO}/check-runs"
+        assert requests.post(url, json=good, headers=headers, timeout=10).status_code == 201
+        assert server.violations == []
+        for label, body in bad.items():
+            requests.post(url, json=body, headers=headers, timeout=10)
+            assert len(server.violations) == 1, label
+            assert server.violations[0].startswith("request POST"), server.violations
+            server.violations.clear()
+        status_url = f"{server.base_url}/repos/{REPO}/statuses/{HEAD}"
+        requests.post(status_url, json={"state": "passed"}, headers=headers, timeout=10)
+        requests.post(
+            status_url,
+            json={"state": "success", "description": "d" * 141},
+            headers=headers,
+            timeout=10,
+        )
+        assert len(server.violations) == 2, server.violations
+        server.violations.clear()
+        # Responses are validated too: a stored run that lost a required field is caught.
+        del server.check_runs[1]["head_sha"]
+        requests.get(f"{url}/1", headers=headers, timeout=10)
+        assert [v.split(":")[0] for v in server.violations] == [
+            "response GET /repos/acme/shop/check-runs/1 -> 200"
+        ]
+        server.violations.clear()

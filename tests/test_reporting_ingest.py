@@ -353,3 +353,24 @@ def test_a_bug_in_reporting_becomes_a_warning_and_keeps_the_exception(
         "reporting failed (internal error ZeroDivisionError); see --verbose",
     )
     assert isinstance(reported.internal_error, ZeroDivisionError)
+
+
+def test_the_job_summary_stays_within_what_the_step_left_of_its_limit(
+    tmp_path: Path, result: IngestResult
+) -> None:
+    from securecase import checkrun
+
+    # An earlier command of the same step already wrote most of the 1 MiB the step may have.
+    summary = tmp_path / "summary.md"
+    summary.write_bytes(b"x" * (checkrun.STEP_SUMMARY_LIMIT - 250) + b"\n")
+    not_posting = PostingPlan(post=False, explicit=False, settings=None)
+    warnings = run_report(result, not_posting, actions_context(tmp_path))
+    assert warnings == ()
+    assert checkrun.STEP_SUMMARY_LIMIT - 250 < summary.stat().st_size <= checkrun.STEP_SUMMARY_LIMIT
+    assert summary.read_text().endswith(checkrun.TRUNCATION_NOTE)
+    # Nothing left: the summary is skipped with a warning, the file is not overgrown.
+    summary.write_bytes(b"x" * checkrun.STEP_SUMMARY_LIMIT)
+    warnings = run_report(result, not_posting, actions_context(tmp_path))
+    assert summary.stat().st_size == checkrun.STEP_SUMMARY_LIMIT
+    assert any("job summary" in w and "full" in w for w in warnings)
+    assert step_outputs(tmp_path)["decision"] == result.decision.decision  # outputs still written

@@ -34,6 +34,8 @@ class ActionsContext:
     from_fork: bool
     step_summary_path: str | None
     output_path: str | None
+    #: The ref the event names (``refs/heads/x``, ``refs/tags/v1``...), for messages.
+    ref: str | None = None
 
 
 def in_actions(env: Mapping[str, str]) -> bool:
@@ -48,6 +50,7 @@ def read_context(env: Mapping[str, str]) -> ActionsContext:
     repository = env.get("GITHUB_REPOSITORY") or _get(payload, "repository", "full_name")
     server_url = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     pr = head_sha = branch = target = None
+    ref: str | None = env.get("GITHUB_REF") or _str(payload.get("ref"))
     from_fork = False
     if event_name in PR_EVENTS and isinstance(payload.get("pull_request"), dict):
         number = _get(payload, "pull_request", "number")
@@ -63,7 +66,8 @@ def read_context(env: Mapping[str, str]) -> ActionsContext:
         head_sha = after if after and after != _ZERO_SHA else None
         if head_sha is None and not payload.get("deleted"):
             head_sha = env.get("GITHUB_SHA") or None
-        branch = _branch_of(_str(payload.get("ref")) or env.get("GITHUB_REF"))
+        ref = _str(payload.get("ref")) or env.get("GITHUB_REF")
+        branch = _branch_of(ref)
     else:
         # schedule, workflow_dispatch and the rest: the commit and branch the run checked out.
         head_sha = env.get("GITHUB_SHA") or None
@@ -81,6 +85,7 @@ def read_context(env: Mapping[str, str]) -> ActionsContext:
         from_fork=from_fork,
         step_summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
         output_path=env.get("GITHUB_OUTPUT") or None,
+        ref=ref,
     )
 
 
@@ -186,5 +191,12 @@ def resolve_subject(flags: SubjectFlags, env: Mapping[str, str]) -> ResolvedSubj
         raise UsageError(
             "--repo ORG/NAME is required outside GitHub Actions",
             hint="inside Actions it defaults to $GITHUB_REPOSITORY",
+        )
+    if context is not None and flags.pr is None and flags.branch is None:
+        # A tag push, or a run started on a tag: a case belongs to a pull request or branch.
+        where = f" on {context.ref}" if context.ref else ""
+        raise UsageError(
+            f"this {context.event_name or 'Actions'} run{where} names no pull request or branch",
+            hint="pass --branch NAME (the branch the scanned commit belongs to) or --pr N",
         )
     return ResolvedSubject(repo=flags.repo, flags=flags, context=context)

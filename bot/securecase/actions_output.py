@@ -49,6 +49,18 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
     return values
 
 
+def guard_commands(text: str) -> str:
+    """Text with scanner-controlled parts, made safe to print in an Actions log.
+
+    File paths and titles come from the scanned code (a file name may hold a newline), and a
+    line of the log that starts with ``::`` is a workflow command (``::add-mask::``,
+    ``::error``, ``::set-output``). Workflow commands are stopped around the text with a
+    random token, which the text cannot know, then resumed.
+    """
+    token = f"securecase-{secrets.token_hex(16)}"
+    return f"::stop-commands::{token}\n{text}\n::{token}::"
+
+
 def warning_line(message: str, *, actions: bool) -> str:
     """One warning for stderr: a ``::warning`` workflow command inside Actions, else plain."""
     if actions:

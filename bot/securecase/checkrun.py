@@ -214,11 +214,17 @@ def _fit(head: str, blocking: list[str], limit: int) -> str:
     return _clip_bytes(text + TRUNCATION_NOTE, limit)
 
 
-def step_summary(markdown: str) -> str:
-    """The job-summary text: the same Markdown, within the step limit."""
-    if _size(markdown) <= STEP_SUMMARY_LIMIT:
+def step_summary(markdown: str, *, room: int = STEP_SUMMARY_LIMIT) -> str:
+    """The job-summary text: the same Markdown, within ``room`` bytes (empty if none is left).
+
+    The step limit counts the whole file, so ``room`` is what earlier writes of the same step
+    left of it.
+    """
+    if _size(markdown) <= room:
         return markdown
-    return _clip_bytes(markdown, STEP_SUMMARY_LIMIT - _size(TRUNCATION_NOTE)) + TRUNCATION_NOTE
+    if room <= _size(TRUNCATION_NOTE):
+        return ""
+    return _clip_bytes(markdown, room - _size(TRUNCATION_NOTE)) + TRUNCATION_NOTE
 
 
 def annotation_level(severity: Severity) -> AnnotationLevel:

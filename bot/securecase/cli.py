@@ -301,10 +301,15 @@ def ingest(
     result = run_ingest(request, clock=_clock())
     if output == "json":
         _emit_json(render.ingest_data(result))
-    elif output == "markdown":
-        click.echo(render.ingest_markdown(result))
     else:
-        click.echo(render.ingest_text(result))
+        text = (
+            render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
+        )
+        if context is not None and not _stdout_is_a_file():
+            from securecase.actions_output import guard_commands
+
+            text = guard_commands(text)
+        click.echo(text)
     reported = report_ingest(
         result,
         plan,
@@ -322,6 +327,16 @@ def ingest(
         traceback.print_exception(reported.internal_error)
     _warn(reported.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
+
+
+def _stdout_is_a_file() -> bool:
+    """True when stdout is redirected to a file, which the Actions runner does not read."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _verbose() -> bool:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +49,8 @@ class AppCredentials:
     """GitHub App installation auth: app id, PEM private key, installation id."""
 
     app_id: str
-    private_key: str
+    #: Kept out of ``repr`` so no log or traceback of the settings shows the key.
+    private_key: str = field(repr=False)
     installation_id: int
 
 
@@ -57,7 +59,8 @@ class GitHubSettings:
     """How to reach GitHub: API URL and one of a token or App credentials."""
 
     api_url: str = DEFAULT_API_URL
-    token: str | None = None
+    #: Kept out of ``repr`` (and so out of every dataclass that holds these settings).
+    token: str | None = field(default=None, repr=False)
     app: AppCredentials | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 15.0
@@ -156,14 +159,58 @@ class GitHubClient:
         return self._call("POST", "create check run", create)
 
     def update_check_run(self, repo: str, check_run_id: int, fields: CheckRunFields) -> None:
+        attempt = {"n": 0}
+
         def update() -> None:
+            attempt["n"] += 1
+            batch = fields
+            if attempt["n"] > 1 and fields.annotations:
+                # The previous PATCH may have been applied before the error, and GitHub
+                # appends annotations: resend only those the run does not hold yet.
+                batch = replace(fields, annotations=self._missing(repo, check_run_id, fields))
             # Built from the id, so no GET is needed before the PATCH.
             run = self._check_run(repo, check_run_id)
-            kwargs = _check_run_kwargs(fields)
+            kwargs = _check_run_kwargs(batch)
             kwargs.pop("head_sha")
             run.edit(**kwargs)
 
         self._call("PATCH", "update check run", update)
+
+    def _missing(
+        self, repo: str, check_run_id: int, fields: CheckRunFields
+    ) -> tuple[Annotation, ...]:
+        present = Counter(self.list_annotations(repo, check_run_id))
+        missing = []
+        for annotation in fields.annotations:
+            if present[annotation] > 0:
+                present[annotation] -= 1
+            else:
+                missing.append(annotation)
+        return tuple(missing)
+
+    def list_annotations(self, repo: str, check_run_id: int) -> list[Annotation]:
+        from securecase.checkrun import Annotation, AnnotationLevel
+
+        def list_all() -> list[Annotation]:
+            found = []
+            for item in self._check_run(repo, check_run_id).get_annotations():
+                try:
+                    level = AnnotationLevel(item.annotation_level or "")
+                except ValueError:
+                    continue  # not a level securecase sends, so not one of ours
+                found.append(
+                    Annotation(
+                        path=item.path,
+                        start_line=int(item.start_line),
+                        end_line=int(item.end_line),
+                        level=level,
+                        message=item.message or "",
+                        title=item.title or "",
+                    )
+                )
+            return found
+
+        return self._call("GET", "list check-run annotations", list_all)
 
     def create_commit_status(self, repo: str, fields: CommitStatusFields) -> None:
         def create() -> None:
@@ -200,6 +247,8 @@ class GitHubClient:
                 seconds_between_requests=None,
                 seconds_between_writes=None,
                 lazy=True,
+                # Lists (check runs, annotations) in as few pages as GitHub allows.
+                per_page=100,
             )
         return self._github
 
@@ -263,7 +312,8 @@ class GitHubClient:
         message = self._scrub(_api_message(exc))
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
         text = f"GitHub refused to {what} ({status}: {message})"
-        if status in (403, 429) and _is_rate_limit(headers, message):
+        # 429 is always a rate limit, with or without a Retry-After header or a clear message.
+        if status == 429 or (status == 403 and _is_rate_limit(headers, message)):
             error = GitHubError(
                 f"GitHub rate limit hit while trying to {what} ({status}: {message})",
                 kind="rate_limit",

@@ -63,6 +63,10 @@ class GitHubPort(Protocol):
         """Update a check run; annotations given are appended to the existing ones."""
         ...
 
+    def list_annotations(self, repo: str, check_run_id: int) -> list[Annotation]:
+        """The annotations already on a check run (updates only ever append to them)."""
+        ...
+
     def create_commit_status(self, repo: str, fields: CommitStatusFields) -> None:
         """Post a commit status."""
         ...

@@ -7,6 +7,7 @@ Whether to post at all is decided before the ingest, by :func:`plan_posting`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from securecase.actions_context import ActionsContext
     from securecase.checkrun import Annotation, BlockingFinding, CheckSummaryInput
     from securecase.github_api import GitHubSettings
-    from securecase.github_port import CheckRunFields, GitHubPort
+    from securecase.github_port import CheckRunFields, ExistingCheckRun, GitHubPort
     from securecase.ingest import IngestResult
     from securecase.models import Finding
 
@@ -242,7 +243,7 @@ def report(
     ``outputs`` are extra ``$GITHUB_OUTPUT`` values computed by the caller.
     """
     from securecase import checkrun
-    from securecase.actions_output import append_outputs, append_step_summary, ingest_outputs
+    from securecase.actions_output import append_outputs, ingest_outputs
 
     data = summary_input_from_result(result, case_url=request.case_url, run_url=request.run_url)
     markdown = checkrun.summary_markdown(data)
@@ -253,7 +254,7 @@ def report(
         warnings.extend(outcome.warnings)
     if request.step_summary_path:
         try:
-            append_step_summary(request.step_summary_path, checkrun.step_summary(markdown))
+            _write_step_summary(request.step_summary_path, markdown, warnings)
         except OSError as exc:
             warnings.append(f"cannot write the job summary {request.step_summary_path}: {exc}")
     if request.output_path:
@@ -267,6 +268,27 @@ def report(
         outcome.channel, outcome.check_run_id, outcome.updated_existing, tuple(warnings)
     )
     return final, markdown
+
+
+def _write_step_summary(path: str, markdown: str, warnings: list[str]) -> None:
+    """Append to the job summary within what the step's 1 MiB limit leaves (raises OSError)."""
+    import os
+
+    from securecase import checkrun
+    from securecase.actions_output import append_step_summary
+
+    try:
+        used = os.path.getsize(path)
+    except FileNotFoundError:
+        used = 0
+    # One byte kept for the newline appended to text that lacks one.
+    text = checkrun.step_summary(markdown, room=checkrun.STEP_SUMMARY_LIMIT - used - 1)
+    if not text:
+        warnings.append(
+            f"the job summary {path} is full (1 MiB per step): securecase's is left out"
+        )
+        return
+    append_step_summary(path, text)
 
 
 def post_report(
@@ -312,6 +334,33 @@ def post_report(
     return ReportOutcome(Channel.COMMIT_STATUS, None, False, tuple(warnings))
 
 
+def _not_yet_posted(
+    port: GitHubPort,
+    repo: str,
+    run: ExistingCheckRun,
+    annotations: tuple[Annotation, ...],
+) -> tuple[Annotation, ...]:
+    """The annotations a re-run still has to send: GitHub appends, so send only missing ones.
+
+    A re-run on the same commit may carry other findings (another report joined the case), in
+    another order; what is already on the run is read back and subtracted, one for one.
+    """
+    if run.annotations_count == 0:
+        return annotations
+    try:
+        present = Counter(port.list_annotations(repo, run.id))
+    except GitHubError:
+        # Cannot read them back: assume the run holds the first ones, as a same-scan re-run.
+        return annotations[run.annotations_count :]
+    missing = []
+    for annotation in annotations:
+        if present[annotation] > 0:
+            present[annotation] -= 1
+        else:
+            missing.append(annotation)
+    return tuple(missing)
+
+
 def _post_check_run(
     port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, now: datetime
 ) -> tuple[int, bool, str | None]:
@@ -325,8 +374,7 @@ def _post_check_run(
     ours = [r for r in existing if r.external_id == data.case_key]
     annotations = data.annotations
     if ours:
-        # Annotations are appended on update: a re-run sends only those not yet there.
-        annotations = annotations[ours[0].annotations_count :]
+        annotations = _not_yet_posted(port, target.repo, ours[0], annotations)
     batches = checkrun.annotation_batches(annotations)
     summary = checkrun.summary_markdown(data)
 
@@ -343,10 +391,19 @@ def _post_check_run(
             annotations=batch,
         )
 
+    updated = False
     if ours:
-        run_id = ours[0].id
-        port.update_check_run(target.repo, run_id, fields(batches[0]))
-    else:
+        try:
+            port.update_check_run(target.repo, ours[0].id, fields(batches[0]))
+            run_id, updated = ours[0].id, True
+        except GitHubError as error:
+            if error.kind != "forbidden":
+                raise
+            # Only the app that created a run may update it (another token or App posted
+            # this one): post a run of our own, with every annotation.
+            annotations = data.annotations
+            batches = checkrun.annotation_batches(annotations)
+    if not updated:
         run_id = port.create_check_run(target.repo, fields(batches[0]))
     sent = len(batches[0])
     for batch in batches[1:]:
@@ -355,9 +412,9 @@ def _post_check_run(
         except GitHubError as error:
             return (
                 run_id,
-                bool(ours),
+                updated,
                 f"check run posted, but only {sent} of {len(annotations)} annotations: "
                 f"{error.message}",
             )
         sent += len(batch)
-    return run_id, bool(ours), None
+    return run_id, updated, None
