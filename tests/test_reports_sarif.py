@@ -198,12 +198,17 @@ def test_accepted_suppressions_are_kept_but_marked() -> None:
     ("suppressions", "suppressed"),
     [
         ([{"kind": "inSource"}], True),
-        ([{"kind": "external", "state": "accepted"}], True),
-        ([{"kind": "external", "state": "underReview"}], False),
+        ([{"kind": "external", "status": "accepted"}], True),
+        ([{"kind": "external", "status": "underReview"}], False),
+        ([{"kind": "external", "status": "rejected"}], False),
         (
-            [{"kind": "external", "state": "accepted"}, {"kind": "inSource", "state": "rejected"}],
+            [
+                {"kind": "external", "status": "accepted"},
+                {"kind": "inSource", "status": "rejected"},
+            ],
             False,
         ),
+        ([{"kind": "external", "state": "underReview"}], False),
         ([], False),
     ],
 )

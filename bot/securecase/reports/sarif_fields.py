@@ -140,8 +140,11 @@ def level(
 
 
 def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> bool:
-    """True when the result has suppressions and all of them are accepted (absent state
-    means accepted); one under review or rejected keeps the result active."""
+    """True when the result has suppressions and all of them are accepted (an absent
+    ``status`` means accepted); one under review or rejected keeps the result active.
+
+    SARIF 2.1.0 names the member ``status``; ``state`` (a pre-release draft's name) is read
+    too, so a suppression either calls not accepted keeps the result active."""
     entries = array(result, "suppressions", where, problems)
     if not entries:
         return False
@@ -151,9 +154,10 @@ def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> b
                 (*where, "suppressions", index), f"expected an object, got {type_name(entry)}"
             )
             return False
-        state = entry.get("state")
-        if state is not None and state != "accepted":
-            return False
+        for key in ("status", "state"):
+            status = entry.get(key)
+            if status is not None and status != "accepted":
+                return False
     return True
 
 
