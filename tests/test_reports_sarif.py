@@ -374,6 +374,9 @@ def test_security_severity_wins_over_level(score: object, severity: Severity) ->
         (None, "note", None, Severity.LOW),
         (None, None, None, Severity.MEDIUM),
         (None, None, "review", Severity.INFO),
+        (None, "error", "review", Severity.INFO),  # the rule's default is for failures only
+        (None, "error", "informational", Severity.INFO),
+        (None, "error", "fail", Severity.HIGH),
         (None, None, "fail", Severity.MEDIUM),
     ],
 )

@@ -121,7 +121,9 @@ def level(
     where: Where,
     problems: Problems,
 ) -> str:
-    """The result's level: its own, else the rule's default, else by kind (SARIF's defaults)."""
+    """The result's level: its own, else SARIF's defaults (§3.27.10): ``none`` for a result
+    whose kind is not ``fail`` (the rule's default level applies to failures only), else the
+    rule's default, else ``warning``."""
     value = result.get("level")
     if value is not None:
         if value in _LEVELS:
@@ -130,12 +132,12 @@ def level(
             (*where, "level"), f"expected one of {', '.join(_LEVELS)}, got {short_repr(value)}"
         )
         return "warning"
+    if kind is not None and kind != "fail":
+        return "none"
     config = rule.get("defaultConfiguration")
     default = config.get("level") if isinstance(config, dict) else None
     if default in _LEVELS:
         return str(default)
-    if kind is not None and kind != "fail":
-        return "none"
     return "warning"
 
 
