@@ -438,6 +438,35 @@ def test_secret_titles_never_come_from_the_message() -> None:
     assert finding.kind is Kind.SECRET and "ghp_" not in finding.title
 
 
+def test_a_secret_result_without_a_rule_id_never_takes_its_rule_from_the_message() -> None:
+    doc = minimal(message={"text": "found ghp_secretsecretsecret in the history"})
+    del results(doc)[0]["ruleId"]
+    doc["runs"][0]["tool"]["driver"] = {"name": "gitleaks", "rules": [{"id": "GitHub Token"}]}
+    (finding,) = parse_doc(doc).findings
+    assert finding.rule == "unknown-rule"
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"tags": ["security", "external/cwe/cwe-259"]},  # Bandit B105
+        {"cwe": "CWE-798: Use of Hard-coded Credentials"},  # njsscan, Semgrep
+        {"tags": ["external/cwe/cwe-321"]},
+    ],
+)
+def test_hard_coded_credentials_are_secrets_whatever_the_tool(properties: dict[str, Any]) -> None:
+    doc = minimal(message={"text": "Possible hardcoded password: 'hunter2'"})
+    doc["runs"][0]["tool"]["driver"]["rules"][0].update(name="hardcoded_password_string")
+    doc["runs"][0]["tool"]["driver"]["rules"][0]["properties"] = properties
+    region = results(doc)[0]["locations"][0]["physicalLocation"]["region"]
+    region["snippet"] = {"text": 'DATABASE_PASSWORD = "hunter2"'}
+    report = parse_doc(doc)
+    (finding,) = report.findings
+    assert finding.kind is Kind.SECRET
+    assert finding.title == "hardcoded_password_string"
+    assert b"hunter2" not in report.raw
+
+
 # --------------------------------------------------------------------------- malformed logs
 
 

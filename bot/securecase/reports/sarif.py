@@ -57,6 +57,9 @@ _TRIVY_RULE_KINDS: Mapping[str, Kind] = {
     "Secret": Kind.SECRET,
 }
 _TRIVY_SKIPPED_RULES = frozenset({"License"})
+#: Hard-coded password, cryptographic key, credentials: the result's text quotes a secret, so
+#: whatever tool found it (Bandit B105, njsscan, CodeQL, Semgrep), it is a secret finding.
+_CREDENTIAL_CWES = frozenset({"CWE-259", "CWE-321", "CWE-798"})
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 
@@ -133,9 +136,13 @@ def _result(
     prints = fields.fingerprints(result, where, problems)
     if len(problems.items) != before:
         return None, kind is Kind.SECRET
-    rule_id = rule_id or _rule_named_in(message, run) or "unknown-rule"
     rule_props = meta.properties(rule)
     result_props = meta.properties(result)
+    cwe = meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props))
+    if kind is Kind.CODE and _CREDENTIAL_CWES.intersection(cwe):
+        kind = Kind.SECRET
+    rule_id = rule_id or _rule_named_in(message, run, secret=kind is Kind.SECRET)
+    rule_id = rule_id or "unknown-rule"
     score = meta.security_severity(rule_props)
     if score is None:
         score = meta.security_severity(result_props)
@@ -170,7 +177,7 @@ def _result(
         cvss=score,
         suppressed=suppressed,
         confidence=meta.confidence(rule_props, result_props),
-        cwe=meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props)),
+        cwe=cwe,
     )
     return (identity, order, finding), kind is Kind.SECRET
 
@@ -205,13 +212,14 @@ def _location(
     return path is not None or start is not None, path, start, end, snippet
 
 
-def _rule_named_in(message: str, run: Run) -> str | None:
+def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
     """For results without a rule id (gitleaks 7): the longest rule id the message starts
-    with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start."""
+    with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start —
+    but never for a secret, whose message may quote the secret."""
     named = [rule_id for rule_id in run.rules_by_id if message.startswith(rule_id)]
     if named:
         return max(named, key=len)
-    return fields.clip(message.split("\n", 1)[0].strip(), 200)
+    return None if secret else fields.clip(message.split("\n", 1)[0].strip(), 200)
 
 
 # --------------------------------------------------------------------------- the parser
