@@ -538,6 +538,21 @@ def test_absurd_nesting_names_the_path() -> None:
     assert "$.runs[0].results[0].properties.x.x" in str(info.value)
 
 
+@pytest.mark.parametrize("depth", [300, 600, 900])
+def test_absurd_nesting_in_a_secret_log_names_the_path(depth: int) -> None:
+    # deep enough to decode, too deep to mask and store: refused, never a crash
+    doc = minimal(stacks="DEEP")
+    doc["runs"][0]["tool"]["driver"]["name"] = "gitleaks"
+    data = json.dumps(doc).replace('"DEEP"', "[" * depth + "]" * depth, 1)
+    try:
+        report = parse_bytes(data.encode(), origin="deep.sarif")
+    except ReportError as error:
+        assert "nested too deeply" in str(error)
+        assert "$.runs[0].results[0].stacks[0][0]" in str(error)
+    else:
+        assert MASK.encode() in report.raw
+
+
 # --------------------------------------------------------------------------- properties
 
 _json = st.recursive(

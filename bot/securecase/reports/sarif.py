@@ -28,7 +28,9 @@ from securecase.models import (
 from securecase.reports import sarif_fields as fields
 from securecase.reports import sarif_meta as meta
 from securecase.reports.jsonload import (
+    NESTING_SHOWN,
     check_source_name,
+    nesting_path,
     paused_gc,
     problems_error,
     short_repr,
@@ -283,10 +285,26 @@ def _parse(origin: str, data: bytes, document: object, source: str | None) -> Re
         artifact_type=None,
         image_digest=_image_digest(run_docs[0]) if first else None,
         findings=findings,
-        raw=masked_copy(doc, masked) if masked else data,
+        raw=_masked_raw(origin, data, doc, masked) if masked else data,
         raw_suffix=".sarif",
         path=origin,
     )
+
+
+def _masked_raw(
+    origin: str, data: bytes, doc: dict[str, Any], masked: set[tuple[int, int]]
+) -> bytes:
+    """The log to store, its secret results masked; a log nested too deeply for masking and
+    re-serializing (hundreds of levels, which no scanner writes) is refused with the path."""
+    try:
+        return masked_copy(doc, masked)
+    except RecursionError:
+        where = nesting_path(data.decode("utf-8", "replace"), NESTING_SHOWN)
+        raise ReportError(
+            f"{origin}: JSON nested too deeply to be a scanner report"
+            + (f" at {where}" if where else ""),
+            hint=REPORT_HINT,
+        ) from None
 
 
 def _identified(
