@@ -426,6 +426,38 @@ def test_rules_of_extensions_via_tool_component() -> None:
     assert finding.cwe == ("CWE-79",)
 
 
+@pytest.mark.parametrize(
+    "component",
+    [{"index": 1}, {"name": "pack"}, {"guid": "00000000-0000-4000-8000-000000000002"}],
+)
+def test_extensions_named_by_index_name_or_guid(component: dict[str, Any]) -> None:
+    doc = minimal(rule={"id": "X9", "index": 1, "toolComponent": component})
+    del results(doc)[0]["ruleId"]
+    doc["runs"][0]["tool"]["extensions"] = [
+        {"name": "other", "guid": "00000000-0000-4000-8000-000000000001", "rules": []},
+        {
+            "name": "pack",
+            "guid": "00000000-0000-4000-8000-000000000002",
+            "rules": [{"id": "X8"}, {"id": "X9", "shortDescription": {"text": "From the pack"}}],
+        },
+    ]
+    (finding,) = parse_doc(doc).findings
+    assert (finding.rule, finding.title) == ("X9", "From the pack")
+
+
+def test_the_driver_named_by_a_tool_component_reference() -> None:
+    doc = minimal(rule={"id": "R1", "index": 0, "toolComponent": {"name": "Scanner"}})
+    doc["runs"][0]["tool"]["driver"]["rules"][0]["shortDescription"] = {"text": "Driver rule"}
+    doc["runs"][0]["tool"]["extensions"] = [{"name": "pack", "rules": []}]
+    (finding,) = parse_doc(doc).findings
+    assert finding.title == "Driver rule"
+
+
+def test_a_tool_component_reference_to_no_component_is_refused() -> None:
+    doc = minimal(rule={"id": "R1", "index": 0, "toolComponent": {"name": "missing"}})
+    refused(doc, "$.runs[0].results[0].rule.toolComponent.name", "names neither the driver")
+
+
 def test_message_strings_are_filled_in() -> None:
     report = parse(FIXTURES / "appendix_k2.sarif")
     assert report.findings[0].title == 'Variable "count" was used without being initialized.'

@@ -49,6 +49,7 @@ class Run:
     __slots__ = (
         "artifacts",
         "bases",
+        "component_ids",
         "components",
         "cwes_of_rule",
         "index",
@@ -69,14 +70,18 @@ class Run:
         self.components: list[list[Any]] = [
             fields.array(driver, "rules", (*where, "tool", "driver"), problems)
         ]
+        # (guid, name) of the driver and of each extension, for references that name them
+        self.component_ids: list[tuple[object, object]] = [(driver.get("guid"), name)]
         extensions = fields.array(tool, "extensions", (*where, "tool"), problems)
         for e_index, extension in enumerate(extensions):
             e_where: Where = (*where, "tool", "extensions", e_index)
             if not isinstance(extension, dict):
                 problems.add(e_where, f"expected an object, got {type_name(extension)}")
                 self.components.append([])
+                self.component_ids.append((None, None))
                 continue
             self.components.append(fields.array(extension, "rules", e_where, problems))
+            self.component_ids.append((extension.get("guid"), extension.get("name")))
         self.rules_by_id: dict[str, dict[str, Any]] = {}
         for component in reversed(self.components):  # the driver's rules win over extensions'
             for rule in component:
@@ -115,17 +120,11 @@ class Run:
             if "index" in reference:
                 rule_index, index_where = reference["index"], (*where, "rule", "index")
             tool_component = reference.get("toolComponent")
-            if isinstance(tool_component, dict) and "index" in tool_component:
-                c_index = tool_component["index"]
-                c_where: Where = (*where, "rule", "toolComponent", "index")
-                if type(c_index) is not int or not 0 <= c_index < len(self.components) - 1:
-                    problems.add(
-                        c_where,
-                        f"{short_repr(c_index)} does not name one of the run's "
-                        f"{len(self.components) - 1} tool extensions",
-                    )
+            if isinstance(tool_component, dict):
+                found_component = self._component(tool_component, where, problems)
+                if found_component is None:
                     return rule_id, {}
-                component = c_index + 1
+                component = found_component
         metadata: dict[str, Any] = {}
         if rule_index is not None and rule_index != -1:
             rules = self.components[component]
@@ -146,6 +145,36 @@ class Run:
         if rule_id is None and isinstance(metadata.get("id"), str):
             rule_id = metadata["id"]
         return rule_id, metadata
+
+    def _component(self, reference: dict[str, Any], where: Where, problems: Problems) -> int | None:
+        """The component a ``toolComponentReference`` names (0 the driver, else 1 + the
+        extension's index): by ``index`` into the extensions, else by ``guid``, else by
+        ``name``; None (a problem) when it names none of them."""
+        c_where: Where = (*where, "rule", "toolComponent")
+        if "index" in reference:
+            c_index = reference["index"]
+            if type(c_index) is not int or not 0 <= c_index < len(self.components) - 1:
+                problems.add(
+                    (*c_where, "index"),
+                    f"{short_repr(c_index)} does not name one of the run's "
+                    f"{len(self.components) - 1} tool extensions",
+                )
+                return None
+            return c_index + 1
+        for position, key in ((0, "guid"), (1, "name")):
+            wanted = reference.get(key)
+            if wanted is None:
+                continue
+            for component, ids in enumerate(self.component_ids):
+                if ids[position] == wanted:
+                    return component
+            problems.add(
+                (*c_where, key),
+                f"{short_repr(wanted)} names neither the driver nor one of the run's "
+                f"{len(self.components) - 1} tool extensions",
+            )
+            return None
+        return 0
 
     def path(self, location: dict[str, Any], where: Where, problems: Problems) -> str | None:
         """The artifact's path relative to the scanned repository, when the log says."""
