@@ -237,6 +237,14 @@ def test_query_values_never_reach_an_instance(pairs: list[tuple[str, str]]) -> N
     assert all(value == "" for _, value in kept)
 
 
+def test_credentials_and_session_ids_in_uris_never_reach_the_case_or_the_stored_report() -> None:
+    uri = "https://alice:s3cr3t-pw@shop.example.com/cart;jsessionid=S3CR3T-SID/view?id=7#s3cr3t"
+    report = parse_doc(zap_json(instances=[{"uri": uri, "method": "GET"}]))
+    (instance,) = report.findings[0].instances
+    assert instance.uri == "https://shop.example.com/cart;jsessionid=/view?id="
+    assert b"s3cr3t" not in report.raw.lower()
+
+
 SECRET_TRAFFIC = {
     "uri": "https://shop.example.com/login?next=%2Fhome&token=s3cr3t-query",
     "method": "POST",

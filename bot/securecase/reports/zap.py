@@ -8,6 +8,7 @@ with defusedxml: a DTD or entity declaration (billion laughs, external entities)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -345,13 +346,23 @@ def _instance_key(instance: Instance) -> tuple[str, str, str]:
 
 
 def _without_query_values(uri: str) -> str:
-    """The URI with query parameter values and the fragment removed: values may be secrets
-    (tokens, session ids) and they vary between scans of the same problem."""
+    """The URI with query parameter values, path parameter values (``;jsessionid=...``),
+    user info (``user:password@``) and the fragment removed: they may be secrets (tokens,
+    session ids, credentials) and they vary between scans of the same problem."""
     try:
         split = urlsplit(uri)
     except ValueError:
-        return uri.split("?", 1)[0]
+        return _PATH_PARAMETER_VALUE.sub(r"\1", uri.split("?", 1)[0].split("#", 1)[0])
+    split = split._replace(
+        netloc=split.netloc.rpartition("@")[2],
+        path=_PATH_PARAMETER_VALUE.sub(r"\1", split.path),
+        fragment="",
+    )
     if not split.query:
-        return urlunsplit(split._replace(fragment=""))
+        return urlunsplit(split)
     names = [(name, "") for name, _ in parse_qsl(split.query, keep_blank_values=True)]
-    return urlunsplit(split._replace(query=urlencode(names), fragment=""))
+    return urlunsplit(split._replace(query=urlencode(names)))
+
+
+#: ``;name=value`` in a URI path (matrix or session parameters): the value goes.
+_PATH_PARAMETER_VALUE = re.compile(r"(;[^;/=?#]*=)[^;/?#]*")
