@@ -179,6 +179,28 @@ def test_uri_base_ids_resolve_to_repository_paths() -> None:
     assert finding.location.start_line == 15
 
 
+@pytest.mark.parametrize(
+    ("root", "uri", "path"),
+    [
+        ("file:///w/my%20repo/", "file:///w/my repo/src/a%25b.py", "src/a%b.py"),
+        ("file:///w/my repo/", "file:///w/my%20repo/src/a.py", "src/a.py"),
+        ("file:///w/my%20repo", "file:///w/my%20repo/src/a.py", "src/a.py"),
+        ("file:///w/my%20repo/", "src/a%20b.py", "src/a b.py"),
+    ],
+)
+def test_absolute_uris_under_the_root_in_any_percent_encoding(
+    root: str, uri: str, path: str
+) -> None:
+    doc = minimal()
+    results(doc)[0]["locations"][0]["physicalLocation"]["artifactLocation"] = {
+        "uri": uri,
+        "uriBaseId": "SRCROOT",
+    }
+    doc["runs"][0]["originalUriBaseIds"] = {"SRCROOT": {"uri": root}}
+    (finding,) = parse_doc(doc).findings
+    assert finding.location is not None and finding.location.path == path
+
+
 def test_absolute_uris_under_the_working_directory_become_relative() -> None:
     # bash-report.sarif: file:///home/damien/dd/... with workingDirectory file:///home/damien/dd
     report = parse(FIXTURES / "bash-report.sarif")

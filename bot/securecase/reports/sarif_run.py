@@ -6,7 +6,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from securecase.models import Kind
 from securecase.reports import sarif_fields as fields
@@ -250,6 +250,10 @@ def relative_path(
         root = root if root.endswith("/") else root + "/"
         if uri.startswith(root):
             uri = uri[len(root) :]
+        else:  # the same root spelled with other percent-encoding ("my%20repo", "my repo")
+            decoded, decoded_root = unquote(uri), unquote(root)
+            if decoded.startswith(decoded_root):
+                uri = quote(decoded[len(decoded_root) :], safe="/")
     for prefix in prefixes:
         uri = prefix.rstrip("/") + "/" + uri if prefix else uri
     split = urlsplit(uri)
