@@ -500,6 +500,25 @@ def test_a_secret_result_without_a_rule_id_never_takes_its_rule_from_the_message
     assert finding.rule == "unknown-rule"
 
 
+class _NoScan(dict[str, Any]):
+    def __iter__(self) -> Any:
+        raise AssertionError("every rule id tested against every message: quadratic")
+
+
+def test_the_rule_a_message_names_is_looked_up_not_scanned_for() -> None:
+    from securecase.reports.sarif import _rule_named_in
+    from securecase.reports.sarif_fields import Problems
+    from securecase.reports.sarif_run import Run
+
+    rules = [{"id": "AWS"}, {"id": "AWS Access Key"}, {"id": "GitHub Token"}]
+    run = Run({"tool": {"driver": {"name": "gitleaks", "rules": rules}}}, 0, Problems())
+    run.rules_by_id = _NoScan(run.rules_by_id)
+    assert _rule_named_in("AWS Access Key secret detected", run, secret=True) == "AWS Access Key"
+    assert _rule_named_in("AWS key", run, secret=True) == "AWS"
+    assert _rule_named_in("Slack token", run, secret=True) is None
+    assert _rule_named_in("Slack token\nmore", run, secret=False) == "Slack token"
+
+
 @pytest.mark.parametrize(
     "properties",
     [

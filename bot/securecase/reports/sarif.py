@@ -218,9 +218,9 @@ def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
     """For results without a rule id (gitleaks 7): the longest rule id the message starts
     with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start —
     but never for a secret, whose message may quote the secret."""
-    named = [rule_id for rule_id in run.rules_by_id if message.startswith(rule_id)]
-    if named:
-        return max(named, key=len)
+    for length in run.rule_id_lengths:
+        if length <= len(message) and message[:length] in run.rules_by_id:
+            return message[:length]
     return None if secret else fields.clip(message.split("\n", 1)[0].strip(), 200)
 
 

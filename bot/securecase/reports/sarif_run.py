@@ -55,6 +55,7 @@ class Run:
         "index",
         "kind",
         "paths",
+        "rule_id_lengths",
         "rules_by_id",
         "tool",
         "workdir",
@@ -87,6 +88,9 @@ class Run:
             for rule in component:
                 if isinstance(rule, dict) and isinstance(rule.get("id"), str):
                     self.rules_by_id[rule["id"]] = rule
+        #: the lengths of the rule ids, longest first: a message's prefixes of these lengths
+        #: are looked up instead of testing every rule id against every message
+        self.rule_id_lengths = sorted({len(rule_id) for rule_id in self.rules_by_id}, reverse=True)
         self.artifacts = fields.array(run, "artifacts", where, problems)
         bases = fields.obj(run, "originalUriBaseIds", where, problems) or {}
         self.bases: dict[str, Any] = bases
