@@ -245,6 +245,20 @@ def test_credentials_and_session_ids_in_uris_never_reach_the_case_or_the_stored_
     assert b"s3cr3t" not in report.raw.lower()
 
 
+def test_xml_nested_too_deeply_to_store_is_refused_with_its_path() -> None:
+    deep = "<x>" * 5000 + "</x>" * 5000
+    xml = (
+        "<?xml version='1.0'?><OWASPZAPReport version='2.14.0'><site name='https://shop'>"
+        "<alerts><alertitem><pluginid>1</pluginid><alert>a</alert><riskcode>1</riskcode>"
+        "<instances><instance><uri>https://shop/a?sid=s3cr3t</uri></instance></instances>"
+        f"{deep}</alertitem></alerts></site></OWASPZAPReport>"
+    )
+    with pytest.raises(ReportError) as info:
+        parse_bytes(xml.encode(), origin="deep.xml")
+    assert "nested too deeply" in str(info.value)
+    assert "/OWASPZAPReport/site/alerts/alertitem/x/x" in str(info.value)
+
+
 SECRET_TRAFFIC = {
     "uri": "https://shop.example.com/login?next=%2Fhome&token=s3cr3t-query",
     "method": "POST",

@@ -220,8 +220,32 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             )
             alerts.append(_Alert(a_where, name, values, listed))
     version = root.get("version")
-    raw = data if problems else masked_xml(root, _without_query_values) or data
+    try:
+        raw = data if problems else masked_xml(root, _without_query_values) or data
+    except RecursionError:  # re-serializing the masked tree recurses once per level
+        raise ReportError(
+            f"{origin}: XML nested too deeply to be a scanner report at {_deep_path(root)}",
+            hint=REPORT_HINT,
+        ) from None
     return _report(origin, raw, alerts, problems, source, version=version, suffix=".xml")
+
+
+#: Element depth at which :func:`_deep_path` names where a document goes deep.
+_DEPTH_SHOWN = 100
+_PATH_PARTS_SHOWN = 12
+
+
+def _deep_path(root: Any) -> str:
+    """The path of the first element ``_DEPTH_SHOWN`` levels deep (found without recursion),
+    its first steps shown and the rest counted."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(root, (str(root.tag),))]
+    while stack:
+        element, steps = stack.pop()
+        if len(steps) >= _DEPTH_SHOWN:
+            shown = "/" + "/".join(steps[:_PATH_PARTS_SHOWN])
+            return f"{shown}… ({len(steps) - _PATH_PARTS_SHOWN} more levels)"
+        stack.extend((child, (*steps, str(child.tag))) for child in reversed(list(element)))
+    return "/" + str(root.tag)
 
 
 def _xml_text(element: Any) -> str | None:
