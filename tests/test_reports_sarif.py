@@ -331,6 +331,25 @@ def test_ids_are_stable_across_scanner_versions() -> None:
         assert after.tool_version == "99.1.0"
 
 
+@pytest.mark.parametrize(
+    ("times", "scanned_at"),
+    [
+        ({"endTimeUtc": "2021-03-23T01:10:48.123+01:00"}, "2021-03-23T00:10:48Z"),
+        ({"endTimeUtc": "2021-03-23T00:10:48"}, "2021-03-23T00:10:48Z"),  # SARIF times are UTC
+        (
+            {"endTimeUtc": "not a date", "startTimeUtc": "2021-03-23T00:00:00Z"},
+            "2021-03-23T00:00:00Z",
+        ),
+        ({"endTimeUtc": "not a date"}, None),
+        ({"endTimeUtc": ""}, None),
+    ],
+)
+def test_scan_time_is_a_utc_time_or_none(times: dict[str, str], scanned_at: str | None) -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [{"executionSuccessful": True, **times}]
+    assert parse_doc(doc).scanned_at == scanned_at
+
+
 def test_the_bare_line_number_is_not_the_identity() -> None:
     # no fingerprints, no snippet: rule + path + message hash, then the order in the file
     first = parse_doc(minimal())

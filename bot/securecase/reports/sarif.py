@@ -372,8 +372,9 @@ def _scanned_at(runs: list[Any]) -> str | None:
                 continue
             for key in ("endTimeUtc", "startTimeUtc"):
                 value = invocation.get(key)
-                if isinstance(value, str) and 0 < len(value) <= 64:
-                    return fields.utc(value)
+                moment = fields.utc(value) if isinstance(value, str) and len(value) <= 64 else None
+                if moment is not None:
+                    return moment
     return None
 
 

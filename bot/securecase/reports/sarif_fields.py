@@ -189,12 +189,14 @@ def title(value: str) -> str:
     return clip(text, TITLE_LIMIT) or ""
 
 
-def utc(value: str) -> str:
-    """An ISO 8601 time with an offset as ``YYYY-MM-DDTHH:MM:SSZ``; anything else unchanged."""
+def utc(value: str) -> str | None:
+    """An ISO 8601 time as ``YYYY-MM-DDTHH:MM:SSZ`` (SARIF's times are UTC, so one without an
+    offset is taken as UTC); None for anything else, which must not become the scan's time:
+    case times are compared as strings, so 'not a date' would outrank every later scan."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return value
+        return None
     if moment.tzinfo is None:
-        return value
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
