@@ -254,6 +254,38 @@ def test_secret_text_is_masked_in_the_stored_log() -> None:
     assert all("AKIA" not in f.title and "AKIA" not in f.rule for f in report.findings)
 
 
+def test_build_credentials_in_invocations_never_reach_the_stored_log() -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [
+        {
+            "executionSuccessful": True,
+            "commandLine": "scanner --api-key=s3cr3t-a --out x.sarif --token 's3cr3t b' .",
+            "arguments": ["--password", "s3cr3t-c", "--auth-token=s3cr3t-d", "--out", "x.sarif"],
+            "environmentVariables": {"NPM_TOKEN": "s3cr3t-e", "HOME": "/home/ci"},
+        }
+    ]
+    report = parse_doc(doc)
+    assert b"s3cr3t" not in report.raw
+    (invocation,) = json.loads(report.raw)["runs"][0]["invocations"]
+    assert invocation["environmentVariables"] == {"NPM_TOKEN": MASK, "HOME": MASK}
+    assert invocation["commandLine"] == f"scanner --api-key={MASK} --out x.sarif --token {MASK} ."
+    assert invocation["arguments"] == [
+        "--password",
+        MASK,
+        f"--auth-token={MASK}",
+        "--out",
+        "x.sarif",
+    ]
+    assert parse_bytes(report.raw, origin="again.sarif").findings == report.findings
+
+
+def test_a_log_without_build_credentials_is_stored_as_it_is() -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [{"executionSuccessful": True, "commandLine": "scan --out x ."}]
+    data = json.dumps(doc).encode()
+    assert parse_bytes(data, origin="mem.sarif").raw == data
+
+
 def test_trivy_secret_rule_masks_only_secret_results() -> None:
     doc = minimal(ruleId="aws-access-key-id")
     run = doc["runs"][0]

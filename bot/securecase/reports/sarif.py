@@ -37,7 +37,7 @@ from securecase.reports.jsonload import (
     type_name,
 )
 from securecase.reports.sarif_fields import Problems, Where
-from securecase.reports.sarif_mask import masked_copy
+from securecase.reports.sarif_mask import mask_invocations, masked_copy
 from securecase.reports.sarif_run import Run, tool_slug
 
 SUPPORTED_VERSION = "2.1.0"
@@ -273,6 +273,7 @@ def _parse(origin: str, data: bytes, document: object, source: str | None) -> Re
         raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
 
     findings = _identified(source, candidates)
+    build_secrets = mask_invocations(doc)
     first = runs[0] if runs else None
     run_docs = doc["runs"]
     return Report(
@@ -285,7 +286,7 @@ def _parse(origin: str, data: bytes, document: object, source: str | None) -> Re
         artifact_type=None,
         image_digest=_image_digest(run_docs[0]) if first else None,
         findings=findings,
-        raw=_masked_raw(origin, data, doc, masked) if masked else data,
+        raw=_masked_raw(origin, data, doc, masked) if masked or build_secrets else data,
         raw_suffix=".sarif",
         path=origin,
     )
