@@ -201,6 +201,23 @@ def test_absolute_uris_under_the_root_in_any_percent_encoding(
     assert finding.location is not None and finding.location.path == path
 
 
+def test_dast_results_at_urls_are_located_by_url_without_query_values() -> None:
+    def zap_log(uri: str) -> dict[str, Any]:
+        doc = minimal(message={"text": "Cross Site Scripting (Reflected)"})
+        doc["runs"][0]["tool"]["driver"]["name"] = "ZAP"
+        location = results(doc)[0]["locations"][0]["physicalLocation"]
+        location["artifactLocation"] = {"uri": uri}
+        del location["region"]
+        return doc
+
+    (finding,) = parse_doc(zap_log("https://shop.example.com/search?q=s3cr3t&page=2")).findings
+    assert finding.kind is Kind.DAST
+    assert finding.location is not None and finding.location.path is None
+    assert finding.location.url == "https://shop.example.com/search?q=&page="
+    (again,) = parse_doc(zap_log("https://shop.example.com/search?q=other&page=3")).findings
+    assert again.id == finding.id  # other query values: the same finding
+
+
 def test_absolute_uris_under_the_working_directory_become_relative() -> None:
     # bash-report.sarif: file:///home/damien/dd/... with workingDirectory file:///home/damien/dd
     report = parse(FIXTURES / "bash-report.sarif")

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from securecase.errors import ReportError
 from securecase.models import (
@@ -38,7 +39,8 @@ from securecase.reports.jsonload import (
 )
 from securecase.reports.sarif_fields import Problems, Where
 from securecase.reports.sarif_mask import mask_invocations, masked_copy
-from securecase.reports.sarif_run import Run, tool_slug
+from securecase.reports.sarif_run import WEB_SCHEMES, Run, tool_slug
+from securecase.reports.zap import without_query_values
 
 SUPPORTED_VERSION = "2.1.0"
 REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
@@ -138,6 +140,10 @@ def _result(
     prints = fields.fingerprints(result, where, problems)
     if len(problems.items) != before:
         return None, kind is Kind.SECRET
+    url = None
+    if path is not None and urlsplit(path).scheme in WEB_SCHEMES:
+        # a DAST result at a tested URL: its query values may be tokens and vary per scan
+        url, path = without_query_values(path)[: fields.FIELD_LIMIT], None
     rule_props = meta.properties(rule)
     result_props = meta.properties(result)
     cwe = meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props))
@@ -158,12 +164,13 @@ def _result(
         identity: tuple[str, ...] = ("vuln", tool, rule_id, package.name)
         order: tuple[Any, ...] = ()
     else:
+        place = path or url or ""
         if prints:
-            identity = ("fp", tool, rule_id, path or "", *prints)
+            identity = ("fp", tool, rule_id, place, *prints)
         else:
             anchor = snippet if snippet is not None else message
             digest = hashlib.sha256(" ".join(anchor.split()).encode("utf-8", "replace"))
-            identity = ("loc", tool, rule_id, path or "", digest.hexdigest())
+            identity = ("loc", tool, rule_id, place, digest.hexdigest())
         # Equal identities at different places are told apart by their order in the file,
         # which a line shift above them does not change; the same place twice is one finding.
         order = (start or 0, end or start or 0)
@@ -175,7 +182,9 @@ def _result(
         severity=severity,
         title=title,
         package=package,
-        location=Location(path=path, start_line=start, end_line=end) if location_obj else None,
+        location=Location(path=path, start_line=start, end_line=end, url=url)
+        if location_obj
+        else None,
         cvss=score,
         suppressed=suppressed,
         confidence=meta.confidence(rule_props, result_props),

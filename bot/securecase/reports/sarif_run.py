@@ -19,6 +19,8 @@ _SLUG = re.compile(r"[^a-z0-9._-]+")
 SECRET_TOOLS = frozenset(
     {"gitleaks", "trufflehog", "detect-secrets", "ggshield", "secretlint", "talisman", "kingfisher"}
 )
+#: Dynamic scanners: their results are located at the URLs they tested.
+DAST_TOOLS = frozenset({"zap", "owasp-zap", "zaproxy", "nuclei"})
 IAC_TOOLS = frozenset(
     {
         "checkov",
@@ -36,6 +38,9 @@ IAC_TOOLS = frozenset(
     }
 )
 #: Trivy's SARIF rule names say what each rule is about.
+
+
+WEB_SCHEMES = frozenset({"http", "https"})
 
 
 def tool_slug(name: str) -> str:
@@ -211,6 +216,8 @@ def tool_kind(slug: str) -> Kind:
         return Kind.SECRET
     if slug in IAC_TOOLS:
         return Kind.MISCONFIGURATION
+    if slug in DAST_TOOLS:
+        return Kind.DAST
     return Kind.CODE
 
 
@@ -261,6 +268,8 @@ def relative_path(
     for prefix in prefixes:
         uri = prefix.rstrip("/") + "/" + uri if prefix else uri
     split = urlsplit(uri)
+    if split.scheme in WEB_SCHEMES:
+        return uri  # a tested URL (DAST), not a file: kept as it is, made a location URL
     path = split.path if split.scheme == "file" else uri
     path = unquote(path)
     if split.scheme != "file" and split.scheme:

@@ -138,7 +138,7 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
                 )
             alerts.append(_Alert(json_path(*a_where), name or "", values, tuple(listed)))
     version = document.get("@version")
-    raw = data if problems else masked_json(document, _without_query_values) or data
+    raw = data if problems else masked_json(document, without_query_values) or data
     return _report(
         origin,
         raw,
@@ -221,7 +221,7 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             alerts.append(_Alert(a_where, name, values, listed))
     version = root.get("version")
     try:
-        raw = data if problems else masked_xml(root, _without_query_values) or data
+        raw = data if problems else masked_xml(root, without_query_values) or data
     except RecursionError:  # re-serializing the masked tree recurses once per level
         raise ReportError(
             f"{origin}: XML nested too deeply to be a scanner report at {_deep_path(root)}",
@@ -360,7 +360,7 @@ def _instances(records: Iterable[Mapping[str, str | None]]) -> Iterable[Instance
         uri = record.get("uri")
         yield Instance(
             method=(record.get("method") or None),
-            uri=_without_query_values(uri)[:FIELD_LIMIT] if uri else None,
+            uri=without_query_values(uri)[:FIELD_LIMIT] if uri else None,
             param=(record.get("param") or None),
         )
 
@@ -369,7 +369,7 @@ def _instance_key(instance: Instance) -> tuple[str, str, str]:
     return (instance.uri or "", instance.method or "", instance.param or "")
 
 
-def _without_query_values(uri: str) -> str:
+def without_query_values(uri: str) -> str:
     """The URI with query parameter values, path parameter values (``;jsessionid=...``),
     user info (``user:password@``) and the fragment removed: they may be secrets (tokens,
     session ids, credentials) and they vary between scans of the same problem."""
