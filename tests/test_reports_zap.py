@@ -161,6 +161,22 @@ def test_instances_are_capped_and_counted() -> None:
     assert finding.instances == tuple(sorted(finding.instances, key=lambda i: i.uri or ""))
 
 
+def test_alerts_of_one_id_on_one_site_count_their_instances_once() -> None:
+    # older reports list one alert item per variant, without alertRef: one finding
+    def uris(*paths: str) -> list[dict[str, str]]:
+        return [{"uri": f"https://shop.example.com/{p}", "method": "GET"} for p in paths]
+
+    doc = zap_json(alertRef=None, instances=uris("a", "b"))
+    alerts = doc["site"][0]["alerts"]
+    alerts.append({**alerts[0], "riskcode": "2", "instances": uris("b", "c")})
+    alerts.append({**alerts[0], "instances": uris(*(f"p{i}" for i in range(30)))})
+    (finding,) = parse_doc(doc).findings
+    assert finding.instance_count == 33
+    assert len(finding.instances) == INSTANCE_LIMIT
+    assert finding.instances[0].uri == "https://shop.example.com/a"  # sorted over all alerts
+    assert finding.severity is Severity.HIGH
+
+
 def test_without_requests_and_responses() -> None:
     # reports written without request/response bodies still name instances
     data = json.loads((FIXTURES / "owasp_zap.json").read_bytes())

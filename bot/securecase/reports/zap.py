@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -269,6 +269,7 @@ def _report(
 ) -> Report:
     source = check_source_name(source or DEFAULT_SOURCE, origin)
     merged: dict[tuple[str, str], Finding] = {}
+    members: dict[tuple[str, str], list[_Alert]] = {}
     for alert in alerts:
         finding = _finding(alert, source, problems)
         if finding is None:
@@ -276,8 +277,19 @@ def _report(
         key = (finding.rule, alert.site)
         held = merged.get(key)
         merged[key] = finding if held is None else _combined(held, finding)
+        members.setdefault(key, []).append(alert)
     if problems:
         raise problems_error(origin, "invalid OWASP ZAP report", problems, hint=REPORT_HINT)
+    for key, group in members.items():
+        if len(group) > 1:  # list and count the instances of all its alerts, each once
+            everything = sorted(
+                set(_instances(r for alert in group for r in alert.instances)), key=_instance_key
+            )
+            merged[key] = replace(
+                merged[key],
+                instances=tuple(everything[:INSTANCE_LIMIT]),
+                instance_count=len(everything),
+            )
     findings = sorted(merged.values(), key=lambda f: (-f.severity.rank, f.id))
     return Report(
         format=ReportFormat.ZAP,
@@ -333,19 +345,13 @@ def _finding(alert: _Alert, source: str, problems: list[str]) -> Finding | None:
 
 
 def _combined(a: Finding, b: Finding) -> Finding:
-    """Two alerts of one id on one site (older reports without alertRef): one finding."""
-    from dataclasses import replace
-
+    """Two alerts of one id on one site (older reports without alertRef): one finding (its
+    instances are then listed from all the alerts, see :func:`_report`)."""
     worst, other = (a, b) if a.severity.rank >= b.severity.rank else (b, a)
-    instances = sorted(
-        set(a.instances) | set(b.instances), key=_instance_key
-    )  # the capped lists: the count below stays an honest lower bound
     return replace(
         worst,
         cwe=tuple(sorted(set(a.cwe) | set(b.cwe))),
         title=min(a.title, b.title) if worst.severity is other.severity else worst.title,
-        instances=tuple(instances[:INSTANCE_LIMIT]),
-        instance_count=(a.instance_count or 0) + (b.instance_count or 0),
     )
 
 
