@@ -421,6 +421,23 @@ def test_the_same_problem_twice_in_a_file_is_two_findings_kept_apart_by_order() 
     assert ids(parse_doc(doc)) == two
 
 
+def test_placeholder_fingerprints_do_not_identify_results() -> None:
+    # Semgrep without a login writes the same "fingerprint" on every result
+    doc = load("semgrep.sarif")
+    for result in results(doc):
+        result["fingerprints"] = {"matchBasedId/v1": "requires login"}
+    report = parse_doc(doc)
+    by_place = {(f.rule, f.location): f.id for f in report.findings}
+    assert len(by_place) == len(results(doc)) == 4
+    for dropped in range(len(results(doc))):
+        fewer = copy.deepcopy(doc)
+        del results(fewer)[dropped]
+        for finding in parse_doc(fewer).findings:
+            assert (
+                by_place[(finding.rule, finding.location)] == finding.id
+            )  # the others keep theirs
+
+
 def test_installed_version_bump_keeps_a_vulnerability() -> None:
     doc = load("alpine-310.sarif")
     before = ids(parse_doc(doc))

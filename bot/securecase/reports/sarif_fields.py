@@ -163,8 +163,14 @@ def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> b
     return True
 
 
+#: Fingerprint values that identify nothing: Semgrep run without a login writes this one
+#: on every result. Such values are ignored, so the snippet or message identifies the result.
+PLACEHOLDER_FINGERPRINTS = frozenset({"requires login"})
+
+
 def fingerprints(result: Mapping[str, Any], where: Where, problems: Problems) -> tuple[str, ...]:
-    """``name=value`` for every (partial) fingerprint, sorted; empty when there are none."""
+    """``name=value`` for every (partial) fingerprint, sorted; empty when there are none
+    (placeholders such as Semgrep's ``requires login`` do not count)."""
     found: list[str] = []
     for key in ("fingerprints", "partialFingerprints"):
         table = obj(result, key, where, problems)
@@ -172,7 +178,8 @@ def fingerprints(result: Mapping[str, Any], where: Where, problems: Problems) ->
             if type(value) is not str or len(value) > FIELD_LIMIT:
                 problems.add((*where, key, name), f"expected a string, got {short_repr(value)}")
                 continue
-            found.append(f"{key}:{name}={value}")
+            if value.strip().lower() not in PLACEHOLDER_FINGERPRINTS:
+                found.append(f"{key}:{name}={value}")
     return tuple(sorted(found))
 
 
