@@ -55,10 +55,18 @@ def test_unsupported_sarif_version_is_named(work: Path) -> None:
     refused(work, report, "$.version: unsupported SARIF version", "SARIF 2.1.0")
 
 
-def test_html_error_page_is_named(work: Path) -> None:
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><body>502 Bad Gateway</body></html>",
+        "<!DOCTYPE html>\n<html><head><title>ZAP Scanning Report</title></head></html>",
+        "\n<!doctype html><html lang=en><meta charset=utf-8><p>Not Found",
+    ],
+)
+def test_html_error_page_is_named(work: Path, page: str) -> None:
     report = work / "zap.xml"
-    report.write_text("<html><body>502 Bad Gateway</body></html>")
-    refused(work, report, "XML with root element <html>")
+    report.write_text(page)
+    refused(work, report, "looks like an HTML page")
 
 
 def test_other_json_lists_what_it_found(work: Path) -> None:

@@ -207,7 +207,14 @@ def test_live_bandit_scan_is_ingested(work: Path, tmp_path: Path) -> None:
     rules = {f["rule"] for f in case["findings"]}
     assert {"B602", "B307", "B301", "B105", "B104", "B324"} <= rules
     assert all(f["location"]["path"] == "vulnerable_app/app.py" for f in case["findings"])
-    assert all(f["kind"] == "code" for f in case["findings"])
+    kinds = {f["rule"]: f["kind"] for f in case["findings"]}
+    assert kinds.pop("B105") == "secret"  # a hard-coded password: masked like any secret
+    assert set(kinds.values()) == {"code"}
+    repo = cases_repo(work)
+    assert "hunter2" in (SAMPLES / "vulnerable_app/app.py").read_text()
+    assert "hunter2" not in (repo / CASE).read_text()
+    assert "hunter2" not in (repo / "cases/github/acme/shop/pr-42/raw/bandit.sarif").read_text()
+    assert "hunter2" not in git(repo, "log", "-p")
     assert out["counts"]["high"] >= 2
     assert case["sources"]["bandit"]["tool"] == "Bandit"
     assert case["sources"]["bandit"]["version"]

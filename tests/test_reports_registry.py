@@ -133,11 +133,20 @@ def test_zap_xml_is_detected(tmp_path: Path, data: bytes) -> None:
 
 def test_other_xml_is_named(tmp_path: Path) -> None:
     refused(
-        write(tmp_path, b"<html><body>502 Bad Gateway</body></html>"),
-        "XML with root element <html>",
+        write(tmp_path, b"<?xml version='1.0'?><project><dependencies/></project>"),
+        "XML with root element <project>",
         "OWASP ZAP",
     )
-    refused(write(tmp_path, b"<html><body>cut"), "invalid XML")
+    refused(write(tmp_path, b"<OWASPZAPReport><site>cut"), "invalid XML")
+
+
+def test_html_pages_are_named_whatever_their_start(tmp_path: Path) -> None:
+    for page in (
+        b"<html><body>502 Bad Gateway</body></html>",
+        b"<html><body>cut",
+        b"\xef\xbb\xbf <!-- proxy --> <!DOCTYPE HTML PUBLIC '-//W3C//DTD HTML 4.01//EN'><html>",
+    ):
+        refused(write(tmp_path, page), "looks like an HTML page")
 
 
 def test_xml_with_a_forced_json_format_is_refused(tmp_path: Path) -> None:

@@ -179,6 +179,45 @@ def test_uri_base_ids_resolve_to_repository_paths() -> None:
     assert finding.location.start_line == 15
 
 
+@pytest.mark.parametrize(
+    ("root", "uri", "path"),
+    [
+        ("file:///w/my%20repo/", "file:///w/my repo/src/a%25b.py", "src/a%b.py"),
+        ("file:///w/my repo/", "file:///w/my%20repo/src/a.py", "src/a.py"),
+        ("file:///w/my%20repo", "file:///w/my%20repo/src/a.py", "src/a.py"),
+        ("file:///w/my%20repo/", "src/a%20b.py", "src/a b.py"),
+    ],
+)
+def test_absolute_uris_under_the_root_in_any_percent_encoding(
+    root: str, uri: str, path: str
+) -> None:
+    doc = minimal()
+    results(doc)[0]["locations"][0]["physicalLocation"]["artifactLocation"] = {
+        "uri": uri,
+        "uriBaseId": "SRCROOT",
+    }
+    doc["runs"][0]["originalUriBaseIds"] = {"SRCROOT": {"uri": root}}
+    (finding,) = parse_doc(doc).findings
+    assert finding.location is not None and finding.location.path == path
+
+
+def test_dast_results_at_urls_are_located_by_url_without_query_values() -> None:
+    def zap_log(uri: str) -> dict[str, Any]:
+        doc = minimal(message={"text": "Cross Site Scripting (Reflected)"})
+        doc["runs"][0]["tool"]["driver"]["name"] = "ZAP"
+        location = results(doc)[0]["locations"][0]["physicalLocation"]
+        location["artifactLocation"] = {"uri": uri}
+        del location["region"]
+        return doc
+
+    (finding,) = parse_doc(zap_log("https://shop.example.com/search?q=s3cr3t&page=2")).findings
+    assert finding.kind is Kind.DAST
+    assert finding.location is not None and finding.location.path is None
+    assert finding.location.url == "https://shop.example.com/search?q=&page="
+    (again,) = parse_doc(zap_log("https://shop.example.com/search?q=other&page=3")).findings
+    assert again.id == finding.id  # other query values: the same finding
+
+
 def test_absolute_uris_under_the_working_directory_become_relative() -> None:
     # bash-report.sarif: file:///home/damien/dd/... with workingDirectory file:///home/damien/dd
     report = parse(FIXTURES / "bash-report.sarif")
@@ -198,12 +237,17 @@ def test_accepted_suppressions_are_kept_but_marked() -> None:
     ("suppressions", "suppressed"),
     [
         ([{"kind": "inSource"}], True),
-        ([{"kind": "external", "state": "accepted"}], True),
-        ([{"kind": "external", "state": "underReview"}], False),
+        ([{"kind": "external", "status": "accepted"}], True),
+        ([{"kind": "external", "status": "underReview"}], False),
+        ([{"kind": "external", "status": "rejected"}], False),
         (
-            [{"kind": "external", "state": "accepted"}, {"kind": "inSource", "state": "rejected"}],
+            [
+                {"kind": "external", "status": "accepted"},
+                {"kind": "inSource", "status": "rejected"},
+            ],
             False,
         ),
+        ([{"kind": "external", "state": "underReview"}], False),
         ([], False),
     ],
 )
@@ -225,6 +269,38 @@ def test_secret_text_is_masked_in_the_stored_log() -> None:
     assert location["region"]["startLine"] == 13  # rule, path and line stay
     assert location["artifactLocation"]["uri"].endswith("_vuln.json")
     assert all("AKIA" not in f.title and "AKIA" not in f.rule for f in report.findings)
+
+
+def test_build_credentials_in_invocations_never_reach_the_stored_log() -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [
+        {
+            "executionSuccessful": True,
+            "commandLine": "scanner --api-key=s3cr3t-a --out x.sarif --token 's3cr3t b' .",
+            "arguments": ["--password", "s3cr3t-c", "--auth-token=s3cr3t-d", "--out", "x.sarif"],
+            "environmentVariables": {"NPM_TOKEN": "s3cr3t-e", "HOME": "/home/ci"},
+        }
+    ]
+    report = parse_doc(doc)
+    assert b"s3cr3t" not in report.raw
+    (invocation,) = json.loads(report.raw)["runs"][0]["invocations"]
+    assert invocation["environmentVariables"] == {"NPM_TOKEN": MASK, "HOME": MASK}
+    assert invocation["commandLine"] == f"scanner --api-key={MASK} --out x.sarif --token {MASK} ."
+    assert invocation["arguments"] == [
+        "--password",
+        MASK,
+        f"--auth-token={MASK}",
+        "--out",
+        "x.sarif",
+    ]
+    assert parse_bytes(report.raw, origin="again.sarif").findings == report.findings
+
+
+def test_a_log_without_build_credentials_is_stored_as_it_is() -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [{"executionSuccessful": True, "commandLine": "scan --out x ."}]
+    data = json.dumps(doc).encode()
+    assert parse_bytes(data, origin="mem.sarif").raw == data
 
 
 def test_trivy_secret_rule_masks_only_secret_results() -> None:
@@ -304,6 +380,25 @@ def test_ids_are_stable_across_scanner_versions() -> None:
         assert after.tool_version == "99.1.0"
 
 
+@pytest.mark.parametrize(
+    ("times", "scanned_at"),
+    [
+        ({"endTimeUtc": "2021-03-23T01:10:48.123+01:00"}, "2021-03-23T00:10:48Z"),
+        ({"endTimeUtc": "2021-03-23T00:10:48"}, "2021-03-23T00:10:48Z"),  # SARIF times are UTC
+        (
+            {"endTimeUtc": "not a date", "startTimeUtc": "2021-03-23T00:00:00Z"},
+            "2021-03-23T00:00:00Z",
+        ),
+        ({"endTimeUtc": "not a date"}, None),
+        ({"endTimeUtc": ""}, None),
+    ],
+)
+def test_scan_time_is_a_utc_time_or_none(times: dict[str, str], scanned_at: str | None) -> None:
+    doc = minimal()
+    doc["runs"][0]["invocations"] = [{"executionSuccessful": True, **times}]
+    assert parse_doc(doc).scanned_at == scanned_at
+
+
 def test_the_bare_line_number_is_not_the_identity() -> None:
     # no fingerprints, no snippet: rule + path + message hash, then the order in the file
     first = parse_doc(minimal())
@@ -324,6 +419,23 @@ def test_the_same_problem_twice_in_a_file_is_two_findings_kept_apart_by_order() 
     _shift_lines(doc, 5)
     results(doc).reverse()
     assert ids(parse_doc(doc)) == two
+
+
+def test_placeholder_fingerprints_do_not_identify_results() -> None:
+    # Semgrep without a login writes the same "fingerprint" on every result
+    doc = load("semgrep.sarif")
+    for result in results(doc):
+        result["fingerprints"] = {"matchBasedId/v1": "requires login"}
+    report = parse_doc(doc)
+    by_place = {(f.rule, f.location): f.id for f in report.findings}
+    assert len(by_place) == len(results(doc)) == 4
+    for dropped in range(len(results(doc))):
+        fewer = copy.deepcopy(doc)
+        del results(fewer)[dropped]
+        for finding in parse_doc(fewer).findings:
+            assert (
+                by_place[(finding.rule, finding.location)] == finding.id
+            )  # the others keep theirs
 
 
 def test_installed_version_bump_keeps_a_vulnerability() -> None:
@@ -369,6 +481,9 @@ def test_security_severity_wins_over_level(score: object, severity: Severity) ->
         (None, "note", None, Severity.LOW),
         (None, None, None, Severity.MEDIUM),
         (None, None, "review", Severity.INFO),
+        (None, "error", "review", Severity.INFO),  # the rule's default is for failures only
+        (None, "error", "informational", Severity.INFO),
+        (None, "error", "fail", Severity.HIGH),
         (None, None, "fail", Severity.MEDIUM),
     ],
 )
@@ -418,6 +533,38 @@ def test_rules_of_extensions_via_tool_component() -> None:
     assert finding.cwe == ("CWE-79",)
 
 
+@pytest.mark.parametrize(
+    "component",
+    [{"index": 1}, {"name": "pack"}, {"guid": "00000000-0000-4000-8000-000000000002"}],
+)
+def test_extensions_named_by_index_name_or_guid(component: dict[str, Any]) -> None:
+    doc = minimal(rule={"id": "X9", "index": 1, "toolComponent": component})
+    del results(doc)[0]["ruleId"]
+    doc["runs"][0]["tool"]["extensions"] = [
+        {"name": "other", "guid": "00000000-0000-4000-8000-000000000001", "rules": []},
+        {
+            "name": "pack",
+            "guid": "00000000-0000-4000-8000-000000000002",
+            "rules": [{"id": "X8"}, {"id": "X9", "shortDescription": {"text": "From the pack"}}],
+        },
+    ]
+    (finding,) = parse_doc(doc).findings
+    assert (finding.rule, finding.title) == ("X9", "From the pack")
+
+
+def test_the_driver_named_by_a_tool_component_reference() -> None:
+    doc = minimal(rule={"id": "R1", "index": 0, "toolComponent": {"name": "Scanner"}})
+    doc["runs"][0]["tool"]["driver"]["rules"][0]["shortDescription"] = {"text": "Driver rule"}
+    doc["runs"][0]["tool"]["extensions"] = [{"name": "pack", "rules": []}]
+    (finding,) = parse_doc(doc).findings
+    assert finding.title == "Driver rule"
+
+
+def test_a_tool_component_reference_to_no_component_is_refused() -> None:
+    doc = minimal(rule={"id": "R1", "index": 0, "toolComponent": {"name": "missing"}})
+    refused(doc, "$.runs[0].results[0].rule.toolComponent.name", "names neither the driver")
+
+
 def test_message_strings_are_filled_in() -> None:
     report = parse(FIXTURES / "appendix_k2.sarif")
     assert report.findings[0].title == 'Variable "count" was used without being initialized.'
@@ -428,6 +575,54 @@ def test_secret_titles_never_come_from_the_message() -> None:
     doc["runs"][0]["tool"]["driver"]["name"] = "gitleaks"
     (finding,) = parse_doc(doc).findings
     assert finding.kind is Kind.SECRET and "ghp_" not in finding.title
+
+
+def test_a_secret_result_without_a_rule_id_never_takes_its_rule_from_the_message() -> None:
+    doc = minimal(message={"text": "found ghp_secretsecretsecret in the history"})
+    del results(doc)[0]["ruleId"]
+    doc["runs"][0]["tool"]["driver"] = {"name": "gitleaks", "rules": [{"id": "GitHub Token"}]}
+    (finding,) = parse_doc(doc).findings
+    assert finding.rule == "unknown-rule"
+
+
+class _NoScan(dict[str, Any]):
+    def __iter__(self) -> Any:
+        raise AssertionError("every rule id tested against every message: quadratic")
+
+
+def test_the_rule_a_message_names_is_looked_up_not_scanned_for() -> None:
+    from securecase.reports.sarif import _rule_named_in
+    from securecase.reports.sarif_fields import Problems
+    from securecase.reports.sarif_run import Run
+
+    rules = [{"id": "AWS"}, {"id": "AWS Access Key"}, {"id": "GitHub Token"}]
+    run = Run({"tool": {"driver": {"name": "gitleaks", "rules": rules}}}, 0, Problems())
+    run.rules_by_id = _NoScan(run.rules_by_id)
+    assert _rule_named_in("AWS Access Key secret detected", run, secret=True) == "AWS Access Key"
+    assert _rule_named_in("AWS key", run, secret=True) == "AWS"
+    assert _rule_named_in("Slack token", run, secret=True) is None
+    assert _rule_named_in("Slack token\nmore", run, secret=False) == "Slack token"
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"tags": ["security", "external/cwe/cwe-259"]},  # Bandit B105
+        {"cwe": "CWE-798: Use of Hard-coded Credentials"},  # njsscan, Semgrep
+        {"tags": ["external/cwe/cwe-321"]},
+    ],
+)
+def test_hard_coded_credentials_are_secrets_whatever_the_tool(properties: dict[str, Any]) -> None:
+    doc = minimal(message={"text": "Possible hardcoded password: 'hunter2'"})
+    doc["runs"][0]["tool"]["driver"]["rules"][0].update(name="hardcoded_password_string")
+    doc["runs"][0]["tool"]["driver"]["rules"][0]["properties"] = properties
+    region = results(doc)[0]["locations"][0]["physicalLocation"]["region"]
+    region["snippet"] = {"text": 'DATABASE_PASSWORD = "hunter2"'}
+    report = parse_doc(doc)
+    (finding,) = report.findings
+    assert finding.kind is Kind.SECRET
+    assert finding.title == "hardcoded_password_string"
+    assert b"hunter2" not in report.raw
 
 
 # --------------------------------------------------------------------------- malformed logs
@@ -499,6 +694,21 @@ def test_absurd_nesting_names_the_path() -> None:
         parse_bytes(data.encode(), origin="deep.sarif")
     assert "nested too deeply" in str(info.value)
     assert "$.runs[0].results[0].properties.x.x" in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [300, 600, 900])
+def test_absurd_nesting_in_a_secret_log_names_the_path(depth: int) -> None:
+    # deep enough to decode, too deep to mask and store: refused, never a crash
+    doc = minimal(stacks="DEEP")
+    doc["runs"][0]["tool"]["driver"]["name"] = "gitleaks"
+    data = json.dumps(doc).replace('"DEEP"', "[" * depth + "]" * depth, 1)
+    try:
+        report = parse_bytes(data.encode(), origin="deep.sarif")
+    except ReportError as error:
+        assert "nested too deeply" in str(error)
+        assert "$.runs[0].results[0].stacks[0][0]" in str(error)
+    else:
+        assert MASK.encode() in report.raw
 
 
 # --------------------------------------------------------------------------- properties

@@ -161,6 +161,22 @@ def test_instances_are_capped_and_counted() -> None:
     assert finding.instances == tuple(sorted(finding.instances, key=lambda i: i.uri or ""))
 
 
+def test_alerts_of_one_id_on_one_site_count_their_instances_once() -> None:
+    # older reports list one alert item per variant, without alertRef: one finding
+    def uris(*paths: str) -> list[dict[str, str]]:
+        return [{"uri": f"https://shop.example.com/{p}", "method": "GET"} for p in paths]
+
+    doc = zap_json(alertRef=None, instances=uris("a", "b"))
+    alerts = doc["site"][0]["alerts"]
+    alerts.append({**alerts[0], "riskcode": "2", "instances": uris("b", "c")})
+    alerts.append({**alerts[0], "instances": uris(*(f"p{i}" for i in range(30)))})
+    (finding,) = parse_doc(doc).findings
+    assert finding.instance_count == 33
+    assert len(finding.instances) == INSTANCE_LIMIT
+    assert finding.instances[0].uri == "https://shop.example.com/a"  # sorted over all alerts
+    assert finding.severity is Severity.HIGH
+
+
 def test_without_requests_and_responses() -> None:
     # reports written without request/response bodies still name instances
     data = json.loads((FIXTURES / "owasp_zap.json").read_bytes())
@@ -235,6 +251,28 @@ def test_query_values_never_reach_an_instance(pairs: list[tuple[str, str]]) -> N
     kept = parse_qsl(urlsplit(instance.uri).query, keep_blank_values=True)
     assert [name for name, _ in kept] == [name for name, _ in pairs]
     assert all(value == "" for _, value in kept)
+
+
+def test_credentials_and_session_ids_in_uris_never_reach_the_case_or_the_stored_report() -> None:
+    uri = "https://alice:s3cr3t-pw@shop.example.com/cart;jsessionid=S3CR3T-SID/view?id=7#s3cr3t"
+    report = parse_doc(zap_json(instances=[{"uri": uri, "method": "GET"}]))
+    (instance,) = report.findings[0].instances
+    assert instance.uri == "https://shop.example.com/cart;jsessionid=/view?id="
+    assert b"s3cr3t" not in report.raw.lower()
+
+
+def test_xml_nested_too_deeply_to_store_is_refused_with_its_path() -> None:
+    deep = "<x>" * 5000 + "</x>" * 5000
+    xml = (
+        "<?xml version='1.0'?><OWASPZAPReport version='2.14.0'><site name='https://shop'>"
+        "<alerts><alertitem><pluginid>1</pluginid><alert>a</alert><riskcode>1</riskcode>"
+        "<instances><instance><uri>https://shop/a?sid=s3cr3t</uri></instance></instances>"
+        f"{deep}</alertitem></alerts></site></OWASPZAPReport>"
+    )
+    with pytest.raises(ReportError) as info:
+        parse_bytes(xml.encode(), origin="deep.xml")
+    assert "nested too deeply" in str(info.value)
+    assert "/OWASPZAPReport/site/alerts/alertitem/x/x" in str(info.value)
 
 
 SECRET_TRAFFIC = {

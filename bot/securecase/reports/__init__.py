@@ -10,6 +10,7 @@ with a message saying what it looks like.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ def parse_bytes(
         check_source_name(source, origin)
     chosen = None if fmt is None else _format(fmt)
     if first_significant_byte(data) == ord("<"):
+        if _looks_like_html(data):
+            raise ReportError(
+                f"{origin}: looks like an HTML page, not a scanner report",
+                hint="often an error page saved in place of the report (a proxy, an expired "
+                "artifact link) or ZAP's HTML report (-r); " + SUPPORTED_HINT,
+            )
         if chosen not in (None, ReportFormat.ZAP):
             raise ReportError(
                 f"{origin}: looks like XML, not a {chosen.value} report (--format {chosen.value})",
@@ -77,6 +84,16 @@ def parse_bytes(
     if chosen is None:
         chosen = detect(document, origin=origin)
     return PARSERS[chosen](origin, data, document, source)
+
+
+_HTML_START = re.compile(rb"\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+
+
+def _looks_like_html(data: bytes) -> bool:
+    """True when the bytes start (after a BOM, blanks and comments) like an HTML page: its
+    doctype would be refused as a DTD and its void tags as broken XML, naming neither."""
+    start = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    return _HTML_START.match(start[:4096]) is not None
 
 
 def _format(fmt: ReportFormat | str) -> ReportFormat:

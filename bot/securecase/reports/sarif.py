@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from securecase.errors import ReportError
 from securecase.models import (
@@ -28,15 +29,18 @@ from securecase.models import (
 from securecase.reports import sarif_fields as fields
 from securecase.reports import sarif_meta as meta
 from securecase.reports.jsonload import (
+    NESTING_SHOWN,
     check_source_name,
+    nesting_path,
     paused_gc,
     problems_error,
     short_repr,
     type_name,
 )
 from securecase.reports.sarif_fields import Problems, Where
-from securecase.reports.sarif_mask import masked_copy
-from securecase.reports.sarif_run import Run, tool_slug
+from securecase.reports.sarif_mask import mask_invocations, masked_copy
+from securecase.reports.sarif_run import WEB_SCHEMES, Run, tool_slug
+from securecase.reports.zap import without_query_values
 
 SUPPORTED_VERSION = "2.1.0"
 REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
@@ -57,6 +61,9 @@ _TRIVY_RULE_KINDS: Mapping[str, Kind] = {
     "Secret": Kind.SECRET,
 }
 _TRIVY_SKIPPED_RULES = frozenset({"License"})
+#: Hard-coded password, cryptographic key, credentials: the result's text quotes a secret, so
+#: whatever tool found it (Bandit B105, njsscan, CodeQL, Semgrep), it is a secret finding.
+_CREDENTIAL_CWES = frozenset({"CWE-259", "CWE-321", "CWE-798"})
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 
@@ -133,9 +140,17 @@ def _result(
     prints = fields.fingerprints(result, where, problems)
     if len(problems.items) != before:
         return None, kind is Kind.SECRET
-    rule_id = rule_id or _rule_named_in(message, run) or "unknown-rule"
+    url = None
+    if path is not None and urlsplit(path).scheme in WEB_SCHEMES:
+        # a DAST result at a tested URL: its query values may be tokens and vary per scan
+        url, path = without_query_values(path)[: fields.FIELD_LIMIT], None
     rule_props = meta.properties(rule)
     result_props = meta.properties(result)
+    cwe = meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props))
+    if kind is Kind.CODE and _CREDENTIAL_CWES.intersection(cwe):
+        kind = Kind.SECRET
+    rule_id = rule_id or _rule_named_in(message, run, secret=kind is Kind.SECRET)
+    rule_id = rule_id or "unknown-rule"
     score = meta.security_severity(rule_props)
     if score is None:
         score = meta.security_severity(result_props)
@@ -149,12 +164,13 @@ def _result(
         identity: tuple[str, ...] = ("vuln", tool, rule_id, package.name)
         order: tuple[Any, ...] = ()
     else:
+        place = path or url or ""
         if prints:
-            identity = ("fp", tool, rule_id, path or "", *prints)
+            identity = ("fp", tool, rule_id, place, *prints)
         else:
             anchor = snippet if snippet is not None else message
             digest = hashlib.sha256(" ".join(anchor.split()).encode("utf-8", "replace"))
-            identity = ("loc", tool, rule_id, path or "", digest.hexdigest())
+            identity = ("loc", tool, rule_id, place, digest.hexdigest())
         # Equal identities at different places are told apart by their order in the file,
         # which a line shift above them does not change; the same place twice is one finding.
         order = (start or 0, end or start or 0)
@@ -166,11 +182,13 @@ def _result(
         severity=severity,
         title=title,
         package=package,
-        location=Location(path=path, start_line=start, end_line=end) if location_obj else None,
+        location=Location(path=path, start_line=start, end_line=end, url=url)
+        if location_obj
+        else None,
         cvss=score,
         suppressed=suppressed,
         confidence=meta.confidence(rule_props, result_props),
-        cwe=meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props)),
+        cwe=cwe,
     )
     return (identity, order, finding), kind is Kind.SECRET
 
@@ -205,13 +223,14 @@ def _location(
     return path is not None or start is not None, path, start, end, snippet
 
 
-def _rule_named_in(message: str, run: Run) -> str | None:
+def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
     """For results without a rule id (gitleaks 7): the longest rule id the message starts
-    with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start."""
-    named = [rule_id for rule_id in run.rules_by_id if message.startswith(rule_id)]
-    if named:
-        return max(named, key=len)
-    return fields.clip(message.split("\n", 1)[0].strip(), 200)
+    with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start —
+    but never for a secret, whose message may quote the secret."""
+    for length in run.rule_id_lengths:
+        if length <= len(message) and message[:length] in run.rules_by_id:
+            return message[:length]
+    return None if secret else fields.clip(message.split("\n", 1)[0].strip(), 200)
 
 
 # --------------------------------------------------------------------------- the parser
@@ -263,6 +282,7 @@ def _parse(origin: str, data: bytes, document: object, source: str | None) -> Re
         raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
 
     findings = _identified(source, candidates)
+    build_secrets = mask_invocations(doc)
     first = runs[0] if runs else None
     run_docs = doc["runs"]
     return Report(
@@ -275,10 +295,26 @@ def _parse(origin: str, data: bytes, document: object, source: str | None) -> Re
         artifact_type=None,
         image_digest=_image_digest(run_docs[0]) if first else None,
         findings=findings,
-        raw=masked_copy(doc, masked) if masked else data,
+        raw=_masked_raw(origin, data, doc, masked) if masked or build_secrets else data,
         raw_suffix=".sarif",
         path=origin,
     )
+
+
+def _masked_raw(
+    origin: str, data: bytes, doc: dict[str, Any], masked: set[tuple[int, int]]
+) -> bytes:
+    """The log to store, its secret results masked; a log nested too deeply for masking and
+    re-serializing (hundreds of levels, which no scanner writes) is refused with the path."""
+    try:
+        return masked_copy(doc, masked)
+    except RecursionError:
+        where = nesting_path(data.decode("utf-8", "replace"), NESTING_SHOWN)
+        raise ReportError(
+            f"{origin}: JSON nested too deeply to be a scanner report"
+            + (f" at {where}" if where else ""),
+            hint=REPORT_HINT,
+        ) from None
 
 
 def _identified(
@@ -346,8 +382,9 @@ def _scanned_at(runs: list[Any]) -> str | None:
                 continue
             for key in ("endTimeUtc", "startTimeUtc"):
                 value = invocation.get(key)
-                if isinstance(value, str) and 0 < len(value) <= 64:
-                    return fields.utc(value)
+                moment = fields.utc(value) if isinstance(value, str) and len(value) <= 64 else None
+                if moment is not None:
+                    return moment
     return None
 
 

@@ -121,7 +121,9 @@ def level(
     where: Where,
     problems: Problems,
 ) -> str:
-    """The result's level: its own, else the rule's default, else by kind (SARIF's defaults)."""
+    """The result's level: its own, else SARIF's defaults (§3.27.10): ``none`` for a result
+    whose kind is not ``fail`` (the rule's default level applies to failures only), else the
+    rule's default, else ``warning``."""
     value = result.get("level")
     if value is not None:
         if value in _LEVELS:
@@ -130,18 +132,21 @@ def level(
             (*where, "level"), f"expected one of {', '.join(_LEVELS)}, got {short_repr(value)}"
         )
         return "warning"
+    if kind is not None and kind != "fail":
+        return "none"
     config = rule.get("defaultConfiguration")
     default = config.get("level") if isinstance(config, dict) else None
     if default in _LEVELS:
         return str(default)
-    if kind is not None and kind != "fail":
-        return "none"
     return "warning"
 
 
 def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> bool:
-    """True when the result has suppressions and all of them are accepted (absent state
-    means accepted); one under review or rejected keeps the result active."""
+    """True when the result has suppressions and all of them are accepted (an absent
+    ``status`` means accepted); one under review or rejected keeps the result active.
+
+    SARIF 2.1.0 names the member ``status``; ``state`` (a pre-release draft's name) is read
+    too, so a suppression either calls not accepted keeps the result active."""
     entries = array(result, "suppressions", where, problems)
     if not entries:
         return False
@@ -151,14 +156,21 @@ def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> b
                 (*where, "suppressions", index), f"expected an object, got {type_name(entry)}"
             )
             return False
-        state = entry.get("state")
-        if state is not None and state != "accepted":
-            return False
+        for key in ("status", "state"):
+            status = entry.get(key)
+            if status is not None and status != "accepted":
+                return False
     return True
 
 
+#: Fingerprint values that identify nothing: Semgrep run without a login writes this one
+#: on every result. Such values are ignored, so the snippet or message identifies the result.
+PLACEHOLDER_FINGERPRINTS = frozenset({"requires login"})
+
+
 def fingerprints(result: Mapping[str, Any], where: Where, problems: Problems) -> tuple[str, ...]:
-    """``name=value`` for every (partial) fingerprint, sorted; empty when there are none."""
+    """``name=value`` for every (partial) fingerprint, sorted; empty when there are none
+    (placeholders such as Semgrep's ``requires login`` do not count)."""
     found: list[str] = []
     for key in ("fingerprints", "partialFingerprints"):
         table = obj(result, key, where, problems)
@@ -166,7 +178,8 @@ def fingerprints(result: Mapping[str, Any], where: Where, problems: Problems) ->
             if type(value) is not str or len(value) > FIELD_LIMIT:
                 problems.add((*where, key, name), f"expected a string, got {short_repr(value)}")
                 continue
-            found.append(f"{key}:{name}={value}")
+            if value.strip().lower() not in PLACEHOLDER_FINGERPRINTS:
+                found.append(f"{key}:{name}={value}")
     return tuple(sorted(found))
 
 
@@ -183,12 +196,14 @@ def title(value: str) -> str:
     return clip(text, TITLE_LIMIT) or ""
 
 
-def utc(value: str) -> str:
-    """An ISO 8601 time with an offset as ``YYYY-MM-DDTHH:MM:SSZ``; anything else unchanged."""
+def utc(value: str) -> str | None:
+    """An ISO 8601 time as ``YYYY-MM-DDTHH:MM:SSZ`` (SARIF's times are UTC, so one without an
+    offset is taken as UTC); None for anything else, which must not become the scan's time:
+    case times are compared as strings, so 'not a date' would outrank every later scan."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return value
+        return None
     if moment.tzinfo is None:
-        return value
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Set
 from typing import Any
 
@@ -57,3 +58,60 @@ def _masked(value: Any) -> Any:
     if isinstance(value, str):  # any other text may quote the secret
         return value if len(value) <= 200 and " " not in value else MASK
     return value
+
+
+#: A command-line option whose value is a credential: ``--token=X``, ``--password X``.
+_SECRET_OPTION = re.compile(
+    r"(?i)(-{1,2}[\w.-]*(?:token|passw(?:or)?d|secret|api[-_]?key|auth|credential)[\w.-]*)"
+    r"(=|\s+)(\"[^\"]*\"|'[^']*'|\S+)"
+)
+_SECRET_FLAG = re.compile(
+    r"(?i)-{1,2}[\w.-]*(?:token|passw(?:or)?d|secret|api[-_]?key|auth|credential)[\w.-]*\Z"
+)
+
+
+def mask_invocations(doc: dict[str, Any]) -> bool:
+    """Mask what a run's invocations may carry of the build's credentials: every value of
+    ``environmentVariables`` (CI secrets are often environment variables; the names stay)
+    and the values of credential options in ``commandLine`` and ``arguments``. Mutates
+    ``doc``; True when anything changed."""
+    changed = False
+    for run in doc["runs"]:
+        invocations = run.get("invocations") if isinstance(run, dict) else None
+        for invocation in invocations if isinstance(invocations, list) else ():
+            if not isinstance(invocation, dict):
+                continue
+            variables = invocation.get("environmentVariables")
+            if isinstance(variables, dict) and any(v != MASK for v in variables.values()):
+                invocation["environmentVariables"] = dict.fromkeys(variables, MASK)
+                changed = True
+            command = invocation.get("commandLine")
+            if isinstance(command, str):
+                masked = _SECRET_OPTION.sub(rf"\1\2{MASK}", command)
+                if masked != command:
+                    invocation["commandLine"] = masked
+                    changed = True
+            arguments = invocation.get("arguments")
+            if isinstance(arguments, list):
+                masked_arguments = _masked_arguments(arguments)
+                if masked_arguments != arguments:
+                    invocation["arguments"] = masked_arguments
+                    changed = True
+    return changed
+
+
+def _masked_arguments(arguments: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    after_flag = False
+    for argument in arguments:
+        if not isinstance(argument, str):
+            out.append(argument)
+            after_flag = False
+            continue
+        if after_flag:
+            out.append(MASK)
+            after_flag = False
+            continue
+        out.append(_SECRET_OPTION.sub(rf"\1\2{MASK}", argument))
+        after_flag = _SECRET_FLAG.match(argument) is not None
+    return out

@@ -6,7 +6,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from securecase.models import Kind
 from securecase.reports import sarif_fields as fields
@@ -19,6 +19,8 @@ _SLUG = re.compile(r"[^a-z0-9._-]+")
 SECRET_TOOLS = frozenset(
     {"gitleaks", "trufflehog", "detect-secrets", "ggshield", "secretlint", "talisman", "kingfisher"}
 )
+#: Dynamic scanners: their results are located at the URLs they tested.
+DAST_TOOLS = frozenset({"zap", "owasp-zap", "zaproxy", "nuclei"})
 IAC_TOOLS = frozenset(
     {
         "checkov",
@@ -38,6 +40,9 @@ IAC_TOOLS = frozenset(
 #: Trivy's SARIF rule names say what each rule is about.
 
 
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
 def tool_slug(name: str) -> str:
     """A tool name as a source slot name: ``Shell Script Analysis`` → ``shell-script-analysis``."""
     return _SLUG.sub("-", name.lower()).strip("-._")[:63].rstrip("-._")
@@ -49,11 +54,13 @@ class Run:
     __slots__ = (
         "artifacts",
         "bases",
+        "component_ids",
         "components",
         "cwes_of_rule",
         "index",
         "kind",
         "paths",
+        "rule_id_lengths",
         "rules_by_id",
         "tool",
         "workdir",
@@ -69,19 +76,26 @@ class Run:
         self.components: list[list[Any]] = [
             fields.array(driver, "rules", (*where, "tool", "driver"), problems)
         ]
+        # (guid, name) of the driver and of each extension, for references that name them
+        self.component_ids: list[tuple[object, object]] = [(driver.get("guid"), name)]
         extensions = fields.array(tool, "extensions", (*where, "tool"), problems)
         for e_index, extension in enumerate(extensions):
             e_where: Where = (*where, "tool", "extensions", e_index)
             if not isinstance(extension, dict):
                 problems.add(e_where, f"expected an object, got {type_name(extension)}")
                 self.components.append([])
+                self.component_ids.append((None, None))
                 continue
             self.components.append(fields.array(extension, "rules", e_where, problems))
+            self.component_ids.append((extension.get("guid"), extension.get("name")))
         self.rules_by_id: dict[str, dict[str, Any]] = {}
         for component in reversed(self.components):  # the driver's rules win over extensions'
             for rule in component:
                 if isinstance(rule, dict) and isinstance(rule.get("id"), str):
                     self.rules_by_id[rule["id"]] = rule
+        #: the lengths of the rule ids, longest first: a message's prefixes of these lengths
+        #: are looked up instead of testing every rule id against every message
+        self.rule_id_lengths = sorted({len(rule_id) for rule_id in self.rules_by_id}, reverse=True)
         self.artifacts = fields.array(run, "artifacts", where, problems)
         bases = fields.obj(run, "originalUriBaseIds", where, problems) or {}
         self.bases: dict[str, Any] = bases
@@ -115,17 +129,11 @@ class Run:
             if "index" in reference:
                 rule_index, index_where = reference["index"], (*where, "rule", "index")
             tool_component = reference.get("toolComponent")
-            if isinstance(tool_component, dict) and "index" in tool_component:
-                c_index = tool_component["index"]
-                c_where: Where = (*where, "rule", "toolComponent", "index")
-                if type(c_index) is not int or not 0 <= c_index < len(self.components) - 1:
-                    problems.add(
-                        c_where,
-                        f"{short_repr(c_index)} does not name one of the run's "
-                        f"{len(self.components) - 1} tool extensions",
-                    )
+            if isinstance(tool_component, dict):
+                found_component = self._component(tool_component, where, problems)
+                if found_component is None:
                     return rule_id, {}
-                component = c_index + 1
+                component = found_component
         metadata: dict[str, Any] = {}
         if rule_index is not None and rule_index != -1:
             rules = self.components[component]
@@ -146,6 +154,36 @@ class Run:
         if rule_id is None and isinstance(metadata.get("id"), str):
             rule_id = metadata["id"]
         return rule_id, metadata
+
+    def _component(self, reference: dict[str, Any], where: Where, problems: Problems) -> int | None:
+        """The component a ``toolComponentReference`` names (0 the driver, else 1 + the
+        extension's index): by ``index`` into the extensions, else by ``guid``, else by
+        ``name``; None (a problem) when it names none of them."""
+        c_where: Where = (*where, "rule", "toolComponent")
+        if "index" in reference:
+            c_index = reference["index"]
+            if type(c_index) is not int or not 0 <= c_index < len(self.components) - 1:
+                problems.add(
+                    (*c_where, "index"),
+                    f"{short_repr(c_index)} does not name one of the run's "
+                    f"{len(self.components) - 1} tool extensions",
+                )
+                return None
+            return c_index + 1
+        for position, key in ((0, "guid"), (1, "name")):
+            wanted = reference.get(key)
+            if wanted is None:
+                continue
+            for component, ids in enumerate(self.component_ids):
+                if ids[position] == wanted:
+                    return component
+            problems.add(
+                (*c_where, key),
+                f"{short_repr(wanted)} names neither the driver nor one of the run's "
+                f"{len(self.components) - 1} tool extensions",
+            )
+            return None
+        return 0
 
     def path(self, location: dict[str, Any], where: Where, problems: Problems) -> str | None:
         """The artifact's path relative to the scanned repository, when the log says."""
@@ -178,6 +216,8 @@ def tool_kind(slug: str) -> Kind:
         return Kind.SECRET
     if slug in IAC_TOOLS:
         return Kind.MISCONFIGURATION
+    if slug in DAST_TOOLS:
+        return Kind.DAST
     return Kind.CODE
 
 
@@ -221,9 +261,15 @@ def relative_path(
         root = root if root.endswith("/") else root + "/"
         if uri.startswith(root):
             uri = uri[len(root) :]
+        else:  # the same root spelled with other percent-encoding ("my%20repo", "my repo")
+            decoded, decoded_root = unquote(uri), unquote(root)
+            if decoded.startswith(decoded_root):
+                uri = quote(decoded[len(decoded_root) :], safe="/")
     for prefix in prefixes:
         uri = prefix.rstrip("/") + "/" + uri if prefix else uri
     split = urlsplit(uri)
+    if split.scheme in WEB_SCHEMES:
+        return uri  # a tested URL (DAST), not a file: kept as it is, made a location URL
     path = split.path if split.scheme == "file" else uri
     path = unquote(path)
     if split.scheme != "file" and split.scheme:

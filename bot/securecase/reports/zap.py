@@ -8,8 +8,9 @@ with defusedxml: a DTD or entity declaration (billion laughs, external entities)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -137,7 +138,7 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
                 )
             alerts.append(_Alert(json_path(*a_where), name or "", values, tuple(listed)))
     version = document.get("@version")
-    raw = data if problems else masked_json(document, _without_query_values) or data
+    raw = data if problems else masked_json(document, without_query_values) or data
     return _report(
         origin,
         raw,
@@ -219,8 +220,32 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             )
             alerts.append(_Alert(a_where, name, values, listed))
     version = root.get("version")
-    raw = data if problems else masked_xml(root, _without_query_values) or data
+    try:
+        raw = data if problems else masked_xml(root, without_query_values) or data
+    except RecursionError:  # re-serializing the masked tree recurses once per level
+        raise ReportError(
+            f"{origin}: XML nested too deeply to be a scanner report at {_deep_path(root)}",
+            hint=REPORT_HINT,
+        ) from None
     return _report(origin, raw, alerts, problems, source, version=version, suffix=".xml")
+
+
+#: Element depth at which :func:`_deep_path` names where a document goes deep.
+_DEPTH_SHOWN = 100
+_PATH_PARTS_SHOWN = 12
+
+
+def _deep_path(root: Any) -> str:
+    """The path of the first element ``_DEPTH_SHOWN`` levels deep (found without recursion),
+    its first steps shown and the rest counted."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(root, (str(root.tag),))]
+    while stack:
+        element, steps = stack.pop()
+        if len(steps) >= _DEPTH_SHOWN:
+            shown = "/" + "/".join(steps[:_PATH_PARTS_SHOWN])
+            return f"{shown}… ({len(steps) - _PATH_PARTS_SHOWN} more levels)"
+        stack.extend((child, (*steps, str(child.tag))) for child in reversed(list(element)))
+    return "/" + str(root.tag)
 
 
 def _xml_text(element: Any) -> str | None:
@@ -244,6 +269,7 @@ def _report(
 ) -> Report:
     source = check_source_name(source or DEFAULT_SOURCE, origin)
     merged: dict[tuple[str, str], Finding] = {}
+    members: dict[tuple[str, str], list[_Alert]] = {}
     for alert in alerts:
         finding = _finding(alert, source, problems)
         if finding is None:
@@ -251,8 +277,19 @@ def _report(
         key = (finding.rule, alert.site)
         held = merged.get(key)
         merged[key] = finding if held is None else _combined(held, finding)
+        members.setdefault(key, []).append(alert)
     if problems:
         raise problems_error(origin, "invalid OWASP ZAP report", problems, hint=REPORT_HINT)
+    for key, group in members.items():
+        if len(group) > 1:  # list and count the instances of all its alerts, each once
+            everything = sorted(
+                set(_instances(r for alert in group for r in alert.instances)), key=_instance_key
+            )
+            merged[key] = replace(
+                merged[key],
+                instances=tuple(everything[:INSTANCE_LIMIT]),
+                instance_count=len(everything),
+            )
     findings = sorted(merged.values(), key=lambda f: (-f.severity.rank, f.id))
     return Report(
         format=ReportFormat.ZAP,
@@ -308,19 +345,13 @@ def _finding(alert: _Alert, source: str, problems: list[str]) -> Finding | None:
 
 
 def _combined(a: Finding, b: Finding) -> Finding:
-    """Two alerts of one id on one site (older reports without alertRef): one finding."""
-    from dataclasses import replace
-
+    """Two alerts of one id on one site (older reports without alertRef): one finding (its
+    instances are then listed from all the alerts, see :func:`_report`)."""
     worst, other = (a, b) if a.severity.rank >= b.severity.rank else (b, a)
-    instances = sorted(
-        set(a.instances) | set(b.instances), key=_instance_key
-    )  # the capped lists: the count below stays an honest lower bound
     return replace(
         worst,
         cwe=tuple(sorted(set(a.cwe) | set(b.cwe))),
         title=min(a.title, b.title) if worst.severity is other.severity else worst.title,
-        instances=tuple(instances[:INSTANCE_LIMIT]),
-        instance_count=(a.instance_count or 0) + (b.instance_count or 0),
     )
 
 
@@ -335,7 +366,7 @@ def _instances(records: Iterable[Mapping[str, str | None]]) -> Iterable[Instance
         uri = record.get("uri")
         yield Instance(
             method=(record.get("method") or None),
-            uri=_without_query_values(uri)[:FIELD_LIMIT] if uri else None,
+            uri=without_query_values(uri)[:FIELD_LIMIT] if uri else None,
             param=(record.get("param") or None),
         )
 
@@ -344,14 +375,24 @@ def _instance_key(instance: Instance) -> tuple[str, str, str]:
     return (instance.uri or "", instance.method or "", instance.param or "")
 
 
-def _without_query_values(uri: str) -> str:
-    """The URI with query parameter values and the fragment removed: values may be secrets
-    (tokens, session ids) and they vary between scans of the same problem."""
+def without_query_values(uri: str) -> str:
+    """The URI with query parameter values, path parameter values (``;jsessionid=...``),
+    user info (``user:password@``) and the fragment removed: they may be secrets (tokens,
+    session ids, credentials) and they vary between scans of the same problem."""
     try:
         split = urlsplit(uri)
     except ValueError:
-        return uri.split("?", 1)[0]
+        return _PATH_PARAMETER_VALUE.sub(r"\1", uri.split("?", 1)[0].split("#", 1)[0])
+    split = split._replace(
+        netloc=split.netloc.rpartition("@")[2],
+        path=_PATH_PARAMETER_VALUE.sub(r"\1", split.path),
+        fragment="",
+    )
     if not split.query:
-        return urlunsplit(split._replace(fragment=""))
+        return urlunsplit(split)
     names = [(name, "") for name, _ in parse_qsl(split.query, keep_blank_values=True)]
-    return urlunsplit(split._replace(query=urlencode(names), fragment=""))
+    return urlunsplit(split._replace(query=urlencode(names)))
+
+
+#: ``;name=value`` in a URI path (matrix or session parameters): the value goes.
+_PATH_PARAMETER_VALUE = re.compile(r"(;[^;/=?#]*=)[^;/?#]*")
