@@ -327,6 +327,25 @@ def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(
     ]
 
 
+def test_a_report_dated_in_the_future_does_not_make_later_scans_stale(work: Path) -> None:
+    report = json.loads(BASE_REPORT.read_text())
+    report["CreatedAt"] = "2099-01-01T00:00:00Z"  # a runner with a wrong clock
+    future = work / "future.json"
+    future.write_text(json.dumps(report))
+    code, _, err = ingest(future, *MAIN, "--commit", "c1", cwd=work, now="2027-01-01T08:00:00Z")
+    assert code == 0, err
+    path = work / "security-cases/cases/github/acme/shop/branch-main/case.yaml"
+    case = yaml.safe_load(path.read_text())
+    assert case["latest"]["scanned_at"] == "2027-01-01T08:00:00Z"  # when it was received
+    report["CreatedAt"] = "2027-01-02T08:00:00Z"
+    later = work / "later.json"
+    later.write_text(json.dumps(report))
+    code, out, err = ingest(later, *MAIN, "--commit", "c2", cwd=work, now="2027-01-02T09:00:00Z")
+    assert code == 0, err
+    assert out["stale"] is False
+    assert yaml.safe_load(path.read_text())["latest"]["commit"] == "c2"
+
+
 @pytest.mark.parametrize("edited", ["a while ago", "2026-13-01T00:00:00Z", "2026-01-01"])
 def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path, edited: str) -> None:
     code, _, err = ingest(BASE_REPORT, *MAIN, cwd=work, now="2027-01-05T10:00:00Z")

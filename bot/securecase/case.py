@@ -395,9 +395,7 @@ def _same_stale(a: StaleScan, b: StaleScan) -> bool:
     return (a.commit, a.scanned_at, a.sources) == (b.commit, b.scanned_at, b.sources)
 
 
-def _next_status(
-    previous: Case | None, *, has_active: bool, appeared: bool
-) -> tuple[Status, int]:
+def _next_status(previous: Case | None, *, has_active: bool, appeared: bool) -> tuple[Status, int]:
     """The bot's transitions; any other status is a human's and stays.
 
     A RESOLVED or CLOSED case reopens only when a finding appears (or returns): a human who

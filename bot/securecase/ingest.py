@@ -201,11 +201,12 @@ def _plan(
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
     for report in parsed:
-        if report.scanned_at and _is_time(report.scanned_at):
+        if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):
             continue
-        # A report without its own timestamp (or with one that is not a time: finding ages
-        # count from it) keeps the one it got when first received, so a re-sent report
-        # changes nothing.
+        # A report without its own timestamp (or with one that is not a time, or lies in the
+        # future: finding ages count from it, and a future time would make every later scan
+        # look stale) keeps the one it got when first received, so a re-sent report changes
+        # nothing.
         before = previous.sources.get(report.source) if previous else None
         same = before is not None and before.sha256 == raw_sha[report.source]
         report_times[report.source] = before.scanned_at if same and before else received_at
@@ -273,14 +274,18 @@ def _plan(
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
 
-def _is_time(value: str) -> bool:
+def _is_time(value: str, *, not_after: str) -> bool:
+    """True for a time case.yaml accepts that is not later than ``not_after``."""
     if not _TIME_RE.match(value):
         return False
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        limit = datetime.fromisoformat(not_after.replace("Z", "+00:00"))
     except ValueError:
         return False
-    return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment <= limit
 
 
 def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool) -> bool:
