@@ -127,6 +127,8 @@ def test_annotations_only_for_findings_with_file_and_line() -> None:
         finding(3, package=Package("openssl", "1.1")),  # no location
         finding(4, location=Location(url="https://x/y")),  # DAST URL
         finding(5, location=Location(path="/k8s/a.yaml", start_line=9, end_line=2)),
+        finding(6, location=Location(path="../outside/a.tf", start_line=1)),  # not in the repo
+        finding(7, location=Location(path="src\\..\\..\\b.tf", start_line=1)),
     ]
     annotations = checkrun.annotations_for(findings)
     assert [(a.path, a.start_line, a.end_line) for a in annotations] == [

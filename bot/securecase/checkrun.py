@@ -243,6 +243,8 @@ def annotations_for(findings: Iterable[Finding]) -> tuple[Annotation, ...]:
         loc = finding.location
         if loc is None or not loc.path or not loc.start_line or loc.start_line < 1:
             continue
+        if ".." in loc.path.replace("\\", "/").split("/"):
+            continue  # outside the repository: no file of the commit to annotate
         end = loc.end_line if loc.end_line and loc.end_line >= loc.start_line else loc.start_line
         message = f"{finding.severity.value} {finding.rule}: {finding.title} [{finding.source}]"
         out.append(
