@@ -375,6 +375,41 @@ def test_scanned_file_names_cannot_inject_workflow_commands(work: Path, output: 
     assert runner_commands(proc.stdout) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("cases", "show", "github::acme::shop::PR::2"),
+        ("cases", "show", "github::acme::shop::PR::2", "--output", "yaml"),
+        ("cases", "list"),
+        ("cases", "list", "--output", "csv"),
+        ("cases", "history", "github::acme::shop::PR::2"),
+    ],
+)
+def test_reading_commands_cannot_inject_workflow_commands(
+    work: Path, command: tuple[str, ...]
+) -> None:
+    sarif = json.loads((FIXTURES / "sarif" / "semgrep.sarif").read_text())
+    for result in sarif["runs"][0]["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        location["uri"] = "src/a\n::add-mask::HIGH\n.tsx"
+    report = work / "semgrep.sarif"
+    report.write_text(json.dumps(sarif))
+    subject = ("--repo", "acme/shop", "--pr", "2", "--target-branch", "main")
+    assert run_cli("ingest", report, *subject, cwd=work).returncode in (0, 1)
+    cases = work / "security-cases"
+    case_file = cases / "cases/github/acme/shop/pr-2/case.yaml"
+    # a person's triage note may hold anything too
+    case_file.write_text(
+        case_file.read_text().replace("notes: null", 'notes: "x\\n::add-mask::notes"', 1)
+    )
+    git(cases, "-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qam", "triage")
+    proc = run_cli(*command, cwd=work, GITHUB_ACTIONS="true")
+    assert proc.returncode == 0, proc.stderr
+    assert "::add-mask::" in proc.stdout or command[1] != "show"  # printed, but inert
+    assert proc.stdout.startswith("::stop-commands::")
+    assert runner_commands(proc.stdout) == []
+
+
 def run_action_ingest_step(
     work: Path, env: dict[str, str], **inputs: str
 ) -> subprocess.CompletedProcess[str]:

@@ -305,11 +305,7 @@ def ingest(
         text = (
             render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
         )
-        if context is not None and not _stdout_is_a_file():
-            from securecase.actions_output import guard_commands
-
-            text = guard_commands(text)
-        click.echo(text)
+        _echo_text(text)
     reported = report_ingest(
         result,
         plan,
@@ -327,6 +323,20 @@ def ingest(
         traceback.print_exception(reported.internal_error)
     _warn(reported.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
+
+
+def _echo_text(text: str, *, nl: bool = True) -> None:
+    """Print text that holds scanner- or human-written parts (file names, titles, notes).
+
+    Inside GitHub Actions a line of the log starting with ``::`` is a workflow command, so
+    such text is printed with workflow commands stopped (unless stdout goes to a file).
+    """
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not _stdout_is_a_file():
+        from securecase.actions_output import guard_commands
+
+        text = guard_commands(text.rstrip("\n"))
+        nl = True
+    click.echo(text, nl=nl)
 
 
 def _stdout_is_a_file() -> bool:
@@ -396,9 +406,9 @@ def cases_list(
     if output == "json":
         _emit_json([render.case_row(c) for c in found])
     elif output == "csv":
-        click.echo(render.cases_csv(found), nl=False)
+        _echo_text(render.cases_csv(found), nl=False)
     elif found:
-        click.echo(render.cases_table(found))
+        _echo_text(render.cases_table(found))
     else:
         click.echo("no cases match", err=True)
 
@@ -417,11 +427,11 @@ def cases_show(key: str, cases_repo: str, output: str) -> None:
 
     case, data, path = find_case(cases_repo, key)
     if output == "yaml":
-        click.echo(data.decode("utf-8"), nl=False)
+        _echo_text(data.decode("utf-8"), nl=False)
     elif output == "json":
         _emit_json(case_to_dict(case))
     else:
-        click.echo(render.case_text(case, path))
+        _echo_text(render.case_text(case, path))
 
 
 @cases.command("history")
@@ -451,7 +461,7 @@ def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> Non
     if output == "json":
         _emit_json(render.history_data(history))
     else:
-        click.echo(render.history_table(history))
+        _echo_text(render.history_table(history))
 
 
 @cli.group()
@@ -574,7 +584,7 @@ def policy_diff(
     if output == "json":
         _emit_json(render.policy_diff_data(diff))
     else:
-        click.echo(render.policy_diff_text(diff))
+        _echo_text(render.policy_diff_text(diff))
     sys.exit(EXIT_BLOCK if fail_on_new_blocks and diff.new_blocks else EXIT_PASS)
 
 
