@@ -313,3 +313,25 @@ def test_traffic_secrets_never_reach_the_stored_xml_report() -> None:
     report = parse_bytes(xml, origin="zap.xml")
     assert b"s3cr3t" not in report.raw and b"GET /a HTTP/1.1" in report.raw
     assert parse_bytes(report.raw, origin="again.xml").findings == report.findings
+
+
+def test_reports_before_zap_2_8_name_the_instance_in_the_alert() -> None:
+    old_json = zap_json()
+    alert = old_json["site"][0]["alerts"][0]
+    del alert["instances"]
+    alert.update(uri="https://shop.example.com/q?term=s3cr3t", method="GET", param="term")
+    finding = parse_doc(old_json).findings[0]
+    assert [(i.uri, i.method, i.param) for i in finding.instances] == [
+        ("https://shop.example.com/q?term=", "GET", "term")
+    ]
+    assert b"s3cr3t" not in parse_doc(old_json).raw
+    xml = (
+        b"<?xml version='1.0'?><OWASPZAPReport version='2.7.0'><site name='https://shop'>"
+        b"<alerts><alertitem><pluginid>10010</pluginid><alert>Cookie No HttpOnly Flag</alert>"
+        b"<riskcode>1</riskcode><confidence>2</confidence>"
+        b"<uri>https://shop/a?sid=s3cr3t</uri><param>sid</param></alertitem></alerts></site>"
+        b"</OWASPZAPReport>"
+    )
+    report = parse_bytes(xml, origin="old.xml")
+    assert [i.uri for i in report.findings[0].instances] == ["https://shop/a?sid="]
+    assert b"s3cr3t" not in report.raw

@@ -136,6 +136,10 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
                 listed.append(
                     {key: _json_text(instance, key, i_where, problems) for key in _INSTANCE_KEYS}
                 )
+            if not listed and isinstance(item.get("uri"), str):  # reports before ZAP 2.8
+                listed.append(
+                    {key: _json_text(item, key, a_where, problems) for key in _INSTANCE_KEYS}
+                )
             alerts.append(_Alert(json_path(*a_where), name or "", values, tuple(listed)))
     version = document.get("@version")
     raw = data if problems else masked_json(document, without_query_values) or data
@@ -218,6 +222,8 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
                 {key: _xml_text(instance.find(key)) for key in _INSTANCE_KEYS}
                 for instance in item.findall("instances/instance")
             )
+            if not listed and item.find("uri") is not None:  # reports before ZAP 2.8
+                listed = ({key: _xml_text(item.find(key)) for key in _INSTANCE_KEYS},)
             alerts.append(_Alert(a_where, name, values, listed))
     version = root.get("version")
     try:

@@ -65,15 +65,19 @@ def masked_json(document: dict[str, Any], strip_query: Callable[[str], str]) -> 
     changed = False
     for site in document.get("site") or ():
         for alert in (site.get("alerts") or ()) if isinstance(site, dict) else ():
-            for instance in (alert.get("instances") or ()) if isinstance(alert, dict) else ():
-                if not isinstance(instance, dict):
+            if not isinstance(alert, dict):
+                continue
+            # Reports before ZAP 2.8 hold an instance's fields in the alert itself.
+            holders = [alert, *(alert.get("instances") or ())]
+            for holder in holders:
+                if not isinstance(holder, dict):
                     continue
-                for name, value in instance.items():
+                for name, value in holder.items():
                     masker = _field_masker(name, strip_query)
                     if masker is not None and isinstance(value, str):
                         masked = masker(value)
                         if masked != value:
-                            instance[name] = masked
+                            holder[name] = masked
                             changed = True
     if not changed:
         return None
@@ -88,8 +92,9 @@ def masked_xml(root: Any, strip_query: Callable[[str], str]) -> bytes | None:
     from xml.etree import ElementTree
 
     changed = False
-    for instance in root.iter("instance"):
-        for field in instance:
+    # Reports before ZAP 2.8 hold an instance's fields in the alert item itself.
+    for holder in (*root.iter("instance"), *root.iter("alertitem")):
+        for field in holder:
             masker = _field_masker(str(field.tag), strip_query)
             if masker is not None and field.text:
                 masked = masker(field.text)
