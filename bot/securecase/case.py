@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from securecase.keys import Subject
-from securecase.models import SEVERITIES_WORST_FIRST, Finding, Report, Severity
+from securecase.models import SEVERITIES_WORST_FIRST, SEVERITY_RANK, Finding, Report, Severity
 
 SCHEMA_ID = "securecase/case/v1"
 #: Late scans remembered in the case; older entries live on in git history.
@@ -213,32 +213,36 @@ class MergeResult:
 
 def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
     """Counts per severity, worst first, every severity present (zero when none)."""
-    counts = {s.count_key: 0 for s in SEVERITIES_WORST_FIRST}
+    tally = dict.fromkeys(SEVERITIES_WORST_FIRST, 0)
     for finding in findings:
-        counts[finding.severity.count_key] += 1
-    return counts
+        tally[finding.severity] += 1
+    return {s.count_key: n for s, n in tally.items()}
 
 
 def distinct_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    """``findings`` with cross-scanner duplicates left out: for the same vulnerability id in
-    the same package reported by several sources, only one source's findings stay.
+    """``findings`` (in the order given) with cross-scanner duplicates left out: for the same
+    vulnerability id in the same package reported by several sources, only one source's
+    findings stay.
 
     Both stay in the case; this is what counts and what the policy gates. The finding kept is
     the worst one, then the one of the alphabetically first source, so the choice never
     depends on report order. Duplicates within one source are distinct findings (e.g. the
     same package in two lock files) and all stay.
     """
-    ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.source, f.id))
-    owner: dict[tuple[str, str], str] = {}
-    kept: list[Finding] = []
-    for finding in ordered:
-        if finding.package is not None:
-            key = (finding.rule, finding.package.name)
-            source = owner.setdefault(key, finding.source)
-            if source != finding.source:
-                continue
-        kept.append(finding)
-    return tuple(kept)
+    listed = tuple(findings)
+    if len({f.source for f in listed}) <= 1:
+        return listed  # one scanner: nothing to leave out
+    rank = SEVERITY_RANK
+    owner: dict[tuple[str, str], tuple[int, str]] = {}
+    for f in listed:
+        if f.package is not None:
+            key = (f.rule, f.package.name)
+            claim = (-rank[f.severity], f.source)
+            if key not in owner or claim < owner[key]:
+                owner[key] = claim
+    return tuple(
+        f for f in listed if f.package is None or owner[(f.rule, f.package.name)][1] == f.source
+    )
 
 
 def sort_key(tracked: Tracked) -> tuple[int, str]:
@@ -362,19 +366,18 @@ def mark_findings(
     ``new`` holds the ids absent from the target branch's case (None for a case that is not a
     pull request: no ``new`` flags). Resolved findings carry neither mark.
     """
-    findings = tuple(
-        replace(
-            t,
-            new=None if new is None else t.finding.id in new,
-            exception=excepted.get(t.finding.id),
-        )
-        for t in case.findings
-    )
+    new_ids = None if new is None else frozenset(new)
+    findings = []
+    for t in case.findings:
+        is_new = None if new_ids is None else t.finding.id in new_ids
+        exception = excepted.get(t.finding.id)
+        unchanged = t.new is is_new and t.exception == exception
+        findings.append(t if unchanged else replace(t, new=is_new, exception=exception))
     resolved = tuple(
         t if t.new is None and t.exception is None else replace(t, new=None, exception=None)
         for t in case.resolved
     )
-    return replace(case, findings=findings, resolved=resolved)
+    return replace(case, findings=tuple(findings), resolved=resolved)
 
 
 def record_stale(previous: Case, scan: Scan) -> Case:
