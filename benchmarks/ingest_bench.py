@@ -112,40 +112,9 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
     in_child("generate", str(size), "1", str(plus))
     mb = base.stat().st_size / 1e6
 
-    def floor_first() -> tuple[float, int]:
-        repo = fresh_repo(work / "floor")
-        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"], work)
-
-    def floor_rescan() -> tuple[float, int]:
-        repo = fresh_repo(work / "floor")
-        subprocess.run(
-            [sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.json"],
-            check=True,
-            env=env(),
-        )
-        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), "r.json"], work)
-
-    def first() -> tuple[float, int]:
-        repo = work / "cases"
-        if repo.exists():
-            shutil.rmtree(repo)
-        return timed(ingest_argv(base, repo, "c1"), work)
-
-    def rescan() -> tuple[float, int]:
-        repo = work / "cases"
-        if repo.exists():
-            shutil.rmtree(repo)
-        subprocess.run(
-            ingest_argv(base, repo, "c1"),
-            cwd=work,
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        return timed(ingest_argv(plus, repo, "c2"), work)
-
-    (floor1, floor1_rss), (ing1, ing1_rss) = side_by_side(repeat, floor_first, first)
-    (floor2, _), (ing2, ing2_rss) = side_by_side(repeat, floor_rescan, rescan)
+    (floor1, floor1_rss), (ing1, ing1_rss), (floor2, _), (ing2, ing2_rss) = first_and_rescan(
+        work, base, plus, repeat, "r.json"
+    )
     target = TARGETS.get(size, 3.0)
     print(f"\n{size:,} findings ({mb:.1f} MB report), median of {repeat}:")
     print(
@@ -159,6 +128,46 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
     )
     in_child("breakdown", str(base), str(plus))
     return {"first": ing1 / floor1, "rescan": ing2 / floor2}
+
+
+Timing = tuple[float, int]
+
+
+def first_and_rescan(
+    work: Path, base: Path, plus: Path, repeat: int, dest: str
+) -> tuple[Timing, Timing, Timing, Timing]:
+    """(floor, ingest) of a first ingest of ``base``, then of a rescan with ``plus``, each
+    measured side by side; ``dest`` names the report's file in the floor's repository."""
+
+    def floor_first() -> Timing:
+        repo = fresh_repo(work / "floor")
+        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), dest], work)
+
+    def floor_rescan() -> Timing:
+        repo = fresh_repo(work / "floor")
+        subprocess.run(
+            [sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), dest], check=True, env=env()
+        )
+        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), dest], work)
+
+    def first() -> Timing:
+        repo = work / "cases"
+        if repo.exists():
+            shutil.rmtree(repo)
+        return timed(ingest_argv(base, repo, "c1"), work)
+
+    def rescan() -> Timing:
+        repo = work / "cases"
+        if repo.exists():
+            shutil.rmtree(repo)
+        subprocess.run(
+            ingest_argv(base, repo, "c1"), cwd=work, env=env(), stdout=subprocess.DEVNULL
+        )
+        return timed(ingest_argv(plus, repo, "c2"), work)
+
+    floor1, ing1 = side_by_side(repeat, floor_first, first)
+    floor2, ing2 = side_by_side(repeat, floor_rescan, rescan)
+    return floor1, ing1, floor2, ing2
 
 
 def in_child(*args: str) -> None:

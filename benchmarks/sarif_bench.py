@@ -24,14 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ingest_bench import (  # noqa: E402
-    FLOOR_SCRIPT,
-    env,
-    fresh_repo,
-    ingest_argv,
-    side_by_side,
-    timed,
-)
+from ingest_bench import first_and_rescan  # noqa: E402
 from sarifgen import copies_for, findings_per_copy  # noqa: E402
 
 GENERATE = r"""
@@ -59,36 +52,8 @@ def bench(work: Path, megabytes: int, repeat: int) -> None:
     size = base.stat().st_size / 1e6
     findings = copies * findings_per_copy()
 
-    def floor_first() -> tuple[float, int]:
-        repo = fresh_repo(work / "floor")
-        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.sarif"], work)
-
-    def floor_rescan() -> tuple[float, int]:
-        repo = fresh_repo(work / "floor")
-        subprocess.run(
-            [sys.executable, "-c", FLOOR_SCRIPT, str(base), str(repo), "r.sarif"],
-            check=True,
-            env=env(),
-        )
-        return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), "r.sarif"], work)
-
-    def first() -> tuple[float, int]:
-        repo = work / "cases"
-        if repo.exists():
-            shutil.rmtree(repo)
-        return timed(ingest_argv(base, repo, "c1"), work)
-
-    def rescan() -> tuple[float, int]:
-        repo = work / "cases"
-        if repo.exists():
-            shutil.rmtree(repo)
-        subprocess.run(
-            ingest_argv(base, repo, "c1"), cwd=work, env=env(), stdout=subprocess.DEVNULL
-        )
-        return timed(ingest_argv(plus, repo, "c2"), work)
-
-    (floor1, floor1_rss), (ing1, ing1_rss) = side_by_side(repeat, floor_first, first)
-    (floor2, floor2_rss), (ing2, ing2_rss) = side_by_side(repeat, floor_rescan, rescan)
+    timings = first_and_rescan(work, base, plus, repeat, "r.sarif")
+    (floor1, floor1_rss), (ing1, ing1_rss), (floor2, floor2_rss), (ing2, ing2_rss) = timings
     print(f"\nSARIF log {size:.1f} MB, {copies} copies, {findings:,} findings, median of {repeat}:")
     print(
         f"  first ingest  {ing1:6.2f} s  floor {floor1:6.2f} s  ratio {ing1 / floor1:4.2f}"

@@ -822,7 +822,7 @@ def test_fast_path_takes_the_real_records_and_agrees() -> None:
         if record.get("Status") == "not_affected":
             continue
         fast = trivy._vulnerability_fast(record, lang, default_path)
-        problems = trivy._Problems()
+        problems = trivy.Problems()
         checked = trivy._vulnerability_checked(record, ("x",), lang, default_path, problems)
         assert fast is not None, record["VulnerabilityID"]
         assert fast == checked and not problems.items
@@ -881,7 +881,7 @@ def test_property_fast_path_never_disagrees(record: dict[str, Any], lang: bool) 
     fast = trivy._vulnerability_fast(record, lang, "lock.json" if lang else None)
     if fast is None:
         return
-    problems = trivy._Problems()
+    problems = trivy.Problems()
     checked = trivy._vulnerability_checked(
         record, ("x",), lang, "lock.json" if lang else None, problems
     )

@@ -238,3 +238,16 @@ def check_source_name(name: str, origin: str) -> str:
             "starting with a letter or digit (e.g. trivy-image)",
         )
     return name
+
+
+class Problems:
+    """Located problems of one report; paths are built only when something is wrong."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: tuple[str | int, ...], message: str) -> None:
+        """Record ``message`` at the JSON location ``where``."""
+        self.items.append(f"{json_path(*where)}: {message}")

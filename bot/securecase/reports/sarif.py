@@ -30,6 +30,7 @@ from securecase.reports import sarif_fields as fields
 from securecase.reports import sarif_meta as meta
 from securecase.reports.jsonload import (
     NESTING_SHOWN,
+    Problems,
     check_source_name,
     nesting_path,
     paused_gc,
@@ -37,7 +38,7 @@ from securecase.reports.jsonload import (
     short_repr,
     type_name,
 )
-from securecase.reports.sarif_fields import Problems, Where
+from securecase.reports.sarif_fields import Where
 from securecase.reports.sarif_mask import mask_invocations, masked_copy
 from securecase.reports.sarif_run import WEB_SCHEMES, Run, tool_slug
 from securecase.reports.zap import without_query_values

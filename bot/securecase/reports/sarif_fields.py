@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from securecase.reports.jsonload import json_path, short_repr, type_name
+from securecase.reports.jsonload import Problems, short_repr, type_name
 
 #: Titles are cut to this many characters (the last one an ellipsis).
 TITLE_LIMIT = 500
@@ -17,18 +17,6 @@ _LEVELS = ("none", "note", "warning", "error")
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 
 Where = tuple[str | int, ...]
-
-
-class Problems:
-    """Located problems of one log; paths are built only when something is wrong."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, where: Where, message: str) -> None:
-        self.items.append(f"{json_path(*where)}: {message}")
 
 
 def obj(

@@ -10,8 +10,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from securecase.models import Kind
 from securecase.reports import sarif_fields as fields
-from securecase.reports.jsonload import short_repr, type_name
-from securecase.reports.sarif_fields import Problems, Where
+from securecase.reports.jsonload import Problems, short_repr, type_name
+from securecase.reports.sarif_fields import Where
 from securecase.reports.sarif_meta import cwes
 
 _SLUG = re.compile(r"[^a-z0-9._-]+")

@@ -27,8 +27,8 @@ from securecase.models import (
     fingerprint,
 )
 from securecase.reports.jsonload import (
+    Problems,
     check_source_name,
-    json_path,
     problems_error,
     short_repr,
     type_name,
@@ -156,20 +156,8 @@ def default_source(artifact_type: str | None) -> str:
 # --------------------------------------------------------------------------- field checks
 
 
-class _Problems:
-    """Located problems of one report; paths are built only when something is wrong."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, where: _Where, message: str) -> None:
-        self.items.append(f"{json_path(*where)}: {message}")
-
-
 def _identity(
-    record: dict[str, Any], key: str, where: _Where, problems: _Problems, *, required: bool = True
+    record: dict[str, Any], key: str, where: _Where, problems: Problems, *, required: bool = True
 ) -> str | None:
     """A non-empty string of at most ``FIELD_LIMIT`` characters (identity and stored fields)."""
     value = record.get(key)
@@ -192,7 +180,7 @@ def _identity(
     return None
 
 
-def _text(record: dict[str, Any], key: str, where: _Where, problems: _Problems) -> str | None:
+def _text(record: dict[str, Any], key: str, where: _Where, problems: Problems) -> str | None:
     """An optional string of any length (hashed, never stored); None when absent."""
     value = record.get(key)
     if value is None or type(value) is str:
@@ -201,7 +189,7 @@ def _text(record: dict[str, Any], key: str, where: _Where, problems: _Problems) 
     return None
 
 
-def _title(value: object, where: _Where, problems: _Problems) -> str | None:
+def _title(value: object, where: _Where, problems: Problems) -> str | None:
     """A display title: cut to ``TITLE_LIMIT`` characters, whitespace runs made single spaces."""
     if value is None or value == "":
         return None
@@ -227,7 +215,7 @@ def _valid_unicode(value: str) -> str:
     return value
 
 
-def _severity(record: dict[str, Any], where: _Where, problems: _Problems) -> Severity | None:
+def _severity(record: dict[str, Any], where: _Where, problems: Problems) -> Severity | None:
     value = record.get("Severity")
     severity = _SEVERITIES.get(value) if type(value) is str else None
     if severity is None:
@@ -246,7 +234,7 @@ def _severity(record: dict[str, Any], where: _Where, problems: _Problems) -> Sev
     return severity
 
 
-def _line(record: object, key: str, where: _Where, problems: _Problems) -> int | None:
+def _line(record: object, key: str, where: _Where, problems: Problems) -> int | None:
     """A 1-based line number; 0 or absent means "no line"."""
     if not isinstance(record, dict):
         return None
@@ -259,7 +247,7 @@ def _line(record: object, key: str, where: _Where, problems: _Problems) -> int |
     return value or None
 
 
-def _cvss(record: dict[str, Any], where: _Where, problems: _Problems) -> float | None:
+def _cvss(record: dict[str, Any], where: _Where, problems: Problems) -> float | None:
     """The highest CVSS v3 base score any vendor gives."""
     table = record.get("CVSS")
     if table is None:
@@ -286,7 +274,7 @@ def _cvss(record: dict[str, Any], where: _Where, problems: _Problems) -> float |
     return best
 
 
-def _records(result: dict[str, Any], key: str, where: _Where, problems: _Problems) -> list[Any]:
+def _records(result: dict[str, Any], key: str, where: _Where, problems: Problems) -> list[Any]:
     value = result.get(key)
     if value is None:
         return []
@@ -349,7 +337,7 @@ def _finding(source: str, identity: tuple[str, ...], fields: _Fields) -> Finding
 def parse_document(origin: str, data: bytes, document: object, source: str | None = None) -> Report:
     """Normalize a parsed Trivy report; ``data`` are the bytes it was parsed from."""
     doc = check_document(document, origin)
-    problems = _Problems()
+    problems = Problems()
 
     trivy_info = doc.get("Trivy")
     tool_version = None
@@ -426,7 +414,7 @@ def _vulnerabilities(
     rtype: str,
     target: str | None,
     chosen: dict[tuple[str, ...], _Fields],
-    problems: _Problems,
+    problems: Problems,
     lines: dict[str, tuple[int, int | None]],
 ) -> None:
     lang = cls == "lang-pkgs"
@@ -577,7 +565,7 @@ def _plain(value: object) -> bool:
 
 
 def _vulnerability_checked(
-    record: object, where: _Where, lang: bool, default_path: str | None, problems: _Problems
+    record: object, where: _Where, lang: bool, default_path: str | None, problems: Problems
 ) -> _Fields | None:
     """The fields of any record, recording every problem it has (then None)."""
     if not isinstance(record, dict):
@@ -625,7 +613,7 @@ def _misconfigurations(
     rtype: str,
     target: str,
     chosen: dict[tuple[str, ...], _Fields],
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     for index, record in enumerate(records):
         where: _Where = (*where_result, "Misconfigurations", index)
@@ -673,7 +661,7 @@ def _secrets(
     where_result: _Where,
     target: str,
     chosen: dict[tuple[str, ...], _Fields],
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     for index, record in enumerate(records):
         where: _Where = (*where_result, "Secrets", index)
@@ -710,7 +698,7 @@ def _secrets(
 # --------------------------------------------------------------------------- metadata
 
 
-def _image_digest(doc: dict[str, Any], problems: _Problems) -> str | None:
+def _image_digest(doc: dict[str, Any], problems: Problems) -> str | None:
     """``sha256:...`` of the first RepoDigests entry, else Metadata.ImageID, else None."""
     metadata = doc.get("Metadata")
     if metadata is None:
