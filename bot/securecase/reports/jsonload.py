@@ -11,9 +11,10 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from securecase.errors import ReportError, UsageError
 
@@ -251,3 +252,16 @@ class Problems:
     def add(self, where: tuple[str | int, ...], message: str) -> None:
         """Record ``message`` at the JSON location ``where``."""
         self.items.append(f"{json_path(*where)}: {message}")
+
+
+def array_member(
+    record: Mapping[str, Any], key: str, where: tuple[str | int, ...], problems: Problems
+) -> list[Any]:
+    """The array ``record[key]``; empty when absent or null, a problem when not an array."""
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.add((*where, key), f"expected an array, got {type_name(value)}")
+        return []
+    return value

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from securecase.reports.jsonload import Problems, short_repr, type_name
+from securecase.reports.jsonload import Problems, array_member, short_repr, type_name
 
 #: Titles are cut to this many characters (the last one an ellipsis).
 TITLE_LIMIT = 500
@@ -36,13 +36,7 @@ def obj(
 
 def array(record: Mapping[str, Any], key: str, where: Where, problems: Problems) -> list[Any]:
     """An array member; empty when absent or null."""
-    value = record.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.add((*where, key), f"expected an array, got {type_name(value)}")
-        return []
-    return value
+    return array_member(record, key, where, problems)
 
 
 def string(

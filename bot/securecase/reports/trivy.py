@@ -28,6 +28,7 @@ from securecase.models import (
 )
 from securecase.reports.jsonload import (
     Problems,
+    array_member,
     check_source_name,
     problems_error,
     short_repr,
@@ -274,16 +275,6 @@ def _cvss(record: dict[str, Any], where: _Where, problems: Problems) -> float | 
     return best
 
 
-def _records(result: dict[str, Any], key: str, where: _Where, problems: Problems) -> list[Any]:
-    value = result.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.add((*where, key), f"expected an array, got {type_name(value)}")
-        return []
-    return value
-
-
 def _preference(fields: _Fields) -> tuple[Any, ...]:
     """Among records of one identity the smallest key wins: worst severity first, then every
     other field, so the choice never depends on report order."""
@@ -372,9 +363,9 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
         if cls in SKIPPED_CLASSES:
             continue
         rtype = _identity(result, "Type", where, problems, required=False) or ""
-        vulns = _records(result, "Vulnerabilities", where, problems)
-        misconfs = _records(result, "Misconfigurations", where, problems)
-        secrets = _records(result, "Secrets", where, problems)
+        vulns = array_member(result, "Vulnerabilities", where, problems)
+        misconfs = array_member(result, "Misconfigurations", where, problems)
+        secrets = array_member(result, "Secrets", where, problems)
         # misconfigurations and secrets are located (and identified) by their file
         target = _identity(result, "Target", where, problems, required=bool(misconfs or secrets))
         if vulns:
