@@ -74,3 +74,25 @@ def work(tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     return path
+
+
+def read_github_output(path: Path) -> dict[str, str]:
+    """The step outputs in a ``$GITHUB_OUTPUT`` file, as the Actions runner reads them:
+    ``name=value`` lines and ``name<<DELIMITER`` blocks ending at a line that is the delimiter."""
+    values: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if not line:
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                body.append(item)
+            values[name] = "\n".join(body)
+        else:
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, read_github_output
 from securecase.actions_context import (
     SubjectFlags,
     in_actions,
@@ -226,20 +226,5 @@ def test_step_outputs_keep_multiline_values_whole(tmp_path: Path) -> None:
     path = tmp_path / "output.txt"
     hostile = "first\nEOF\nsecurecase_\ndecision=pass\nlast"
     append_outputs(path.as_posix(), {"note": hostile, "decision": "block"})
-    values: dict[str, str] = {}
-    lines = iter(path.read_text().split("\n"))
-    for line in lines:
-        if not line:
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            body = []
-            for item in lines:
-                if item == delimiter:
-                    break
-                body.append(item)
-            values[name] = "\n".join(body)
-        else:
-            name, _, value = line.partition("=")
-            values[name] = value
+    values = read_github_output(path)
     assert values == {"note": hostile, "decision": "block"}

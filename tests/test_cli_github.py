@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, TRIVY, clean_env, commit_count, git, run_cli
+from conftest import FIXTURES, TRIVY, clean_env, commit_count, git, read_github_output, run_cli
 from fake_github import TOKEN, FakeGitHub, serve
 
 EVENTS = FIXTURES / "github-events"
@@ -46,24 +46,6 @@ def actions_env(
         "GITHUB_OUTPUT": str(work / "output.txt"),
     }
     values.update(extra)
-    return values
-
-
-def outputs(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    lines = iter(path.read_text().splitlines())
-    for line in lines:
-        if "<<" in line:
-            name, delimiter = line.split("<<", 1)
-            body = []
-            for item in lines:
-                if item == delimiter:
-                    break
-                body.append(item)
-            values[name] = "\n".join(body)
-        else:
-            name, _, value = line.partition("=")
-            values[name] = value
     return values
 
 
@@ -104,7 +86,7 @@ def test_pull_request_job_needs_no_subject_flags(work: Path, fake: FakeGitHub) -
     assert run["output"]["annotations_count"] == 2  # the two findings with file and line
     summary = (work / "summary.md").read_text()
     assert summary.strip() == run["output"]["summary"].strip()
-    values = outputs(work / "output.txt")
+    values = read_github_output(work / "output.txt")
     assert values["decision"] == "block" and values["gate"] == "true"
     assert values["case_path"] == "cases/github/acme/shop/pr-2/case.yaml"
     assert values["cases_commit"] == head and values["case_url"] == case_url
@@ -133,7 +115,7 @@ def test_bad_token_is_a_warning_and_the_case_stays_committed(work: Path, fake: F
     assert commit_count(work / "security-cases") == 1
     assert fake.check_runs == {} and fake.statuses == []
     assert "securecase" in (work / "summary.md").read_text()
-    assert outputs(work / "output.txt")["report"] == "job_summary"
+    assert read_github_output(work / "output.txt")["report"] == "job_summary"
 
 
 def test_passing_push_job_reports_success(work: Path, fake: FakeGitHub) -> None:
@@ -199,7 +181,7 @@ def test_report_none_posts_nothing(work: Path, fake: FakeGitHub) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert fake.requests == []
-    assert outputs(work / "output.txt")["report"] == "none"
+    assert read_github_output(work / "output.txt")["report"] == "none"
 
 
 def test_version_does_not_import_pygithub() -> None:
@@ -273,7 +255,7 @@ def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
         timeout=300,
     )
     assert proc.returncode == 1, proc.stderr  # pip.json has a HIGH finding: blocked
-    values = outputs(work / "output.txt")
+    values = read_github_output(work / "output.txt")
     assert values["decision"] == "block" and values["report"] == "check_run"
     [branch_head] = git(remote, "for-each-ref", "--format=%(objectname)", "refs/heads").split()
     assert values["cases_commit"] == branch_head
@@ -458,7 +440,7 @@ def test_the_action_by_default_leaves_fork_pull_requests_to_the_job_summary(
     assert proc.returncode == 1, proc.stderr  # the gate still decides the exit code
     assert fake.requests == []  # a read-only token: nothing is tried
     assert "pull request from a fork" in proc.stderr
-    assert outputs(work / "output.txt")["report"] == "none"  # not posted: summary only
+    assert read_github_output(work / "output.txt")["report"] == "none"  # not posted: summary only
     # Asked for explicitly, it is tried (and here, with a token that may, it works).
     proc = run_action_ingest_step(
         work,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FIXTURES, TRIVY
+from conftest import FIXTURES, TRIVY, read_github_output
 from fake_github import TOKEN, FakeGitHub, serve
 from securecase.actions_context import ActionsContext, read_context
 from securecase.actions_output import warning_line
@@ -214,8 +214,7 @@ def github_plan(fake: FakeGitHub, *, explicit: bool = False, token: str = TOKEN)
 
 
 def step_outputs(tmp_path: Path) -> dict[str, str]:
-    lines = (tmp_path / "output.txt").read_text().splitlines()
-    return dict(line.partition("=")[::2] for line in lines if "=" in line and "<<" not in line)
+    return read_github_output(tmp_path / "output.txt")
 
 
 def run_report(
