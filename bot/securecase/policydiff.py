@@ -105,7 +105,7 @@ class PolicyDiff:
         return tuple(f for f in self.flips if f.direction is Direction.UNBLOCK)
 
 
-# -- seams ---------------------------------------------------------------------------------
+# -- judging ---------------------------------------------------------------------------------
 
 
 def judge(
