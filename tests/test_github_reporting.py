@@ -355,6 +355,23 @@ def test_network_failure_is_reported_not_raised() -> None:
     assert all(TOKEN not in w for w in outcome.warnings)
 
 
+@pytest.mark.parametrize("url", ["http://admin:s3cretpw@127.0.0.1:{port}", "http://s3cretpw@[::1"])
+def test_credentials_in_the_api_url_are_never_shown(url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = GitHubSettings(
+        api_url=url.format(port=port),
+        token=TOKEN,
+        retry=RetryPolicy(attempts=1, max_wait=1, first_backoff=0.01),
+    )
+    outcome = post_report(GitHubClient(settings), TARGET, summary_input(), now=NOW)
+    assert outcome.warnings and outcome.channel is Channel.JOB_SUMMARY
+    assert all("s3cretpw" not in w and TOKEN not in w for w in outcome.warnings)
+
+
 def test_github_app_installation_auth(fake: FakeGitHub) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa

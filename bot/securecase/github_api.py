@@ -121,7 +121,10 @@ class GitHubClient:
         self._settings = settings
         self._sleep = sleep
         self._waited = 0.0
-        self._secrets = tuple(s for s in (settings.token,) if s)
+        from securecase.gitcmd import url_secrets
+
+        # The token, and any credentials a user put into the API URL itself.
+        self._secrets = tuple(s for s in (settings.token, *url_secrets(settings.api_url)) if s)
         self._github: Github | None = None
         #: Requests sent, for the caller's diagnostics: (method, operation) pairs.
         self.calls: list[tuple[str, str]] = []
@@ -344,9 +347,11 @@ class GitHubClient:
         return GitHubError(text, kind="invalid", status=status)
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
+        from securecase.gitcmd import redact
+
+        for secret in self._secrets:  # also the short ones redact() leaves alone
             text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
 
 def _api_message(exc: Any) -> str:
