@@ -151,9 +151,9 @@ def first_and_rescan(
         return timed([sys.executable, "-c", FLOOR_SCRIPT, str(plus), str(repo), dest], work)
 
     def first() -> Timing:
-        repo = work / "cases"
-        if repo.exists():
-            shutil.rmtree(repo)
+        # Into an empty repository made beforehand, like the floor's: both time the job, not
+        # `git init`.
+        repo = fresh_repo(work / "cases")
         return timed(ingest_argv(base, repo, "c1"), work)
 
     def rescan() -> Timing:

@@ -17,7 +17,16 @@ import pytest
 
 from securecase.errors import StoreError
 from securecase.gitcmd import Git, redact, url_secrets
-from securecase.store import Change, Plan, Snapshot, is_remote, open_store, validate_relpath
+from securecase.store import (
+    BlobsAhead,
+    Change,
+    Plan,
+    Snapshot,
+    build_commit,
+    is_remote,
+    open_store,
+    validate_relpath,
+)
 from securecase.store_local import LocalBackend
 
 WORKER = Path(__file__).with_name("store_worker.py")
@@ -355,6 +364,46 @@ def test_written_files_record_names_committed_blobs_and_is_only_a_hint(tmp_path:
     (repo / LOG).write_bytes(b"human\n")
     with open_store(str(repo)) as store, pytest.raises(StoreError, match="uncommitted"):
         store.update(append("three"))
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_contents_written_ahead_are_the_blobs_committed(tmp_path: Path, remote: bool) -> None:
+    location = tmp_path / "r"
+    if remote:
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(location))
+    big = os.urandom(200_000).hex().encode()  # large enough to take git a moment
+    raw = f"{CASE}/raw/report.json"
+    with open_store(str(location)) as store:
+        store.write_ahead([big, b"never used\n"])
+        done = store.update(lambda snap: Plan(Change({raw: big, LOG: b"x\n"}, message="m\n"), None))
+    blob = git(location, "rev-parse", f"{done.commit}:{raw}").strip()
+    assert git(location, "cat-file", "-p", blob).encode() == big
+    assert_fsck_clean(location)
+    # a write ahead that is never committed (a re-sent report) finishes, leaving no debris
+    with open_store(str(location)) as store:
+        store.write_ahead([big + b"!"])
+        store.update(lambda snap: Plan(None, None))
+    objects = location / ("objects" if remote else ".git/objects")
+    assert not list(objects.glob("*/tmp_obj_*"))
+
+
+def test_a_failed_write_ahead_is_written_by_the_commit(tmp_path: Path) -> None:
+    nowhere = tmp_path / "not-a-repo"
+    nowhere.mkdir()
+    ahead = BlobsAhead(Git(str(nowhere)), [b"two\n"])  # git fails: no repository there
+    assert ahead.blob_id(b"two\n") is None and ahead.blob_id(b"other") is None
+    ahead.close()
+    repo = tmp_path / "r"
+    with open_store(str(repo)) as store:
+        store.update(append("one"))
+        snap = store.snapshot()
+        tmp = tmp_path / "build"
+        tmp.mkdir()
+        built = build_commit(
+            Git(str(repo)), str(tmp), snap, Change({LOG: b"two\n"}, message="m\n"), ahead.blob_id
+        )
+    assert built is not None
+    assert git(repo, "cat-file", "-p", built.blobs[LOG]) == "two\n"
 
 
 def test_delete_folder_and_write_in_one_commit(tmp_path: Path) -> None:

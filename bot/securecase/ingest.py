@@ -149,6 +149,9 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
+        # The raw reports are most of the bytes a commit writes: hash them while the case is
+        # read, merged and dumped.
+        store.write_ahead([r.raw for r in parsed])
         committed = store.update(plan)
     result = committed.result
     return replace(

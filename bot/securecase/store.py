@@ -47,6 +47,7 @@ EMPTY_TREE = {
     64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
 }
 _HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9.-]+:")
 
 
@@ -252,11 +253,18 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
     return files, tuple(sorted(removed))
 
 
-def build_commit(git: Git, tmpdir: str, snap: Snapshot, change: Change) -> Built | None:
+def build_commit(
+    git: Git,
+    tmpdir: str,
+    snap: Snapshot,
+    change: Change,
+    known_blob: Callable[[bytes], str | None] | None = None,
+) -> Built | None:
     """Write blobs, tree and commit for ``change`` on top of ``snap.head`` with a private index.
 
-    Returns None when the resulting tree equals the current one. Nothing outside the object
-    database is modified, so an interruption at any point leaves at most unreachable objects.
+    ``known_blob`` gives the id of content already written (see :class:`BlobsAhead`). Returns
+    None when the resulting tree equals the current one. Nothing outside the object database
+    is modified, so an interruption at any point leaves at most unreachable objects.
     """
     files, removed = touched_paths(snap, change)
     fd, index = tempfile.mkstemp(prefix="index-", dir=tmpdir)
@@ -268,16 +276,22 @@ def build_commit(git: Git, tmpdir: str, snap: Snapshot, change: Change) -> Built
         if snap.head is not None:
             git.run(["read-tree", snap.head], env=env)
         blobs: dict[str, str] = {}
-        if files:
-            for n, data in enumerate(files.values()):
+        for path, data in files.items():
+            found = known_blob(data) if known_blob is not None else None
+            if found is not None:
+                blobs[path] = found
+        unknown = [path for path in files if path not in blobs]
+        if unknown:
+            for n, path in enumerate(unknown):
                 blob_files.append(os.path.join(tmpdir, f"{os.path.basename(index)}-blob{n}"))
                 with open(blob_files[-1], "wb") as handle:
-                    handle.write(data)
+                    handle.write(files[path])
             out = git.run(
                 ["hash-object", "-w", "--no-filters", "--stdin-paths"],
                 input="".join(f"{p}\n" for p in blob_files).encode(),
             ).text.split()
-            blobs = dict(zip(files, out, strict=True))
+            blobs.update(zip(unknown, out, strict=True))
+        blobs = {path: blobs[path] for path in files}  # in the order of the change
         info = [f"0 {'0' * len(snap.head or '')}\t{p}\0" for p in removed]  # removed: head set
         info += [f"100644 {oid}\t{p}\0" for p, oid in blobs.items()]
         if info:
@@ -299,6 +313,65 @@ def build_commit(git: Git, tmpdir: str, snap: Snapshot, change: Change) -> Built
         for path in [index, f"{index}.lock", *blob_files]:
             if os.path.exists(path):
                 os.unlink(path)
+
+
+class BlobsAhead:
+    """Contents being written as blobs in the background, one ``git hash-object`` each.
+
+    Hashing and compressing a large raw report takes tens of milliseconds; started while the
+    case is read, merged and dumped, it runs on another core and the commit does not wait.
+    Only a head start: content whose writing failed is written again by the commit.
+    """
+
+    def __init__(self, git: Git, contents: Sequence[bytes]) -> None:
+        self._contents = list(contents)
+        self._ids: list[str | None] | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+        with open(os.devnull, "wb") as quiet:
+            for data in self._contents:
+                proc = git.popen(["hash-object", "-w", "--no-filters", "--stdin"], stderr=quiet)
+                self._procs.append(proc)
+                try:
+                    stdin = cast(IO[bytes], proc.stdin)
+                    stdin.write(data)  # git reads it all before hashing: this returns soon
+                    stdin.close()
+                except OSError:
+                    pass  # git is gone: blob_id() finds no id and the commit hashes it
+
+    def blob_id(self, data: bytes) -> str | None:
+        """The blob id of ``data`` if it is one of the contents written ahead."""
+        for n, known in enumerate(self._contents):
+            if known is data or known == data:
+                return self._results()[n]
+        return None
+
+    def _results(self) -> list[str | None]:
+        if self._ids is None:
+            self._ids = []
+            for proc in self._procs:
+                try:
+                    out = cast(IO[bytes], proc.stdout).read()
+                    proc.wait(timeout=600)
+                except (OSError, subprocess.TimeoutExpired):
+                    out = b""
+                text = out.decode("ascii", "replace").strip()
+                ok = proc.returncode == 0 and _OBJECT_ID.fullmatch(text) is not None
+                self._ids.append(text if ok else None)
+        return self._ids
+
+    def close(self, *, wait: bool = True) -> None:
+        """Let running writes finish (killing one would leave a half-written temporary object
+        file behind), or stop them when ``wait`` is false (the run is failing anyway)."""
+        for proc in self._procs:
+            if not wait and proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 class Backend(Protocol):
@@ -338,6 +411,7 @@ class CasesStore:
         self._sleep = sleep
         self._monotonic = monotonic
         self._closed = False
+        self._ahead: BlobsAhead | None = None
 
     @property
     def workdir(self) -> str:
@@ -353,18 +427,28 @@ class CasesStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(failing=exc is not None)
 
-    def close(self) -> None:
+    def close(self, *, failing: bool = False) -> None:
         """Stop helper processes and remove temporary clones."""
         if not self._closed:
             self._closed = True
+            if self._ahead is not None:
+                self._ahead.close(wait=not failing)
             self._backend.catfile.close()
             self._backend.close()
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the cases store is already closed")
+
+    def write_ahead(self, contents: Sequence[bytes]) -> None:
+        """Start writing ``contents`` (large files a coming change will hold) as blobs now, in
+        the background; :meth:`update` then uses them instead of hashing again."""
+        self._check_open()
+        if self._ahead is not None:
+            self._ahead.close()
+        self._ahead = BlobsAhead(self._backend.git, contents)
 
     def snapshot(self) -> Snapshot:
         """The committed state now (local: the checked-out branch; remote: the fetched tip)."""
@@ -459,7 +543,8 @@ class CasesStore:
                 if plan.change is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 backend.prepare(snap, plan.change)
-                built = build_commit(backend.git, backend.build_dir(), snap, plan.change)
+                known = self._ahead.blob_id if self._ahead is not None else None
+                built = build_commit(backend.git, backend.build_dir(), snap, plan.change, known)
                 if built is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 if backend.publish(snap.head, built):
