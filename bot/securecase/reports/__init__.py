@@ -17,7 +17,7 @@ from typing import Any
 
 from securecase.errors import ReportError, UsageError
 from securecase.models import Report, ReportFormat
-from securecase.reports import sarif, trivy, zap
+from securecase.reports import shapes, trivy
 from securecase.reports.jsonload import (
     check_source_name,
     decode_json,
@@ -32,10 +32,23 @@ __all__ = ["PARSERS", "Parser", "describe", "detect", "parse", "parse_bytes"]
 #: A parser: (origin for messages, raw bytes, parsed document, source name or None) -> Report.
 Parser = Callable[[str, bytes, Any, str | None], Report]
 
+
+def _sarif(origin: str, data: bytes, document: Any, source: str | None) -> Report:
+    from securecase.reports import sarif  # loaded only for SARIF logs
+
+    return sarif.parse_document(origin, data, document, source)
+
+
+def _zap(origin: str, data: bytes, document: Any, source: str | None) -> Report:
+    from securecase.reports import zap  # loaded only for ZAP reports
+
+    return zap.parse_document(origin, data, document, source)
+
+
 PARSERS: dict[ReportFormat, Parser] = {
     ReportFormat.TRIVY: trivy.parse_document,
-    ReportFormat.SARIF: sarif.parse_document,
-    ReportFormat.ZAP: zap.parse_document,
+    ReportFormat.SARIF: _sarif,
+    ReportFormat.ZAP: _zap,
 }
 
 SUPPORTED_HINT = (
@@ -79,6 +92,8 @@ def parse_bytes(
                 f"{origin}: looks like XML, not a {chosen.value} report (--format {chosen.value})",
                 hint=SUPPORTED_HINT,
             )
+        from securecase.reports import zap
+
         return zap.parse_xml(origin, data, source)
     document = decode_json(data, origin)
     if chosen is None:
@@ -108,10 +123,12 @@ def _format(fmt: ReportFormat | str) -> ReportFormat:
 
 def detect(document: object, *, origin: str = "report") -> ReportFormat:
     """The format of a parsed JSON document, or a :class:`ReportError` saying what it is."""
-    if sarif.looks_like_sarif(document):
+    if shapes.looks_like_sarif(document):
+        from securecase.reports import sarif
+
         sarif.check_document(document, origin)  # version and runs, with their JSON paths
         return ReportFormat.SARIF
-    if zap.looks_like_zap_json(document):
+    if shapes.looks_like_zap_json(document):
         return ReportFormat.ZAP
     if trivy.is_legacy(document):
         trivy.check_document(document, origin)  # raises the legacy-format error

@@ -68,16 +68,6 @@ _CREDENTIAL_CWES = frozenset({"CWE-259", "CWE-321", "CWE-798"})
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 
-def looks_like_sarif(document: object) -> bool:
-    """True for a JSON object that claims to be a SARIF log (any version)."""
-    if not isinstance(document, dict):
-        return False
-    schema = document.get("$schema")
-    if isinstance(schema, str) and "sarif" in schema.lower():
-        return True
-    return "runs" in document and "version" in document
-
-
 def check_document(document: object, origin: str) -> dict[str, Any]:
     """The document as a SARIF 2.1.0 log object, or a :class:`ReportError` saying why not."""
     if not isinstance(document, dict):

@@ -32,6 +32,7 @@ from securecase.reports.jsonload import (
     short_repr,
     type_name,
 )
+from securecase.reports.shapes import looks_like_zap_json
 from securecase.reports.zap_mask import masked_json, masked_xml
 
 DEFAULT_SOURCE = "zap"
@@ -57,20 +58,6 @@ _CONFIDENCES: Mapping[str, str] = {
     "3": "high",
     "4": "confirmed",
 }
-
-
-def looks_like_zap_json(document: object) -> bool:
-    """True for a JSON object shaped like ZAP's traditional JSON report."""
-    if not isinstance(document, dict):
-        return False
-    site = document.get("site")
-    return (
-        "@generated" in document
-        or "@programName" in document
-        or (
-            isinstance(site, list) and any(isinstance(s, dict) and "alerts" in s for s in site[:20])
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)
