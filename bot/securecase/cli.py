@@ -6,6 +6,7 @@ Exit codes: 0 pass (or ``ci`` mode), 1 the gate blocks, 2 bad usage or bad input
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -606,8 +607,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     Called without ``argv`` (the console script, ``python -m securecase``), the process ends
     with ``os._exit`` once the output is flushed: every file, lock and child process is
     already closed by then, and the interpreter's teardown (freeing a large case object by
-    object) would only add tens of milliseconds to each CI run.
+    object) would only add tens of milliseconds to each CI run. The cycle collector is off
+    for such runs too.
     """
+    if argv is None:
+        # A run builds large acyclic structures (parsed reports, cases) and then ends: the
+        # cycle collector would only rescan them over and over.
+        gc.disable()
     code = _run(argv)
     if argv is None:
         for stream in (sys.stdout, sys.stderr):
