@@ -81,11 +81,16 @@ def fresh_repo(path: Path) -> Path:
     return path
 
 
+def securecase_argv() -> list[str]:
+    """How users run securecase: the console script installed next to this Python (else
+    ``python -m securecase``)."""
+    script = Path(sys.executable).with_name("securecase")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "securecase"]
+
+
 def ingest_argv(report: Path, repo: Path, commit: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "securecase",
+        *securecase_argv(),
         "ingest",
         str(report),
         "--cases-repo",
@@ -250,7 +255,7 @@ def breakdown(base: Path, plus: Path) -> None:
 
 def bench_startup(work: Path, repeat: int) -> float:
     def version() -> tuple[float, int]:
-        return timed([sys.executable, "-m", "securecase", "--version"], work)
+        return timed([*securecase_argv(), "--version"], work)
 
     def click_only() -> tuple[float, int]:
         return timed([sys.executable, "-c", "import click"], work)

@@ -238,10 +238,9 @@ class LocalBackend:
             return []
         committed: dict[str, str | None] = dict.fromkeys(touched)
         if head is not None:
-            out = self.git.run(["ls-tree", "-r", "-z", "--full-tree", head, "--", *touched])
-            for meta, name in _entries(out.stdout):
-                if name in committed:
-                    committed[name] = meta.split()[2]
+            for path in touched:  # asked of the running cat-file: no process per run
+                found = self.catfile.info(f"{head}:{path}")
+                committed[path] = found[0] if found is not None and found[1] == "blob" else None
         states = self._states(touched)
         unclean = [p for p in touched if states[p] != (committed[p], committed[p])]
         if not unclean:
