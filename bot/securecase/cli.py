@@ -253,13 +253,11 @@ def ingest(
     """
     from securecase import render
     from securecase.actions_context import SubjectFlags, resolve_subject
-    from securecase.github_api import settings_from_options
     from securecase.ingest import IngestRequest
     from securecase.ingest import ingest as run_ingest
     from securecase.keys import make_subject
     from securecase.models import ReportFormat
     from securecase.policy import Mode
-    from securecase.reporting import plan_posting, report_ingest
     from securecase.store import GitIdentity
 
     resolved = resolve_subject(
@@ -274,15 +272,28 @@ def ingest(
         branch=flags.branch,
         target_branch=flags.target_branch,
     )
-    github = settings_from_options(
-        api_url=github_api_url,
-        token=github_token,
-        app_id=github_app_id,
-        app_key_file=github_app_key_file,
-        app_installation_id=github_app_installation_id,
-        max_wait=github_max_wait,
+    credentials = (github_token, github_app_id, github_app_key_file, github_app_installation_id)
+    # With nothing to post to and no Actions files to write, the reporting modules stay
+    # unloaded (most runs outside GitHub).
+    reporting = (
+        context is not None
+        or report_to == "github"
+        or any(value is not None and value != "" for value in credentials)
     )
-    plan = plan_posting(report_to, github, provider=provider)
+    plan = None
+    if reporting:
+        from securecase.github_api import settings_from_options
+        from securecase.reporting import plan_posting
+
+        github = settings_from_options(
+            api_url=github_api_url,
+            token=github_token,
+            app_id=github_app_id,
+            app_key_file=github_app_key_file,
+            app_installation_id=github_app_installation_id,
+            max_wait=github_max_wait,
+        )
+        plan = plan_posting(report_to, github, provider=provider)
     request = IngestRequest(
         reports=reports,
         subject=subject,
@@ -307,22 +318,25 @@ def ingest(
             render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
         )
         _echo_text(text)
-    reported = report_ingest(
-        result,
-        plan,
-        repo=resolved.repo,
-        head_sha=commit,
-        run_url=run_url,
-        cases_repo=cases_repo,
-        cases_web_url=cases_web_url,
-        context=context,
-        now=_clock().now(),
-    )
-    if reported.internal_error is not None and _verbose():
-        import traceback
+    if plan is not None:
+        from securecase.reporting import report_ingest
 
-        traceback.print_exception(reported.internal_error)
-    _warn(reported.warnings, actions=context is not None)
+        reported = report_ingest(
+            result,
+            plan,
+            repo=resolved.repo,
+            head_sha=commit,
+            run_url=run_url,
+            cases_repo=cases_repo,
+            cases_web_url=cases_web_url,
+            context=context,
+            now=_clock().now(),
+        )
+        if reported.internal_error is not None and _verbose():
+            import traceback
+
+            traceback.print_exception(reported.internal_error)
+        _warn(reported.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
