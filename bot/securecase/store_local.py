@@ -271,28 +271,32 @@ class LocalBackend:
                         index[path] = _CONFLICT
         worktree: dict[str, str | None] = dict.fromkeys(touched)
         written = self._written.load()
-        # Files whose stat data still matches their index entry need no hashing: diff-files
-        # tells which do not (hashing only racily-clean ones), so a big raw report costs a
-        # stat instead of a full read.
-        differing = set(
-            self.git.run(["diff-files", "--name-only", "-z", "--", *touched])
-            .stdout.decode("utf-8", "surrogateescape")
-            .split("\0")
-        )
-        to_hash = []
+        unknown = []
         for path in touched:
             kind = self._kind(path)
-            if kind == "file":
-                tracked = index[path] not in (None, _CONFLICT)
-                known = written.get(path)
-                if tracked and path not in differing:
-                    worktree[path] = index[path]
-                elif known is not None and known[1] == self._checked.get(path):
-                    worktree[path] = known[0]  # still the file a run of ours wrote
-                else:
-                    to_hash.append(path)
+            known = written.get(path)
+            if kind == "file" and known is not None and known[1] == self._checked.get(path):
+                worktree[path] = known[0]  # still the file a run of ours wrote
+            elif kind == "file":
+                unknown.append(path)
             elif kind != "absent":
                 worktree[path] = _NOT_A_FILE
+        # Other files whose stat data still matches their index entry need no hashing either:
+        # diff-files tells which do not (hashing only racily-clean ones), so a big raw report
+        # costs a stat instead of a full read.
+        differing: set[str] = set()
+        if unknown:
+            differing = set(
+                self.git.run(["diff-files", "--name-only", "-z", "--", *unknown])
+                .stdout.decode("utf-8", "surrogateescape")
+                .split("\0")
+            )
+        to_hash = []
+        for path in unknown:
+            if index[path] not in (None, _CONFLICT) and path not in differing:
+                worktree[path] = index[path]
+            else:
+                to_hash.append(path)
         if to_hash:  # hashed as `git add` would (the repository's filters apply)
             oids = self.git.run(
                 ["hash-object", "--stdin-paths"], input="".join(f"{p}\n" for p in to_hash).encode()
