@@ -716,5 +716,5 @@ def test_sigkill_between_any_two_steps_leaves_a_usable_repo(tmp_path: Path, kind
             assert not (repo / ".git" / "index.lock").exists()
     else:
         raise AssertionError("the worker never finished")
-    assert n > 6
+    assert n > 3  # several steps of the update were interrupted
     assert_fsck_clean(repo)

@@ -17,13 +17,14 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import StoreError
 from securecase.gitcmd import DEFAULT_IDENTITY, Git, GitIdentity
+from securecase.gittree import TreeUnavailable, new_trees
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -70,6 +71,10 @@ class Snapshot(Protocol):
 
     def tree_id(self) -> str | None:
         """The root tree id of head, None when there is no head yet."""
+        ...
+
+    def tree(self, oid: str) -> bytes | None:
+        """The content of tree object ``oid``, None when it is not here."""
         ...
 
 
@@ -203,6 +208,11 @@ class GitSnapshot:
                 return meta.split()[2].decode()
         return None
 
+    def tree(self, oid: str) -> bytes | None:
+        """The content of tree object ``oid``, None when it is not here."""
+        found = self._catfile.contents(oid)
+        return found[1] if found is not None and found[0] == "tree" else None
+
     def tree_id(self) -> str | None:
         """The root tree of head (None when there is no head yet)."""
         if self.head is None:
@@ -260,57 +270,86 @@ def build_commit(
     change: Change,
     known_blob: Callable[[bytes], str | None] | None = None,
 ) -> Built | None:
-    """Write blobs, tree and commit for ``change`` on top of ``snap.head`` with a private index.
+    """Write blobs, trees and commit for ``change`` on top of ``snap.head``.
 
     ``known_blob`` gives the id of content already written (see :class:`BlobsAhead`). Returns
     None when the resulting tree equals the current one. Nothing outside the object database
     is modified, so an interruption at any point leaves at most unreachable objects.
     """
     files, removed = touched_paths(snap, change)
+    blobs: dict[str, str] = {}
+    for path, data in files.items():
+        found = known_blob(data) if known_blob is not None else None
+        if found is not None:
+            blobs[path] = found
+    unknown = {path: files[path] for path in files if path not in blobs}
+    blobs.update(zip(unknown, _write_objects(git, tmpdir, "blob", unknown.values()), strict=True))
+    blobs = {path: blobs[path] for path in files}  # in the order of the change
+    old_tree = snap.tree_id()
+    tree = None
+    if old_tree is not None:
+        try:
+            root, trees = new_trees(old_tree, {**dict.fromkeys(removed), **blobs}, snap.tree)
+        except TreeUnavailable:
+            pass  # not all of it is here (a partial clone): let git's index do it
+        else:
+            ids = _write_objects(git, tmpdir, "tree", [content for _, content in trees])
+            if ids != [oid for oid, _ in trees]:
+                raise StoreError("git stored a tree under another id than computed; not committing")
+            tree = root or EMPTY_TREE[len(old_tree)]
+    if tree is None:
+        tree = _tree_through_index(git, tmpdir, snap, blobs, removed)
+    if tree == (old_tree or EMPTY_TREE.get(len(tree))):
+        return None
+    message = git.redact(change.message)
+    if message and not message.endswith("\n"):
+        message += "\n"
+    parents = ["-p", snap.head] if snap.head else []
+    commit = git.run(
+        ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
+        input=message.encode("utf-8"),
+    ).text
+    return Built(commit, files, blobs, removed, message)
+
+
+def _write_objects(git: Git, tmpdir: str, kind: str, contents: Iterable[bytes]) -> list[str]:
+    """Write ``contents`` as objects of ``kind`` with one ``git hash-object``; their ids."""
+    paths = []
+    try:
+        for data in contents:
+            fd, path = tempfile.mkstemp(prefix=f"{kind}-", dir=tmpdir)
+            paths.append(path)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        if not paths:
+            return []
+        return git.run(
+            ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"],
+            input="".join(f"{p}\n" for p in paths).encode(),
+        ).text.split()
+    finally:
+        for path in paths:
+            os.unlink(path)
+
+
+def _tree_through_index(
+    git: Git, tmpdir: str, snap: Snapshot, blobs: Mapping[str, str], removed: Sequence[str]
+) -> str:
+    """The new root tree, built by git on a private index (first commit, partial clones)."""
     fd, index = tempfile.mkstemp(prefix="index-", dir=tmpdir)
     os.close(fd)
     os.unlink(index)  # git wants to create it; an empty file is not a valid index
     env = {"GIT_INDEX_FILE": index}
-    blob_files = []
     try:
         if snap.head is not None:
             git.run(["read-tree", snap.head], env=env)
-        blobs: dict[str, str] = {}
-        for path, data in files.items():
-            found = known_blob(data) if known_blob is not None else None
-            if found is not None:
-                blobs[path] = found
-        unknown = [path for path in files if path not in blobs]
-        if unknown:
-            for n, path in enumerate(unknown):
-                blob_files.append(os.path.join(tmpdir, f"{os.path.basename(index)}-blob{n}"))
-                with open(blob_files[-1], "wb") as handle:
-                    handle.write(files[path])
-            out = git.run(
-                ["hash-object", "-w", "--no-filters", "--stdin-paths"],
-                input="".join(f"{p}\n" for p in blob_files).encode(),
-            ).text.split()
-            blobs.update(zip(unknown, out, strict=True))
-        blobs = {path: blobs[path] for path in files}  # in the order of the change
         info = [f"0 {'0' * len(snap.head or '')}\t{p}\0" for p in removed]  # removed: head set
         info += [f"100644 {oid}\t{p}\0" for p, oid in blobs.items()]
         if info:
             git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
-        tree = git.run(["write-tree", "--missing-ok"], env=env).text
-        old_tree = snap.tree_id()
-        if tree == (old_tree or EMPTY_TREE.get(len(tree))):
-            return None
-        message = git.redact(change.message)
-        if message and not message.endswith("\n"):
-            message += "\n"
-        parents = ["-p", snap.head] if snap.head else []
-        commit = git.run(
-            ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
-            input=message.encode("utf-8"),
-        ).text
-        return Built(commit, files, blobs, removed, message)
+        return git.run(["write-tree", "--missing-ok"], env=env).text
     finally:
-        for path in [index, f"{index}.lock", *blob_files]:
+        for path in (index, f"{index}.lock"):
             if os.path.exists(path):
                 os.unlink(path)
 
