@@ -4,8 +4,9 @@
 under a lock) or a remote (a shallow, partial, temporary clone; pushed without force).
 ``store.update(compute)`` hands ``compute`` a :class:`Snapshot` of the current head and commits
 the :class:`Change` it plans as exactly one commit; when the remote moved meanwhile, ``compute``
-runs again on the new head. Commits are built with plumbing on a private index, so the shared
-``.git/index`` and the work tree are never needed to commit (see ``store_local`` for how the
+runs again on the new head. Commits are built with plumbing (trees computed from the parent's
+in ``gittree``, or a private index), so the shared ``.git/index`` and the work tree are never
+needed to commit (see ``store_local`` for how the
 work tree is kept in sync).
 """
 

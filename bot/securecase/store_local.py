@@ -1,6 +1,6 @@
 """Local cases repo: commit in place under a lock, keep the work tree in step, lose no edit.
 
-Crash safety: the commit is built on a private index (``store.build_commit``) and published by
+Crash safety: the commit is built from objects only (``store.build_commit``) and published by
 one compare-and-swap ``update-ref``; until then only unreachable objects exist. Afterwards the
 touched files are written atomically (temp file + rename) and their index entries updated.
 A run killed between those steps leaves each touched path with the content of the new commit
@@ -195,7 +195,7 @@ class LocalBackend:
             self._lock_fd = None
 
     def build_dir(self) -> str:
-        """Where private index files go (inside the git dir; cleaned under the lock)."""
+        """Where temporary index and object files go (in the git dir; cleaned under the lock)."""
         return self._tmp
 
     def refresh(self) -> None:
