@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from securecase import schemas
 from securecase.errors import PolicyError
 from securecase.keys import Provider, Subject
 from securecase.models import Finding, Kind, Package, Severity, fingerprint
@@ -51,6 +53,8 @@ def test_default_policy_twin_is_current():
     #   open('bot/securecase/data/default-policy.json', 'w').write(t())"
     twin = (ROOT / "bot" / "securecase" / "data" / "default-policy.json").read_text()
     assert twin == builtin_policy_twin()
+    # builtin_policy() trusts the twin's document to pass the schema without checking.
+    assert schemas.is_valid(json.loads(twin)["document"], schemas.POLICY)
 
 
 def test_a_stale_twin_is_never_used(tmp_path):

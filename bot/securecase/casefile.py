@@ -1,12 +1,14 @@
 """``case.yaml``: the case as a deterministic YAML document, validated on read and write.
 
 Key order follows the design contract; empty optional fields are left out so a finding stays a
-few lines. A file a human broke is reported with ``file:line`` and never overwritten.
+few lines. A file a human broke is reported with ``file:line`` and never overwritten. Given a
+:class:`~securecase.casecache.CaseCache`, reading takes a document this code validated before
+for the very same bytes instead of parsing them again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecase import schemas, yamlio
 from securecase.case import (
@@ -25,6 +27,9 @@ from securecase.case import (
 from securecase.errors import CaseFileError
 from securecase.keys import Provider, Subject
 from securecase.models import Finding, Instance, Kind, Location, Package, Severity
+
+if TYPE_CHECKING:
+    from securecase.casecache import CaseCache
 
 CASE_FILE = "case.yaml"
 
@@ -83,17 +88,34 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return doc
 
 
-def dump_case(case: Case) -> bytes:
-    """Serialize and self-check a case; the same case always gives the same bytes."""
+def dump_case(case: Case, *, cache: CaseCache | None = None) -> bytes:
+    """Serialize and self-check a case; the same case always gives the same bytes.
+
+    With ``cache``, the document is remembered for the bytes, so reading them back is quick.
+    """
     doc = case_to_dict(case)
     if not schemas.is_valid(doc, schemas.CASE):
         found = schemas.problems(doc, schemas.CASE, text="", path=CASE_FILE)
         raise AssertionError("securecase built an invalid case:\n" + "\n".join(found))
-    return yamlio.dump(doc).encode("utf-8")
+    data = yamlio.dump(doc).encode("utf-8")
+    if cache is not None:
+        cache.put(data, doc)
+    return data
 
 
-def load_case(data: bytes, *, path: str) -> Case:
-    """Parse ``case.yaml`` bytes; CaseFileError with ``path:line`` for every problem."""
+def load_case(data: bytes, *, path: str, cache: CaseCache | None = None) -> Case:
+    """Parse ``case.yaml`` bytes; CaseFileError with ``path:line`` for every problem.
+
+    With ``cache``, a document validated earlier for these exact bytes is used when there is
+    one, and a freshly validated one is stored.
+    """
+    if cache is not None:
+        known = cache.get(data)
+        if known is not None:
+            try:
+                return case_from_dict(known)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                pass  # not what this version stores: parse the bytes
     hint = "fix the file by pull request (or revert the commit that broke it); it was not changed"
     try:
         doc = yamlio.load(data, path=path)
@@ -108,6 +130,8 @@ def load_case(data: bytes, *, path: str) -> Case:
         raise CaseFileError(
             f"{path}: the case file does not match schema {SCHEMA_ID}", problems=found, hint=hint
         )
+    if cache is not None:
+        cache.put(data, doc)
     return case_from_dict(doc)
 
 

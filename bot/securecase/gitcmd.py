@@ -213,8 +213,8 @@ class Git:
         """The full argv for ``git args``."""
         return ["git", *self.config_args, *args]
 
-    def popen(self, args: Sequence[str], *, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-        """Start a long-running git process talking through pipes (own session, no fds)."""
+    def popen(self, args: Sequence[str], *, stderr: IO[bytes] | int) -> subprocess.Popen[bytes]:
+        """Start a git process talking through pipes (own session, no fds)."""
         try:
             return subprocess.Popen(
                 self.argv(args),

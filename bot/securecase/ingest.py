@@ -27,6 +27,7 @@ from securecase.case import (
     record_stale,
 )
 from securecase.case import same_content as same_case_content
+from securecase.casecache import CaseCache
 from securecase.casefile import CASE_FILE, dump_case, load_case
 from securecase.clock import Clock, iso
 from securecase.errors import CaseFileError, UsageError
@@ -132,18 +133,6 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     today = now.astimezone(UTC).date()
     target = baseline_subject(request.subject)
 
-    def plan(snapshot: Snapshot) -> Plan[IngestResult]:
-        policy = explicit_policy or _repo_policy(snapshot)
-        previous = _read_case(snapshot, folder, request.subject)
-        # A run that does not name the target branch judges against the one the case knows
-        # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
-        # finding as new. A remote fetches that folder lazily (it was not known up front).
-        base = target
-        if base is None and previous is not None and request.subject.is_pr:
-            base = baseline_subject(previous.subject)
-        baseline = _read_case(snapshot, base.folder, base) if base else None
-        return _plan(request, parsed, policy, previous, folder, received_at, baseline, today, base)
-
     # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
     paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
     with open_store(
@@ -152,6 +141,22 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         # The raw reports are most of the bytes a commit writes: hash them while the case is
         # read, merged and dumped.
         store.write_ahead([r.raw for r in parsed])
+        cache = CaseCache(store.cache_dir)
+
+        def plan(snapshot: Snapshot) -> Plan[IngestResult]:
+            policy = explicit_policy or _repo_policy(snapshot)
+            previous = _read_case(snapshot, folder, request.subject, cache)
+            # A run that does not name the target branch judges against the one the case knows
+            # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
+            # finding as new. A remote fetches that folder lazily (it was not known up front).
+            base = target
+            if base is None and previous is not None and request.subject.is_pr:
+                base = baseline_subject(previous.subject)
+            baseline = _read_case(snapshot, base.folder, base, cache) if base else None
+            return _plan(
+                request, parsed, policy, previous, folder, received_at, baseline, today, base, cache
+            )
+
         committed = store.update(plan)
     result = committed.result
     return replace(
@@ -175,12 +180,12 @@ def _repo_policy(snapshot: Snapshot) -> Policy:
     return load_policy(data, origin=POLICY_FILE)
 
 
-def _read_case(snapshot: Snapshot, folder: str, subject: Subject) -> Case | None:
+def _read_case(snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCache) -> Case | None:
     path = f"{folder}/{CASE_FILE}"
     data = snapshot.read(path)
     if data is None:
         return None
-    case = load_case(data, path=path)
+    case = load_case(data, path=path, cache=cache)
     if case.key != subject.key:
         raise CaseFileError(
             f"{path}: holds case {case.key!r}, expected {subject.key!r}",
@@ -199,6 +204,7 @@ def _plan(
     baseline: Case | None,
     today: date,
     target: Subject | None,
+    cache: CaseCache,
 ) -> Plan[IngestResult]:
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
@@ -268,7 +274,8 @@ def _plan(
     )
     if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
         return Plan(change=None, result=replace(result, case=previous))
-    files[f"{folder}/{CASE_FILE}"] = dump_case(case)
+    # Cached before the commit exists: an entry for bytes that never land is merely unused.
+    files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache)
     message = _commit_message(case, decision, scan, result)
     return Plan(change=Change(files=files, message=message), result=result)
 

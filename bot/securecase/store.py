@@ -12,11 +12,13 @@ work tree is kept in sync).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +26,8 @@ from types import TracebackType
 from typing import IO, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import StoreError
-from securecase.gitcmd import DEFAULT_IDENTITY, Git, GitIdentity
-from securecase.gittree import TreeUnavailable, new_trees
+from securecase.gitcmd import DEFAULT_IDENTITY, Git, GitIdentity, GitResult
+from securecase.gittree import TreeUnavailable, new_trees, object_id
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -284,20 +286,31 @@ def build_commit(
         if found is not None:
             blobs[path] = found
     unknown = {path: files[path] for path in files if path not in blobs}
-    blobs.update(zip(unknown, _write_objects(git, tmpdir, "blob", unknown.values()), strict=True))
-    blobs = {path: blobs[path] for path in files}  # in the order of the change
+    writing = _ObjectWrite(git, tmpdir, "blob", unknown.values())
     old_tree = snap.tree_id()
     tree = None
-    if old_tree is not None:
-        try:
-            root, trees = new_trees(old_tree, {**dict.fromkeys(removed), **blobs}, snap.tree)
-        except TreeUnavailable:
-            pass  # not all of it is here (a partial clone): let git's index do it
+    try:
+        if old_tree is not None:
+            # The trees can be computed and written while git writes the blobs: their ids are
+            # known up front, and git checks them once it is done.
+            expected = [object_id(b"blob", data, len(old_tree)) for data in unknown.values()]
+            blobs.update(zip(unknown, expected, strict=True))
+            try:
+                root, trees = new_trees(old_tree, {**dict.fromkeys(removed), **blobs}, snap.tree)
+            except TreeUnavailable:
+                pass  # not all of it is here (a partial clone): let git's index do it
+            else:
+                contents = [content for _, content in trees]
+                if _ObjectWrite(git, tmpdir, "tree", contents).ids() != [o for o, _ in trees]:
+                    raise StoreError("git stored a tree under another id than computed")
+                tree = root or EMPTY_TREE[len(old_tree)]
+            if writing.ids() != expected:
+                raise StoreError("git stored a file under another id than computed")
         else:
-            ids = _write_objects(git, tmpdir, "tree", [content for _, content in trees])
-            if ids != [oid for oid, _ in trees]:
-                raise StoreError("git stored a tree under another id than computed; not committing")
-            tree = root or EMPTY_TREE[len(old_tree)]
+            blobs.update(zip(unknown, writing.ids(), strict=True))
+    finally:
+        writing.close()
+    blobs = {path: blobs[path] for path in files}  # in the order of the change
     if tree is None:
         tree = _tree_through_index(git, tmpdir, snap, blobs, removed)
     if tree == (old_tree or EMPTY_TREE.get(len(tree))):
@@ -313,24 +326,56 @@ def build_commit(
     return Built(commit, files, blobs, removed, message)
 
 
-def _write_objects(git: Git, tmpdir: str, kind: str, contents: Iterable[bytes]) -> list[str]:
-    """Write ``contents`` as objects of ``kind`` with one ``git hash-object``; their ids."""
-    paths = []
-    try:
-        for data in contents:
-            fd, path = tempfile.mkstemp(prefix=f"{kind}-", dir=tmpdir)
-            paths.append(path)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        if not paths:
+class _ObjectWrite:
+    """``contents`` being written as objects of ``kind`` by one ``git hash-object``."""
+
+    def __init__(self, git: Git, tmpdir: str, kind: str, contents: Iterable[bytes]) -> None:
+        self._paths: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._args = ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"]
+        self._git = git
+        # A file, not a pipe: git's messages can never fill it and stall the ids behind them.
+        self._stderr = tempfile.TemporaryFile(dir=tmpdir)
+        try:
+            for data in contents:
+                fd, path = tempfile.mkstemp(prefix=f"{kind}-", dir=tmpdir)
+                self._paths.append(path)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            if self._paths:
+                self._proc = git.popen(self._args, stderr=self._stderr)
+                # A few short lines: they fit in the pipe, so writing them cannot block.
+                stdin = cast(IO[bytes], self._proc.stdin)
+                stdin.write("".join(f"{p}\n" for p in self._paths).encode())
+                stdin.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def ids(self) -> list[str]:
+        """The ids git gave the contents, in order (raises StoreError when git failed)."""
+        if self._proc is None:
             return []
-        return git.run(
-            ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"],
-            input="".join(f"{p}\n" for p in paths).encode(),
-        ).text.split()
-    finally:
-        for path in paths:
-            os.unlink(path)
+        try:
+            out = cast(IO[bytes], self._proc.stdout).read()
+            if self._proc.wait() != 0:
+                self._stderr.seek(0)
+                err = self._git.redact(self._stderr.read().decode("utf-8", "replace"))
+                raise self._git.error(self._args, GitResult(self._proc.returncode, out, err))
+        finally:
+            self.close()
+        return out.decode().split()
+
+    def close(self) -> None:
+        """Wait for git and remove the temporary files (again: nothing to do)."""
+        if self._proc is not None:
+            self._proc.wait()
+            cast(IO[bytes], self._proc.stdout).close()
+        self._stderr.close()
+        for path in self._paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._paths = []
 
 
 def _tree_through_index(
@@ -367,16 +412,16 @@ class BlobsAhead:
         self._contents = list(contents)
         self._ids: list[str | None] | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._feeders: list[threading.Thread] = []
         with open(os.devnull, "wb") as quiet:
             for data in self._contents:
                 proc = git.popen(["hash-object", "-w", "--no-filters", "--stdin"], stderr=quiet)
                 self._procs.append(proc)
-                try:
-                    stdin = cast(IO[bytes], proc.stdin)
-                    stdin.write(data)  # git reads it all before hashing: this returns soon
-                    stdin.close()
-                except OSError:
-                    pass  # git is gone: blob_id() finds no id and the commit hashes it
+                # Megabytes through a pipe take milliseconds of waiting on git to read them;
+                # a thread waits instead (writes release the GIL).
+                feeder = threading.Thread(target=_feed, args=(proc, data), daemon=True)
+                feeder.start()
+                self._feeders.append(feeder)
 
     def blob_id(self, data: bytes) -> str | None:
         """The blob id of ``data`` if it is one of the contents written ahead."""
@@ -388,6 +433,8 @@ class BlobsAhead:
     def _results(self) -> list[str | None]:
         if self._ids is None:
             self._ids = []
+            for feeder in self._feeders:
+                feeder.join()
             for proc in self._procs:
                 try:
                     out = cast(IO[bytes], proc.stdout).read()
@@ -412,6 +459,20 @@ class BlobsAhead:
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+        for feeder in self._feeders:
+            feeder.join()  # git is gone: a write still pending fails at once
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write ``data`` to git's stdin and close it; a git that died early just ends the feed."""
+    stdin = cast(IO[bytes], proc.stdin)
+    try:
+        stdin.write(data)
+    except OSError:
+        pass  # blob_id() finds no id and the commit writes the content itself
+    finally:
+        with contextlib.suppress(OSError):
+            stdin.close()
 
 
 class Backend(Protocol):
@@ -419,6 +480,7 @@ class Backend(Protocol):
 
     git: Git
     catfile: _CatFile
+    cache_dir: str | None  # where parsed case files may be kept between runs (None: nowhere)
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -457,6 +519,11 @@ class CasesStore:
     def workdir(self) -> str:
         """Directory git runs in (the work tree, or the temporary clone for a remote)."""
         return self._backend.git.cwd
+
+    @property
+    def cache_dir(self) -> str | None:
+        """A private folder that outlives this run (see :mod:`securecase.casecache`), if any."""
+        return self._backend.cache_dir
 
     def __enter__(self) -> CasesStore:
         return self

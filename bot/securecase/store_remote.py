@@ -37,6 +37,7 @@ class RemoteBackend:
         repo = os.path.join(self._tmp, "repo")
         self.git = Git(repo, identity=identity, secrets=url_secrets(url))
         self.catfile = _CatFile(self.git)
+        self.cache_dir: str | None = None  # the clone is gone after this run
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)

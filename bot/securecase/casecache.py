@@ -1,0 +1,110 @@
+"""Parsed ``case.yaml`` documents kept beside a local cases repo, so a rescan skips the YAML.
+
+Every ingest reads the case it is about to update; reading 1,000 findings of YAML and checking
+them against the schema costs more than the rest of the merge. The ingest before it had that
+very document in hand when it wrote the file, so it leaves a copy here, in ``marshal`` form,
+keyed by a digest of the exact ``case.yaml`` bytes.
+
+A hit is sound by construction: the key covers the bytes, the case schema, securecase's version
+and the Python that wrote it, and only documents that passed the schema are stored. Everything
+here is a hint: a missing, unreadable, corrupt or pruned entry is just a miss, and the file is
+parsed and validated as usual. The folder lives inside the repository's git dir, which git
+never transfers, so nothing fetched from a remote can fill it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import marshal
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from securecase import __version__
+
+#: Entries kept; the least recently used beyond this are removed when one is added.
+MAX_ENTRIES = 32
+_MAGIC = b"securecase case cache 1\n"
+_CHECK = 16  # bytes of the payload digest that follows the magic
+
+
+@functools.cache
+def _namespace() -> bytes:
+    """Key material for everything a cached document depends on besides the file's bytes."""
+    schema = (Path(__file__).parent / "schemas" / "case.schema.json").read_bytes()
+    facts = f"{__version__}\0{marshal.version}\0{sys.version_info[:2]}\0".encode()
+    return hashlib.blake2b(facts + schema, digest_size=32).digest()
+
+
+class CaseCache:
+    """The cache in ``folder`` (None: no cache, every lookup misses and nothing is stored)."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder = folder
+
+    def key(self, data: bytes) -> str:
+        """The entry name for ``case.yaml`` bytes ``data``."""
+        return hashlib.blake2b(data, digest_size=20, key=_namespace()).hexdigest()
+
+    def get(self, data: bytes) -> Any:
+        """The schema-valid document parsed from ``data`` earlier, or None."""
+        if self.folder is None:
+            return None
+        path = os.path.join(self.folder, self.key(data))
+        try:
+            with open(path, "rb") as handle:
+                stored = handle.read()
+        except OSError:
+            return None
+        head = len(_MAGIC) + _CHECK
+        payload = stored[head:]
+        if stored[: len(_MAGIC)] != _MAGIC or stored[len(_MAGIC) : head] != _digest(payload):
+            return None
+        try:
+            doc = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
+        return doc if type(doc) is dict else None
+
+    def put(self, data: bytes, doc: dict[str, Any]) -> None:
+        """Remember ``doc`` (schema-valid, plain data) as what ``data`` parses to."""
+        if self.folder is None:
+            return
+        try:
+            payload = marshal.dumps(doc)
+        except ValueError:
+            return  # not plain data: nothing to gain from caching it
+        path = os.path.join(self.folder, self.key(data))
+        temp = f"{path}.{os.urandom(6).hex()}.tmp"
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with open(temp, "wb") as handle:
+                handle.write(_MAGIC + _digest(payload) + payload)
+            os.replace(temp, path)
+            self._prune()
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+    def _prune(self) -> None:
+        assert self.folder is not None
+        names = os.listdir(self.folder)
+        if len(names) <= MAX_ENTRIES:
+            return
+        dated = []
+        for name in names:
+            with contextlib.suppress(OSError):
+                dated.append((os.stat(os.path.join(self.folder, name)).st_mtime_ns, name))
+        dated.sort()
+        for _, name in dated[: len(dated) - MAX_ENTRIES]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.folder, name))
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=_CHECK).digest()
