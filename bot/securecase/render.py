@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +252,8 @@ def cases_table(cases: list[Case]) -> str:
 
 def cases_csv(cases: list[Case]) -> str:
     """CSV with a header row."""
+    import csv  # only `cases list --output csv` needs it
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import tempfile
@@ -397,7 +396,7 @@ class LocalBackend:
         target = os.path.join(self.root, relpath)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         for folder in (self._tmp, os.path.dirname(target)):
-            temp = os.path.join(folder, f".securecase-{secrets.token_hex(8)}.tmp")
+            temp = os.path.join(folder, f".securecase-{os.urandom(8).hex()}.tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -479,7 +478,7 @@ class WrittenFiles:
         entries.update(written)
         kept = list(entries.items())[-WRITTEN_KEPT:]
         data = {p: [blob, [s.size, s.mtime_ns, s.inode, s.mode]] for p, (blob, s) in kept}
-        temp = f"{self.path}.{secrets.token_hex(4)}.tmp"
+        temp = f"{self.path}.{os.urandom(4).hex()}.tmp"
         try:
             with open(temp, "w", encoding="utf-8") as handle:
                 json.dump(data, handle, separators=(",", ":"))

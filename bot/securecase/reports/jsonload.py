@@ -38,7 +38,8 @@ def read_report_bytes(path: str | Path) -> bytes:
             f"{path}: cannot read the report: {reason}",
             hint="check the path; the scanner may have failed before writing its report",
         ) from None
-    if not data.strip(_WHITESPACE) or data == UTF8_BOM:
+    # isspace() stops at the first other byte; strip() would copy the whole report.
+    if not data or data.isspace() or data == UTF8_BOM:
         raise ReportError(
             f"{path}: the report is empty",
             hint="the scanner wrote no output; check the scan step's log",
