@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,4 +89,22 @@ def test_python_trees_equal_the_trees_git_builds(
         assert by_git == git(repo, "rev-parse", "HEAD^{tree}").strip()
     else:
         assert git(repo, "rev-parse", f"{built.commit}^{{tree}}").strip() == by_git
+        assert subprocess.run(["git", "-C", str(repo), "fsck", "--no-dangling"]).returncode == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sets(st.sampled_from(WRITABLE), min_size=1))
+def test_a_first_commit_gets_the_trees_git_builds(writes: set[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        repo = Path(folder) / "r"
+        git(Path(folder), "init", "-q", str(repo))
+        change = Change({w: w.encode() for w in sorted(writes)}, message="m\n")
+        with open_store(str(repo)) as store:
+            snap = store.snapshot()
+            assert snap.head is None
+            built = build_commit(Git(str(repo)), folder, snap, change, hex_len=40)
+            assert built is not None
+            by_git = _tree_through_index(Git(str(repo)), folder, snap, built.blobs, ())
+        assert git(repo, "rev-parse", f"{built.commit}^{{tree}}").strip() == by_git
+        assert git(repo, "cat-file", "-p", f"{built.commit}").count("parent ") == 0
         assert subprocess.run(["git", "-C", str(repo), "fsck", "--no-dangling"]).returncode == 0

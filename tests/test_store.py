@@ -231,6 +231,21 @@ def test_local_init_of_missing_path_commits_with_trailers(tmp_path: Path) -> Non
     assert_fsck_clean(repo)
 
 
+def test_local_sha256_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "cases"
+    git(tmp_path, "init", "-q", "--object-format=sha256", "-b", "main", str(repo))
+    with open_store(str(repo)) as store:
+        first = store.update(append("one"))
+        second = store.update(append("two", path="cases/x/y.txt"))
+    assert first.commit and len(first.commit) == 64
+    assert second.commit and git(repo, "rev-parse", "HEAD").strip() == second.commit
+    assert (repo / LOG).read_bytes() == b"one\n" and (
+        repo / "cases/x/y.txt"
+    ).read_bytes() == b"two\n"
+    assert git(repo, "status", "--porcelain") == ""
+    assert_fsck_clean(repo)
+
+
 def test_local_existing_empty_dir_is_initialised_but_other_dirs_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with open_store(str(tmp_path / "empty")) as store:

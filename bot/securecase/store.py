@@ -46,6 +46,8 @@ T = TypeVar("T")
 BACKOFF_BASE = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_CAP = 3.0
+#: Length of an object id in hex, by the repository's object format.
+HEX_LENGTHS = {"sha1": 40, "sha256": 64}
 EMPTY_TREE = {
     40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
     64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
@@ -272,12 +274,15 @@ def build_commit(
     snap: Snapshot,
     change: Change,
     known_blob: Callable[[bytes], str | None] | None = None,
+    hex_len: int | None = None,
 ) -> Built | None:
     """Write blobs, trees and commit for ``change`` on top of ``snap.head``.
 
-    ``known_blob`` gives the id of content already written (see :class:`BlobsAhead`). Returns
-    None when the resulting tree equals the current one. Nothing outside the object database
-    is modified, so an interruption at any point leaves at most unreachable objects.
+    ``known_blob`` gives the id of content already written (see :class:`BlobsAhead`);
+    ``hex_len`` the length of the repository's object ids, which a repository without commits
+    cannot tell (unknown: its first commit is built through an index). Returns None when the
+    resulting tree equals the current one. Nothing outside the object database is modified,
+    so an interruption at any point leaves at most unreachable objects.
     """
     files, removed = touched_paths(snap, change)
     blobs: dict[str, str] = {}
@@ -288,22 +293,23 @@ def build_commit(
     unknown = {path: files[path] for path in files if path not in blobs}
     writing = _ObjectWrite(git, tmpdir, "blob", unknown.values())
     old_tree = snap.tree_id()
+    base = old_tree if old_tree is not None else EMPTY_TREE.get(hex_len or 0)
     tree = None
     try:
-        if old_tree is not None:
+        if base is not None:
             # The trees can be computed and written while git writes the blobs: their ids are
             # known up front, and git checks them once it is done.
-            expected = [object_id(b"blob", data, len(old_tree)) for data in unknown.values()]
+            expected = [object_id(b"blob", data, len(base)) for data in unknown.values()]
             blobs.update(zip(unknown, expected, strict=True))
             try:
-                root, trees = new_trees(old_tree, {**dict.fromkeys(removed), **blobs}, snap.tree)
+                root, trees = new_trees(base, {**dict.fromkeys(removed), **blobs}, snap.tree)
             except TreeUnavailable:
                 pass  # not all of it is here (a partial clone): let git's index do it
             else:
                 contents = [content for _, content in trees]
                 if _ObjectWrite(git, tmpdir, "tree", contents).ids() != [o for o, _ in trees]:
                     raise StoreError("git stored a tree under another id than computed")
-                tree = root or EMPTY_TREE[len(old_tree)]
+                tree = root or EMPTY_TREE[len(base)]
             if writing.ids() != expected:
                 raise StoreError("git stored a file under another id than computed")
         else:
@@ -481,6 +487,7 @@ class Backend(Protocol):
     git: Git
     catfile: _CatFile
     cache_dir: str | None  # where parsed case files may be kept between runs (None: nowhere)
+    hex_len: int  # object ids in hex: 40 (SHA-1) or 64 (SHA-256)
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -651,7 +658,9 @@ class CasesStore:
                     return Committed(None, snap.head, attempt, plan.result)
                 backend.prepare(snap, plan.change)
                 known = self._ahead.blob_id if self._ahead is not None else None
-                built = build_commit(backend.git, backend.build_dir(), snap, plan.change, known)
+                built = build_commit(
+                    backend.git, backend.build_dir(), snap, plan.change, known, backend.hex_len
+                )
                 if built is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 if backend.publish(snap.head, built):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from securecase.errors import StoreError
 from securecase.gitcmd import Git, GitIdentity
-from securecase.store import Built, Change, Snapshot, _CatFile, touched_paths
+from securecase.store import HEX_LENGTHS, Built, Change, Snapshot, _CatFile, touched_paths
 
 BACKDATE_NS = 5 * 10**9  # written files get an mtime this far back (see _write)
 WRITTEN_KEPT = 2000  # files remembered in the written-files record
@@ -74,7 +74,7 @@ def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
     # after the other answers are printed.
     probe = git.run(
         ["rev-parse", "--path-format=absolute", "--is-bare-repository", "--git-dir"]
-        + ["--git-common-dir", "--git-path", "index", "--show-toplevel"],
+        + ["--git-common-dir", "--git-path", "index", "--show-object-format", "--show-toplevel"],
         check=False,
     )
     if "dubious ownership" in probe.stderr:
@@ -87,11 +87,18 @@ def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
     answers = probe.text.splitlines()
     if len(answers) >= 2 and answers[0] == "true":
         return path if os.path.realpath(answers[1]) == path else None
-    if probe.returncode != 0 or len(answers) != 5:
+    if probe.returncode != 0 or len(answers) != 6 or answers[4] not in HEX_LENGTHS:
         return None
-    _, git_dir, common_dir, index, top = answers
+    _, git_dir, common_dir, index, object_format, top = answers
     if os.path.realpath(top) == path:
-        return LocalBackend(path, identity, git_dir=git_dir, common_dir=common_dir, index=index)
+        return LocalBackend(
+            path,
+            identity,
+            git_dir=git_dir,
+            common_dir=common_dir,
+            index=index,
+            hex_len=HEX_LENGTHS[object_format],
+        )
     return None
 
 
@@ -130,9 +137,17 @@ class LocalBackend:
     """Commits to the branch checked out in a work tree (see the module docstring)."""
 
     def __init__(
-        self, worktree: str, identity: GitIdentity, *, git_dir: str, common_dir: str, index: str
+        self,
+        worktree: str,
+        identity: GitIdentity,
+        *,
+        git_dir: str,
+        common_dir: str,
+        index: str,
+        hex_len: int,
     ) -> None:
         self.git = Git(worktree, identity=identity)
+        self.hex_len = hex_len
         self.catfile = _CatFile(self.git)
         self.root = worktree
         self._index = index
@@ -154,6 +169,10 @@ class LocalBackend:
             return answers[0]
         ref = self.git.run(["symbolic-ref", "-q", "HEAD"], check=False)  # unborn branch
         self._ref = ref.text if ref.returncode == 0 else None
+        if self._ref is not None:
+            # HEAD names a branch that did not resolve a moment ago: unborn. Should another
+            # process create it meanwhile, publishing "must not exist" fails and we retry.
+            return None
         tip = self.git.run(
             ["rev-parse", "-q", "--verify", f"{self._ref or 'HEAD'}^{{commit}}"], check=False
         )
