@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import marshal
 import os
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import TRIVY, git, ingest_json
 from securecase import casecache
+from securecase.case import ExceptionRef, Seen, Tracked
 from securecase.casecache import CaseCache
 from securecase.casefile import case_to_dict, dump_case, load_case
+from securecase.models import Severity
 from test_casefile import sample_case
 
 CASE_PATH = "cases/github/acme/shop/pr-42/case.yaml"
@@ -133,3 +140,89 @@ def test_a_human_edit_is_read_from_the_file(work: Path) -> None:
     code, _, err = ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c2", cwd=work)
     assert code == 1, err
     assert yaml.safe_load(path.read_text())["triage"]["notes"] == "written by a person"
+
+
+# -- findings copied from the previous file ---------------------------------------------------
+
+BASE_CASE = sample_case("pip.json", "alpine-310.json", "misconfigurations_and_secrets.json")
+
+
+def changed_finding(tracked: Tracked, how: str) -> Tracked:
+    finding = tracked.finding
+    if how == "title":
+        finding = replace(finding, title=finding.title + " (updated)")
+    elif how == "severity":
+        finding = replace(finding, severity=Severity.LOW)
+    elif how == "line" and finding.location is not None:
+        location = replace(finding.location, start_line=(finding.location.start_line or 0) + 1)
+        finding = replace(finding, location=location)
+    elif how == "cvss":
+        finding = replace(finding, cvss=7.0)
+    elif how == "new":
+        return replace(tracked, new=not tracked.new)
+    elif how == "exception":
+        return replace(tracked, exception=ExceptionRef("EXC-1", "2027-01-01"))
+    elif how == "resolved":
+        return replace(tracked, resolved=Seen("c9", "2026-11-24T00:00:00Z"))
+    return replace(tracked, finding=finding)
+
+
+CHANGES = ["same", "same", "same", "title", "severity", "line", "cvss", "new", "exception", "drop"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_copied_findings_give_the_bytes_of_a_full_write(data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        cache = CaseCache(folder)
+        previous = dump_case(BASE_CASE, cache=cache)
+        assert load_case(previous, path="case.yaml", cache=cache) == BASE_CASE  # served
+        findings = []
+        for tracked in BASE_CASE.findings:
+            how = data.draw(st.sampled_from(CHANGES))
+            if how != "drop":
+                findings.append(changed_finding(tracked, how))
+        resolved = [changed_finding(t, "resolved") for t in BASE_CASE.findings[:2]]
+        extra = sample_case("npm.json").findings[: data.draw(st.integers(0, 3))]
+        case = replace(
+            BASE_CASE,
+            findings=tuple(findings) + extra,
+            resolved=tuple(resolved[: data.draw(st.integers(0, 2))]),
+        )
+        assert dump_case(case, cache=cache, previous=previous) == dump_case(case)
+
+
+def test_a_changed_finding_is_still_checked_against_the_schema(tmp_path: Path) -> None:
+    cache = CaseCache(str(tmp_path / "cache"))
+    previous = dump_case(BASE_CASE, cache=cache)
+    load_case(previous, path="case.yaml", cache=cache)
+    first, *rest = BASE_CASE.findings
+    broken = replace(first, finding=replace(first.finding, id="not-a-fingerprint"))
+    with pytest.raises(AssertionError, match="invalid case"):
+        dump_case(replace(BASE_CASE, findings=(broken, *rest)), cache=cache, previous=previous)
+
+
+def test_only_the_emitters_own_text_is_copied(tmp_path: Path) -> None:
+    # A file a person wrote (same document, other layout) is parsed and cached, but its text
+    # is never copied into the next file: that would break "same case, same bytes".
+    cache = CaseCache(str(tmp_path / "cache"))
+    by_hand = yaml.safe_dump(case_to_dict(BASE_CASE), sort_keys=False).encode()
+    assert load_case(by_hand, path="case.yaml", cache=cache) == BASE_CASE
+    assert cache.emitted(by_hand) is None
+    assert dump_case(BASE_CASE, cache=cache, previous=by_hand) == dump_case(BASE_CASE)
+    written = dump_case(BASE_CASE, cache=cache)
+    assert cache.emitted(written) is None  # stored, but not read back in this process yet
+    load_case(written, path="case.yaml", cache=cache)
+    assert cache.emitted(written) == case_to_dict(BASE_CASE)
+
+
+def test_an_integer_written_as_a_float_is_read_as_an_integer() -> None:
+    # Equal documents must have equal types for copied text to match a full write.
+    doc = case_to_dict(BASE_CASE)
+    located = next(
+        i for i, f in enumerate(doc["findings"]) if "start_line" in f.get("location", {})
+    )
+    doc["findings"][located]["location"]["start_line"] = 5.0
+    case = load_case(yaml.safe_dump(doc, sort_keys=False).encode(), path="case.yaml")
+    line = case.findings[located].finding.location
+    assert line is not None and line.start_line == 5 and type(line.start_line) is int

@@ -123,6 +123,46 @@ def test_emitter_output_shape(doc: dict[str, Any]) -> None:
     assert not text.startswith(("---", "..."))
 
 
+@PROPERTY
+@given(
+    DOCS,
+    st.sampled_from(["findings", "resolved", "items"]),
+    st.lists(TREES, min_size=1, max_size=6),
+    st.data(),
+)
+def test_items_written_earlier_are_copied_exactly(
+    doc: dict[str, Any], key: str, items: list[Any], data: st.DataObject
+) -> None:
+    doc = {**doc, key: items}
+    text = dump(doc)
+    blocks = yamlfast.sequence_items(text, key)
+    assert blocks is not None and len(blocks) == len(items)
+    # Any subset of the items may be copied; the rest are written afresh: the same text.
+    keep = data.draw(st.lists(st.booleans(), min_size=len(items), max_size=len(items)))
+    known = [block if kept else None for block, kept in zip(blocks, keep, strict=True)]
+    assert dump(doc, {key: known}) == text
+    assert yamlfast.sequence_items(text, "absent") is None
+
+
+def test_sequence_items_of_a_list_with_literal_blocks_and_nesting() -> None:
+    doc = {
+        "a": 1,
+        "findings": [{"id": "x", "notes": "one\n\n  - not an item\n"}, {"id": "y", "l": [1, [2]]}],
+        "z": "end",
+    }
+    text = dump(doc)
+    blocks = yamlfast.sequence_items(text, "findings")
+    assert blocks == [
+        "  - id: x\n    notes: |\n      one\n\n        - not an item",
+        '  - id: "y"\n    l:\n      - 1\n      - - 2',
+    ]
+    assert yamlfast.sequence_items(dump({"findings": []}), "findings") is None
+    with pytest.raises(ValueError, match="plain key"):
+        yamlfast.sequence_items(text, "a b: c")
+    with pytest.raises(ValueError, match="known items"):
+        dump(doc, {"findings": [None]})
+
+
 def test_tricky_strings_round_trip_as_values_and_keys() -> None:
     doc: dict[str, Any] = {s: s for s in TRICKY}
     doc["list"] = list(TRICKY)

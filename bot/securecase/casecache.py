@@ -27,7 +27,7 @@ from securecase import __version__
 
 #: Entries kept; the least recently used beyond this are removed when one is added.
 MAX_ENTRIES = 32
-_MAGIC = b"securecase case cache 1\n"
+_MAGIC = b"securecase case cache 2\n"
 _CHECK = 16  # bytes of the payload digest that follows the magic
 
 
@@ -44,6 +44,8 @@ class CaseCache:
 
     def __init__(self, folder: str | None) -> None:
         self.folder = folder
+        # What get() returned in this process: (bytes, document, written by the emitter).
+        self._served: list[tuple[bytes, dict[str, Any], bool]] = []
 
     def key(self, data: bytes) -> str:
         """The entry name for ``case.yaml`` bytes ``data``."""
@@ -64,19 +66,32 @@ class CaseCache:
         if stored[: len(_MAGIC)] != _MAGIC or stored[len(_MAGIC) : head] != _digest(payload):
             return None
         try:
-            doc = marshal.loads(payload)
+            entry = marshal.loads(payload)
         except (EOFError, ValueError, TypeError):
             return None
+        if type(entry) is not tuple or len(entry) != 2 or type(entry[0]) is not dict:
+            return None
+        doc, written = entry
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last
-        return doc if type(doc) is dict else None
+        self._served.append((data, doc, written is True))
+        return doc
 
-    def put(self, data: bytes, doc: dict[str, Any]) -> None:
-        """Remember ``doc`` (schema-valid, plain data) as what ``data`` parses to."""
+    def emitted(self, data: bytes) -> dict[str, Any] | None:
+        """The document :meth:`get` returned for ``data`` in this process, provided ``data`` is
+        exactly the YAML securecase's emitter wrote for it (see ``put(written=True)``)."""
+        for known, doc, written in self._served:
+            if written and (known is data or known == data):
+                return doc
+        return None
+
+    def put(self, data: bytes, doc: dict[str, Any], *, written: bool = False) -> None:
+        """Remember ``doc`` (schema-valid, plain data) as what ``data`` parses to; ``written``
+        says ``data`` is the emitter's own output for ``doc``."""
         if self.folder is None:
             return
         try:
-            payload = marshal.dumps(doc)
+            payload = marshal.dumps((doc, written))
         except ValueError:
             return  # not plain data: nothing to gain from caching it
         path = os.path.join(self.folder, self.key(data))

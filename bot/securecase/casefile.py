@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from securecase import schemas, yamlio
+from securecase import schemas, yamlfast, yamlio
 from securecase.case import (
     SCHEMA_ID,
     Case,
@@ -88,19 +88,66 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return doc
 
 
-def dump_case(case: Case, *, cache: CaseCache | None = None) -> bytes:
+def dump_case(
+    case: Case, *, cache: CaseCache | None = None, previous: bytes | None = None
+) -> bytes:
     """Serialize and self-check a case; the same case always gives the same bytes.
 
     With ``cache``, the document is remembered for the bytes, so reading them back is quick.
+    ``previous`` (the bytes of the case this one updates, read through the same cache) lets
+    the findings it already holds, unchanged, be copied rather than written and checked again.
     """
     doc = case_to_dict(case)
-    if not schemas.is_valid(doc, schemas.CASE):
+    written: dict[str, list[str | None]] | None = None
+    checked = doc
+    earlier = cache.emitted(previous) if cache is not None and previous is not None else None
+    if earlier is not None and previous is not None:
+        written, checked = _unchanged_items(doc, earlier, previous)
+    if not schemas.is_valid(checked, schemas.CASE):
         found = schemas.problems(doc, schemas.CASE, text="", path=CASE_FILE)
         raise AssertionError("securecase built an invalid case:\n" + "\n".join(found))
-    data = yamlio.dump(doc).encode("utf-8")
+    data = yamlio.dump(doc, written).encode("utf-8")
     if cache is not None:
-        cache.put(data, doc)
+        cache.put(data, doc, written=True)
     return data
+
+
+#: Lists of case.yaml whose schema checks each item alone ({"type": "array", "items": ...}),
+#: so an item equal to one of an already valid document needs no check.
+ITEM_LISTS = ("findings", "resolved")
+
+
+def _unchanged_items(
+    doc: dict[str, Any], earlier: dict[str, Any], text: bytes
+) -> tuple[dict[str, list[str | None]], dict[str, Any]]:
+    """For each item list: the text written for items equal to ``earlier``'s (None for the
+    others), and ``doc`` with only the other items left in those lists, to be checked.
+
+    ``earlier`` is the valid document ``text`` was written from. Equal items give equal text
+    because a document's values have fixed Python types per field (``case_to_dict``): an
+    integer field never holds 1.0, a boolean never 1.
+    """
+    written: dict[str, list[str | None]] = {}
+    checked = dict(doc)
+    decoded = text.decode("utf-8")
+    for key in ITEM_LISTS:
+        before = earlier.get(key) or []
+        blocks = yamlfast.sequence_items(decoded, key) if before else None
+        if blocks is None or len(blocks) != len(before):
+            continue
+        known = {item["id"]: (item, block) for item, block in zip(before, blocks, strict=True)}
+        texts: list[str | None] = []
+        changed = []
+        for item in doc[key]:
+            match = known.get(item["id"])
+            if match is not None and match[0] == item:
+                texts.append(match[1])
+            else:
+                texts.append(None)
+                changed.append(item)
+        written[key] = texts
+        checked[key] = changed
+    return written, checked
 
 
 def load_case(data: bytes, *, path: str, cache: CaseCache | None = None) -> Case:
@@ -294,8 +341,8 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         else None,
         location=Location(
             path=loc.get("path"),
-            start_line=loc.get("start_line"),
-            end_line=loc.get("end_line"),
+            start_line=_integer(loc.get("start_line")),
+            end_line=_integer(loc.get("end_line")),
             url=loc.get("url"),
         )
         if loc is not None
@@ -309,7 +356,7 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
             Instance(method=i.get("method"), uri=i.get("uri"), param=i.get("param"))
             for i in doc.get("instances", ())
         ),
-        instance_count=doc.get("instance_count"),
+        instance_count=_integer(doc.get("instance_count")),
     )
     first = doc["first_seen"]
     resolved = doc.get("resolved")
@@ -321,6 +368,11 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         new=doc.get("new"),
         exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
     )
+
+
+def _integer(value: Any) -> Any:
+    """An integer the schema let through as ``5.0``, as 5: values keep one type per field."""
+    return int(value) if type(value) is float else value
 
 
 def _instance_doc(instance: Instance) -> dict[str, Any]:

@@ -145,16 +145,18 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
 
         def plan(snapshot: Snapshot) -> Plan[IngestResult]:
             policy = explicit_policy or _repo_policy(snapshot)
-            previous = _read_case(snapshot, folder, request.subject, cache)
+            found = _read_case(snapshot, folder, request.subject, cache)
+            previous = found[0] if found else None
             # A run that does not name the target branch judges against the one the case knows
             # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
             # finding as new. A remote fetches that folder lazily (it was not known up front).
             base = target
             if base is None and previous is not None and request.subject.is_pr:
                 base = baseline_subject(previous.subject)
-            baseline = _read_case(snapshot, base.folder, base, cache) if base else None
+            in_base = _read_case(snapshot, base.folder, base, cache) if base else None
+            baseline = in_base[0] if in_base else None
             return _plan(
-                request, parsed, policy, previous, folder, received_at, baseline, today, base, cache
+                request, parsed, policy, found, folder, received_at, baseline, today, base, cache
             )
 
         committed = store.update(plan)
@@ -180,7 +182,10 @@ def _repo_policy(snapshot: Snapshot) -> Policy:
     return load_policy(data, origin=POLICY_FILE)
 
 
-def _read_case(snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCache) -> Case | None:
+def _read_case(
+    snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCache
+) -> tuple[Case, bytes] | None:
+    """The subject's case and its bytes, None when it has none yet."""
     path = f"{folder}/{CASE_FILE}"
     data = snapshot.read(path)
     if data is None:
@@ -191,14 +196,14 @@ def _read_case(snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCac
             f"{path}: holds case {case.key!r}, expected {subject.key!r}",
             hint="the folder name and the case key disagree; fix the file by pull request",
         )
-    return case
+    return case, data
 
 
 def _plan(
     request: IngestRequest,
     parsed: list[Report],
     policy: Policy,
-    previous: Case | None,
+    found: tuple[Case, bytes] | None,
     folder: str,
     received_at: str,
     baseline: Case | None,
@@ -206,6 +211,7 @@ def _plan(
     target: Subject | None,
     cache: CaseCache,
 ) -> Plan[IngestResult]:
+    previous, previous_bytes = found if found else (None, None)
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
@@ -275,7 +281,7 @@ def _plan(
     if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
         return Plan(change=None, result=replace(result, case=previous))
     # Cached before the commit exists: an entry for bytes that never land is merely unused.
-    files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache)
+    files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache, previous=previous_bytes)
     message = _commit_message(case, decision, scan, result)
     return Plan(change=Change(files=files, message=message), result=result)
 

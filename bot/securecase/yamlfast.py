@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 #: Returned by :func:`fast_load` when the text is outside the subset it understands.
@@ -76,6 +76,9 @@ class _Reject(Exception):
 # --------------------------------------------------------------------------------------------
 # Emitter
 
+# A line of the top level: a key in column 0 (an empty line inside a literal block is not one).
+_TOP_LINE_RE: Final = re.compile(r"\n(?=[^ \n])")
+
 
 def _escape_char(match: re.Match[str]) -> str:
     char = match.group()
@@ -131,8 +134,38 @@ def float_token(value: float) -> str:
     return text
 
 
-def emit(data: Mapping[str, Any]) -> str:
-    """Block-style YAML for ``data``; see :func:`securecase.yamlio.dump`."""
+def sequence_items(text: str, key: str) -> list[str] | None:
+    """The text of each item of the block sequence under top-level ``key`` in ``text``, which
+    :func:`emit` wrote; None when there is no such non-empty sequence.
+
+    Each item's text is the lines :func:`emit` wrote for it, without the final newline, for
+    its ``written`` argument. ``key`` must be a plain key.
+    """
+    if scalar_token(key, key=True) != key:
+        raise ValueError(f"{key!r} is not a plain key")
+    head = f"{key}:\n  - "
+    if text.startswith(head):
+        start = 0
+    else:
+        found = text.find("\n" + head)
+        if found < 0:
+            return None
+        start = found + 1
+    start += len(key) + 2  # the first item's "  - "
+    end = _TOP_LINE_RE.search(text, start)
+    section = text[start : end.start() if end is not None else len(text.rstrip("\n"))]
+    # Inside an item every line is indented further (literal lines too), so "\n  - " only
+    # starts the next item.
+    return ["  - " + item for item in section[4:].split("\n  - ")]
+
+
+def emit(data: Mapping[str, Any], written: Mapping[str, Sequence[str | None]] | None = None) -> str:
+    """Block-style YAML for ``data``; see :func:`securecase.yamlio.dump`.
+
+    ``written`` gives, for a top-level key whose value is a list, the text this function
+    wrote earlier for equal items (from :func:`sequence_items`), aligned with the list; an
+    item with None is written afresh. The result is the same either way.
+    """
     if not isinstance(data, Mapping):
         raise TypeError(f"the top of a YAML document must be a mapping, not {type(data).__name__}")
     if not data:
@@ -189,7 +222,12 @@ def emit(data: Mapping[str, Any]) -> str:
         else:
             raise TypeError(f"cannot write {type(value).__name__} to YAML: {value!r}")
 
-    def emit_map(mapping: Mapping[Any, Any], first: str, indent: str) -> None:
+    def emit_map(
+        mapping: Mapping[Any, Any],
+        first: str,
+        indent: str,
+        known_items: Mapping[str, Sequence[str | None]] = {},  # noqa: B006 (never mutated)
+    ) -> None:
         # ``first`` starts the first key's line ("  - " inside a sequence item), ``indent`` the
         # others; ``child`` is where nested blocks and literal lines go.
         prefix = first
@@ -204,7 +242,13 @@ def emit(data: Mapping[str, Any]) -> str:
             else:
                 head = f"{prefix}{token}:"
             prefix = indent
-            if type(value) is str:
+            known = known_items.get(key) if known_items else None
+            if known is not None and type(value) is list and value:
+                if len(known) != len(value):
+                    raise ValueError(f"{len(known)} known items for {len(value)} in {key!r}")
+                append(head)
+                emit_seq(value, child, child, known)
+            elif type(value) is str:
                 text = values.get(value)
                 if text is None:
                     text = values[value] = scalar_token(value)
@@ -215,12 +259,17 @@ def emit(data: Mapping[str, Any]) -> str:
             else:
                 emit_other(head, value, child)
 
-    def emit_seq(items: list[Any], first: str, indent: str) -> None:
+    def emit_seq(
+        items: list[Any], first: str, indent: str, known: Sequence[str | None] = ()
+    ) -> None:
         prefix = first + "- "
         item_prefix = indent + "- "
         child = indent + "  "
-        for value in items:
-            if type(value) is str:
+        for index, value in enumerate(items):
+            text = known[index] if known else None
+            if text is not None:
+                append(text)
+            elif type(value) is str:
                 text = values.get(value)
                 if text is None:
                     text = values[value] = scalar_token(value)
@@ -236,7 +285,7 @@ def emit(data: Mapping[str, Any]) -> str:
                 emit_other(prefix[:-1], value, child)
             prefix = item_prefix
 
-    emit_map(data, "", "")
+    emit_map(data, "", "", written or {})
     append("")
     return "\n".join(out)
 

@@ -24,7 +24,7 @@ class YamlSyntaxError(InputError):
     """A YAML text that cannot be read; the message is ``path:line:col: what is wrong``."""
 
 
-def dump(data: Mapping[str, Any]) -> str:
+def dump(data: Mapping[str, Any], written: Mapping[str, Sequence[str | None]] | None = None) -> str:
     """Deterministic block-style YAML for plain data; the same data always gives the same text.
 
     ``data`` holds dicts with str keys (written in insertion order), lists, str, int, finite
@@ -32,8 +32,11 @@ def dump(data: Mapping[str, Any]) -> str:
     does a str holding a lone surrogate (libyaml cannot read one back). Strings are plain only
     when unambiguous in YAML 1.1 and 1.2, literal blocks (``|``/``|-``) when multi-line and
     printable, double-quoted otherwise. The text ends with exactly one newline.
+
+    ``written`` may give, per top-level list, the text an earlier dump wrote for items equal
+    to these (see :func:`yamlfast.sequence_items`); it only saves time.
     """
-    return yamlfast.emit(data)
+    return yamlfast.emit(data, written)
 
 
 def load(text: str | bytes, *, path: str) -> Any:
