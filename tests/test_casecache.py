@@ -32,7 +32,7 @@ def test_a_stored_document_comes_back_for_the_same_bytes_only(tmp_path: Path) ->
     doc = yaml.safe_load(data)
     assert cache.get(data) is None
     cache.put(data, doc)
-    assert cache.get(data) == doc
+    assert cache.get(data) == (doc, False)
     assert cache.get(data + b"\n") is None
     assert cache.get(data.replace(b"status: NEW", b"status: TRIAGED")) is None
 
@@ -80,10 +80,10 @@ def test_least_recently_used_entries_are_pruned(tmp_path: Path) -> None:
         cache.put(str(n).encode(), {"n": n})
         # Entries made a second apart (file times can be too coarse to order quick writes).
         os.utime(folder / cache.key(str(n).encode()), (past + n, past + n))
-        assert cache.get(first) == {"n": -1}  # used again (now): kept
+        assert cache.get(first) == ({"n": -1}, False)  # used again (now): kept
     names = list(folder.iterdir())
     assert len(names) == casecache.MAX_ENTRIES
-    assert cache.get(b"0") is None and cache.get(first) == {"n": -1}
+    assert cache.get(b"0") is None and cache.get(first) == ({"n": -1}, False)
     assert not [p for p in names if p.name.endswith(".tmp")]
 
 
@@ -91,12 +91,12 @@ def test_load_case_uses_a_hit_and_survives_a_foreign_document(tmp_path: Path) ->
     cache = CaseCache(str(tmp_path / "cache"))
     case = sample_case("pip.json", "alpine-310.json")
     data = dump_case(case, cache=cache)
-    assert cache.get(data) == case_to_dict(case)  # written while dumping
+    assert cache.get(data) == (case_to_dict(case), True)  # written while dumping
     assert load_case(data, path="case.yaml", cache=cache) == case
     # An entry this version cannot read (not a case document) is parsed over, not trusted.
     cache.put(data, {"schema": "something else"})
     assert load_case(data, path="case.yaml", cache=cache) == case
-    assert cache.get(data) == case_to_dict(case)  # and replaced by the validated document
+    assert cache.get(data) == (case_to_dict(case), False)  # replaced by the checked document
 
 
 def test_a_file_read_without_an_entry_is_validated_and_then_cached(tmp_path: Path) -> None:
@@ -115,8 +115,9 @@ def test_rescans_read_the_previous_case_from_the_cache(work: Path) -> None:
     folder = repo / ".git" / "securecase-cache"
     data = (repo / CASE_PATH).read_bytes()
     cache = CaseCache(str(folder))
-    doc = cache.get(data)
-    assert doc is not None and doc == yaml.safe_load(data)
+    entry = cache.get(data)
+    assert entry is not None and entry == (yaml.safe_load(data), True)
+    doc = entry[0]
     # Proof the next run takes the cached document instead of the file: a note only the
     # cached copy holds shows up in the case it writes.
     doc["triage"]["notes"] = "seen through the cache"
@@ -203,17 +204,37 @@ def test_a_changed_finding_is_still_checked_against_the_schema(tmp_path: Path) -
 
 
 def test_only_the_emitters_own_text_is_copied(tmp_path: Path) -> None:
-    # A file a person wrote (same document, other layout) is parsed and cached, but its text
-    # is never copied into the next file: that would break "same case, same bytes".
+    # A file a person wrote (same document, other layout, read by PyYAML) is not cached, and
+    # its text is never copied into the next file: that would break "same case, same bytes".
     cache = CaseCache(str(tmp_path / "cache"))
     by_hand = yaml.safe_dump(case_to_dict(BASE_CASE), sort_keys=False).encode()
     assert load_case(by_hand, path="case.yaml", cache=cache) == BASE_CASE
-    assert cache.emitted(by_hand) is None
+    assert cache.get(by_hand) is None and cache.emitted(by_hand) is None
     assert dump_case(BASE_CASE, cache=cache, previous=by_hand) == dump_case(BASE_CASE)
     written = dump_case(BASE_CASE, cache=cache)
     assert cache.emitted(written) is None  # stored, but not read back in this process yet
     load_case(written, path="case.yaml", cache=cache)
     assert cache.emitted(written) == case_to_dict(BASE_CASE)
+
+
+def test_an_entry_the_case_reader_refuses_steers_nothing(tmp_path: Path) -> None:
+    cache = CaseCache(str(tmp_path / "cache"))
+    data = dump_case(BASE_CASE, cache=cache)
+    foreign = yaml.safe_load(data)
+    del foreign["status"]  # not a case document: the file is parsed instead
+    foreign["findings"].reverse()  # and its items do not line up with the text
+    cache.put(data, foreign, written=True)
+    assert load_case(data, path="case.yaml", cache=cache) == BASE_CASE
+    assert cache.emitted(data) is None
+    updated = replace(BASE_CASE, updated_at="2027-01-01T00:00:00Z")
+    assert dump_case(updated, cache=cache, previous=data) == dump_case(updated)
+
+
+def test_the_key_covers_the_code_that_reads_and_writes_case_files() -> None:
+    here = Path(casecache.__file__).parent
+    assert all((here / name).is_file() for name in casecache.DEPENDS_ON)
+    for module in ("yamlio", "yamlfast", "casefile", "schemacheck", "casecache"):
+        assert f"{module}.py" in casecache.DEPENDS_ON
 
 
 def test_an_integer_written_as_a_float_is_read_as_an_integer() -> None:

@@ -113,3 +113,12 @@ def test_golden_case_file(tmp_path: Path):
     if os.environ.get("SECURECASE_REGEN"):
         golden.write_bytes(written)
     assert written == golden.read_bytes()
+
+
+def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
+    text = dump_case(sample_case("pip.json")).replace(b"  trivy-repo:\n", b"  123:\n")
+    assert b"  123:\n" in text
+    with pytest.raises(CaseFileError) as caught:
+        load_case(text, path="cases/x/case.yaml")
+    line = text.decode().splitlines().index("sources:") + 1
+    assert str(caught.value).startswith(f"cases/x/case.yaml:{line}: $.sources:")

@@ -17,11 +17,13 @@ import pytest
 
 from securecase.errors import StoreError
 from securecase.gitcmd import Git, redact, url_secrets
+from securecase.gittree import object_id
 from securecase.store import (
     BlobsAhead,
     Change,
     Plan,
     Snapshot,
+    _ObjectWrite,
     build_commit,
     is_remote,
     open_store,
@@ -733,3 +735,14 @@ def test_sigkill_between_any_two_steps_leaves_a_usable_repo(tmp_path: Path, kind
         raise AssertionError("the worker never finished")
     assert n > 3  # several steps of the update were interrupted
     assert_fsck_clean(repo)
+
+
+def test_thousands_of_objects_in_one_write(tmp_path: Path) -> None:
+    # The list of files goes to git as a file: a pipe would fill up and stall both sides.
+    repo = tmp_path / "r"
+    git(tmp_path, "init", "-q", str(repo))
+    contents = [b"%d\n" % n for n in range(6000)]
+    ids = _ObjectWrite(Git(str(repo)), str(tmp_path), "blob", contents).ids()
+    assert ids == [object_id(b"blob", data, 40) for data in contents]
+    assert git(repo, "cat-file", "-p", ids[-1]) == "5999\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary file left

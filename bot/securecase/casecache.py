@@ -5,11 +5,13 @@ them against the schema costs more than the rest of the merge. The ingest before
 very document in hand when it wrote the file, so it leaves a copy here, in ``marshal`` form,
 keyed by a digest of the exact ``case.yaml`` bytes.
 
-A hit is sound by construction: the key covers the bytes, the case schema, securecase's version
-and the Python that wrote it, and only documents that passed the schema are stored. Everything
-here is a hint: a missing, unreadable, corrupt or pruned entry is just a miss, and the file is
-parsed and validated as usual. The folder lives inside the repository's git dir, which git
-never transfers, so nothing fetched from a remote can fill it.
+A hit is sound by construction: the key covers the bytes, the case schema, the source of the
+code that reads, checks and writes case files, securecase's version and the Python that wrote
+it; only documents that passed the schema are stored, and only documents read by securecase's
+own loader (never PyYAML's, whose version the key does not cover). A missing, unreadable,
+corrupt or pruned entry is just a miss, and the file is parsed and validated as usual; a
+well-formed entry is trusted as the rest of the git dir is. That folder is never transferred by
+git, so nothing fetched from a remote can fill it.
 """
 
 from __future__ import annotations
@@ -27,16 +29,32 @@ from securecase import __version__
 
 #: Entries kept; the least recently used beyond this are removed when one is added.
 MAX_ENTRIES = 32
-_MAGIC = b"securecase case cache 2\n"
+_MAGIC = b"securecase case cache\n"
 _CHECK = 16  # bytes of the payload digest that follows the magic
+
+
+#: The files a cached document depends on besides the case file: the schema, and the code
+#: that parses, checks and writes case files (a fix to any of them invalidates every entry).
+DEPENDS_ON = (
+    "schemas/case.schema.json",
+    "schemas/__init__.py",
+    "schemacheck.py",
+    "yamlio.py",
+    "yamlfast.py",
+    "casefile.py",
+    "casecache.py",
+)
 
 
 @functools.cache
 def _namespace() -> bytes:
     """Key material for everything a cached document depends on besides the file's bytes."""
-    schema = (Path(__file__).parent / "schemas" / "case.schema.json").read_bytes()
-    facts = f"{__version__}\0{marshal.version}\0{sys.version_info[:2]}\0".encode()
-    return hashlib.blake2b(facts + schema, digest_size=32).digest()
+    here = Path(__file__).parent
+    digest = hashlib.blake2b(digest_size=32)
+    digest.update(f"{__version__}\0{marshal.version}\0{sys.version_info[:3]}\0".encode())
+    for name in DEPENDS_ON:
+        digest.update((here / name).read_bytes())
+    return digest.digest()
 
 
 class CaseCache:
@@ -44,15 +62,16 @@ class CaseCache:
 
     def __init__(self, folder: str | None) -> None:
         self.folder = folder
-        # What get() returned in this process: (bytes, document, written by the emitter).
-        self._served: list[tuple[bytes, dict[str, Any], bool]] = []
+        # Documents used in this process: (bytes, document, written by the emitter).
+        self._used: list[tuple[bytes, dict[str, Any], bool]] = []
 
     def key(self, data: bytes) -> str:
         """The entry name for ``case.yaml`` bytes ``data``."""
         return hashlib.blake2b(data, digest_size=20, key=_namespace()).hexdigest()
 
-    def get(self, data: bytes) -> Any:
-        """The schema-valid document parsed from ``data`` earlier, or None."""
+    def get(self, data: bytes) -> tuple[dict[str, Any], bool] | None:
+        """The schema-valid document parsed from ``data`` earlier, and whether ``data`` is the
+        emitter's own output for it; None when there is no usable entry."""
         if self.folder is None:
             return None
         path = os.path.join(self.folder, self.key(data))
@@ -74,13 +93,16 @@ class CaseCache:
         doc, written = entry
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last
-        self._served.append((data, doc, written is True))
-        return doc
+        return doc, written is True
+
+    def used(self, data: bytes, doc: dict[str, Any], written: bool) -> None:
+        """Note that ``doc``, from :meth:`get`, was accepted as what ``data`` holds."""
+        self._used.append((data, doc, written))
 
     def emitted(self, data: bytes) -> dict[str, Any] | None:
-        """The document :meth:`get` returned for ``data`` in this process, provided ``data`` is
-        exactly the YAML securecase's emitter wrote for it (see ``put(written=True)``)."""
-        for known, doc, written in self._served:
+        """The document used for ``data`` in this process (see :meth:`used`), provided
+        ``data`` is exactly the YAML securecase's emitter wrote for it."""
+        for known, doc, written in self._used:
             if written and (known is data or known == data):
                 return doc
         return None

@@ -140,7 +140,9 @@ def _unchanged_items(
         changed = []
         for item in doc[key]:
             match = known.get(item["id"])
-            if match is not None and match[0] == item:
+            # The block's first line names the same id: a cheap check that blocks and items
+            # line up (they do by construction).
+            if match is not None and match[0] == item and match[1].startswith(_id_line(item)):
                 texts.append(match[1])
             else:
                 texts.append(None)
@@ -157,15 +159,18 @@ def load_case(data: bytes, *, path: str, cache: CaseCache | None = None) -> Case
     one, and a freshly validated one is stored.
     """
     if cache is not None:
-        known = cache.get(data)
-        if known is not None:
+        entry = cache.get(data)
+        if entry is not None:
             try:
-                return case_from_dict(known)
+                case = case_from_dict(entry[0])
             except (KeyError, TypeError, ValueError, AttributeError):
                 pass  # not what this version stores: parse the bytes
+            else:
+                cache.used(data, *entry)
+                return case
     hint = "fix the file by pull request (or revert the commit that broke it); it was not changed"
     try:
-        doc = yamlio.load(data, path=path)
+        doc, plain = yamlio.load_document(data, path=path)
     except CaseFileError:
         raise
     except Exception as exc:
@@ -177,9 +182,16 @@ def load_case(data: bytes, *, path: str, cache: CaseCache | None = None) -> Case
         raise CaseFileError(
             f"{path}: the case file does not match schema {SCHEMA_ID}", problems=found, hint=hint
         )
-    if cache is not None:
+    if not all(type(name) is str for name in doc["sources"]):
+        # The one mapping whose keys the schema leaves open; YAML reads `123:` as a number.
+        line = yamlio.locate(data, ["sources"])
+        raise CaseFileError(
+            f"{path}:{line or '?'}: $.sources: source names must be strings", hint=hint
+        )
+    case = case_from_dict(doc)
+    if cache is not None and plain:
         cache.put(data, doc)
-    return case_from_dict(doc)
+    return case
 
 
 def case_from_dict(doc: dict[str, Any]) -> Case:
@@ -368,6 +380,12 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         new=doc.get("new"),
         exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
     )
+
+
+def _id_line(item: dict[str, Any]) -> tuple[str, str]:
+    """The first line the emitter writes for a list item with this id (plain or quoted)."""
+    oid = item["id"]
+    return f"  - id: {oid}\n", f'  - id: "{oid}"\n'
 
 
 def _integer(value: Any) -> Any:

@@ -213,17 +213,30 @@ class Git:
         """The full argv for ``git args``."""
         return ["git", *self.config_args, *args]
 
-    def popen(self, args: Sequence[str], *, stderr: IO[bytes] | int) -> subprocess.Popen[bytes]:
-        """Start a git process talking through pipes (own session, no fds)."""
+    def popen(
+        self,
+        args: Sequence[str],
+        *,
+        stderr: IO[bytes] | int,
+        stdin: IO[bytes] | int = subprocess.PIPE,
+        inherit: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """Start a git process with its output on a pipe, in its own session.
+
+        ``inherit`` passes it ``inherit_fds`` as :meth:`run` does: for a short task done under
+        a lock, which must stay held should this process be killed. A long-lived helper (one
+        that outlives a locked step) must not, or it would hold the lock after the step ends.
+        """
         try:
             return subprocess.Popen(
                 self.argv(args),
                 cwd=self.cwd,
                 env=self.env,
-                stdin=subprocess.PIPE,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 start_new_session=True,
+                pass_fds=self.inherit_fds if inherit else (),
             )
         except OSError as exc:
             raise StoreError(f"cannot run git: {exc}", hint="install git 2.39 or newer") from exc

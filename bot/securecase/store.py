@@ -340,7 +340,8 @@ class _ObjectWrite:
         self._proc: subprocess.Popen[bytes] | None = None
         self._args = ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"]
         self._git = git
-        # A file, not a pipe: git's messages can never fill it and stall the ids behind them.
+        # Files, not pipes, for the list in and the messages out: neither can fill up and
+        # stall git while this process is not reading yet.
         self._stderr = tempfile.TemporaryFile(dir=tmpdir)
         try:
             for data in contents:
@@ -349,11 +350,12 @@ class _ObjectWrite:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
             if self._paths:
-                self._proc = git.popen(self._args, stderr=self._stderr)
-                # A few short lines: they fit in the pipe, so writing them cannot block.
-                stdin = cast(IO[bytes], self._proc.stdin)
-                stdin.write("".join(f"{p}\n" for p in self._paths).encode())
-                stdin.close()
+                with tempfile.TemporaryFile(dir=tmpdir) as listing:
+                    listing.write("".join(f"{p}\n" for p in self._paths).encode())
+                    listing.seek(0)
+                    self._proc = git.popen(
+                        self._args, stderr=self._stderr, stdin=listing, inherit=True
+                    )
         except BaseException:
             self.close()
             raise
@@ -419,15 +421,20 @@ class BlobsAhead:
         self._ids: list[str | None] | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._feeders: list[threading.Thread] = []
-        with open(os.devnull, "wb") as quiet:
-            for data in self._contents:
-                proc = git.popen(["hash-object", "-w", "--no-filters", "--stdin"], stderr=quiet)
-                self._procs.append(proc)
-                # Megabytes through a pipe take milliseconds of waiting on git to read them;
-                # a thread waits instead (writes release the GIL).
-                feeder = threading.Thread(target=_feed, args=(proc, data), daemon=True)
-                feeder.start()
-                self._feeders.append(feeder)
+        try:
+            with open(os.devnull, "wb") as quiet:
+                for data in self._contents:
+                    args = ["hash-object", "-w", "--no-filters", "--stdin"]
+                    proc = git.popen(args, stderr=quiet)
+                    self._procs.append(proc)
+                    # Megabytes through a pipe take milliseconds of waiting on git to read
+                    # them; a thread waits instead (writes release the GIL).
+                    feeder = threading.Thread(target=_feed, args=(proc, data), daemon=True)
+                    feeder.start()
+                    self._feeders.append(feeder)
+        except BaseException:
+            self.close(wait=False)
+            raise
 
     def blob_id(self, data: bytes) -> str | None:
         """The blob id of ``data`` if it is one of the contents written ahead."""

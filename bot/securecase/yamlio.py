@@ -17,7 +17,8 @@ from typing import Any
 from securecase import yamlfast
 from securecase.errors import InputError
 
-__all__ = ["YamlSyntaxError", "dump", "load", "locate"]  # and FallbackLoader, imported lazily
+# and FallbackLoader, imported lazily
+__all__ = ["YamlSyntaxError", "dump", "load", "load_document", "locate"]
 
 
 class YamlSyntaxError(InputError):
@@ -47,13 +48,18 @@ def load(text: str | bytes, *, path: str) -> Any:
     Raises YamlSyntaxError (``path:line:col: problem``) on any error, including several
     documents in one file and duplicate keys.
     """
+    return load_document(text, path=path)[0]
+
+
+def load_document(text: str | bytes, *, path: str) -> tuple[Any, bool]:
+    """:func:`load`, and whether securecase's own loader read it (False: PyYAML did)."""
     source = decode(text, path)
     result = yamlfast.fast_load(source)
     if result is not yamlfast.REJECT:
-        return result
+        return result, True
     from securecase.yamlfallback import fallback_load
 
-    return fallback_load(source, path)
+    return fallback_load(source, path), False
 
 
 def _fast_load(text: str | bytes) -> Any:
