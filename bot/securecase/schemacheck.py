@@ -15,7 +15,7 @@ are not numbers, ``enum``/``const`` compare as JSON values (``1 == 1.0``, ``true
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 Check = Callable[[Any], bool]
@@ -116,21 +116,12 @@ def _compile(schema: Any, resolve: Callable[[str], Check], where: str) -> Check:
     if "propertyNames" in schema:
         names = _compile(schema["propertyNames"], resolve, f"{where}/propertyNames")
         checks.append(lambda x: type(x) is not dict or all(names(key) for key in x))
-    if "minProperties" in schema:
-        least = schema["minProperties"]
-        checks.append(lambda x: type(x) is not dict or len(x) >= least)
     if "items" in schema:
         item = _compile(schema["items"], resolve, f"{where}/items")
         checks.append(lambda x: type(x) is not list or all(item(value) for value in x))
-    if "minItems" in schema:
-        fewest = schema["minItems"]
-        checks.append(lambda x: type(x) is not list or len(x) >= fewest)
-    if "minLength" in schema:
-        shortest = schema["minLength"]
-        checks.append(lambda x: type(x) is not str or len(x) >= shortest)
-    if "maxLength" in schema:
-        longest = schema["maxLength"]
-        checks.append(lambda x: type(x) is not str or len(x) <= longest)
+    for keyword, (kind, at_least) in _SIZES.items():
+        if keyword in schema:
+            checks.append(_size_check(kind, schema[keyword], at_least=at_least))
     if "minimum" in schema:
         low = schema["minimum"]
         checks.append(lambda x: type(x) not in _NUMBERS or not x < low)  # NaN: as jsonschema
@@ -141,6 +132,21 @@ def _compile(schema: Any, resolve: Callable[[str], Check], where: str) -> Check:
         search = re.compile(ecma_pattern(schema["pattern"], where)).search
         checks.append(lambda x: type(x) is not str or search(x) is not None)
     return _all_of(checks)
+
+
+#: Size keywords: the type they constrain (its ``len``) and whether they set a lower bound.
+_SIZES: dict[str, tuple[type[Sized], bool]] = {
+    "minProperties": (dict, True),
+    "minItems": (list, True),
+    "minLength": (str, True),
+    "maxLength": (str, False),
+}
+
+
+def _size_check(kind: type[Sized], bound: int, *, at_least: bool) -> Check:
+    if at_least:
+        return lambda x: type(x) is not kind or len(x) >= bound
+    return lambda x: type(x) is not kind or len(x) <= bound
 
 
 def _always(instance: Any) -> bool:
