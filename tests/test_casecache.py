@@ -87,6 +87,20 @@ def test_least_recently_used_entries_are_pruned(tmp_path: Path) -> None:
     assert not [p for p in names if p.name.endswith(".tmp")]
 
 
+def test_the_cache_stays_within_its_size(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    cache = CaseCache(str(folder), max_bytes=250_000)
+    past = time.time() - 1000
+    for n in range(5):
+        data = str(n).encode()
+        cache.put(data, {"blob": "x" * 100_000})
+        os.utime(folder / cache.key(data), (past + n, past + n))
+    assert sorted(p.stat().st_mtime for p in folder.iterdir()) == [past + 3, past + 4]
+    cache = CaseCache(str(folder), max_bytes=1)
+    cache.put(b"big", {"blob": "y" * 100_000})
+    assert [p.name for p in folder.iterdir()] == [cache.key(b"big")]  # the newest stays
+
+
 def test_load_case_uses_a_hit_and_survives_a_foreign_document(tmp_path: Path) -> None:
     cache = CaseCache(str(tmp_path / "cache"))
     case = sample_case("pip.json", "alpine-310.json")

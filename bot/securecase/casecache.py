@@ -27,8 +27,10 @@ from typing import Any
 
 from securecase import __version__
 
-#: Entries kept; the least recently used beyond this are removed when one is added.
+#: Entries kept, and their total size: the least recently used beyond either are removed
+#: when one is added (the newest is always kept).
 MAX_ENTRIES = 32
+MAX_BYTES = 64 * 2**20
 _MAGIC = b"securecase case cache\n"
 _CHECK = 16  # bytes of the payload digest that follows the magic
 
@@ -60,8 +62,12 @@ def _namespace() -> bytes:
 class CaseCache:
     """The cache in ``folder`` (None: no cache, every lookup misses and nothing is stored)."""
 
-    def __init__(self, folder: str | None) -> None:
+    def __init__(
+        self, folder: str | None, *, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.folder = folder
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         # Documents used in this process: (bytes, document, written by the emitter).
         self._used: list[tuple[bytes, dict[str, Any], bool]] = []
 
@@ -130,17 +136,19 @@ class CaseCache:
 
     def _prune(self) -> None:
         assert self.folder is not None
-        names = os.listdir(self.folder)
-        if len(names) <= MAX_ENTRIES:
-            return
-        dated = []
-        for name in names:
-            with contextlib.suppress(OSError):
-                dated.append((os.stat(os.path.join(self.folder, name)).st_mtime_ns, name))
-        dated.sort()
-        for _, name in dated[: len(dated) - MAX_ENTRIES]:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.folder, name))
+        entries = []
+        with os.scandir(self.folder) as found:
+            for entry in found:
+                with contextlib.suppress(OSError):
+                    stat = entry.stat()
+                    entries.append((stat.st_mtime_ns, stat.st_size, entry.path))
+        entries.sort(reverse=True)  # most recently used first
+        total = 0
+        for kept, (_, size, path) in enumerate(entries, start=1):
+            total += size
+            if kept > 1 and (kept > self.max_entries or total > self.max_bytes):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def _digest(payload: bytes) -> bytes:
