@@ -193,7 +193,7 @@ def generate(size: int, extra: int, path: Path) -> None:
 #: run does (waiting on git processes started earlier, output) is reported as the rest.
 STEPS = [
     ("parse report", "securecase.ingest", "read_reports"),
-    ("open store (probe, lock)", "securecase.ingest", "open_store"),
+    ("open store (probe)", "securecase.ingest", "open_store"),
     ("read previous case (YAML or cache)", "securecase.ingest", "_read_case"),
     ("merge", "securecase.ingest", "merge"),
     ("evaluate policy", "securecase.ingest", "evaluate_case"),
@@ -212,7 +212,9 @@ def breakdown(base: Path, plus: Path) -> None:
     import importlib
 
     repo = Path(tempfile.mkdtemp()) / "cases"
-    subprocess.run(ingest_argv(base, repo, "c1"), env=env(), stdout=subprocess.DEVNULL)
+    first = subprocess.run(ingest_argv(base, repo, "c1"), env=env(), stdout=subprocess.DEVNULL)
+    if first.returncode not in (0, 1):
+        raise SystemExit(f"the first ingest failed ({first.returncode})")
     spent: dict[str, float] = {}
     gc.disable()  # as the console script does
     start = time.perf_counter()
@@ -238,7 +240,9 @@ def breakdown(base: Path, plus: Path) -> None:
     argv = ingest_argv(plus, repo, "c2")[len(securecase_argv()) :]
     began = time.perf_counter()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        cli._run(argv)
+        code = cli._run(argv)
+    if code not in (0, 1):
+        raise SystemExit(f"the rescan failed ({code})")
     spent["rest (git processes waited on, output)"] = (
         time.perf_counter() - began - sum(v for k, v in spent.items() if k != "imports")
     )

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -746,3 +747,13 @@ def test_thousands_of_objects_in_one_write(tmp_path: Path) -> None:
     assert ids == [object_id(b"blob", data, 40) for data in contents]
     assert git(repo, "cat-file", "-p", ids[-1]) == "5999\n"
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary file left
+    # Given up before its ids are read (a failure elsewhere), it still ends at once.
+    writing = _ObjectWrite(Git(str(repo)), str(tmp_path), "blob", [c + b"!" for c in contents])
+    time.sleep(0.5)  # git has filled the pipe by now
+    closing = threading.Thread(target=writing.close, daemon=True)
+    closing.start()
+    closing.join(timeout=20)
+    if closing.is_alive():  # stuck: free git, then fail
+        subprocess.run(["pkill", "-f", "hash-object -w -t blob"], check=False)
+    assert not closing.is_alive()
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]

@@ -49,13 +49,17 @@ DEPENDS_ON = (
 
 
 @functools.cache
-def _namespace() -> bytes:
-    """Key material for everything a cached document depends on besides the file's bytes."""
+def _namespace() -> bytes | None:
+    """Key material for everything a cached document depends on besides the file's bytes;
+    None when the sources are not there to read (an install without ``.py`` files)."""
     here = Path(__file__).parent
     digest = hashlib.blake2b(digest_size=32)
     digest.update(f"{__version__}\0{marshal.version}\0{sys.version_info[:3]}\0".encode())
-    for name in DEPENDS_ON:
-        digest.update((here / name).read_bytes())
+    try:
+        for name in DEPENDS_ON:
+            digest.update((here / name).read_bytes())
+    except OSError:
+        return None
     return digest.digest()
 
 
@@ -65,7 +69,8 @@ class CaseCache:
     def __init__(
         self, folder: str | None, *, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES
     ) -> None:
-        self.folder = folder
+        # Without the code to key entries by, there is no telling what made them: no cache.
+        self.folder = folder if folder is not None and _namespace() is not None else None
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         # Documents used in this process: (bytes, document, written by the emitter).
@@ -73,7 +78,9 @@ class CaseCache:
 
     def key(self, data: bytes) -> str:
         """The entry name for ``case.yaml`` bytes ``data``."""
-        return hashlib.blake2b(data, digest_size=20, key=_namespace()).hexdigest()
+        namespace = _namespace()
+        assert namespace is not None  # a cache without it has no folder and never asks
+        return hashlib.blake2b(data, digest_size=20, key=namespace).hexdigest()
 
     def get(self, data: bytes) -> tuple[dict[str, Any], bool] | None:
         """The schema-valid document parsed from ``data`` earlier, and whether ``data`` is the

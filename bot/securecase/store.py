@@ -292,10 +292,10 @@ def build_commit(
             blobs[path] = found
     unknown = {path: files[path] for path in files if path not in blobs}
     writing = _ObjectWrite(git, tmpdir, "blob", unknown.values())
-    old_tree = snap.tree_id()
-    base = old_tree if old_tree is not None else EMPTY_TREE.get(hex_len or 0)
     tree = None
     try:
+        old_tree = snap.tree_id()
+        base = old_tree if old_tree is not None else EMPTY_TREE.get(hex_len or 0)
         if base is not None:
             # The trees can be computed and written while git writes the blobs: their ids are
             # known up front, and git checks them once it is done.
@@ -377,8 +377,11 @@ class _ObjectWrite:
     def close(self) -> None:
         """Wait for git and remove the temporary files (again: nothing to do)."""
         if self._proc is not None:
-            self._proc.wait()
+            # Unread ids could fill the pipe and block git forever: closing it ends git early
+            # (each object it wrote is complete).
             cast(IO[bytes], self._proc.stdout).close()
+            self._proc.wait()
+            self._proc = None
         self._stderr.close()
         for path in self._paths:
             with contextlib.suppress(OSError):
