@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from securecase.models import Finding, Kind, Package, Severity, fingerprint
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 TRIVY = FIXTURES / "trivy"
@@ -96,3 +98,19 @@ def read_github_output(path: Path) -> dict[str, str]:
             name, _, value = line.partition("=")
             values[name] = value
     return values
+
+
+def vuln_finding(
+    n: int, severity: str = "HIGH", *, source: str = "trivy-image", cvss: float | None = None
+) -> Finding:
+    """A made-up vulnerability finding number ``n`` (id, rule and package derived from it)."""
+    return Finding(
+        id=fingerprint(source, "vuln", str(n)),
+        source=source,
+        kind=Kind.VULNERABILITY,
+        rule=f"CVE-2024-{n:04d}",
+        severity=Severity(severity),
+        title=f"vuln {n}",
+        package=Package(f"pkg{n}", "1.0", "1.1"),
+        cvss=cvss,
+    )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import vuln_finding
 from securecase.case import (
     GateRecord,
     Scan,
@@ -19,22 +20,14 @@ from securecase.case import (
     same_content,
 )
 from securecase.keys import Provider, Subject
-from securecase.models import Finding, Kind, Package, Report, ReportFormat, Severity, fingerprint
+from securecase.models import Finding, Report, ReportFormat, Severity
 
 SUBJECT = Subject(Provider.GITHUB, "acme", "shop", pr=42, target_branch="main")
 GATE = GateRecord(mode="pr_gate", decision="pass", gate=False)
 
 
 def vuln(n: int, severity: str = "HIGH", source: str = "trivy-image") -> Finding:
-    return Finding(
-        id=fingerprint(source, "vuln", str(n)),
-        source=source,
-        kind=Kind.VULNERABILITY,
-        rule=f"CVE-2024-{n:04d}",
-        severity=Severity(severity),
-        title=f"vuln {n}",
-        package=Package(f"pkg{n}", "1.0", "1.1"),
-    )
+    return vuln_finding(n, severity, source=source)
 
 
 def report(findings, source="trivy-image", scanned_at="2026-11-01T00:00:00Z") -> Report:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import vuln_finding
 from securecase.case import (
     Case,
     ExceptionRef,
@@ -26,7 +27,7 @@ from securecase.case import (
 from securecase.casefile import dump_case, load_case
 from securecase.errors import PolicyError
 from securecase.keys import Provider, Subject
-from securecase.models import Finding, Kind, Location, Package, Severity, fingerprint
+from securecase.models import Finding, Kind, Location, Severity, fingerprint
 from securecase.policy import (
     evaluate_case,
     expired_exceptions,
@@ -42,16 +43,7 @@ TODAY = date(2027, 1, 20)
 
 
 def vuln(n: int, severity: str = "HIGH", *, cvss: float | None = None, source: str = "img"):
-    return Finding(
-        id=fingerprint(source, "v", str(n)),
-        source=source,
-        kind=Kind.VULNERABILITY,
-        rule=f"CVE-2024-{n:04d}",
-        severity=Severity(severity),
-        title=f"vuln {n}",
-        package=Package(f"pkg{n}", "1.0", "1.1"),
-        cvss=cvss,
-    )
+    return vuln_finding(n, severity, source=source, cvss=cvss)
 
 
 def code(n: int, path: str, severity: str = "HIGH", source: str = "semgrep"):
