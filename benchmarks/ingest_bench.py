@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import shutil
 import statistics
@@ -192,16 +191,16 @@ def generate(size: int, extra: int, path: Path) -> None:
 #: The steps of a rescan the breakdown times: (label, module, function). Everything else the
 #: run does (waiting on git processes started earlier, output) is reported as the rest.
 STEPS = [
-    ("parse report", "securecase.ingest", "read_reports"),
-    ("open store (probe)", "securecase.ingest", "open_store"),
-    ("read previous case (YAML or cache)", "securecase.ingest", "_read_case"),
-    ("merge", "securecase.ingest", "merge"),
-    ("evaluate policy", "securecase.ingest", "evaluate_case"),
-    ("write case.yaml (check, YAML dump)", "securecase.ingest", "dump_case"),
-    ("git: check work tree", "securecase.store_local", "LocalBackend.prepare"),
-    ("git: objects + commit", "securecase.store", "build_commit"),
-    ("git: move branch", "securecase.store_local", "LocalBackend.publish"),
-    ("git: sync work tree", "securecase.store_local", "LocalBackend.after_publish"),
+    ("parse report", "securecase.services.ingest", "read_reports"),
+    ("open store (probe)", "securecase.services.ingest", "open_store"),
+    ("read previous case (YAML or cache)", "securecase.services.ingest", "_read_case"),
+    ("merge", "securecase.services.ingest", "merge"),
+    ("evaluate policy", "securecase.services.ingest", "evaluate_case"),
+    ("write case.yaml (check, YAML dump)", "securecase.services.ingest", "dump_case"),
+    ("git: check work tree", "securecase.storage.local", "LocalBackend.prepare"),
+    ("git: objects + commit", "securecase.storage.store", "build_commit"),
+    ("git: move branch", "securecase.storage.local", "LocalBackend.publish"),
+    ("git: sync work tree", "securecase.storage.local", "LocalBackend.after_publish"),
 ]
 
 
@@ -216,9 +215,9 @@ def breakdown(base: Path, plus: Path) -> None:
     if first.returncode not in (0, 1):
         raise SystemExit(f"the first ingest failed ({first.returncode})")
     spent: dict[str, float] = {}
-    gc.disable()  # as the console script does
     start = time.perf_counter()
-    from securecase import cli, render  # noqa: F401 (render: imported by the run)
+    import securecase.cli.main as cli_main
+    from securecase.render import text as render  # noqa: F401 (render: imported by the run)
 
     def timed_step(label: str, function: Callable[..., object]) -> Callable[..., object]:
         def step(*args: object, **kwargs: object) -> object:
@@ -240,7 +239,7 @@ def breakdown(base: Path, plus: Path) -> None:
     argv = ingest_argv(plus, repo, "c2")[len(securecase_argv()) :]
     began = time.perf_counter()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        code = cli._run(argv)
+        code = cli_main._run(argv)
     if code not in (0, 1):
         raise SystemExit(f"the rescan failed ({code})")
     spent["rest (git processes waited on, output)"] = (

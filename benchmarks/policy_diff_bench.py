@@ -72,11 +72,11 @@ def env() -> dict[str, str]:
 
 def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
     """Write ``count`` case folders with the real parser, merge and dumper; commit once."""
-    from securecase import reports
-    from securecase.case import GateRecord, Scan, Status, Triage, merge
-    from securecase.casefile import CASE_FILE, dump_case
-    from securecase.keys import make_subject
-    from securecase.policy import builtin_policy, evaluate
+    from securecase import scanners as reports
+    from securecase.domain.case import GateRecord, Scan, Status, Triage, merge
+    from securecase.domain.policy import builtin_policy, evaluate
+    from securecase.domain.subjects import make_subject
+    from securecase.storage.casefile import CASE_FILE, dump_case
 
     policy = builtin_policy()
     rng = random.Random(20261123)

@@ -68,7 +68,7 @@ def bench(work: Path, megabytes: int, repeat: int) -> None:
 
 def parse_breakdown(path: Path) -> None:
     """In-process: bare json.loads of the log against securecase's whole parse."""
-    from securecase.reports import parse
+    from securecase.scanners import parse
 
     data = path.read_bytes()
     gc.collect()

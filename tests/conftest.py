@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from securecase.models import Finding, Kind, Package, Severity, fingerprint
+from securecase.domain.findings import Finding, Kind, Package, Severity, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -108,7 +108,7 @@ def vuln_finding(
         id=fingerprint(source, "vuln", str(n)),
         source=source,
         kind=Kind.VULNERABILITY,
-        rule=f"CVE-2024-{n:04d}",
+        advisory=f"CVE-2024-{n:04d}",
         severity=Severity(severity),
         title=f"vuln {n}",
         package=Package(f"pkg{n}", "1.0", "1.1"),

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from securecase.domain.findings import Finding, Report
 from securecase.errors import ReportError
-from securecase.models import Finding, Report
-from securecase.reports import parse
+from securecase.scanners import parse
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures" / "trivy"

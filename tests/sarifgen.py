@@ -47,7 +47,7 @@ def _copied(result: dict[str, Any], index: int) -> dict[str, Any]:
 
 def findings_per_copy() -> int:
     """Distinct findings one copy of the template results adds (from the golden counts)."""
-    from securecase.reports import parse
+    from securecase.scanners import parse
 
     return sum(len(parse(FIXTURES / name).findings) for name in TEMPLATE_FILES)
 

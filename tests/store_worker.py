@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from securecase import store as store_module
-from securecase.gitcmd import Git, GitResult
-from securecase.store import Change, Plan, Snapshot, open_store
+from securecase.storage import store as store_module
+from securecase.storage.git import Git, GitResult
+from securecase.storage.repos import open_store
+from securecase.storage.store import Change, Plan, Snapshot
 
 COUNTING = [False]  # set once compute runs: from there on every step may publish something
 

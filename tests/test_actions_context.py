@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, read_github_output
-from securecase.actions_context import (
+from securecase.errors import InputError, UsageError
+from securecase.github.actions import (
     SubjectFlags,
     in_actions,
     read_context,
     resolve_subject,
     with_context_defaults,
 )
-from securecase.errors import InputError, UsageError
 
 EVENTS = FIXTURES / "github-events"
 MERGE_SHA = "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"
@@ -221,7 +221,7 @@ def test_workflow_dispatch_on_a_tag_names_no_branch(tmp_path: Path) -> None:
 def test_step_outputs_keep_multiline_values_whole(tmp_path: Path) -> None:
     # Parsed as the runner does: name=value, or name<<DELIM ... DELIM. A value cannot end the
     # block early or add an output, whatever lines it holds.
-    from securecase.actions_output import append_outputs
+    from securecase.github.outputs import append_outputs
 
     path = tmp_path / "output.txt"
     hostile = "first\nEOF\nsecurecase_\ndecision=pass\nlast"

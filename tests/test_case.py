@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import vuln_finding
-from securecase.case import (
+from securecase.domain.case import (
     GateRecord,
     Scan,
     Status,
@@ -19,8 +19,8 @@ from securecase.case import (
     record_stale,
     same_content,
 )
-from securecase.keys import Provider, Subject
-from securecase.models import Finding, Report, ReportFormat, Severity
+from securecase.domain.findings import Finding, Report, ReportFormat, Severity
+from securecase.domain.subjects import Provider, Subject
 
 SUBJECT = Subject(Provider.GITHUB, "acme", "shop", pr=42, target_branch="main")
 GATE = GateRecord(mode="pr_gate", decision="pass", gate=False)

@@ -10,10 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sarifgen import big_sarif, findings_per_copy
-from securecase.case import GateRecord, Scan, distinct_findings, merge
-from securecase.casefile import dump_case, load_case
-from securecase.keys import Provider, Subject
-from securecase.models import (
+from securecase.domain.case import GateRecord, Scan, distinct_findings, merge
+from securecase.domain.findings import (
     Finding,
     Instance,
     Kind,
@@ -24,8 +22,10 @@ from securecase.models import (
     Severity,
     fingerprint,
 )
-from securecase.policy import builtin_policy, evaluate
-from securecase.reports import parse
+from securecase.domain.policy import builtin_policy, evaluate
+from securecase.domain.subjects import Provider, Subject
+from securecase.scanners import parse
+from securecase.storage.casefile import dump_case, load_case
 
 SUBJECT = Subject(Provider.GITHUB, "acme", "shop", pr=42, target_branch="main")
 GATE = GateRecord(mode="pr_gate", decision="pass", gate=False)
@@ -36,7 +36,7 @@ def vuln(cve: str, package: str, source: str, severity: str = "HIGH") -> Finding
         id=fingerprint(source, cve, package),
         source=source,
         kind=Kind.VULNERABILITY,
-        rule=cve,
+        advisory=cve,
         severity=Severity(severity),
         title=cve,
         package=Package(package, "1.0"),
@@ -48,7 +48,7 @@ def code(n: int, source: str = "codeql", **extra: object) -> Finding:
         id=fingerprint(source, "code", str(n)),
         source=source,
         kind=Kind.CODE,
-        rule="py/sql-injection",
+        advisory="py/sql-injection",
         severity=Severity.HIGH,
         title="SQL injection",
         location=Location(path="app.py", start_line=n),
@@ -98,7 +98,7 @@ def test_same_cve_and_package_from_two_sources_counts_once() -> None:
     assert len(case.findings) == 4
     assert case.counts["high"] == 3
     distinct = distinct_findings(case.active)
-    assert sorted((f.rule, f.source) for f in distinct) == [
+    assert sorted((f.advisory, f.source) for f in distinct) == [
         ("CVE-1", "trivy"),  # the alphabetically first source keeps the shared one
         ("CVE-2", "trivy-image"),
         ("CVE-3", "trivy"),
@@ -120,7 +120,11 @@ def test_duplicates_within_one_source_all_count() -> None:
 
 def test_findings_without_a_package_are_never_merged() -> None:
     a, b = code(1), code(2, source="semgrep")
-    assert distinct_findings([a, b, replace(b, rule=a.rule)]) == (a, b, replace(b, rule=a.rule))
+    assert distinct_findings([a, b, replace(b, advisory=a.advisory)]) == (
+        a,
+        b,
+        replace(b, advisory=a.advisory),
+    )
 
 
 _vulns = st.lists(
@@ -143,16 +147,18 @@ def test_distinct_findings_properties(findings: list[Finding], rng: random.Rando
     rng.shuffle(shuffled)
     assert set(distinct_findings(shuffled)) == set(kept)  # the input order never matters
     assert [f for f in findings if f in kept] == list(kept)  # kept in the order given
-    keys = {(f.rule, f.package.name) for f in findings if f.package}
-    assert {(f.rule, f.package.name) for f in kept if f.package} == keys  # nothing vanishes
+    keys = {(f.advisory, f.package.name) for f in findings if f.package}
+    assert {(f.advisory, f.package.name) for f in kept if f.package} == keys  # nothing vanishes
     for key in keys:
-        sources = {f.source for f in kept if f.package and (f.rule, f.package.name) == key}
+        sources = {f.source for f in kept if f.package and (f.advisory, f.package.name) == key}
         assert len(sources) == 1  # one source per vulnerability and package
         worst = max(
-            f.severity.rank for f in findings if f.package and (f.rule, f.package.name) == key
+            f.severity.rank for f in findings if f.package and (f.advisory, f.package.name) == key
         )
         assert any(
-            f.severity.rank == worst for f in kept if f.package and (f.rule, f.package.name) == key
+            f.severity.rank == worst
+            for f in kept
+            if f.package and (f.advisory, f.package.name) == key
         )
 
 
@@ -177,7 +183,7 @@ def test_new_fields_round_trip_through_case_yaml() -> None:
         id=fingerprint("zap", "10098", "https://shop.example.com"),
         source="zap",
         kind=Kind.DAST,
-        rule="10098",
+        advisory="10098",
         severity=Severity.MEDIUM,
         title="Cross-Domain Misconfiguration",
         location=Location(url="https://shop.example.com"),

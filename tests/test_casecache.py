@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TRIVY, git, ingest_json
-from securecase import casecache
-from securecase.case import ExceptionRef, Seen, Tracked
-from securecase.casecache import CaseCache
-from securecase.casefile import case_to_dict, dump_case, load_case
-from securecase.models import Severity
+from securecase.domain.case import ExceptionRef, Seen, Tracked
+from securecase.domain.findings import Severity
+from securecase.storage import casecache
+from securecase.storage.casecache import CaseCache
+from securecase.storage.casefile import case_to_dict, dump_case, load_case
 from test_casefile import sample_case
 
 CASE_PATH = "cases/github/acme/shop/pr-42/case.yaml"

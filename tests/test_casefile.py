@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from conftest import TRIVY
-from securecase.case import GateRecord, Scan, merge
-from securecase.casefile import case_from_dict, case_to_dict, dump_case, load_case
 from securecase.clock import FixedClock
+from securecase.domain.case import GateRecord, Scan, merge
+from securecase.domain.subjects import make_subject
 from securecase.errors import CaseFileError
-from securecase.ingest import IngestRequest, ingest
-from securecase.keys import make_subject
-from securecase.reports import parse
-from securecase.store import GitIdentity
+from securecase.scanners import parse
+from securecase.services.ingest import IngestRequest, ingest
+from securecase.storage.casefile import case_from_dict, case_to_dict, dump_case, load_case
+from securecase.storage.store import GitIdentity
 
 GOLDEN = Path(__file__).parent / "golden" / "case"
 SUBJECT = make_subject(

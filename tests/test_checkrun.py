@@ -7,10 +7,10 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securecase import checkrun
-from securecase.caselink import case_file_url, repo_web_base
-from securecase.checkrun import BlockingFinding, CheckSummaryInput, Conclusion
-from securecase.models import Finding, Kind, Location, Package, Severity
+from securecase.domain.findings import Finding, Kind, Location, Package, Severity
+from securecase.github import checks as checkrun
+from securecase.github.checks import BlockingFinding, CheckSummaryInput, Conclusion
+from securecase.github.links import case_file_url, repo_web_base
 
 ZERO = {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0, "unknown": 0}
 

@@ -131,7 +131,7 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
     code, out, _ = ingest_json(minus_one, *args, "--commit", "c3", cwd=work)
     assert code == 0 and out["fixed"] == 1
     case = yaml.safe_load((repo / "cases/github/acme/shop/branch-main/case.yaml").read_text())
-    assert [r["rule"] for r in case["resolved"]] == ["CVE-2099-000007"]
+    assert [r["advisory"] for r in case["resolved"]] == ["CVE-2099-000007"]
     assert case["resolved"][0]["resolved"]["commit"] == "c3"
     assert len(case["findings"]) == 1500
     assert all(f["first_seen"]["commit"] in {"c1", "c2"} for f in case["findings"])

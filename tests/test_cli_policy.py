@@ -97,7 +97,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert sum(out["breakdown"]["excepted"].values()) == 0
     assert out["counts"]["high"] == 2
     case = read_case(location, PR_CASE)
-    flags = {f["rule"]: f["new"] for f in case["findings"]}
+    flags = {f["advisory"]: f["new"] for f in case["findings"]}
     assert flags == {"CVE-2023-37920": True, "CVE-2019-14806": False, "CVE-2020-28724": False}
     assert all("exception" not in f for f in case["findings"])
 
@@ -111,7 +111,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert [e["id"] for e in out["exceptions"]["applied"]] == ["EXC-42"]
     assert out["exceptions"]["expiring"] == [] and out["exceptions"]["expired"] == []
     case = read_case(location, PR_CASE)
-    certifi = next(f for f in case["findings"] if f["rule"] == "CVE-2023-37920")
+    certifi = next(f for f in case["findings"] if f["advisory"] == "CVE-2023-37920")
     assert certifi["exception"] == {"id": "EXC-42", "expires": "2027-01-31"}
     assert case["counts"]["high"] == 1 and case["gate"]["decision"] == "pass"
     trailers = git(location, "log", "-1", "--format=%B", "main")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from fake_github import SECONDARY_MESSAGE, TOKEN, FakeGitHub, serve
-from securecase import checkrun
-from securecase.checkrun import Annotation, AnnotationLevel, CheckSummaryInput
 from securecase.errors import GitHubError
-from securecase.github_api import AppCredentials, GitHubClient, GitHubSettings, RetryPolicy
-from securecase.reporting import Channel, ReportTarget, post_report
+from securecase.github import checks as checkrun
+from securecase.github.checks import Annotation, AnnotationLevel, CheckSummaryInput
+from securecase.github.client import AppCredentials, GitHubClient, GitHubSettings, RetryPolicy
+from securecase.github.publish import Channel, ReportTarget, post_report
 
 REPO = "acme/shop"
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -263,7 +263,7 @@ def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
 
 
 def test_settings_repr_never_shows_the_token_or_the_app_key() -> None:
-    from securecase.reporting import plan_posting
+    from securecase.github.publish import plan_posting
 
     key = "-----BEGIN PRIVATE KEY-----SECRETKEYBYTES"
     settings = GitHubSettings(token=TOKEN, app=AppCredentials("12345", key, installation_id=7))

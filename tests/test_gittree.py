@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securecase.gitcmd import Git
-from securecase.gittree import object_id, parse_tree, tree_bytes
-from securecase.store import Change, Plan, _tree_through_index, build_commit, open_store
+from securecase.storage.git import Git
+from securecase.storage.gittree import object_id, parse_tree, tree_bytes
+from securecase.storage.repos import open_store
+from securecase.storage.store import Change, Plan, _tree_through_index, build_commit
 
 WRITABLE = [
     "cases/github/acme/shop/pr-1/case.yaml",
@@ -80,7 +81,7 @@ def test_python_trees_equal_the_trees_git_builds(
         snap = store.snapshot()
         built = build_commit(Git(str(repo)), str(tmp_path), snap, change)
         # what git builds for the same blobs and removals on a private index
-        from securecase.store import touched_paths
+        from securecase.storage.store import touched_paths
 
         files, removed = touched_paths(snap, change)
         blobs = built.blobs if built is not None else {}

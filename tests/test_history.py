@@ -255,7 +255,7 @@ COUNT_KEYS = ("critical", "high", "medium", "low", "info", "unknown")
 
 @given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=6, max_size=6))
 def test_counts_trailer_round_trip(values: list[int]) -> None:
-    from securecase.history import parse_counts
+    from securecase.services.history import parse_counts
 
     counts = dict(zip(COUNT_KEYS, values, strict=True))
     text = " ".join(f"{k}={n}" for k, n in counts.items())  # as ingest writes it
@@ -265,7 +265,7 @@ def test_counts_trailer_round_trip(values: list[int]) -> None:
 
 @given(st.text(max_size=80))
 def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> None:
-    from securecase.history import parse_counts
+    from securecase.services.history import parse_counts
 
     parsed = parse_counts(text)
     if parsed is not None:  # only complete, well-formed values are accepted
@@ -303,7 +303,7 @@ def test_commit_objects_parse_back(
 ) -> None:
     from datetime import datetime
 
-    from securecase.commitobj import parse_commit
+    from securecase.storage.commitobj import parse_commit
 
     block = "".join(f"{k}: {v}\n" for k, v in found.items())
     message = f"{subject}\n\nA body line.\n" + (f"\n{block}" if block else "")

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from securecase.errors import UsageError
-from securecase.keys import (
+from securecase.domain.subjects import (
     Provider,
     decode_segment,
     encode_segment,
     make_subject,
     parse_key,
 )
+from securecase.errors import UsageError
 
 SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._%~-]+")
 

@@ -73,7 +73,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
     assert dast["location"]["url"] == "https://example-backend.example.com"
     assert dast["instances"] and dast["instance_count"] >= len(dast["instances"])
     assert dast["confidence"] in {"low", "medium", "high"}
-    code_finding = next(f for f in case["findings"] if f["rule"] == "py/sql-injection")
+    code_finding = next(f for f in case["findings"] if f["advisory"] == "py/sql-injection")
     assert code_finding["cwe"] == ["CWE-89"] and code_finding["location"]["start_line"]
 
     # a later run of one scanner replaces only that scanner's findings
@@ -146,7 +146,7 @@ def test_same_cve_from_two_scanners_counts_once(work: Path, tmp_path: Path) -> N
     assert out["sources"] == {"trivy": 4, "trivy-image": 4}
     case = read_case(work)
     assert case["counts"]["medium"] == 4
-    pairs = sorted((f["source"], f["rule"], f["package"]["name"]) for f in case["findings"])
+    pairs = sorted((f["source"], f["advisory"], f["package"]["name"]) for f in case["findings"])
     assert len(pairs) == 8  # both scanners stay visible in the case
     assert {p[1:] for p in pairs if p[0] == "trivy"} == {p[1:] for p in pairs if p[0] != "trivy"}
 
@@ -204,10 +204,10 @@ def test_live_bandit_scan_is_ingested(work: Path, tmp_path: Path) -> None:
     assert code == 1, err  # shell=True and md5 are HIGH: the PR into main is blocked
     assert list(out["sources"]) == ["bandit"]
     case = read_case(work)
-    rules = {f["rule"] for f in case["findings"]}
+    rules = {f["advisory"] for f in case["findings"]}
     assert {"B602", "B307", "B301", "B105", "B104", "B324"} <= rules
     assert all(f["location"]["path"] == "vulnerable_app/app.py" for f in case["findings"])
-    kinds = {f["rule"]: f["kind"] for f in case["findings"]}
+    kinds = {f["advisory"]: f["kind"] for f in case["findings"]}
     assert kinds.pop("B105") == "secret"  # a hard-coded password: masked like any secret
     assert set(kinds.values()) == {"code"}
     repo = cases_repo(work)

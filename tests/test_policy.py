@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from securecase import schemas
+from securecase.domain.findings import Finding, Kind, Package, Severity, fingerprint
+from securecase.domain.policy import BUILTIN_ORIGIN, Mode, builtin_policy, evaluate, load_policy
+from securecase.domain.policy.evaluate import glob_match
+from securecase.domain.policy.load import builtin_policy_bytes, builtin_policy_twin
+from securecase.domain.subjects import Provider, Subject
 from securecase.errors import PolicyError
-from securecase.keys import Provider, Subject
-from securecase.models import Finding, Kind, Package, Severity, fingerprint
-from securecase.policy import BUILTIN_ORIGIN, Mode, builtin_policy, evaluate, load_policy
-from securecase.policy.evaluate import glob_match
-from securecase.policy.load import builtin_policy_bytes, builtin_policy_twin
+from securecase.storage import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 PR_MAIN = Subject(Provider.GITHUB, "acme", "shop", pr=42, branch="feat", target_branch="main")
@@ -28,7 +28,7 @@ def finding(severity="HIGH", kind="vulnerability", source="trivy-image", fixed="
         id=fingerprint(source, str(n), severity, kind),
         source=source,
         kind=Kind(kind),
-        rule=f"CVE-2024-{n:04d}",
+        advisory=f"CVE-2024-{n:04d}",
         severity=Severity(severity),
         title="t",
         package=Package("pkg", "1.0", fixed),
@@ -49,7 +49,7 @@ def test_builtin_policy_is_the_shipped_default_file():
 
 
 def test_default_policy_twin_is_current():
-    # Regenerate with: python -c "from securecase.policy.load import builtin_policy_twin as t;
+    # Regenerate with: python -c "from securecase.domain.policy.load import builtin_policy_twin as t;
     #   open('bot/securecase/data/default-policy.json', 'w').write(t())"
     twin = (ROOT / "bot" / "securecase" / "data" / "default-policy.json").read_text()
     assert twin == builtin_policy_twin()

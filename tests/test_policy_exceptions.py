@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import vuln_finding
-from securecase.case import (
+from securecase.domain.case import (
     Case,
     ExceptionRef,
     GateRecord,
@@ -24,17 +24,17 @@ from securecase.case import (
     Triage,
     mark_findings,
 )
-from securecase.casefile import dump_case, load_case
-from securecase.errors import PolicyError
-from securecase.keys import Provider, Subject
-from securecase.models import Finding, Kind, Location, Severity, fingerprint
-from securecase.policy import (
+from securecase.domain.findings import Finding, Kind, Location, Severity, fingerprint
+from securecase.domain.policy import (
     evaluate_case,
     expired_exceptions,
     load_policy,
     stale_exceptions,
     validate_policy,
 )
+from securecase.domain.subjects import Provider, Subject
+from securecase.errors import PolicyError
+from securecase.storage.casefile import dump_case, load_case
 
 PR = Subject(Provider.GITHUB, "acme", "shop", pr=7, branch="feat", target_branch="main")
 MAIN = Subject(Provider.GITHUB, "acme", "shop", branch="main")
@@ -51,7 +51,7 @@ def code(n: int, path: str, severity: str = "HIGH", source: str = "semgrep"):
         id=fingerprint(source, "c", str(n)),
         source=source,
         kind=Kind.CODE,
-        rule=f"rule-{n}",
+        advisory=f"rule-{n}",
         severity=Severity(severity),
         title=f"code {n}",
         location=Location(path=path, start_line=3),

@@ -16,21 +16,21 @@ import pytest
 
 from conftest import FIXTURES, TRIVY, read_github_output
 from fake_github import TOKEN, FakeGitHub, serve
-from securecase.actions_context import ActionsContext, read_context
-from securecase.actions_output import warning_line
 from securecase.clock import FixedClock
+from securecase.domain.subjects import make_subject
 from securecase.errors import UsageError
-from securecase.github_api import GitHubSettings, RetryPolicy, settings_from_options
-from securecase.ingest import IngestRequest, IngestResult, ingest
-from securecase.keys import make_subject
-from securecase.reporting import (
+from securecase.github.actions import ActionsContext, read_context
+from securecase.github.client import GitHubSettings, RetryPolicy, settings_from_options
+from securecase.github.outputs import warning_line
+from securecase.github.publish import (
     FORK_PR_WARNING,
     UNKNOWN_COMMIT_WARNING,
     PostingPlan,
     plan_posting,
     report_ingest,
 )
-from securecase.store import GitIdentity
+from securecase.services.ingest import IngestRequest, IngestResult, ingest
+from securecase.storage.store import GitIdentity
 
 EVENTS = FIXTURES / "github-events"
 PR_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -331,7 +331,7 @@ def test_a_plan_without_credentials_fails_reporting_not_the_run(
 def test_a_bug_in_reporting_becomes_a_warning_and_keeps_the_exception(
     tmp_path: Path, result: IngestResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from securecase import caselink
+    from securecase.github import links as caselink
 
     def broken(cases_repo: str, *, server_url: str = "") -> str | None:
         raise ZeroDivisionError("a bug")
@@ -357,7 +357,7 @@ def test_a_bug_in_reporting_becomes_a_warning_and_keeps_the_exception(
 def test_the_job_summary_stays_within_what_the_step_left_of_its_limit(
     tmp_path: Path, result: IngestResult
 ) -> None:
-    from securecase import checkrun
+    from securecase.github import checks as checkrun
 
     # An earlier command of the same step already wrote most of the 1 MiB the step may have.
     summary = tmp_path / "summary.md"

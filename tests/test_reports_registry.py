@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from regen_golden import FIXTURES
+from securecase.domain.findings import ReportFormat
 from securecase.errors import ReportError, UsageError
-from securecase.models import ReportFormat
-from securecase.reports import PARSERS, describe, detect, parse, parse_bytes
-from securecase.reports.jsonload import json_path, load_json
+from securecase.scanners import PARSERS, describe, detect, parse, parse_bytes
+from securecase.scanners.jsonload import json_path, load_json
 
 SARIF = {
     "version": "2.1.0",

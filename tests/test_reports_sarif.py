@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regen_golden import FORMATS, fixtures_of, golden_path, golden_text
+from securecase.domain.findings import Kind, Report, ReportFormat, Severity
 from securecase.errors import ReportError
-from securecase.models import Kind, Report, ReportFormat, Severity
-from securecase.reports import parse, parse_bytes
-from securecase.reports.sarif_mask import MASK
+from securecase.scanners import parse, parse_bytes
+from securecase.scanners.sarif_mask import MASK
 
 FIXTURES, GOLDEN, PATTERNS = FORMATS[1]
 C, H, M, L, N = "critical", "high", "medium", "low", "info"
@@ -149,14 +149,14 @@ def test_source_override_changes_the_slot_and_the_identity() -> None:
 
 def test_trivy_sarif_vulnerabilities_name_their_package() -> None:
     report = parse(FIXTURES / "alpine-310.sarif")
-    packages = sorted((f.rule, f.package.name) for f in report.findings if f.package)
+    packages = sorted((f.advisory, f.package.name) for f in report.findings if f.package)
     assert packages == [
         ("CVE-2019-1549", "libcrypto1.1"),
         ("CVE-2019-1549", "libssl1.1"),
         ("CVE-2019-1551", "libcrypto1.1"),
         ("CVE-2019-1551", "libssl1.1"),
     ]
-    first = next(f for f in report.findings if f.rule == "CVE-2019-1549")
+    first = next(f for f in report.findings if f.advisory == "CVE-2019-1549")
     assert first.package is not None and first.package.fixed_version == "1.1.1d-r0"
     assert first.cvss == 5.3
     assert report.image_digest is not None and report.image_digest.startswith("sha256:")
@@ -164,7 +164,7 @@ def test_trivy_sarif_vulnerabilities_name_their_package() -> None:
 
 def test_codeql_rules_give_levels_cwes_and_precision() -> None:
     report = parse(FIXTURES / "codeQL-output.sarif")
-    sql = [f for f in report.findings if f.rule == "py/sql-injection"]
+    sql = [f for f in report.findings if f.advisory == "py/sql-injection"]
     assert sql and all(f.severity is Severity.HIGH for f in sql)
     assert all(f.cwe == ("CWE-89",) and f.confidence == "high" for f in sql)
     assert all(f.location and f.location.path and f.location.start_line for f in sql)
@@ -268,7 +268,7 @@ def test_secret_text_is_masked_in_the_stored_log() -> None:
     location = results(stored)[0]["locations"][0]["physicalLocation"]
     assert location["region"]["startLine"] == 13  # rule, path and line stay
     assert location["artifactLocation"]["uri"].endswith("_vuln.json")
-    assert all("AKIA" not in f.title and "AKIA" not in f.rule for f in report.findings)
+    assert all("AKIA" not in f.title and "AKIA" not in f.advisory for f in report.findings)
 
 
 def test_build_credentials_in_invocations_never_reach_the_stored_log() -> None:
@@ -427,14 +427,14 @@ def test_placeholder_fingerprints_do_not_identify_results() -> None:
     for result in results(doc):
         result["fingerprints"] = {"matchBasedId/v1": "requires login"}
     report = parse_doc(doc)
-    by_place = {(f.rule, f.location): f.id for f in report.findings}
+    by_place = {(f.advisory, f.location): f.id for f in report.findings}
     assert len(by_place) == len(results(doc)) == 4
     for dropped in range(len(results(doc))):
         fewer = copy.deepcopy(doc)
         del results(fewer)[dropped]
         for finding in parse_doc(fewer).findings:
             assert (
-                by_place[(finding.rule, finding.location)] == finding.id
+                by_place[(finding.advisory, finding.location)] == finding.id
             )  # the others keep theirs
 
 
@@ -529,7 +529,11 @@ def test_rules_of_extensions_via_tool_component() -> None:
         }
     ]
     (finding,) = parse_doc(doc).findings
-    assert (finding.rule, finding.title, finding.severity) == ("X9", "From the pack", Severity.HIGH)
+    assert (finding.advisory, finding.title, finding.severity) == (
+        "X9",
+        "From the pack",
+        Severity.HIGH,
+    )
     assert finding.cwe == ("CWE-79",)
 
 
@@ -549,7 +553,7 @@ def test_extensions_named_by_index_name_or_guid(component: dict[str, Any]) -> No
         },
     ]
     (finding,) = parse_doc(doc).findings
-    assert (finding.rule, finding.title) == ("X9", "From the pack")
+    assert (finding.advisory, finding.title) == ("X9", "From the pack")
 
 
 def test_the_driver_named_by_a_tool_component_reference() -> None:
@@ -582,7 +586,7 @@ def test_a_secret_result_without_a_rule_id_never_takes_its_rule_from_the_message
     del results(doc)[0]["ruleId"]
     doc["runs"][0]["tool"]["driver"] = {"name": "gitleaks", "rules": [{"id": "GitHub Token"}]}
     (finding,) = parse_doc(doc).findings
-    assert finding.rule == "unknown-rule"
+    assert finding.advisory == "unknown-rule"
 
 
 class _NoScan(dict[str, Any]):
@@ -591,9 +595,9 @@ class _NoScan(dict[str, Any]):
 
 
 def test_the_rule_a_message_names_is_looked_up_not_scanned_for() -> None:
-    from securecase.reports.sarif import _rule_named_in
-    from securecase.reports.sarif_fields import Problems
-    from securecase.reports.sarif_run import Run
+    from securecase.scanners.sarif import _rule_named_in
+    from securecase.scanners.sarif_fields import Problems
+    from securecase.scanners.sarif_run import Run
 
     rules = [{"id": "AWS"}, {"id": "AWS Access Key"}, {"id": "GitHub Token"}]
     run = Run({"tool": {"driver": {"name": "gitleaks", "rules": rules}}}, 0, Problems())

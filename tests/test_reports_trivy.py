@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regen_golden import FIXTURES, GOLDEN, golden_text
+from securecase.domain.findings import Finding, Kind, Report, Severity
 from securecase.errors import ReportError, UsageError
-from securecase.models import Finding, Kind, Report, Severity
-from securecase.reports import parse, parse_bytes, trivy
-from securecase.reports.trivy import TITLE_LIMIT
-from securecase.reports.trivy_mask import MASK
+from securecase.scanners import parse, parse_bytes, trivy
+from securecase.scanners.trivy import TITLE_LIMIT
+from securecase.scanners.trivy_mask import MASK
 
 C, H, M, L, U = "critical", "high", "medium", "low", "unknown"
 
@@ -79,7 +79,7 @@ def ids(report: Report) -> set[str]:
 
 
 def by_rule(report: Report) -> dict[str, Finding]:
-    return {f.rule: f for f in report.findings}
+    return {f.advisory: f for f in report.findings}
 
 
 def counts(report: Report) -> dict[str, int]:
@@ -246,7 +246,7 @@ def test_cvss_is_the_highest_v3_score_of_any_vendor() -> None:
         return next(
             f
             for f in report.findings
-            if f.rule == "CVE-2019-1549"
+            if f.advisory == "CVE-2019-1549"
             and f.package is not None
             and f.package.name == "libcrypto1.1"
         )
@@ -310,7 +310,7 @@ def test_misconfiguration_fields_and_statuses() -> None:
 
 def test_dockerfile_misconfiguration_without_lines() -> None:
     (finding,) = parse(FIXTURES / "dockerfile.json").findings
-    assert finding.rule == "DS-0002"
+    assert finding.advisory == "DS-0002"
     assert finding.location is not None
     assert finding.location.path == "Dockerfile"
     assert finding.location.start_line is None and finding.location.end_line is None
@@ -552,7 +552,7 @@ def test_property_duplicate_collapse_is_order_independent(
         cve: max((Severity(s) for s, *_, c in records if c == cve), key=lambda s: s.rank)
         for *_, cve in records
     }
-    assert {f.rule: f.severity for f in baseline.findings} == worst
+    assert {f.advisory: f.severity for f in baseline.findings} == worst
 
 
 # --------------------------------------------------------------------------- secrets

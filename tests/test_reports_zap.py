@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from regen_golden import FORMATS, fixtures_of, golden_path, golden_text
+from securecase.domain.findings import Kind, ReportFormat, Severity
 from securecase.errors import ReportError
-from securecase.models import Kind, ReportFormat, Severity
-from securecase.reports import parse, parse_bytes
-from securecase.reports.zap import INSTANCE_LIMIT
+from securecase.scanners import parse, parse_bytes
+from securecase.scanners.zap import INSTANCE_LIMIT
 
 FIXTURES, GOLDEN, PATTERNS = FORMATS[2]
 H, M, L, N = "high", "medium", "low", "info"
@@ -124,10 +124,10 @@ def test_identity_is_alert_and_site_not_urls() -> None:
 
 def test_alert_ref_names_the_alert_else_plugin_id() -> None:
     by_ref = parse_doc(zap_json(alertRef="40012-1")).findings[0]
-    assert by_ref.rule == "40012-1"
+    assert by_ref.advisory == "40012-1"
     no_ref = zap_json()
     del no_ref["site"][0]["alerts"][0]["alertRef"]
-    assert parse_doc(no_ref).findings[0].rule == "40012"
+    assert parse_doc(no_ref).findings[0].advisory == "40012"
 
 
 def test_fields_are_kept() -> None:

@@ -1,4 +1,4 @@
-"""The quick check (securecase.schemacheck) and the reporting validator (jsonschema) agree."""
+"""The quick check (securecase.storage.schemacheck) and the reporting validator (jsonschema) agree."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, TRIVY
-from securecase import schemacheck, schemas
-from securecase.case import GateRecord, Scan, merge
-from securecase.casefile import dump_case
-from securecase.keys import make_subject
-from securecase.reports import parse
+from securecase.domain.case import GateRecord, Scan, merge
+from securecase.domain.subjects import make_subject
+from securecase.scanners import parse
+from securecase.storage import schemacheck, schemas
+from securecase.storage.casefile import dump_case
 
 SUBJECT = make_subject(provider="github", repo="acme/shop", pr=1, branch=None, target_branch="main")
 

@@ -17,20 +17,19 @@ from pathlib import Path
 import pytest
 
 from securecase.errors import StoreError
-from securecase.gitcmd import Git, redact, url_secrets
-from securecase.gittree import object_id
-from securecase.store import (
+from securecase.storage.git import Git, redact, url_secrets
+from securecase.storage.gittree import object_id
+from securecase.storage.local import LocalBackend
+from securecase.storage.repos import is_remote, open_store
+from securecase.storage.store import (
     BlobsAhead,
     Change,
     Plan,
     Snapshot,
     _ObjectWrite,
     build_commit,
-    is_remote,
-    open_store,
     validate_relpath,
 )
-from securecase.store_local import LocalBackend
 
 WORKER = Path(__file__).with_name("store_worker.py")
 CASE = "cases/github/acme/shop/pr-42"

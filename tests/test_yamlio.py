@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securecase import yamlfast, yamlio
 from securecase.errors import InputError
-from securecase.yamlio import FallbackLoader, YamlSyntaxError, dump, load, locate
+from securecase.storage import yamlfast, yamlio
+from securecase.storage.yamlio import FallbackLoader, YamlSyntaxError, dump, load, locate
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

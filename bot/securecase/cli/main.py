@@ -1,0 +1,668 @@
+"""The ``securecase`` command line: parse options, call the core, render, pick the exit code.
+
+Exit codes: 0 pass (or ``ci`` mode), 1 the gate blocks, 2 bad usage or bad input,
+3 infrastructure failure (the cases repo could not be read or written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from securecase import __version__
+from securecase.errors import InputError, SecurecaseError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from securecase.clock import Clock
+
+EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+DEFAULT_CASES_REPO = "./security-cases"
+
+cases_repo_option = click.option(
+    "--cases-repo",
+    envvar="SECURECASE_CASES_REPO",
+    default=DEFAULT_CASES_REPO,
+    show_default="$SECURECASE_CASES_REPO, else ./security-cases",
+    metavar="PATH|URL",
+    help="The security-cases git repository: a local path (ingest creates a missing one) or a "
+    "git URL.",
+)
+
+
+def _clock() -> Clock:
+    """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
+    from securecase.clock import FixedClock, SystemClock
+
+    value = os.environ.get("SECURECASE_NOW")
+    if not value:
+        return SystemClock()
+    from datetime import UTC, datetime
+
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
+            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
+        ) from None
+    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="securecase")
+@click.option("--verbose", is_flag=True, help="Show a traceback for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Turn scanner reports into security cases in a git repository, gated by a YAML policy."""
+    ctx.obj = {"verbose": verbose}
+
+
+@cli.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@cases_repo_option
+@click.option(
+    "--repo",
+    "repo",
+    metavar="ORG/NAME",
+    help="The scanned repository (required outside GitHub Actions; inside, every subject "
+    "option defaults from the environment and the event payload).",
+)
+@click.option("--pr", type=int, metavar="N", help="Pull request number (the subject is the PR).")
+@click.option("--branch", metavar="NAME", help="Branch (the subject, or the PR's head branch).")
+@click.option("--target-branch", metavar="NAME", help="The branch a pull request merges into.")
+@click.option("--commit", metavar="SHA", help="The scanned commit.")
+@click.option(
+    "--commit-time",
+    metavar="ISO8601",
+    help="When the scanned commit was made; orders late scans (a late older commit never "
+    "rolls the case back).",
+)
+@click.option("--run-url", metavar="URL", help="Link to the CI run that scanned.")
+@click.option("--image", metavar="NAME:TAG", help="The scanned container image.")
+@click.option("--image-digest", metavar="DIGEST", help="The scanned image digest (sha256:...).")
+@click.option(
+    "--provider",
+    type=click.Choice(["github", "gitlab", "generic"]),
+    default="github",
+    show_default=True,
+    help="Where the scanned repository is hosted (part of the case key).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "trivy", "sarif", "zap"]),
+    default="auto",
+    show_default=True,
+    help="Report format (applies to every report); auto detects each from its content: "
+    "Trivy JSON, SARIF 2.1.0, OWASP ZAP JSON or XML.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Slot name of a report in the case (once per report, in order). "
+    "Default: derived from the report, e.g. trivy-image.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path),
+    help="Policy file. Default: policy.yaml at the cases repo root, else the built-in default.",
+)
+@click.option("--mode", type=click.Choice(["ci", "pr_gate"]), help="Override the policy's mode.")
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--git-name",
+    envvar="SECURECASE_GIT_NAME",
+    default="securecase-bot",
+    show_default=True,
+    help="Author name of the bot's commits (env SECURECASE_GIT_NAME).",
+)
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    help="Author email of the bot's commits (env SECURECASE_GIT_EMAIL).",
+)
+@click.option(
+    "--push-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
+)
+@click.option(
+    "--report",
+    "report_to",
+    type=click.Choice(["github", "none"]),
+    help="Post the result to GitHub as a check run (falling back to a commit status, then to "
+    "the job summary only). Default: github when credentials and the repo are known.",
+)
+@click.option(
+    "--github-token",
+    envvar="GITHUB_TOKEN",
+    show_default=False,
+    show_envvar=False,
+    metavar="TOKEN",
+    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
+)
+@click.option(
+    "--github-api-url",
+    envvar="GITHUB_API_URL",
+    default="https://api.github.com",
+    show_default="$GITHUB_API_URL, else https://api.github.com",
+    metavar="URL",
+    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+@click.option(
+    "--github-app-id",
+    envvar="SECURECASE_GITHUB_APP_ID",
+    metavar="ID",
+    help="Authenticate as this GitHub App (env SECURECASE_GITHUB_APP_ID); needs the key file "
+    "and the installation id.",
+)
+@click.option(
+    "--github-app-key-file",
+    envvar="SECURECASE_GITHUB_APP_KEY_FILE",
+    type=click.Path(path_type=Path),
+    metavar="PEM",
+    help="The GitHub App's private key file (env SECURECASE_GITHUB_APP_KEY_FILE).",
+)
+@click.option(
+    "--github-app-installation-id",
+    envvar="SECURECASE_GITHUB_APP_INSTALLATION_ID",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="The App's installation id on the scanned repository's owner "
+    "(env SECURECASE_GITHUB_APP_INSTALLATION_ID).",
+)
+@click.option(
+    "--github-max-wait",
+    envvar="SECURECASE_GITHUB_MAX_WAIT",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait in total for GitHub rate limits and retries before giving up "
+    "(env SECURECASE_GITHUB_MAX_WAIT).",
+)
+@click.option(
+    "--cases-web-url",
+    envvar="SECURECASE_CASES_WEB_URL",
+    metavar="URL",
+    help="Web page of the cases repo (https://HOST/OWNER/NAME) for links to the case file. "
+    "Default: derived from a GitHub --cases-repo URL; none for local paths.",
+)
+def ingest(
+    reports: tuple[Path, ...],
+    cases_repo: str,
+    repo: str,
+    pr: int | None,
+    branch: str | None,
+    target_branch: str | None,
+    commit: str | None,
+    commit_time: str | None,
+    run_url: str | None,
+    image: str | None,
+    image_digest: str | None,
+    provider: str,
+    fmt: str,
+    sources: tuple[str, ...],
+    policy_file: Path | None,
+    mode: str | None,
+    output: str,
+    git_name: str,
+    git_email: str,
+    push_timeout: float,
+    report_to: str | None,
+    github_token: str | None,
+    github_api_url: str,
+    github_app_id: str | None,
+    github_app_key_file: Path | None,
+    github_app_installation_id: int | None,
+    github_max_wait: float,
+    cases_web_url: str | None,
+) -> None:
+    """Ingest one or more reports into one case, in one commit, and apply the policy.
+
+    Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
+    3 when the cases repo cannot be written. The current time (exception expiry, finding
+    ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
+    Reporting to GitHub happens after the case is committed; a reporting failure is a
+    warning and never changes the exit code.
+    """
+    from securecase.domain.findings import ReportFormat
+    from securecase.domain.policy import Mode
+    from securecase.domain.subjects import make_subject
+    from securecase.github.actions import SubjectFlags, resolve_subject
+    from securecase.render import text as render
+    from securecase.services.ingest import IngestRequest
+    from securecase.services.ingest import ingest as run_ingest
+    from securecase.storage.store import GitIdentity
+
+    resolved = resolve_subject(
+        SubjectFlags(repo, pr, branch, target_branch, commit, run_url), os.environ
+    )
+    flags, context = resolved.flags, resolved.context
+    commit, run_url = flags.commit, flags.run_url
+    subject = make_subject(
+        provider=provider,
+        repo=resolved.repo,
+        pr=flags.pr,
+        branch=flags.branch,
+        target_branch=flags.target_branch,
+    )
+    credentials = (github_token, github_app_id, github_app_key_file, github_app_installation_id)
+    # With nothing to post to and no Actions files to write, the reporting modules stay
+    # unloaded (most runs outside GitHub).
+    reporting = (
+        context is not None
+        or report_to == "github"
+        or any(value is not None and value != "" for value in credentials)
+    )
+    plan = None
+    if reporting:
+        from securecase.github.client import settings_from_options
+        from securecase.github.publish import plan_posting
+
+        github = settings_from_options(
+            api_url=github_api_url,
+            token=github_token,
+            app_id=github_app_id,
+            app_key_file=github_app_key_file,
+            app_installation_id=github_app_installation_id,
+            max_wait=github_max_wait,
+        )
+        plan = plan_posting(report_to, github, provider=provider)
+    request = IngestRequest(
+        reports=reports,
+        subject=subject,
+        cases_repo=cases_repo,
+        identity=GitIdentity(git_name, git_email),
+        fmt=None if fmt == "auto" else ReportFormat(fmt),
+        sources=sources,
+        commit=commit,
+        committed_at=_normalize_time(commit_time),
+        run_url=run_url,
+        image=image,
+        image_digest=image_digest,
+        policy_file=policy_file,
+        mode=Mode(mode) if mode else None,
+        push_timeout=push_timeout,
+    )
+    result = run_ingest(request, clock=_clock())
+    if output == "json":
+        _emit_json(render.ingest_data(result))
+    else:
+        text = (
+            render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
+        )
+        _echo_text(text)
+    if plan is not None:
+        from securecase.github.publish import report_ingest
+
+        reported = report_ingest(
+            result,
+            plan,
+            repo=resolved.repo,
+            head_sha=commit,
+            run_url=run_url,
+            cases_repo=cases_repo,
+            cases_web_url=cases_web_url,
+            context=context,
+            now=_clock().now(),
+        )
+        if reported.internal_error is not None and _verbose():
+            import traceback
+
+            traceback.print_exception(reported.internal_error)
+        _warn(reported.warnings, actions=context is not None)
+    sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
+
+
+def _echo_text(text: str, *, nl: bool = True) -> None:
+    """Print text that holds scanner- or human-written parts (file names, titles, notes).
+
+    Inside GitHub Actions a line of the log starting with ``::`` is a workflow command, so
+    such text is printed with workflow commands stopped (unless stdout goes to a file).
+    """
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not _stdout_is_a_file():
+        from securecase.github.outputs import guard_commands
+
+        text = guard_commands(text.rstrip("\n"))
+        nl = True
+    click.echo(text, nl=nl)
+
+
+def _stdout_is_a_file() -> bool:
+    """True when stdout is redirected to a file, which the Actions runner does not read."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _verbose() -> bool:
+    return bool(click.get_current_context().find_root().obj.get("verbose"))
+
+
+def _warn(warnings: tuple[str, ...], *, actions: bool) -> None:
+    from securecase.github.outputs import warning_line
+
+    for warning in warnings:
+        click.echo(warning_line(warning, actions=actions), err=True)
+
+
+def _normalize_time(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    from securecase.clock import iso
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--commit-time {value!r} is not an ISO 8601 time") from None
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@cli.group()
+def cases() -> None:
+    """Read the cases in the cases repo."""
+
+
+@cases.command("list")
+@cases_repo_option
+@click.option("--repo", metavar="ORG/NAME", help="Only this repository (globs allowed).")
+@click.option("--branch", metavar="NAME", help="Only this branch or PR target branch (globs).")
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="OPEN (= NEW, TRIAGED, IN_PROGRESS), NEW, TRIAGED, IN_PROGRESS, RESOLVED or CLOSED.",
+)
+@click.option(
+    "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+)
+def cases_list(
+    cases_repo: str, repo: str | None, branch: str | None, status: str | None, output: str
+) -> None:
+    """List cases, newest state of each."""
+    from securecase.render import text as render
+    from securecase.services.catalog import CaseFilter, list_cases
+
+    found = list_cases(
+        cases_repo,
+        CaseFilter(repo=repo, branch=branch, status=status.upper() if status else None),
+    )
+    if output == "json":
+        _emit_json([render.case_row(c) for c in found])
+    elif output == "csv":
+        _echo_text(render.cases_csv(found), nl=False)
+    elif found:
+        _echo_text(render.cases_table(found))
+    else:
+        click.echo("no cases match", err=True)
+
+
+@cases.command("show")
+@click.argument("key")
+@cases_repo_option
+@click.option(
+    "--output", type=click.Choice(["text", "yaml", "json"]), default="text", show_default=True
+)
+def cases_show(key: str, cases_repo: str, output: str) -> None:
+    """Show one case by key, e.g. github::acme::shop::PR::42."""
+    from securecase.render import text as render
+    from securecase.services.catalog import find_case
+    from securecase.storage.casefile import case_to_dict
+
+    case, data, path = find_case(cases_repo, key)
+    if output == "yaml":
+        _echo_text(data.decode("utf-8"), nl=False)
+    elif output == "json":
+        _emit_json(case_to_dict(case))
+    else:
+        _echo_text(render.case_text(case, path))
+
+
+@cases.command("history")
+@click.argument("key")
+@cases_repo_option
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    metavar="EMAIL",
+    help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
+)
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> None:
+    """Show a case's timeline from the cases repo's git history, oldest commit first.
+
+    One row per commit that changed the case file: time, author (bot or human), the scanned
+    commit, decision, status and counts (critical/high/medium/low), and what a human changed
+    (status, assignee, tags, notes).
+    """
+    from securecase.render import text as render
+    from securecase.services.history import case_history
+    from securecase.storage.store import GitIdentity
+
+    history = case_history(cases_repo, key, bot=GitIdentity("securecase-bot", git_email))
+    if output == "json":
+        _emit_json(render.history_data(history))
+    else:
+        _echo_text(render.history_table(history))
+
+
+@cli.group()
+def policy() -> None:
+    """Check policy files and preview the impact of a policy change."""
+
+
+@policy.command("validate")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def policy_validate(file: Path | None, output: str) -> None:
+    """Validate a policy file (default: ./policy.yaml): schema and semantic checks.
+
+    Problems are reported as file:line with what was expected; exit code 2 when invalid. An
+    exception that has already expired is an error; one expiring within 14 days is a warning.
+    Today is taken from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
+    """
+    from datetime import UTC, timedelta
+
+    from securecase.domain.policy import validate_policy
+    from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS
+    from securecase.errors import UsageError
+
+    path = file or Path("policy.yaml")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the policy ({exc.strerror})") from exc
+    today = _clock().now().astimezone(UTC).date()
+    loaded = validate_policy(data, origin=str(path), today=today)
+    horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+    expiring = [e for e in loaded.exceptions if e.expires <= horizon]
+    if output == "json":
+        _emit_json(
+            {
+                "valid": True,
+                "path": str(path),
+                "blob": loaded.blob,
+                "mode": loaded.mode.value,
+                "rules": [r.id for r in loaded.rules],
+                "exceptions": [e.id for e in loaded.exceptions],
+                "expiring": [{"id": e.id, "expires": e.expires.isoformat()} for e in expiring],
+            }
+        )
+    else:
+        click.echo(
+            f"{path}: valid ({len(loaded.rules)} rule(s), {len(loaded.exceptions)} "
+            f"exception(s), mode {loaded.mode.value})"
+        )
+    for soon in expiring:
+        click.echo(
+            f"securecase: warning: exception {soon.id} expires on {soon.expires.isoformat()}",
+            err=True,
+        )
+
+
+@policy.command("diff")
+@click.argument("policies", nargs=-1, type=click.Path(path_type=Path), metavar="[OLD] [NEW]")
+@click.option(
+    "--base-ref",
+    metavar="REF",
+    help="Take OLD from the cases repo's policy.yaml at this ref (e.g. origin/main); NEW "
+    "then defaults to the cases repo's working policy.yaml.",
+)
+@cases_repo_option
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Judge as of this day (exception expiry, finding age). Default: today (UTC), or the "
+    "day of $SECURECASE_NOW when set.",
+)
+@click.option(
+    "--fail-on-new-blocks",
+    is_flag=True,
+    help="Exit 1 when some open case that passes today would block under NEW.",
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def policy_diff(
+    policies: tuple[Path, ...],
+    base_ref: str | None,
+    cases_repo: str,
+    today: datetime | None,
+    fail_on_new_blocks: bool,
+    output: str,
+) -> None:
+    """Show which open cases would change decision if policy OLD were replaced by NEW.
+
+    Every open case in the cases repo is judged under both policies; the output lists the
+    cases that flip pass -> block and block -> pass with the reasons on each side, the
+    exceptions that become stale or expired, and those that already were. Exit code 0 (also
+    when cases flip), unless --fail-on-new-blocks is given and a case would newly block (1);
+    2 when a policy is invalid.
+    """
+    from datetime import UTC
+
+    from securecase.errors import UsageError
+    from securecase.render import text as render
+    from securecase.services.policydiff import (
+        diff_policies,
+        policy_at_ref,
+        policy_from_file,
+        working_policy,
+    )
+
+    if base_ref is not None:
+        if len(policies) > 1:
+            raise UsageError("with --base-ref give at most one policy file (NEW)")
+        new = policy_from_file(policies[0]) if policies else working_policy(cases_repo)
+        old = policy_at_ref(cases_repo, base_ref)
+    elif len(policies) == 2:
+        old, new = policy_from_file(policies[0]), policy_from_file(policies[1])
+    else:
+        raise UsageError(
+            "policy diff needs OLD and NEW policy files, or --base-ref REF [NEW]",
+            hint="e.g. securecase policy diff --base-ref origin/main",
+        )
+    day = today.date() if today is not None else _clock().now().astimezone(UTC).date()
+    diff = diff_policies(cases_repo, old, new, today=day)
+    if output == "json":
+        _emit_json(render.policy_diff_data(diff))
+    else:
+        _echo_text(render.policy_diff_text(diff))
+    sys.exit(EXIT_BLOCK if fail_on_new_blocks and diff.new_blocks else EXIT_PASS)
+
+
+def _render_error(error: SecurecaseError) -> None:
+    click.echo(f"securecase: error: {error.message}", err=True)
+    if isinstance(error, InputError):
+        shown = error.problems[:50]
+        for problem in shown:
+            click.echo(f"  {problem}", err=True)
+        if len(error.problems) > len(shown):
+            click.echo(f"  ... and {len(error.problems) - len(shown)} more", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: runs the CLI and maps every failure to its exit code."""
+    sys.exit(_run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the CLI; the exit code."""
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="securecase", standalone_mode=False)
+    except SystemExit as done:  # commands end with sys.exit(code)
+        return _exit_code(done.code)
+    except SecurecaseError as error:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _render_error(error)
+        return error.exit_code
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as error:
+        error.show()
+        return EXIT_INPUT
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_INFRA
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # a bug: never report it as a pass
+        import traceback
+
+        if verbose or os.environ.get("SECURECASE_DEBUG"):
+            traceback.print_exc()
+        else:
+            click.echo(
+                f"securecase: internal error: {traceback.format_exc().splitlines()[-1]}\n"
+                "hint: re-run with --verbose and report the traceback",
+                err=True,
+            )
+        return EXIT_INFRA
+    return EXIT_PASS
+
+
+def _exit_code(code: object) -> int:
+    """``sys.exit``'s argument as a process exit code."""
+    if code is None:
+        return EXIT_PASS
+    if isinstance(code, int):
+        return code
+    click.echo(str(code), err=True)  # sys.exit("message") prints it and exits 1
+    return 1

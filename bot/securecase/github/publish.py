@@ -1,0 +1,420 @@
+"""Report an ingest back to GitHub, with fallbacks: check run → commit status → job summary.
+
+Runs after the case commit. Nothing here can change the exit code or lose the case: every
+failure becomes a warning in the returned :class:`ReportOutcome` (and :class:`IngestReport`).
+Whether to post at all is decided before the ingest, by :func:`plan_posting`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from securecase.errors import GitHubError, SecurecaseError, UsageError
+
+if TYPE_CHECKING:
+    from securecase.domain.findings import Finding
+    from securecase.domain.outcome import IngestResult
+    from securecase.github.actions import ActionsContext
+    from securecase.github.checks import Annotation, BlockingFinding, CheckSummaryInput
+    from securecase.github.client import GitHubSettings
+    from securecase.github.port import CheckRunFields, ExistingCheckRun, GitHubPort
+
+# Every ingest imports this module to plan its reporting; what posting needs is imported when
+# there is something to post, so a run without GitHub pays nothing for it.
+
+FORK_PR_WARNING = (
+    "pull request from a fork: its token is read-only, so the result is only in the "
+    "job summary (use pull_request_target or --report github to try anyway)"
+)
+UNKNOWN_COMMIT_WARNING = "not posted to GitHub: the scanned commit is unknown (pass --commit)"
+
+
+class Channel(StrEnum):
+    """Where the result ended up."""
+
+    CHECK_RUN = "check_run"
+    COMMIT_STATUS = "commit_status"
+    JOB_SUMMARY = "job_summary"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTarget:
+    """The commit to report on: ``owner/name`` and the scanned head SHA."""
+
+    repo: str
+    head_sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    """What the CLI asks for; ``target`` None means do not post to GitHub."""
+
+    target: ReportTarget | None
+    case_url: str | None
+    run_url: str | None
+    step_summary_path: str | None
+    output_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """Where the result went, the check run id, and warnings for stderr."""
+
+    channel: Channel
+    check_run_id: int | None
+    updated_existing: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPlan:
+    """Whether to post an ingest's result to GitHub, decided from the options before ingesting."""
+
+    #: Post a check run (or a commit status) when the scanned commit is known.
+    post: bool
+    #: ``--report github`` was asked for: post even from a fork pull request.
+    explicit: bool
+    settings: GitHubSettings | None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What reporting an ingest leaves for the user: warnings, and the bug that cut it short.
+
+    ``internal_error`` is set only for an unexpected exception (a bug), so the CLI can show its
+    traceback with ``--verbose``; it has already been turned into a warning.
+    """
+
+    warnings: tuple[str, ...]
+    internal_error: Exception | None = None
+
+
+def plan_posting(
+    report_to: str | None, settings: GitHubSettings | None, *, provider: str
+) -> PostingPlan:
+    """Post when ``report_to`` is ``github``, or when it is None and credentials are given.
+
+    Only GitHub-hosted repositories are posted to. ``report_to`` ``github`` without credentials
+    is a ``UsageError``, raised before anything is committed.
+    """
+    if report_to == "github" and settings is None:
+        raise UsageError(
+            "--report github needs GitHub credentials",
+            hint="pass --github-token (default $GITHUB_TOKEN) or the --github-app-* options",
+        )
+    post = report_to == "github" or (report_to is None and settings is not None)
+    return PostingPlan(
+        post=post and provider == "github", explicit=report_to == "github", settings=settings
+    )
+
+
+def report_ingest(
+    result: IngestResult,
+    plan: PostingPlan,
+    *,
+    repo: str,
+    head_sha: str | None,
+    run_url: str | None,
+    cases_repo: str,
+    cases_web_url: str | None,
+    context: ActionsContext | None,
+    now: datetime,
+) -> IngestReport:
+    """Post an ingest's result as ``plan`` says and write the Actions files; never raises.
+
+    The case link points into ``cases_web_url``, else the web page of a GitHub
+    ``cases_repo`` URL. A pull request from a fork is not posted unless asked for explicitly
+    (its token is read-only), nor is a result whose scanned commit is unknown. Every failure,
+    a bug included, becomes a warning: the case is already committed.
+    """
+    if not plan.post and context is None:
+        return IngestReport(())  # nothing to post and no Actions files to write
+    from securecase.github.links import case_file_url, repo_web_base
+
+    warnings: list[str] = []
+    try:
+        server_url = context.server_url if context is not None else "https://github.com"
+        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
+        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
+        post = plan.post
+        fork_pr = context is not None and context.from_fork and context.event_name == "pull_request"
+        if post and fork_pr and not plan.explicit:
+            warnings.append(FORK_PR_WARNING)
+            post = False
+        target = None
+        if post and head_sha:
+            target = ReportTarget(repo=repo, head_sha=head_sha)
+        elif post:
+            warnings.append(UNKNOWN_COMMIT_WARNING)
+        port = None
+        if target is not None:
+            from securecase.github.client import GitHubClient, GitHubSettings
+
+            # Without settings the client refuses with a UsageError (no credentials).
+            port = GitHubClient(plan.settings or GitHubSettings())
+        outcome, _ = report(
+            result,
+            ReportRequest(
+                target=target,
+                case_url=case_url,
+                run_url=run_url,
+                step_summary_path=context.step_summary_path if context else None,
+                output_path=context.output_path if context else None,
+            ),
+            port=port,
+            now=now,
+        )
+        warnings.extend(outcome.warnings)
+    except SecurecaseError as error:
+        warnings.append(f"reporting failed: {error.message}")
+    except Exception as exc:  # a reporting bug must not turn a recorded case into a failure
+        warnings.append(f"reporting failed (internal error {type(exc).__name__}); see --verbose")
+        return IngestReport(tuple(warnings), internal_error=exc)
+    return IngestReport(tuple(warnings))
+
+
+def summary_input_from_result(
+    result: IngestResult, *, case_url: str | None, run_url: str | None
+) -> CheckSummaryInput:
+    """What the check run, commit status and job summary say about an ingest.
+
+    Counts split new (absent from the target branch's case) / existing / fixed by this scan /
+    excepted, as ``ingest --output json`` does; exception lines name applied, expired and
+    expiring exceptions.
+    """
+    from securecase.github import checks as checkrun
+    from securecase.github.checks import CheckSummaryInput
+    from securecase.render.text import breakdown, exception_lines
+
+    case = result.case
+    split = breakdown(result)
+    matched = {i for o in result.decision.outcomes if o.blocks for i in o.matched}
+    blocking = tuple(_blocking_row(t.finding) for t in case.findings if t.finding.id in matched)
+    return CheckSummaryInput(
+        case_key=case.key,
+        decision=result.decision.decision,
+        gate=result.decision.gate,
+        fails=result.decision.fails,
+        mode=result.decision.mode.value,
+        reasons=result.decision.reasons,
+        new=split["new"],
+        existing=split["existing"],
+        fixed=split["fixed"],
+        excepted=split["excepted"],
+        blocking=blocking,
+        exception_notes=tuple(exception_lines(result)),
+        case_path=result.case_path,
+        cases_commit=result.cases_commit,
+        case_url=case_url,
+        run_url=run_url,
+        annotations=checkrun.annotations_for(case.active),
+    )
+
+
+def _blocking_row(finding: Finding) -> BlockingFinding:
+    from securecase.github.checks import BlockingFinding
+
+    where = ""
+    if finding.package is not None:
+        where = f"{finding.package.name} {finding.package.version or ''}".strip()
+    elif finding.location is not None:
+        where = finding.location.path or finding.location.url or ""
+        if finding.location.path and finding.location.start_line:
+            where += f":{finding.location.start_line}"
+    return BlockingFinding(finding.severity, finding.advisory, where, finding.source, finding.title)
+
+
+def report(
+    result: IngestResult,
+    request: ReportRequest,
+    *,
+    port: GitHubPort | None,
+    now: datetime,
+    outputs: Iterable[tuple[str, str]] = (),
+) -> tuple[ReportOutcome, str]:
+    """Post (when asked), then write the job summary; returns the outcome and the Markdown.
+
+    ``outputs`` are extra ``$GITHUB_OUTPUT`` values computed by the caller.
+    """
+    from securecase.github import checks as checkrun
+    from securecase.github.outputs import append_outputs, ingest_outputs
+
+    data = summary_input_from_result(result, case_url=request.case_url, run_url=request.run_url)
+    markdown = checkrun.summary_markdown(data)
+    warnings: list[str] = []
+    outcome = ReportOutcome(Channel.NONE, None, False, ())
+    if request.target is not None and port is not None:
+        outcome = post_report(port, request.target, data, now=now)
+        warnings.extend(outcome.warnings)
+    if request.step_summary_path:
+        try:
+            _write_step_summary(request.step_summary_path, markdown, warnings)
+        except OSError as exc:
+            warnings.append(f"cannot write the job summary {request.step_summary_path}: {exc}")
+    if request.output_path:
+        values = ingest_outputs(result, channel=outcome.channel.value, case_url=request.case_url)
+        values.update(dict(outputs))
+        try:
+            append_outputs(request.output_path, values)
+        except OSError as exc:
+            warnings.append(f"cannot write the step outputs {request.output_path}: {exc}")
+    final = ReportOutcome(
+        outcome.channel, outcome.check_run_id, outcome.updated_existing, tuple(warnings)
+    )
+    return final, markdown
+
+
+def _write_step_summary(path: str, markdown: str, warnings: list[str]) -> None:
+    """Append to the job summary within what the step's 1 MiB limit leaves (raises OSError)."""
+    import os
+
+    from securecase.github import checks as checkrun
+    from securecase.github.outputs import append_step_summary
+
+    try:
+        used = os.path.getsize(path)
+    except FileNotFoundError:
+        used = 0
+    # One byte kept for the newline appended to text that lacks one.
+    text = checkrun.step_summary(markdown, room=checkrun.STEP_SUMMARY_LIMIT - used - 1)
+    if not text:
+        warnings.append(
+            f"the job summary {path} is full (1 MiB per step): securecase's is left out"
+        )
+        return
+    append_step_summary(path, text)
+
+
+def post_report(
+    port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, *, now: datetime
+) -> ReportOutcome:
+    """Check run; on refusal a commit status; if that is refused too, the job summary only."""
+    from securecase.github import checks as checkrun
+    from securecase.github.port import CommitStatusFields
+
+    warnings: list[str] = []
+    try:
+        run_id, updated, batch_warning = _post_check_run(port, target, data, now)
+    except GitHubError as error:
+        if error.kind == "auth":
+            warnings.append(
+                f"{error.message}; the result was not posted to GitHub (see the job summary). "
+                f"hint: {error.hint}"
+            )
+            return ReportOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
+        warnings.append(f"could not create the check run: {error.message}")
+    else:
+        if batch_warning:
+            warnings.append(batch_warning)
+        return ReportOutcome(Channel.CHECK_RUN, run_id, updated, tuple(warnings))
+    try:
+        port.create_commit_status(
+            target.repo,
+            CommitStatusFields(
+                sha=target.head_sha,
+                state=checkrun.status_state(data),
+                description=checkrun.status_description(data),
+                context=checkrun.CHECK_NAME,
+                target_url=data.case_url or data.run_url,
+            ),
+        )
+    except GitHubError as error:
+        warnings.append(
+            f"could not post a commit status either: {error.message}; the result is only in "
+            "the job summary and this log"
+        )
+        return ReportOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
+    warnings.append("posted a commit status instead of a check run")
+    return ReportOutcome(Channel.COMMIT_STATUS, None, False, tuple(warnings))
+
+
+def _not_yet_posted(
+    port: GitHubPort,
+    repo: str,
+    run: ExistingCheckRun,
+    annotations: tuple[Annotation, ...],
+) -> tuple[Annotation, ...]:
+    """The annotations a re-run still has to send: GitHub appends, so send only missing ones.
+
+    A re-run on the same commit may carry other findings (another report joined the case), in
+    another order; what is already on the run is read back and subtracted, one for one.
+    """
+    if run.annotations_count == 0:
+        return annotations
+    try:
+        present = Counter(port.list_annotations(repo, run.id))
+    except GitHubError:
+        # Cannot read them back: assume the run holds the first ones, as a same-scan re-run.
+        return annotations[run.annotations_count :]
+    missing = []
+    for annotation in annotations:
+        if present[annotation] > 0:
+            present[annotation] -= 1
+        else:
+            missing.append(annotation)
+    return tuple(missing)
+
+
+def _post_check_run(
+    port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, now: datetime
+) -> tuple[int, bool, str | None]:
+    """Create or update the run, annotations in batches of 50; (id, updated, warning)."""
+    from securecase.github import checks as checkrun
+    from securecase.github.port import CheckRunFields
+
+    existing = port.find_check_runs(target.repo, target.head_sha, checkrun.CHECK_NAME)
+    # Only our case's run: a push and a pull request on the same commit are two cases, so two
+    # runs named securecase.
+    ours = [r for r in existing if r.external_id == data.case_key]
+    annotations = data.annotations
+    if ours:
+        annotations = _not_yet_posted(port, target.repo, ours[0], annotations)
+    batches = checkrun.annotation_batches(annotations)
+    summary = checkrun.summary_markdown(data)
+
+    def fields(batch: tuple[Annotation, ...]) -> CheckRunFields:
+        return CheckRunFields(
+            name=checkrun.CHECK_NAME,
+            head_sha=target.head_sha,
+            conclusion=checkrun.conclusion(data),
+            title=checkrun.title(data),
+            summary=summary,
+            completed_at=now,
+            details_url=data.case_url or data.run_url,
+            external_id=data.case_key,
+            annotations=batch,
+        )
+
+    updated = False
+    if ours:
+        try:
+            port.update_check_run(target.repo, ours[0].id, fields(batches[0]))
+            run_id, updated = ours[0].id, True
+        except GitHubError as error:
+            if error.kind != "forbidden":
+                raise
+            # Only the app that created a run may update it (another token or App posted
+            # this one): post a run of our own, with every annotation.
+            annotations = data.annotations
+            batches = checkrun.annotation_batches(annotations)
+    if not updated:
+        run_id = port.create_check_run(target.repo, fields(batches[0]))
+    sent = len(batches[0])
+    for batch in batches[1:]:
+        try:
+            port.update_check_run(target.repo, run_id, fields(batch))
+        except GitHubError as error:
+            return (
+                run_id,
+                updated,
+                f"check run posted, but only {sent} of {len(annotations)} annotations: "
+                f"{error.message}",
+            )
+        sent += len(batch)
+    return run_id, updated, None

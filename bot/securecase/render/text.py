@@ -1,0 +1,444 @@
+"""Turn results into text, JSON-ready data, Markdown, tables and CSV. Pure string building."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+from securecase.domain.case import Case, Tracked, distinct_findings, severity_counts
+from securecase.domain.findings import SEVERITIES_WORST_FIRST
+from securecase.domain.outcome import IngestResult
+from securecase.domain.policy import ExceptionUse
+
+if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
+    from securecase.services.history import CaseHistory, HistoryEntry
+    from securecase.services.policydiff import Flip, PolicyDiff
+
+#: Findings listed in text and Markdown output before "... and N more".
+SHOWN_FINDINGS = 20
+
+
+def ingest_data(result: IngestResult) -> dict[str, Any]:
+    """The ``--output json`` document of ``ingest`` (the seed contract plus more)."""
+    case = result.case
+    counts = case.counts
+    max_severity = case.max_severity
+    return {
+        "case_key": case.key,
+        "case_status": case.status.coarse,
+        "status": case.status.value,
+        "critical": counts["critical"],
+        "high": counts["high"],
+        "gate": result.decision.gate,
+        "decision": result.decision.decision,
+        "mode": result.decision.mode.value,
+        "case_path": result.case_path,
+        "cases_commit": result.cases_commit,
+        "committed": result.committed,
+        "stale": result.stale,
+        "counts": counts,
+        "max_severity": max_severity.value if max_severity else None,
+        "new": len(result.new),
+        "fixed": len(result.fixed),
+        "rules": list(result.decision.blocking_rules),
+        "reasons": list(result.decision.reasons),
+        "policy": {"path": result.policy.origin, "blob": result.policy.blob},
+        "sources": {name: rec.findings for name, rec in case.sources.items()},
+        "baseline": {
+            "case": result.baseline_key,
+            "found": result.decision.baseline_found,
+        },
+        "breakdown": breakdown(result),
+        "exceptions": {
+            "applied": [_use_data(u) for u in result.decision.exceptions_applied],
+            "expired": [_use_data(u) for u in result.decision.exceptions_expired],
+            "expiring": [_use_data(u) for u in result.decision.exceptions_expiring],
+        },
+    }
+
+
+def breakdown(result: IngestResult) -> dict[str, dict[str, int]]:
+    """Counts by severity of active findings new to / existing on the target branch, findings
+    fixed by this scan, and findings a policy exception covers.
+
+    Without a baseline (or for a branch case) every active finding is new.
+    """
+    case = result.case
+    new = set(result.decision.new)
+    fixed = set(result.fixed)
+    active = distinct_findings(case.active)  # as counted: cross-scanner duplicates once
+    return {
+        "new": severity_counts(f for f in active if f.id in new),
+        "existing": severity_counts(f for f in active if f.id not in new),
+        "fixed": severity_counts(t.finding for t in case.resolved if t.finding.id in fixed),
+        "excepted": severity_counts(case.excepted),
+    }
+
+
+def _use_data(use: ExceptionUse) -> dict[str, Any]:
+    return {"id": use.id, "expires": use.expires.isoformat(), "findings": list(use.findings)}
+
+
+def exception_lines(result: IngestResult) -> list[str]:
+    """One line per exception applied, expired or expiring soon in this decision."""
+    decision = result.decision
+    lines = [
+        f"excepted by {u.id} (until {u.expires.isoformat()}): {len(u.findings)} finding(s)"
+        for u in decision.exceptions_applied
+    ]
+    lines += [
+        f"exception {u.id} expired on {u.expires.isoformat()}: "
+        f"{len(u.findings)} finding(s) no longer covered"
+        for u in decision.exceptions_expired
+    ]
+    lines += [
+        f"warning: exception {u.id} expires on {u.expires.isoformat()}"
+        for u in decision.exceptions_expiring
+    ]
+    return lines
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _baseline_line(result: IngestResult) -> str | None:
+    if result.baseline_key is None:
+        if result.case.subject.is_pr:
+            return "baseline: target branch unknown (--target-branch), every finding counts as new"
+        return None
+    new_ids = set(result.decision.new)
+    new = sum(f.id in new_ids for f in result.case.active)
+    if not result.decision.baseline_found:
+        return f"baseline: no case {result.baseline_key} yet, so every finding counts as new"
+    existing = len(result.case.active) - new
+    return f"baseline: {result.baseline_key} ({new} new, {existing} already there)"
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[s.count_key]} {s.value}" for s in SEVERITIES_WORST_FIRST)
+
+
+def _verdict(result: IngestResult) -> str:
+    decision = result.decision
+    if not decision.gate:
+        return "PASS"
+    return "BLOCK" if decision.fails else "BLOCK (reported only: mode ci)"
+
+
+def _blocking(result: IngestResult) -> list[Tracked]:
+    matched = {i for o in result.decision.outcomes if o.blocks for i in o.matched}
+    return [t for t in result.case.findings if t.finding.id in matched]
+
+
+def _finding_line(tracked: Tracked) -> str:
+    f = tracked.finding
+    where = ""
+    if f.package is not None:
+        where = f" in {f.package.name} {f.package.version or ''}".rstrip()
+        if f.package.fixed_version:
+            where += f" (fixed in {f.package.fixed_version})"
+    elif f.location is not None and f.location.path:
+        where = f" at {f.location.path}"
+        if f.location.start_line:
+            where += f":{f.location.start_line}"
+    elif f.location is not None and f.location.url:
+        where = f" at {f.location.url}"
+    note = " (suppressed by the scanner, not counted)" if f.suppressed else ""
+    return f"{f.severity.value:<8} {f.advisory}{where} [{f.source}] {f.title}{note}"
+
+
+def ingest_text(result: IngestResult) -> str:
+    """Human-readable summary for the terminal and CI logs."""
+    case = result.case
+    lines = [
+        f"{_verdict(result)}  {case.key}",
+        f"  findings: {_counts_line(case.counts)}",
+        # "appeared", not "new": new in a pull request means absent from its target branch
+        # (the baseline line and the breakdown); these count changes since this case's last scan.
+        f"  since the last scan: {len(result.new)} appeared, {len(result.fixed)} fixed"
+        f"  status: {case.status.value}",
+        f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
+    ]
+    baseline = _baseline_line(result)
+    if baseline:
+        lines.append(f"  {baseline}")
+    lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
+    lines.extend(f"  {line}" for line in exception_lines(result))
+    if result.stale:
+        lines.append("  late scan of an older commit: recorded in history, case not rolled back")
+    where = result.cases_commit[:12] if result.cases_commit else "no commit yet"
+    state = "committed" if result.committed else "unchanged"
+    lines.append(f"  case: {result.case_path} ({state}, cases repo at {where})")
+    blocking = _blocking(result)
+    if blocking:
+        lines.append("  blocking findings:")
+        lines.extend(f"    {_finding_line(t)}" for t in blocking[:SHOWN_FINDINGS])
+        if len(blocking) > SHOWN_FINDINGS:
+            lines.append(f"    ... and {len(blocking) - SHOWN_FINDINGS} more")
+    return "\n".join(lines)
+
+
+def ingest_markdown(result: IngestResult) -> str:
+    """Markdown summary (job summaries, PR comments)."""
+    case = result.case
+    counts = case.counts
+    header = " | ".join(s.value for s in SEVERITIES_WORST_FIRST)
+    values = " | ".join(str(counts[s.count_key]) for s in SEVERITIES_WORST_FIRST)
+    lines = [
+        f"### securecase: {_verdict(result)}",
+        "",
+        f"Case `{case.key}` — status **{case.status.value}**, "
+        f"{len(result.new)} appeared and {len(result.fixed)} fixed since the last scan.",
+        "",
+        f"| | {header} |",
+        "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
+        f"| active | {values} |",
+    ]
+    for label, split in breakdown(result).items():
+        row = " | ".join(str(split[s.count_key]) for s in SEVERITIES_WORST_FIRST)
+        lines.append(f"| {label} | {row} |")
+    lines.append("")
+    for reason in result.decision.reasons:
+        rule_id, _, why = reason.partition(":")
+        lines.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
+    baseline = _baseline_line(result)
+    if baseline:
+        lines.append(f"- {_sentence(baseline)}")
+    lines.extend(f"- {_sentence(line)}" for line in exception_lines(result))
+    blocking = _blocking(result)
+    if blocking:
+        lines += ["", "| severity | rule | where | source |", "|---|---|---|---|"]
+        for tracked in blocking[:SHOWN_FINDINGS]:
+            f = tracked.finding
+            where = f.package.name if f.package else (f.location.path if f.location else "")
+            lines.append(f"| {f.severity.value} | `{f.advisory}` | `{where}` | {f.source} |")
+        if len(blocking) > SHOWN_FINDINGS:
+            lines.append(f"\n…and {len(blocking) - SHOWN_FINDINGS} more in the case file.")
+    lines += [
+        "",
+        f"Policy `{result.policy.origin}` (blob `{result.policy.blob[:12]}`), "
+        f"case file `{result.case_path}`.",
+    ]
+    return "\n".join(lines)
+
+
+CASE_COLUMNS = ("key", "status", "decision", "critical", "high", "medium", "low", "updated_at")
+
+
+def case_row(case: Case) -> dict[str, Any]:
+    """One line of ``cases list``."""
+    counts = case.counts
+    return {
+        "key": case.key,
+        "status": case.status.value,
+        "decision": case.gate.decision,
+        "critical": counts["critical"],
+        "high": counts["high"],
+        "medium": counts["medium"],
+        "low": counts["low"],
+        "updated_at": case.updated_at,
+    }
+
+
+def cases_table(cases: list[Case]) -> str:
+    """An aligned plain-text table."""
+    rows = [[str(v) for v in case_row(c).values()] for c in cases]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(CASE_COLUMNS)]
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(CASE_COLUMNS, widths, strict=True))]
+    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in out)
+
+
+def cases_csv(cases: list[Case]) -> str:
+    """CSV with a header row."""
+    import csv  # only `cases list --output csv` needs it
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for case in cases:
+        writer.writerow(case_row(case))
+    return buffer.getvalue()
+
+
+def case_text(case: Case, path: str) -> str:
+    """``cases show`` in text: the header facts and every active finding."""
+    lines = [
+        f"{case.key}  ({path})",
+        f"  status: {case.status.value}  decision: {case.gate.decision}  mode: {case.gate.mode}",
+        f"  findings: {_counts_line(case.counts)}",
+        f"  latest commit: {case.latest.commit or 'unknown'}  scanned: {case.latest.scanned_at}",
+    ]
+    if case.triage.assignee or case.triage.tags or case.triage.notes:
+        tags = ", ".join(case.triage.tags)
+        lines.append(f"  triage: assignee {case.triage.assignee or '-'}; tags {tags or '-'}")
+    lines.extend(f"  blocked by {reason}" for reason in case.gate.reasons)
+    for tracked in case.findings:
+        marks = " (new)" if tracked.new else ""
+        if tracked.exception is not None:
+            exc = tracked.exception
+            marks += f" (excepted by {exc.id} until {exc.expires})"
+        lines.append(f"    {_finding_line(tracked)}{marks}")
+    if case.resolved:
+        lines.append(f"  resolved: {len(case.resolved)} finding(s)")
+    return "\n".join(lines)
+
+
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "-"
+
+
+def history_entry_data(entry: HistoryEntry) -> dict[str, Any]:
+    """One commit of ``cases history --output json``."""
+    return {
+        "commit": entry.commit,
+        "time": entry.time,
+        "author": {
+            "name": entry.author_name,
+            "email": entry.author_email,
+            "kind": entry.author_kind.value,
+        },
+        "change": entry.change.value,
+        "scanned_commit": entry.scanned_commit,
+        "decision": entry.decision,
+        "status": entry.status,
+        "previous_status": entry.previous_status,
+        "status_changed": entry.status_changed,
+        "counts": dict(entry.counts) if entry.counts is not None else None,
+        "triage_changes": list(entry.triage_changes),
+        "stale": entry.stale,
+        "facts_from": entry.facts_from,
+        "problem": entry.problem,
+        "subject": entry.subject,
+    }
+
+
+def history_data(history: CaseHistory) -> dict[str, Any]:
+    """``cases history --output json``: the case and its commits, oldest first."""
+    return {
+        "key": history.key,
+        "path": history.path,
+        "entries": [history_entry_data(e) for e in history.entries],
+    }
+
+
+HISTORY_COLUMNS = ("time", "author", "commit", "scanned", "decision", "status", "c/h/m/l", "notes")
+
+
+def _history_notes(entry: HistoryEntry) -> str:
+    notes = []
+    if entry.change.value != "updated":
+        notes.append(f"case {entry.change.value}")
+    if entry.status_changed and entry.previous_status is not None:
+        notes.append(f"status {entry.previous_status} -> {entry.status}")
+    notes.extend(entry.triage_changes)
+    if entry.stale:
+        notes.append("late scan of an older commit, not applied")
+    if entry.problem:
+        notes.append(f"unreadable: {entry.problem}")
+    return "; ".join(notes)
+
+
+def history_table(history: CaseHistory) -> str:
+    """``cases history`` as an aligned table, oldest commit first."""
+    rows = []
+    for entry in history.entries:
+        counts = entry.counts
+        rows.append(
+            [
+                entry.time,
+                f"{entry.author_name} ({entry.author_kind.value})",
+                _short(entry.commit),
+                _short(entry.scanned_commit),
+                entry.decision or "-",
+                entry.status or "-",
+                "/".join(str(counts[k]) for k in ("critical", "high", "medium", "low"))
+                if counts is not None
+                else "-",
+                _history_notes(entry),
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HISTORY_COLUMNS)]
+    out = [f"{history.key}  ({history.path})"]
+    out.append("  ".join(h.upper().ljust(w) for h, w in zip(HISTORY_COLUMNS, widths, strict=True)))
+    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in out)
+
+
+def _flip_data(flip: Flip) -> dict[str, Any]:
+    return {
+        "key": flip.key,
+        "path": flip.path,
+        "direction": flip.direction.value,
+        "old_reasons": list(flip.old_reasons),
+        "new_reasons": list(flip.new_reasons),
+        "baseline": flip.baseline,
+    }
+
+
+def policy_diff_data(diff: PolicyDiff) -> dict[str, Any]:
+    """``policy diff --output json``."""
+    return {
+        "old": {"policy": diff.old.origin, "blob": diff.old.blob, "mode": diff.old.mode.value},
+        "new": {"policy": diff.new.origin, "blob": diff.new.blob, "mode": diff.new.mode.value},
+        "today": diff.today.isoformat(),
+        "cases_commit": diff.cases_commit,
+        "open_cases": diff.open_cases,
+        "blocked_before": diff.blocked_before,
+        "blocked_after": diff.blocked_after,
+        "new_blocks": [_flip_data(f) for f in diff.new_blocks],
+        "unblocked": [_flip_data(f) for f in diff.unblocked],
+        "reasons_changed": [_flip_data(f) for f in diff.reasons_changed],
+        "exceptions": [{"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions],
+        "exceptions_unchanged": [
+            {"id": n.id, "state": n.state, "detail": n.detail} for n in diff.exceptions_unchanged
+        ],
+    }
+
+
+def _flip_lines(flip: Flip, first: str, second: str) -> list[str]:
+    lines = [f"  {flip.key}"]
+    for label, reasons in ((first, flip.new_reasons), (second, flip.old_reasons)):
+        if reasons:
+            lines.extend(f"    {label}: blocked by {reason}" for reason in reasons)
+        else:
+            lines.append(f"    {label}: passes")
+    if flip.baseline:
+        lines.append(f"    baseline: {flip.baseline}")
+    return lines
+
+
+def policy_diff_text(diff: PolicyDiff) -> str:
+    """``policy diff`` for reviewers of a policy change."""
+    old, new = diff.old, diff.new
+    lines = [
+        f"policy diff: OLD {old.origin} ({old.blob[:12]}) -> NEW {new.origin} ({new.blob[:12]})",
+        f"  {diff.open_cases} open case(s) evaluated as of {diff.today.isoformat()}; "
+        f"blocked: {diff.blocked_before} -> {diff.blocked_after}",
+    ]
+    if old.mode is not new.mode:
+        lines.append(f"  mode: {old.mode.value} -> {new.mode.value}")
+    sections = (
+        # "under NEW/OLD" (the policies), so it never reads as new or old findings
+        ("would newly block", diff.new_blocks, "under NEW", "under OLD"),
+        ("would no longer block", diff.unblocked, "under NEW", "under OLD"),
+        ("stay blocked, for other reasons", diff.reasons_changed, "under NEW", "under OLD"),
+    )
+    for title, flips, first, second in sections:
+        if flips:
+            lines.append(f"{len(flips)} case(s) {title}:")
+            for flip in flips:
+                lines.extend(_flip_lines(flip, first, second))
+    if not diff.flips and not diff.reasons_changed:
+        lines.append("no open case changes decision")
+    if diff.exceptions:
+        lines.append(f"{len(diff.exceptions)} exception(s) to look at:")
+        lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions)
+    if diff.exceptions_unchanged:
+        lines.append(
+            f"{len(diff.exceptions_unchanged)} exception(s) already so under the old policy "
+            "(clean up when you can):"
+        )
+        lines.extend(f"  {n.id}: {n.state}: {n.detail}" for n in diff.exceptions_unchanged)
+    return "\n".join(lines)

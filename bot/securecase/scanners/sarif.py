@@ -1,0 +1,390 @@
+"""SARIF 2.1.0 logs (CodeQL, Semgrep, Bandit, Trivy ``--format sarif``, ...) to findings.
+
+One pass over every run and result: problems are collected with their JSON path and a log
+with any problem is refused as a whole. The rules of a result come from the driver or an
+extension (``ruleIndex``, ``rule.toolComponent``, ``ruleId``). Identity prefers the scanner's
+own ``partialFingerprints``/``fingerprints``; without them it is rule + path + a hash of the
+region's snippet (or the message) and an occurrence number, never the bare line number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from securecase.domain.findings import (
+    Finding,
+    Kind,
+    Location,
+    Report,
+    ReportFormat,
+    Severity,
+    fingerprint,
+)
+from securecase.errors import ReportError
+from securecase.scanners import sarif_fields as fields
+from securecase.scanners import sarif_meta as meta
+from securecase.scanners.jsonload import (
+    NESTING_SHOWN,
+    Problems,
+    check_source_name,
+    nesting_path,
+    paused_gc,
+    problems_error,
+    short_repr,
+    type_name,
+)
+from securecase.scanners.sarif_fields import Where
+from securecase.scanners.sarif_mask import mask_invocations, masked_copy
+from securecase.scanners.sarif_run import WEB_SCHEMES, Run, tool_slug
+from securecase.scanners.zap import without_query_values
+
+SUPPORTED_VERSION = "2.1.0"
+REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
+
+_LEVELS: Mapping[str, Severity] = {
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "note": Severity.LOW,
+    "none": Severity.INFO,
+}
+#: Result kinds that say the check passed or did not apply: no finding.
+_NOT_PROBLEMS = frozenset({"pass", "notApplicable"})
+_KINDS = frozenset({"pass", "notApplicable", "fail", "informational", "review", "open"})
+_TRIVY_RULE_KINDS: Mapping[str, Kind] = {
+    "OsPackageVulnerability": Kind.VULNERABILITY,
+    "LanguageSpecificPackageVulnerability": Kind.VULNERABILITY,
+    "Misconfiguration": Kind.MISCONFIGURATION,
+    "Secret": Kind.SECRET,
+}
+_TRIVY_SKIPPED_RULES = frozenset({"License"})
+#: Hard-coded password, cryptographic key, credentials: the result's text quotes a secret, so
+#: whatever tool found it (Bandit B105, njsscan, CodeQL, Semgrep), it is a secret finding.
+_CREDENTIAL_CWES = frozenset({"CWE-259", "CWE-321", "CWE-798"})
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+def check_document(document: object, origin: str) -> dict[str, Any]:
+    """The document as a SARIF 2.1.0 log object, or a :class:`ReportError` saying why not."""
+    if not isinstance(document, dict):
+        raise ReportError(
+            f"{origin}: $: not a SARIF log: expected an object, got {type_name(document)}",
+            hint=REPORT_HINT,
+        )
+    version = document.get("version")
+    if version != SUPPORTED_VERSION:
+        got = "missing" if version is None else f"got {short_repr(version)}"
+        raise ReportError(
+            f"{origin}: $.version: unsupported SARIF version: {got} "
+            f"(securecase reads SARIF {SUPPORTED_VERSION})",
+            hint=REPORT_HINT,
+        )
+    runs = document.get("runs")
+    if runs is None:
+        raise ReportError(
+            f"{origin}: $.runs: missing (a SARIF log lists the runs of its tools)",
+            hint=REPORT_HINT,
+        )
+    if not isinstance(runs, list):
+        raise ReportError(
+            f"{origin}: $.runs: expected an array, got {type_name(runs)}", hint=REPORT_HINT
+        )
+    return document
+
+
+# --------------------------------------------------------------------------- one result
+
+#: One result's normalized fields before its identity is final:
+#: (base identity, order key, finding without id)
+_Candidate = tuple[tuple[str, ...], tuple[Any, ...], Finding]
+
+
+def _result(
+    run: Run, result: object, where: Where, source: str, problems: Problems
+) -> tuple[_Candidate | None, bool]:
+    """One result as a candidate finding (None when it is not a problem or is invalid), and
+    whether its text must be masked in the stored copy."""
+    if not isinstance(result, dict):
+        problems.add(where, f"expected an object, got {type_name(result)}")
+        return None, False
+    before = len(problems.items)
+    kind_word = fields.string(result, "kind", where, problems)
+    if kind_word is not None and kind_word not in _KINDS:
+        problems.add((*where, "kind"), f"unknown result kind {short_repr(kind_word)}")
+    if kind_word in _NOT_PROBLEMS:
+        return None, False
+    rule_id, rule = run.rule(result, where, problems)
+    rule_name = rule.get("name") if isinstance(rule.get("name"), str) else None
+    kind = run.kind
+    if run.tool.lower() == "trivy" and rule_name:
+        if rule_name in _TRIVY_SKIPPED_RULES:
+            return None, False
+        kind = _TRIVY_RULE_KINDS.get(rule_name, kind)
+    message = fields.message_text(result, rule, where, problems)
+    level = fields.level(result, rule, kind_word, where, problems)
+    suppressed = fields.suppressed(result, where, problems)
+    location_obj, path, start, end, snippet = _location(run, result, where, problems)
+    prints = fields.fingerprints(result, where, problems)
+    if len(problems.items) != before:
+        return None, kind is Kind.SECRET
+    url = None
+    if path is not None and urlsplit(path).scheme in WEB_SCHEMES:
+        # a DAST result at a tested URL: its query values may be tokens and vary per scan
+        url, path = without_query_values(path)[: fields.FIELD_LIMIT], None
+    rule_props = meta.properties(rule)
+    result_props = meta.properties(result)
+    cwe = meta.merged_cwes(run.rule_cwes(rule, rule_props), meta.cwes(result_props))
+    if kind is Kind.CODE and _CREDENTIAL_CWES.intersection(cwe):
+        kind = Kind.SECRET
+    rule_id = rule_id or _rule_named_in(message, run, secret=kind is Kind.SECRET)
+    rule_id = rule_id or "unknown-rule"
+    score = meta.security_severity(rule_props)
+    if score is None:
+        score = meta.security_severity(result_props)
+    severity = meta.severity_of_score(score) if score is not None else _LEVELS[level]
+    package = meta.trivy_package(message) if kind is Kind.VULNERABILITY else None
+    if kind is Kind.VULNERABILITY and package is None:
+        kind = Kind.CODE
+    title = meta.title(rule, message, rule_id, secret=kind is Kind.SECRET)
+    tool = run.tool.lower()
+    if package is not None:
+        identity: tuple[str, ...] = ("vuln", tool, rule_id, package.name)
+        order: tuple[Any, ...] = ()
+    else:
+        place = path or url or ""
+        if prints:
+            identity = ("fp", tool, rule_id, place, *prints)
+        else:
+            anchor = snippet if snippet is not None else message
+            digest = hashlib.sha256(" ".join(anchor.split()).encode("utf-8", "replace"))
+            identity = ("loc", tool, rule_id, place, digest.hexdigest())
+        # Equal identities at different places are told apart by their order in the file,
+        # which a line shift above them does not change; the same place twice is one finding.
+        order = (start or 0, end or start or 0)
+    finding = Finding(
+        id="",
+        source=source,
+        kind=kind,
+        advisory=rule_id[: fields.FIELD_LIMIT],
+        severity=severity,
+        title=title,
+        package=package,
+        location=Location(path=path, start_line=start, end_line=end, url=url)
+        if location_obj
+        else None,
+        cvss=score,
+        suppressed=suppressed,
+        confidence=meta.confidence(rule_props, result_props),
+        cwe=cwe,
+    )
+    return (identity, order, finding), kind is Kind.SECRET
+
+
+def _location(
+    run: Run, result: dict[str, Any], where: Where, problems: Problems
+) -> tuple[bool, str | None, int | None, int | None, str | None]:
+    """(has a physical location, path, start line, end line, region snippet text)."""
+    locations = fields.array(result, "locations", where, problems)
+    if not locations:
+        return False, None, None, None, None
+    first = locations[0]
+    l_where: Where = (*where, "locations", 0)
+    if not isinstance(first, dict):
+        problems.add(l_where, f"expected an object, got {type_name(first)}")
+        return False, None, None, None, None
+    physical = fields.obj(first, "physicalLocation", l_where, problems)
+    if physical is None:
+        return False, None, None, None, None
+    p_where: Where = (*l_where, "physicalLocation")
+    path = run.path(physical, p_where, problems)
+    region = fields.obj(physical, "region", p_where, problems)
+    start = end = None
+    snippet = None
+    if region is not None:
+        r_where: Where = (*p_where, "region")
+        start = fields.line(region, "startLine", r_where, problems)
+        end = fields.line(region, "endLine", r_where, problems)
+        snippet_obj = fields.obj(region, "snippet", r_where, problems)
+        if snippet_obj is not None:
+            snippet = fields.string(snippet_obj, "text", (*r_where, "snippet"), problems)
+    return path is not None or start is not None, path, start, end, snippet
+
+
+def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
+    """For results without a rule id (gitleaks 7): the longest rule id the message starts
+    with ("AWS Access Key secret detected" → "AWS Access Key"), else the message's start —
+    but never for a secret, whose message may quote the secret."""
+    for length in run.rule_id_lengths:
+        if length <= len(message) and message[:length] in run.rules_by_id:
+            return message[:length]
+    return None if secret else fields.clip(message.split("\n", 1)[0].strip(), 200)
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def parse_document(origin: str, data: bytes, document: object, source: str | None = None) -> Report:
+    """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from."""
+    with paused_gc():
+        return _parse(origin, data, document, source)
+
+
+def _parse(origin: str, data: bytes, document: object, source: str | None) -> Report:
+    doc = check_document(document, origin)
+    problems = Problems()
+    runs: list[Run] = []
+    for index, run in enumerate(doc["runs"]):
+        if not isinstance(run, dict):
+            problems.add(("runs", index), f"expected an object, got {type_name(run)}")
+            continue
+        runs.append(Run(run, index, problems))
+    if problems.items:
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+
+    tools = list(dict.fromkeys(r.tool for r in runs))
+    default = "-".join(tool_slug(t) for t in tools)[:63].strip("-._") or "sarif"
+    source = check_source_name(source or default, origin)
+
+    candidates: dict[tuple[str, ...], list[tuple[tuple[Any, ...], Finding]]] = {}
+    masked: set[tuple[int, int]] = set()
+    for run in runs:
+        run_doc = doc["runs"][run.index]
+        results = run_doc.get("results")
+        if results is None:
+            continue  # the tool did not run to completion: no results to read
+        if not isinstance(results, list):
+            problems.add(
+                ("runs", run.index, "results"), f"expected an array, got {type_name(results)}"
+            )
+            continue
+        for r_index, result in enumerate(results):
+            where: Where = ("runs", run.index, "results", r_index)
+            candidate, secret = _result(run, result, where, source, problems)
+            if secret:
+                masked.add((run.index, r_index))
+            if candidate is not None:
+                identity, order, finding = candidate
+                candidates.setdefault(identity, []).append((order, finding))
+    if problems.items:
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+
+    findings = _identified(source, candidates)
+    build_secrets = mask_invocations(doc)
+    first = runs[0] if runs else None
+    run_docs = doc["runs"]
+    return Report(
+        format=ReportFormat.SARIF,
+        source=source,
+        tool=", ".join(tools) if tools else "sarif",
+        tool_version=_tool_version(run_docs),
+        scanned_at=_scanned_at(run_docs),
+        artifact_name=_run_property(run_docs[0], "imageName") if first else None,
+        artifact_type=None,
+        image_digest=_image_digest(run_docs[0]) if first else None,
+        findings=findings,
+        raw=_masked_raw(origin, data, doc, masked) if masked or build_secrets else data,
+        raw_suffix=".sarif",
+        path=origin,
+    )
+
+
+def _masked_raw(
+    origin: str, data: bytes, doc: dict[str, Any], masked: set[tuple[int, int]]
+) -> bytes:
+    """The log to store, its secret results masked; a log nested too deeply for masking and
+    re-serializing (hundreds of levels, which no scanner writes) is refused with the path."""
+    try:
+        return masked_copy(doc, masked)
+    except RecursionError:
+        where = nesting_path(data.decode("utf-8", "replace"), NESTING_SHOWN)
+        raise ReportError(
+            f"{origin}: JSON nested too deeply to be a scanner report"
+            + (f" at {where}" if where else ""),
+            hint=REPORT_HINT,
+        ) from None
+
+
+def _identified(
+    source: str, candidates: Mapping[tuple[str, ...], list[tuple[tuple[Any, ...], Finding]]]
+) -> tuple[Finding, ...]:
+    """Final findings: equal identities without an order key are one finding (the worst);
+    with one (located results), each place in line order is its own finding, the first
+    keeping the bare identity."""
+    findings: list[Finding] = []
+    for identity, group in candidates.items():
+        if not group[0][0]:
+            best = min(group, key=lambda g: _preference(g[1]))[1]
+            findings.append(_with_id(best, fingerprint_of(source, identity)))
+            continue
+        places: dict[tuple[Any, ...], Finding] = {}
+        for order, finding in group:
+            held = places.get(order)
+            if held is None or _preference(finding) < _preference(held):
+                places[order] = finding
+        for occurrence, order in enumerate(sorted(places)):
+            parts = identity if occurrence == 0 else (*identity, str(occurrence))
+            findings.append(_with_id(places[order], fingerprint_of(source, parts)))
+    findings.sort(key=lambda f: (-f.severity.rank, f.id))
+    return tuple(findings)
+
+
+def fingerprint_of(source: str, identity: tuple[str, ...]) -> str:
+    """The finding id for an identity (see :func:`securecase.domain.findings.fingerprint`)."""
+    return fingerprint(source, *identity)
+
+
+def _preference(finding: Finding) -> tuple[Any, ...]:
+    location = finding.location or Location()
+    return (
+        -finding.severity.rank,
+        finding.suppressed,
+        location.path or "",
+        location.start_line or 0,
+        location.end_line or 0,
+        finding.title,
+    )
+
+
+def _with_id(finding: Finding, finding_id: str) -> Finding:
+    return replace(finding, id=finding_id)
+
+
+def _tool_version(runs: list[Any]) -> str | None:
+    for run in runs:
+        driver = run.get("tool", {}).get("driver", {}) if isinstance(run, dict) else {}
+        for key in ("semanticVersion", "version"):
+            value = driver.get(key) if isinstance(driver, dict) else None
+            if isinstance(value, str) and 0 < len(value) <= 200:
+                return value
+    return None
+
+
+def _scanned_at(runs: list[Any]) -> str | None:
+    for run in runs:
+        invocations = run.get("invocations") if isinstance(run, dict) else None
+        if not isinstance(invocations, list):
+            continue
+        for invocation in invocations:
+            if not isinstance(invocation, dict):
+                continue
+            for key in ("endTimeUtc", "startTimeUtc"):
+                value = invocation.get(key)
+                moment = fields.utc(value) if isinstance(value, str) and len(value) <= 64 else None
+                if moment is not None:
+                    return moment
+    return None
+
+
+def _run_property(run: object, key: str) -> str | None:
+    properties = run.get("properties") if isinstance(run, dict) else None
+    value = properties.get(key) if isinstance(properties, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 2000 else None
+
+
+def _image_digest(run: object) -> str | None:
+    value = _run_property(run, "imageID")
+    return value if value and _DIGEST.match(value) else None

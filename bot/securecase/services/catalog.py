@@ -1,0 +1,91 @@
+"""Reading cases back: list them with filters, find one by key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from securecase.domain.case import Case, Status
+from securecase.domain.policy.evaluate import glob_match
+from securecase.domain.subjects import CASES_ROOT, parse_key
+from securecase.errors import UsageError
+from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.repos import is_remote, open_store
+from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
+
+STATUS_FILTERS = ("OPEN", *(s.value for s in Status))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    """Which cases to list; None means "any". ``status`` may be OPEN (NEW/TRIAGED/IN_PROGRESS)."""
+
+    repo: str | None = None
+    branch: str | None = None
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUS_FILTERS:
+            raise UsageError(
+                f"--status {self.status!r} is not a status",
+                hint="one of " + ", ".join(STATUS_FILTERS),
+            )
+
+    def accepts(self, case: Case) -> bool:
+        subject = case.subject
+        if self.repo and not glob_match(self.repo, subject.slug):
+            return False
+        if self.branch and not (
+            glob_match(self.branch, subject.branch or "")
+            or glob_match(self.branch, subject.target_branch or "")
+        ):
+            return False
+        if self.status == "OPEN":
+            return case.status.coarse == "OPEN"
+        return self.status is None or case.status.value == self.status
+
+
+def require_existing(cases_repo: str) -> None:
+    """Reading commands never create a cases repo: a missing local path is a usage error."""
+    if not is_remote(cases_repo) and not os.path.exists(cases_repo):
+        raise UsageError(
+            f"no cases repo at {cases_repo}",
+            hint="pass --cases-repo (or set SECURECASE_CASES_REPO); `securecase ingest` creates it",
+        )
+
+
+def list_cases(
+    cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
+) -> list[Case]:
+    """Every case in the cases repo that passes the filter, sorted by key."""
+    require_existing(cases_repo)
+    with open_store(cases_repo, identity=identity, paths=None) as store:
+        snapshot = store.snapshot()
+        found = []
+        for path in snapshot.list_files(CASES_ROOT + "/"):
+            if not path.endswith("/" + CASE_FILE):
+                continue
+            data = snapshot.read(path)
+            if data is None:
+                continue
+            case = load_case(data, path=path)
+            if case_filter.accepts(case):
+                found.append(case)
+    return sorted(found, key=lambda c: c.key)
+
+
+def find_case(
+    cases_repo: str, key: str, *, identity: GitIdentity = DEFAULT_IDENTITY
+) -> tuple[Case, bytes, str]:
+    """The case with this key, its file bytes, and its path (UsageError when there is none)."""
+    subject = parse_key(key)
+    require_existing(cases_repo)
+    path = f"{subject.folder}/{CASE_FILE}"
+    with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
+        data = store.snapshot().read(path)
+    if data is None:
+        raise UsageError(
+            f"no case {key!r} in {cases_repo} (looked for {path})",
+            hint="`securecase cases list` shows the keys",
+        )
+    return load_case(data, path=path), data, path

@@ -1,0 +1,334 @@
+"""A case's timeline, read from the git history of its ``case.yaml``.
+
+One ``git log`` lists every commit that changed the file with the file's old and new blob ids;
+the commit objects themselves (author, time, the bot's ``Securecase-Case/Commit/Decision/
+Status/Counts[/Stale]`` trailers) are read through the store's one ``cat-file`` process. A bot
+commit whose trailers say everything needs no file read. Human commits (triage by pull
+request) carry no trailers, and trailers are only trusted from the bot's own identity, so for
+those the file at that commit is read, together with the version before it, to tell what the
+human changed: status, assignee, tags, notes. All such file versions are read in one batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from securecase.domain.case import Case
+from securecase.domain.findings import SEVERITIES_WORST_FIRST
+from securecase.domain.subjects import parse_key
+from securecase.errors import CaseFileError, StoreError, UsageError
+from securecase.services.catalog import require_existing
+from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.commitobj import parse_commit
+from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
+from securecase.storage.repos import open_store
+
+TRAILER_PREFIX = "Securecase-"
+# The log prints commit ids and raw diff lines only: no text a human wrote, so nothing in a
+# commit message can forge a record. Authors and messages come from the commit objects.
+_LOG_FORMAT = "commit %H"
+_HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_NULL_OID = frozenset({"0" * 40, "0" * 64})
+COUNT_KEYS = tuple(s.count_key for s in SEVERITIES_WORST_FIRST)
+
+
+class AuthorKind(StrEnum):
+    """Who made a commit: the bot (its configured identity) or a human."""
+
+    BOT = "bot"
+    HUMAN = "human"
+
+
+class Change(StrEnum):
+    """What a commit did to the case file."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One commit in a case's timeline, with the facts of the case after it.
+
+    ``facts_from`` says where the facts came from: ``trailers`` (the bot's commit message) or
+    ``case file`` (the file at that commit). ``problem`` is set when the file at that commit
+    could not be read (a human broke it); the facts are then unknown (None).
+    """
+
+    commit: str
+    time: str
+    author_name: str
+    author_email: str
+    author_kind: AuthorKind
+    subject: str
+    change: Change
+    scanned_commit: str | None
+    decision: str | None
+    status: str | None
+    previous_status: str | None
+    counts: Mapping[str, int] | None
+    triage_changes: tuple[str, ...]
+    stale: bool
+    facts_from: str
+    problem: str | None = None
+
+    @property
+    def status_changed(self) -> bool:
+        """True when this commit moved the case to another status."""
+        return self.status is not None and self.status != self.previous_status
+
+
+@dataclass(frozen=True, slots=True)
+class CaseHistory:
+    """A case's timeline, oldest commit first."""
+
+    key: str
+    path: str
+    entries: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _LogRecord:
+    commit: str
+    author_name: str
+    author_email: str
+    time: str
+    subject: str
+    trailers: dict[str, str]
+    old_blob: str | None
+    new_blob: str | None
+
+
+def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTITY) -> CaseHistory:
+    """The timeline of case ``key``; UsageError when the cases repo never had that case.
+
+    ``bot`` is the identity the bot commits as; commits by any other author are human.
+    """
+    subject = parse_key(key)
+    require_existing(cases_repo)
+    path = f"{subject.folder}/{CASE_FILE}"
+    # Only the case file's blob up front; older versions are fetched in one batch if needed.
+    with open_store(cases_repo, paths=[path]) as store:
+        head = store.snapshot().head
+        changes = [] if head is None else _parse_log(store.log(_log_args(head, path)), path)
+        commits = store.read_commits([commit for commit, _, _ in changes])
+        records = [_record(commit, old, new, commits[commit]) for commit, old, new in changes]
+        trusted = [_trusts_trailers(r, key, bot) for r in records]
+        wanted: set[str] = set()
+        for record, trust in zip(records, trusted, strict=True):
+            if not trust:
+                wanted.update(b for b in (record.old_blob, record.new_blob) if b)
+        blobs = store.read_blobs(sorted(wanted))
+    if not records:
+        raise UsageError(
+            f"no case {key!r} in the history of {cases_repo} (looked for {path})",
+            hint="`securecase cases list` shows the keys",
+        )
+    entries: list[HistoryEntry] = []
+    # The status before a commit is the one of the file version it started from (its old
+    # blob), which on branchy history need not be the previous row's.
+    status_of_blob: dict[str, str | None] = {}
+    last_status: str | None = None
+    for record, trust in zip(records, trusted, strict=True):
+        if record.old_blob is None:
+            previous_status = None
+        else:
+            previous_status = status_of_blob.get(record.old_blob, last_status)
+        entry = _entry(record, trust, blobs, path, bot, previous_status)
+        entries.append(entry)
+        if record.new_blob is not None and entry.status is not None:
+            status_of_blob[record.new_blob] = entry.status
+        if entry.status is not None or entry.change is Change.DELETED:
+            last_status = entry.status
+    return CaseHistory(key=key, path=path, entries=tuple(entries))
+
+
+def _log_args(head: str, path: str) -> list[str]:
+    # --raw with full ids gives each commit's old and new blob of the file, so reading a file
+    # version needs no tree walk; --no-renames keeps the path fixed. A merge is listed only when
+    # it differs from every parent (a resolved conflict); it is compared with its first parent.
+    # --simplify-merges drops a merge that merely brings in a side branch's version (the usual
+    # merge of a triage pull request), which --diff-merges=first-parent alone would list as a
+    # second copy of the side branch's change.
+    return [
+        "--reverse",
+        f"--format={_LOG_FORMAT}",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--diff-merges=first-parent",
+        "--simplify-merges",
+        head,
+        "--",
+        path,
+    ]
+
+
+def _parse_log(out: bytes, path: str) -> list[tuple[str, str | None, str | None]]:
+    """(commit, old blob, new blob) of the file per commit, in log order."""
+    found: list[tuple[str, str | None, str | None]] = []
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        if line.startswith("commit "):
+            commit = line[len("commit ") :]
+            if not _HEX.match(commit):
+                raise ValueError(f"unexpected git log line {line!r}")
+            found.append((commit, None, None))
+        elif line.startswith(":") and found:
+            meta, _, changed = line.partition("\t")
+            if changed == path:
+                parts = meta.split()
+                old = None if parts[2] in _NULL_OID else parts[2]
+                new = None if parts[3] in _NULL_OID else parts[3]
+                found[-1] = (found[-1][0], old, new)
+    return found
+
+
+def _record(commit: str, old: str | None, new: str | None, data: bytes) -> _LogRecord:
+    try:
+        info = parse_commit(data)
+    except ValueError as exc:
+        raise StoreError(f"commit {commit} of the cases repo cannot be read: {exc}") from exc
+    return _LogRecord(
+        commit=commit,
+        author_name=info.author_name,
+        author_email=info.author_email,
+        time=info.committed_at,
+        subject=info.subject,
+        trailers=_trailers(info.trailers),
+        old_blob=old,
+        new_blob=new,
+    )
+
+
+def _trailers(found: dict[str, str]) -> dict[str, str]:
+    """The ``Securecase-*`` trailers, by lower-case name without the prefix."""
+    return {
+        name[len(TRAILER_PREFIX) :].lower(): value
+        for name, value in found.items()
+        if name.startswith(TRAILER_PREFIX)
+    }
+
+
+def is_bot(name: str, email: str, bot: GitIdentity) -> bool:
+    """Whether a commit author is the bot: the email decides (names are free text)."""
+    del name
+    return email.strip().lower() == bot.email.strip().lower()
+
+
+def _trusts_trailers(record: _LogRecord, key: str, bot: GitIdentity) -> bool:
+    """Trailers answer everything only on the bot's own commits for this very case."""
+    trailers = record.trailers
+    return (
+        is_bot(record.author_name, record.author_email, bot)
+        and trailers.get("case") == key
+        and record.new_blob is not None
+        and all(name in trailers for name in ("commit", "decision", "status", "counts"))
+        and parse_counts(trailers["counts"]) is not None
+    )
+
+
+def parse_counts(text: str) -> dict[str, int] | None:
+    """``critical=0 high=2 ...`` (the ``Securecase-Counts`` trailer) → counts; None if bad."""
+    counts = {}
+    for part in text.split():
+        name, sep, value = part.partition("=")
+        if not sep or name not in COUNT_KEYS or not value.isdigit():
+            return None
+        counts[name] = int(value)
+    return counts if set(counts) == set(COUNT_KEYS) else None
+
+
+def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> Case | str | None:
+    """The case in a blob, a problem description when it cannot be read, None for no blob."""
+    if oid is None:
+        return None
+    try:
+        return load_case(blobs[oid], path=where)
+    except CaseFileError as exc:
+        return "; ".join([exc.message, *exc.problems[:3]])
+
+
+def _entry(
+    record: _LogRecord,
+    trust: bool,
+    blobs: Mapping[str, bytes],
+    path: str,
+    bot: GitIdentity,
+    previous_status: str | None,
+) -> HistoryEntry:
+    by_bot = is_bot(record.author_name, record.author_email, bot)
+    if record.new_blob is None:
+        change = Change.DELETED
+    else:
+        change = Change.CREATED if record.old_blob is None else Change.UPDATED
+    trailers = record.trailers if by_bot else {}  # a human's "trailers" are only text
+    scanned = trailers.get("commit")
+    base = HistoryEntry(
+        commit=record.commit,
+        time=record.time,
+        author_name=record.author_name,
+        author_email=record.author_email,
+        author_kind=AuthorKind.BOT if by_bot else AuthorKind.HUMAN,
+        subject=record.subject,
+        change=change,
+        scanned_commit=None if scanned in (None, "unknown") else scanned,
+        decision=None,
+        status=None,
+        previous_status=previous_status,
+        counts=None,
+        triage_changes=(),
+        stale=trailers.get("stale") == "true",
+        facts_from="case file",
+    )
+    if trust:
+        return replace(
+            base,
+            decision=trailers["decision"],
+            status=trailers["status"],
+            counts=parse_counts(trailers["counts"]),
+            facts_from="trailers",
+        )
+    short = record.commit[:12]
+    after = _load(blobs, record.new_blob, f"{path}@{short}")
+    if after is None:
+        return base  # the file was deleted
+    if not isinstance(after, Case):
+        return replace(base, problem=after)
+    before = _load(blobs, record.old_blob, f"{path}@{short}^")
+    return replace(
+        base,
+        scanned_commit=base.scanned_commit or (after.latest.commit if by_bot else None),
+        decision=after.gate.decision,
+        status=after.status.value,
+        counts=after.counts,
+        triage_changes=triage_changes(before if isinstance(before, Case) else None, after),
+    )
+
+
+def triage_changes(before: Case | None, after: Case) -> tuple[str, ...]:
+    """What a commit changed in the human-owned triage fields, one phrase per field."""
+    if before is None:
+        return ()
+    old, new = before.triage, after.triage
+    found = []
+    if old.assignee != new.assignee:
+        found.append(f"assignee {old.assignee or '-'} -> {new.assignee or '-'}")
+    added = [t for t in new.tags if t not in old.tags]
+    removed = [t for t in old.tags if t not in new.tags]
+    if added:
+        found.append("tags +" + ", +".join(added))
+    if removed:
+        found.append("tags -" + ", -".join(removed))
+    if old.notes != new.notes:
+        found.append(
+            "notes edited"
+            if old.notes and new.notes
+            else "notes added"
+            if new.notes
+            else "notes removed"
+        )
+    return tuple(found)

@@ -1,0 +1,338 @@
+"""The main job: reports in, one case commit and one decision out.
+
+Reports and an explicit policy are read before the cases repo is touched, so bad input fails
+(exit 2) without a commit. The merge runs inside the store's update callback: when a push
+races with another run, the store re-reads the case and this module recomputes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from securecase import scanners as report_registry
+from securecase.clock import Clock, iso
+from securecase.domain.case import (
+    Case,
+    ExceptionRef,
+    GateRecord,
+    MergeResult,
+    Scan,
+    is_stale,
+    mark_findings,
+    merge,
+    record_stale,
+)
+from securecase.domain.case import same_content as same_case_content
+from securecase.domain.findings import Report, ReportFormat
+from securecase.domain.outcome import IngestResult
+from securecase.domain.policy import (
+    Decision,
+    Mode,
+    Policy,
+    builtin_policy,
+    evaluate_case,
+    load_policy,
+)
+from securecase.domain.subjects import Subject
+from securecase.errors import CaseFileError, UsageError
+from securecase.storage.casecache import CaseCache
+from securecase.storage.casefile import CASE_FILE, dump_case, load_case
+from securecase.storage.repos import open_store
+from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
+
+POLICY_FILE = "policy.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """Everything one ``securecase ingest`` call asks for."""
+
+    reports: tuple[Path, ...]
+    subject: Subject
+    cases_repo: str
+    identity: GitIdentity
+    fmt: ReportFormat | None = None
+    sources: tuple[str, ...] = ()
+    commit: str | None = None
+    committed_at: str | None = None
+    run_url: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    policy_file: Path | None = None
+    mode: Mode | None = None
+    push_timeout: float = 120.0
+
+
+def baseline_subject(subject: Subject) -> Subject | None:
+    """The target branch's subject a pull request's findings are compared with, if any."""
+    if not subject.is_pr or not subject.target_branch:
+        return None
+    return Subject(subject.provider, subject.org, subject.repo, branch=subject.target_branch)
+
+
+def read_reports(
+    paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]
+) -> list[Report]:
+    """Parse every report up front; two reports may not fill the same source slot."""
+    if sources and len(sources) != len(paths):
+        raise UsageError(
+            f"{len(sources)} --source name(s) for {len(paths)} report(s)",
+            hint="give --source once per report, in the same order, or not at all",
+        )
+    if not paths:
+        raise UsageError("no report given", hint="securecase ingest REPORT... (see --help)")
+    parsed = [
+        report_registry.parse(path, fmt=fmt, source=sources[i] if sources else None)
+        for i, path in enumerate(paths)
+    ]
+    seen: dict[str, str] = {}
+    for report in parsed:
+        if report.source in seen:
+            raise UsageError(
+                f"{seen[report.source]} and {report.path} both fill source {report.source!r}",
+                hint="name each report's slot with --source (once per report, in order)",
+            )
+        seen[report.source] = report.path
+    return parsed
+
+
+def split_image(image: str | None) -> tuple[str | None, str | None]:
+    """``name:tag`` → (name, tag); a ``:`` inside a registry host:port is not a tag."""
+    if not image:
+        return None, None
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return image, None
+    return name, tag
+
+
+def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
+    """Record the reports in the subject's case, evaluate the policy, commit once."""
+    parsed = read_reports(request.reports, request.fmt, request.sources)
+    explicit_policy = None
+    if request.policy_file is not None:
+        explicit_policy = load_policy(
+            _read_policy_file(request.policy_file), origin=str(request.policy_file)
+        )
+    folder = request.subject.folder
+    now = clock.now()
+    received_at = iso(now)
+    today = now.astimezone(UTC).date()
+    target = baseline_subject(request.subject)
+
+    # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
+    paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
+    with open_store(
+        request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
+    ) as store:
+        # The raw reports are most of the bytes a commit writes: hash them while the case is
+        # read, merged and dumped.
+        store.write_ahead([r.raw for r in parsed])
+        cache = CaseCache(store.cache_dir)
+
+        def plan(snapshot: Snapshot) -> Plan[IngestResult]:
+            policy = explicit_policy or _repo_policy(snapshot)
+            found = _read_case(snapshot, folder, request.subject, cache)
+            previous = found[0] if found else None
+            # A run that does not name the target branch judges against the one the case knows
+            # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
+            # finding as new. A remote fetches that folder lazily (it was not known up front).
+            base = target
+            if base is None and previous is not None and request.subject.is_pr:
+                base = baseline_subject(previous.subject)
+            in_base = _read_case(snapshot, base.folder, base, cache) if base else None
+            baseline = in_base[0] if in_base else None
+            return _plan(
+                request, parsed, policy, found, folder, received_at, baseline, today, base, cache
+            )
+
+        committed = store.update(plan)
+    result = committed.result
+    return replace(
+        result,
+        cases_commit=committed.commit or committed.head,
+        committed=committed.commit is not None,
+    )
+
+
+def _read_policy_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--policy {path}: cannot read the file ({exc.strerror})") from exc
+
+
+def _repo_policy(snapshot: Snapshot) -> Policy:
+    data = snapshot.read(POLICY_FILE)
+    if data is None:
+        return builtin_policy()
+    return load_policy(data, origin=POLICY_FILE)
+
+
+def _read_case(
+    snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCache
+) -> tuple[Case, bytes] | None:
+    """The subject's case and its bytes, None when it has none yet."""
+    path = f"{folder}/{CASE_FILE}"
+    data = snapshot.read(path)
+    if data is None:
+        return None
+    case = load_case(data, path=path, cache=cache)
+    if case.key != subject.key:
+        raise CaseFileError(
+            f"{path}: holds case {case.key!r}, expected {subject.key!r}",
+            hint="the folder name and the case key disagree; fix the file by pull request",
+        )
+    return case, data
+
+
+def _plan(
+    request: IngestRequest,
+    parsed: list[Report],
+    policy: Policy,
+    found: tuple[Case, bytes] | None,
+    folder: str,
+    received_at: str,
+    baseline: Case | None,
+    today: date,
+    target: Subject | None,
+    cache: CaseCache,
+) -> Plan[IngestResult]:
+    previous, previous_bytes = found if found else (None, None)
+    raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
+    raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
+    report_times = {}
+    for report in parsed:
+        if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):
+            continue
+        # A report without its own timestamp (or with one that is not a time, or lies in the
+        # future: finding ages count from it, and a future time would make every later scan
+        # look stale) keeps the one it got when first received, so a re-sent report changes
+        # nothing.
+        before = previous.sources.get(report.source) if previous else None
+        same = before is not None and before.sha256 == raw_sha[report.source]
+        report_times[report.source] = before.scanned_at if same and before else received_at
+    image_name, image_tag = split_image(request.image)
+    scan = Scan(
+        subject=request.subject,
+        reports=tuple(parsed),
+        received_at=received_at,
+        commit=request.commit,
+        committed_at=request.committed_at,
+        run_url=request.run_url,
+        image_name=image_name,
+        image_tag=image_tag,
+        image_digest=request.image_digest,
+        raw_paths=raw_paths,
+        raw_sha256=raw_sha,
+        report_times=report_times,
+    )
+    placeholder = GateRecord(mode=policy.mode.value, decision="pass", gate=False)
+    merged: MergeResult = merge(previous, scan, placeholder)
+    decision = evaluate_case(policy, merged.case, baseline=baseline, today=today, mode=request.mode)
+    gate = GateRecord(
+        mode=decision.mode.value,
+        decision=decision.decision,
+        gate=decision.gate,
+        policy_path=policy.origin,
+        policy_blob=policy.blob,
+        rules=decision.blocking_rules,
+        reasons=decision.reasons,
+    )
+    case = mark_findings(
+        replace(merged.case, gate=gate),
+        new=decision.new if merged.case.subject.is_pr else None,
+        excepted={
+            fid: ExceptionRef(exc.id, exc.expires.isoformat())
+            for fid, exc in decision.excepted.items()
+        },
+    )
+    stale = previous is not None and is_stale(previous, scan)
+    files = {}
+    if stale and previous is not None:
+        case = record_stale(previous, scan)
+    else:
+        files.update({raw_paths[r.source]: r.raw for r in parsed})
+    result = IngestResult(
+        case=case,
+        decision=decision,
+        policy=policy,
+        case_path=f"{folder}/{CASE_FILE}",
+        cases_commit=None,
+        committed=False,
+        stale=stale,
+        new=() if stale else merged.new,
+        fixed=() if stale else merged.fixed,
+        baseline_key=target.key if target else None,
+    )
+    if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
+        return Plan(change=None, result=replace(result, case=previous))
+    # Cached before the commit exists: an entry for bytes that never land is merely unused.
+    files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache, previous=previous_bytes)
+    message = _commit_message(case, decision, scan, result)
+    return Plan(change=Change(files=files, message=message), result=result)
+
+
+#: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
+def _is_time(value: str, *, not_after: str) -> bool:
+    """True for a time case.yaml accepts that is not later than ``not_after``."""
+    if not _TIME_RE.match(value):
+        return False
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        limit = datetime.fromisoformat(not_after.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment <= limit
+
+
+def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool) -> bool:
+    if not same_case_content(case, previous):
+        return False
+    return stale or all(
+        (rec := previous.sources.get(name)) is not None and rec.sha256 == sha
+        for name, sha in raw_sha.items()
+    )
+
+
+def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestResult) -> str:
+    counts = case.counts
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no active findings"
+    sources = ", ".join(f"{r.source} ({len(r.findings)})" for r in scan.reports)
+    if result.stale:
+        subject = f"securecase: {case.key}: late scan of an older commit recorded, not applied"
+    else:
+        subject = f"securecase: {case.key}: {decision.decision} ({summary})"
+    body = [
+        subject,
+        "",
+        f"Sources: {sources}.",
+        f"Appeared: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+    ]
+    body.extend(f"Blocked by {reason}" for reason in decision.reasons)
+    body.extend(
+        f"Excepted by {use.id} (expires {use.expires.isoformat()}): {len(use.findings)} finding(s)."
+        for use in decision.exceptions_applied
+    )
+    body += [
+        "",
+        f"Securecase-Case: {case.key}",
+        f"Securecase-Commit: {scan.commit or 'unknown'}",
+        f"Securecase-Decision: {decision.decision}",
+        f"Securecase-Status: {case.status.value}",
+        # Counts too, so `cases history` reads a bot commit's facts without opening the file.
+        "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
+    ]
+    if result.stale:
+        body.append("Securecase-Stale: true")
+    return "\n".join(body) + "\n"

@@ -1,0 +1,517 @@
+"""Local cases repo: commit in place under a lock, keep the work tree in step, lose no edit.
+
+Crash safety: the commit is built from objects only (``store.build_commit``) and published by
+one compare-and-swap ``update-ref``; until then only unreachable objects exist. Afterwards the
+touched files are written atomically (temp file + rename) and their index entries updated.
+A run killed between those steps leaves each touched path with the content of the new commit
+or of an older committed version. Before committing, every touched path is checked: its work
+tree and index content must be the committed one or a recent committed version of that path
+(recoverable from history). Anything else is a human's uncommitted edit and the run refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from securecase.errors import StoreError
+from securecase.storage.git import Git, GitIdentity
+from securecase.storage.store import HEX_LENGTHS, Built, Change, Snapshot, _CatFile, touched_paths
+
+BACKDATE_NS = 5 * 10**9  # written files get an mtime this far back (see _write)
+WRITTEN_KEPT = 2000  # files remembered in the written-files record
+INDEX_KEY = "\0index"  # the index file's entry among the checked signatures
+HISTORY_DEPTH = 50  # commits per path searched for the versions a run may have left behind
+STALE_LOCK_AGE = 60.0  # a ref lock older than this while we hold our lock is debris
+_CONFLICT, _NOT_A_FILE = "<conflict>", "<not a regular file>"
+_LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+
+
+INIT_WAIT = 10.0  # seconds to wait for a concurrent run creating the same repository
+
+
+def open_local(location: str, identity: GitIdentity) -> LocalBackend | str:
+    """A backend for the work tree at ``location`` (created when missing or empty).
+
+    Returns the absolute path instead when ``location`` is a bare repository (used as a remote).
+    Concurrent first runs are safe: the repository appears complete, by one rename.
+    """
+    path = os.path.realpath(os.path.expanduser(location))
+    deadline = time.monotonic() + INIT_WAIT
+    while True:
+        found = _probe(path, identity)
+        if found is not None:
+            return found
+        late = time.monotonic() > deadline
+        if not late and (not os.path.exists(path) or os.path.isdir(path) and not os.listdir(path)):
+            _create(path, identity)
+            continue
+        if not os.path.exists(os.path.join(path, ".git")) or late:
+            raise StoreError(
+                f"cases repo location {path} is not the top folder of a git repository, nor empty",
+                hint="point to the repository's top folder, a bare repository, a URL, "
+                "or a new folder",
+            )
+        time.sleep(0.05)  # a concurrent run may be creating it in place
+
+
+def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
+    """The repository at exactly ``path``: a backend, the path of a bare one, or None."""
+    if not os.path.isdir(path):
+        return None
+    git = Git(path, identity=identity)
+    # One process for everything start-up needs; in a bare repository --show-toplevel fails
+    # after the other answers are printed.
+    probe = git.run(
+        ["rev-parse", "--path-format=absolute", "--is-bare-repository", "--git-dir"]
+        + ["--git-common-dir", "--git-path", "index", "--show-object-format", "--show-toplevel"],
+        check=False,
+    )
+    if "dubious ownership" in probe.stderr:
+        raise git.error(
+            ["rev-parse"],
+            probe,
+            hint="run as the folder's owner or trust it with "
+            "git config --global --add safe.directory <path>",
+        )
+    answers = probe.text.splitlines()
+    if len(answers) >= 2 and answers[0] == "true":
+        return path if os.path.realpath(answers[1]) == path else None
+    if probe.returncode != 0 or len(answers) != 6 or answers[4] not in HEX_LENGTHS:
+        return None
+    _, git_dir, common_dir, index, object_format, top = answers
+    if os.path.realpath(top) == path:
+        return LocalBackend(
+            path,
+            identity,
+            git_dir=git_dir,
+            common_dir=common_dir,
+            index=index,
+            hex_len=HEX_LENGTHS[object_format],
+        )
+    return None
+
+
+def _create(path: str, identity: GitIdentity) -> None:
+    """``git init -b main`` aside, then rename it into place (losing a race is fine)."""
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.securecase-", dir=parent)
+    except OSError:
+        staging = None
+    try:
+        if staging is not None:
+            Git(staging, identity=identity).run(["init", "-q", "-b", "main"])
+            try:
+                if os.path.exists(path):
+                    os.rename(os.path.join(staging, ".git"), os.path.join(path, ".git"))
+                else:
+                    os.rename(staging, path)
+                    staging = None
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    return  # another run created it first
+        try:  # no writable parent or no rename across file systems: initialise in place
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the cases repo folder {path}: {exc}") from exc
+        Git(path, identity=identity).run(["init", "-q", "-b", "main"], check=False)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+class LocalBackend:
+    """Commits to the branch checked out in a work tree (see the module docstring)."""
+
+    def __init__(
+        self,
+        worktree: str,
+        identity: GitIdentity,
+        *,
+        git_dir: str,
+        common_dir: str,
+        index: str,
+        hex_len: int,
+    ) -> None:
+        self.git = Git(worktree, identity=identity)
+        self.hex_len = hex_len
+        self.catfile = _CatFile(self.git)
+        self.root = worktree
+        self._index = index
+        self._lock_path = os.path.join(common_dir, "securecase.lock")
+        self._tmp = os.path.join(git_dir, "securecase-tmp")
+        self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
+        self.cache_dir: str | None = os.path.join(git_dir, "securecase-cache")
+        self._lock_fd: int | None = None
+        self._ref: str | None = None
+        self._checked: dict[str, Signature | None] = {}
+
+    # -- reading and locking -------------------------------------------------------------
+    def current_head(self) -> str | None:
+        """The tip of the checked-out branch (None when unborn); detached HEAD is read too."""
+        both = self.git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], check=False)
+        answers = both.text.splitlines()
+        if both.returncode == 0 and len(answers) == 2:
+            self._ref = answers[1] if answers[1].startswith("refs/") else None
+            return answers[0]
+        ref = self.git.run(["symbolic-ref", "-q", "HEAD"], check=False)  # unborn branch
+        self._ref = ref.text if ref.returncode == 0 else None
+        if self._ref is not None:
+            # HEAD names a branch that did not resolve a moment ago: unborn. Should another
+            # process create it meanwhile, publishing "must not exist" fails and we retry.
+            return None
+        tip = self.git.run(
+            ["rev-parse", "-q", "--verify", f"{self._ref or 'HEAD'}^{{commit}}"], check=False
+        )
+        return tip.text if tip.returncode == 0 else None
+
+    def begin(self, timeout: float) -> None:
+        """Take the repository's securecase lock, waiting at most ``timeout`` seconds."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {self._lock_path}: {exc}") from exc
+        deadline, delay = time.monotonic() + timeout, 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    os.close(fd)
+                    raise StoreError(
+                        f"another securecase run holds the lock on {self.root} "
+                        f"for more than {timeout:g}s",
+                        hint=f"wait for it to finish; the lock is {self._lock_path}",
+                    ) from None
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.1)
+        self._lock_fd = fd
+        self.git.inherit_fds = (fd,)  # a git child outliving a killed run keeps the lock held
+        shutil.rmtree(self._tmp, ignore_errors=True)  # debris of killed runs
+        os.makedirs(self._tmp, exist_ok=True)
+
+    def end(self) -> None:
+        """Release the lock."""
+        self.git.inherit_fds = ()
+        if self._lock_fd is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def build_dir(self) -> str:
+        """Where temporary index and object files go (in the git dir; cleaned under the lock)."""
+        return self._tmp
+
+    def refresh(self) -> None:
+        """Nothing to fetch: the next snapshot reads the branch again."""
+
+    def close(self) -> None:
+        """Nothing to remove for a local repository."""
+
+    def fetch_history(self) -> None:
+        """A local repository has its whole history already."""
+
+    def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
+        """A local repository has every blob already."""
+
+    # -- protecting uncommitted work -----------------------------------------------------
+    def prepare(self, snap: Snapshot, change: Change) -> None:
+        """Refuse when HEAD is detached or a touched path holds uncommitted work."""
+        if self._ref is None or not self._ref.startswith("refs/heads/"):
+            raise StoreError(
+                f"HEAD of the cases repo {self.root} is not on a branch",
+                hint="check out the branch securecase should commit to",
+            )
+        files, removed = touched_paths(snap, change)
+        bad = self._unsafe(snap.head, sorted({*files, *removed}))
+        if bad:
+            shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+            raise StoreError(
+                f"the cases repo {self.root} has uncommitted changes in {shown}",
+                hint="commit or stash them (git stash), then run securecase again",
+            )
+
+    def _unsafe(self, head: str | None, touched: Sequence[str]) -> list[str]:
+        """Touched paths holding work a run of ours cannot have left: a human's edits.
+
+        A run writes the work-tree file, then the index entry, each time to the committed
+        version. So after interrupted runs both hold committed versions of the path, the work
+        tree one at least as recent as the index one. Anything else is refused.
+        """
+        if not touched:
+            return []
+        committed: dict[str, str | None] = dict.fromkeys(touched)
+        if head is not None:
+            for path in touched:  # asked of the running cat-file: no process per run
+                found = self.catfile.info(f"{head}:{path}")
+                committed[path] = found[0] if found is not None and found[1] == "blob" else None
+        states = self._states(touched)
+        unclean = [p for p in touched if states[p] != (committed[p], committed[p])]
+        if not unclean:
+            return []
+        ages = self._history(head, unclean)
+        bad = []
+        for path in unclean:
+            known = {committed[path]: 0, **ages.get(path, {})}
+            index, worktree = states[path]
+            if index not in known or worktree not in known or known[worktree] > known[index]:
+                bad.append(path)
+        return bad
+
+    def _states(self, touched: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(index blob, work-tree blob) per path; None when absent."""
+        # Signatures first: a change while we read shows up when after_publish compares them.
+        self._checked = {p: signature(os.path.join(self.root, p)) for p in touched}
+        self._checked[INDEX_KEY] = signature(self._index)
+        index: dict[str, str | None] = dict.fromkeys(touched)
+        out = self.git.run(["ls-files", "-s", "-z", "--", *touched]).stdout
+        for meta, name in _entries(out):
+            _, oid, stage = meta.split()
+            if name in index:
+                index[name] = oid if stage == "0" and index[name] is None else _CONFLICT
+            else:  # a staged folder where the change writes or removes a file
+                for path in touched:
+                    if name.startswith(path + "/"):
+                        index[path] = _CONFLICT
+        worktree: dict[str, str | None] = dict.fromkeys(touched)
+        written = self._written.load()
+        unknown = []
+        for path in touched:
+            kind = self._kind(path)
+            known = written.get(path)
+            if kind == "file" and known is not None and known[1] == self._checked.get(path):
+                worktree[path] = known[0]  # still the file a run of ours wrote
+            elif kind == "file":
+                unknown.append(path)
+            elif kind != "absent":
+                worktree[path] = _NOT_A_FILE
+        # Other files whose stat data still matches their index entry need no hashing either:
+        # diff-files tells which do not (hashing only racily-clean ones), so a big raw report
+        # costs a stat instead of a full read.
+        differing: set[str] = set()
+        if unknown:
+            differing = set(
+                self.git.run(["diff-files", "--name-only", "-z", "--", *unknown])
+                .stdout.decode("utf-8", "surrogateescape")
+                .split("\0")
+            )
+        to_hash = []
+        for path in unknown:
+            if index[path] not in (None, _CONFLICT) and path not in differing:
+                worktree[path] = index[path]
+            else:
+                to_hash.append(path)
+        if to_hash:  # hashed as `git add` would (the repository's filters apply)
+            oids = self.git.run(
+                ["hash-object", "--stdin-paths"], input="".join(f"{p}\n" for p in to_hash).encode()
+            ).text.split()
+            worktree.update(zip(to_hash, oids, strict=True))
+        return {path: (index[path], worktree[path]) for path in touched}
+
+    def _kind(self, relpath: str) -> str:
+        """ "file", "absent", or "other" (folder, symlink, or a non-folder parent)."""
+        current = self.root
+        parts = relpath.split("/")
+        for n, part in enumerate(parts):
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return "absent"
+            except NotADirectoryError:
+                return "other"
+            last = n == len(parts) - 1
+            if (last and not stat.S_ISREG(mode)) or (not last and not stat.S_ISDIR(mode)):
+                return "other"
+        return "file"
+
+    def _history(self, head: str | None, paths: Sequence[str]) -> dict[str, dict[str | None, int]]:
+        """Per path, the blob ids (None = absent) it had recently, with their age (0 = newest)."""
+        ages: dict[str, dict[str | None, int]] = {}
+        if head is None:
+            return ages
+        out = self.git.run(
+            ["log", "-z", f"-n{HISTORY_DEPTH}", "--format=%x01", "--raw", "--no-abbrev"]
+            + ["--no-renames", "--root", head, "--", *paths]
+        ).stdout
+        tokens = out.split(b"\0")
+        for n, token in enumerate(tokens[:-1]):
+            raw = token.lstrip(b"\n")
+            if raw.startswith(b":"):
+                _, _, old, new, _ = raw.decode().split(" ", 4)
+                seen = ages.setdefault(tokens[n + 1].decode("utf-8", "surrogateescape"), {})
+                for oid in (new, old):  # newest first
+                    seen.setdefault(oid if oid.strip("0") else None, len(seen))
+        return ages
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, old: str | None, built: Built) -> bool:
+        """Move the branch from ``old`` to the new commit; False when it moved meanwhile."""
+        assert self._ref is not None
+        subject = built.message_subject
+        args = ["update-ref", "-m", f"securecase: {subject}", self._ref, built.commit]
+        result = self.git.run([*args, old or ""], check=False)  # "": must not exist
+        if result.returncode == 0:
+            return True
+        lock = _LOCK_EXISTS.search(result.stderr)
+        if lock:
+            try:
+                if time.time() - os.stat(lock.group(1)).st_mtime > STALE_LOCK_AGE:
+                    os.unlink(lock.group(1))  # left by a killed git; we hold the repo lock
+            except FileNotFoundError:
+                pass
+            return False
+        now = self.git.run(["rev-parse", "-q", "--verify", self._ref], check=False)
+        if (now.text if now.returncode == 0 else None) != old:
+            return False
+        raise self.git.error(args, result)
+
+    def after_publish(self, old: str | None, built: Built) -> None:
+        """Bring the touched paths of the work tree and index to the new commit, if safe."""
+        touched = sorted({*built.blobs, *built.removed})
+        if os.path.exists(self._index + ".lock"):
+            return  # the index is busy: next runs will catch up
+        # Unchanged signatures since prepare() checked the paths mean nobody wrote them since;
+        # anything else gets the full check again.
+        untouched = all(
+            signature(os.path.join(self.root, p)) == self._checked.get(p, MISSING) for p in touched
+        ) and signature(self._index) == self._checked.get(INDEX_KEY, MISSING)
+        if not untouched and self._unsafe(old, touched):
+            return  # edited meanwhile: the commit is recorded, the work tree stays as it is
+        written: dict[str, tuple[str, Signature]] = {}
+        try:
+            for path, data in built.files.items():
+                written[path] = (built.blobs[path], self._write(path, data))
+            for path in built.removed:
+                self._remove(path)
+        except OSError:
+            return  # best effort: the commit is recorded; paths left behind stay recoverable
+        info = [f"0 {'0' * len(built.commit)}\t{p}\0" for p in built.removed]
+        info += [f"100644 {oid}\t{p}\0" for p, oid in built.blobs.items()]
+        # No `update-index --refresh`: the files were just written, so git would have to hash
+        # them again (racily clean); `git status` and the next run's check do that when needed.
+        self.git.run(
+            ["update-index", "-z", "--index-info"], input="".join(info).encode(), check=False
+        )
+        self._written.save(written, removed=built.removed)
+
+    def _write(self, relpath: str, data: bytes) -> Signature:
+        """Write atomically; returns the file's signature (mtime set a few seconds back)."""
+        target = os.path.join(self.root, relpath)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        for folder in (self._tmp, os.path.dirname(target)):
+            temp = os.path.join(folder, f".securecase-{os.urandom(8).hex()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                # Any later write, by anyone, stamps the file with the current time, so this
+                # back-dated mtime in the signature proves the content is still ours without
+                # the racy-timestamp doubt a "now" mtime would leave.
+                moment = time.time_ns() - BACKDATE_NS
+                os.utime(temp, ns=(moment, moment))
+                os.replace(temp, target)
+                found = signature(target)
+                assert found is not None
+                return found
+            except OSError as exc:
+                if os.path.exists(temp):
+                    os.unlink(temp)
+                if exc.errno != errno.EXDEV:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remove(self, relpath: str) -> None:
+        target = os.path.join(self.root, relpath)
+        if os.path.lexists(target):
+            os.unlink(target)
+        folder = os.path.dirname(target)
+        while folder != self.root and folder.startswith(self.root):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What ``lstat`` tells about a file: equal signatures, same content (see ``_write``)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+
+
+MISSING = Signature(-1, -1, -1, -1)  # never equal to a real file's signature
+
+
+def signature(path: str) -> Signature | None:
+    """The file's signature, None when nothing is there."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return Signature(found.st_size, found.st_mtime_ns, found.st_ino, found.st_mode)
+
+
+class WrittenFiles:
+    """Blob id and signature of the files recent runs wrote, so they need no re-hashing.
+
+    Only a hint: a missing, stale or unreadable record just means hashing the file again.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, tuple[str, Signature]]:
+        """Path → (blob id, signature) as last recorded."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                raw = json.load(handle)
+            return {p: (blob, Signature(*sig)) for p, (blob, sig) in raw.items()}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def save(self, written: dict[str, tuple[str, Signature]], *, removed: Sequence[str]) -> None:
+        """Record ``written`` (newest last), forget ``removed``, keep the newest entries."""
+        entries = self.load()
+        for path in (*written, *removed):
+            entries.pop(path, None)
+        entries.update(written)
+        kept = list(entries.items())[-WRITTEN_KEPT:]
+        data = {p: [blob, [s.size, s.mtime_ns, s.inode, s.mode]] for p, (blob, s) in kept}
+        temp = f"{self.path}.{os.urandom(4).hex()}.tmp"
+        try:
+            with open(temp, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, separators=(",", ":"))
+            os.replace(temp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def _entries(out: bytes) -> list[tuple[str, str]]:
+    """(metadata, path) pairs of ``ls-tree``/``ls-files -s`` -z output."""
+    pairs = []
+    for entry in out.split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            pairs.append((meta.decode(), name.decode("utf-8", "surrogateescape")))
+    return pairs
