@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,31 @@ rules:
     assert not evaluate(p, other_org, two).gate
     release = Subject(Provider.GITHUB, "acme", "shop", branch="release/1/x")
     assert evaluate(p, release, [finding("LOW")]).blocking_rules == ("pushes",)
+
+
+def test_repository_globs_ignore_case_as_github_does():
+    p = policy(
+        """
+version: 1
+rules:
+  - id: acme-high
+    when: {repos: ["acme/*"]}
+    block: {severity_at_least: HIGH}
+exceptions:
+  - id: EXC-1
+    match: {advisory: CVE-2024-0001, repos: ["Acme/Shop"]}
+    reason: not reachable
+    approved_by: "@acme/security"
+    expires: 2999-01-01
+"""
+    )
+    for org, repo in (("ACME", "shop"), ("Acme", "Shop"), ("acme", "SHOP")):
+        subject = Subject(Provider.GITHUB, org, repo, pr=1, target_branch="main")
+        assert evaluate(p, subject, [finding("HIGH")]).blocking_rules == ("acme-high",)
+        # the exception names the repository in another case and still covers the finding
+        assert not evaluate(p, subject, [finding("HIGH", n=1)], today=date(2026, 12, 3)).gate
+    # branch and path globs stay case-sensitive, as git and file systems on CI runners are
+    assert not glob_match("release/**", "Release/1") and not glob_match("src/*.py", "SRC/a.py")
 
 
 def test_glob_semantics():

@@ -33,7 +33,7 @@ class CaseFilter:
 
     def accepts(self, case: Case) -> bool:
         subject = case.subject
-        if self.repo and not glob_match(self.repo, subject.slug):
+        if self.repo and not glob_match(self.repo, subject.slug, ignore_case=True):
             return False
         if self.branch and not (
             glob_match(self.branch, subject.branch or "")

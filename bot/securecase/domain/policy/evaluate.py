@@ -6,11 +6,11 @@ tested in isolation. :func:`evaluate_case` is the one entry point the rest of se
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+from wcmatch import glob as wcglob
 
 from securecase.domain.case import Case, Status, distinct_findings
 from securecase.domain.findings import Finding, Severity
@@ -257,7 +257,7 @@ def covers(match: ExceptionMatch, finding: Finding, subject: Subject) -> bool:
         path = finding.location.path if finding.location else None
         if path is None or not glob_match(match.path, path):
             return False
-    return not match.repos or _any_glob(match.repos, subject.slug)
+    return not match.repos or _repo_match(match.repos, subject.slug)
 
 
 def expired_exceptions(policy: Policy, today: date) -> tuple[str, ...]:
@@ -295,7 +295,7 @@ def applies(when: When, subject: Subject) -> bool:
         return False
     if when.branches and not _any_glob(when.branches, subject.branch):
         return False
-    return not when.repos or _any_glob(when.repos, subject.slug)
+    return not when.repos or _repo_match(when.repos, subject.slug)
 
 
 def selects(
@@ -358,37 +358,26 @@ def describe(block: Block) -> str:
     return " ".join(words)
 
 
-def _any_glob(patterns: Sequence[str], value: str | None) -> bool:
-    return value is not None and any(glob_match(p, value) for p in patterns)
+def _any_glob(patterns: Sequence[str], value: str | None, *, ignore_case: bool = False) -> bool:
+    return value is not None and any(
+        glob_match(p, value, ignore_case=ignore_case) for p in patterns
+    )
 
 
-def glob_match(pattern: str, value: str) -> bool:
+def _repo_match(patterns: Sequence[str], slug: str) -> bool:
+    """Repository globs ignore case: GitHub treats ``ACME/Shop`` and ``acme/shop`` as one repo."""
+    return _any_glob(patterns, slug, ignore_case=True)
+
+
+_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB
+
+
+def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """Match ``value`` against a glob: ``*`` and ``?`` stay within a ``/`` segment, ``**`` not.
 
     ``**/`` also matches no folder at all (``**/tests/**`` matches ``tests/a.py``), as in
-    gitignore, CODEOWNERS and GitHub's path filters.
+    gitignore, CODEOWNERS and GitHub's path filters. ``ignore_case`` is for names GitHub
+    compares without case (owners and repositories).
     """
-    return _compile_glob(pattern).fullmatch(value) is not None
-
-
-@functools.lru_cache(maxsize=512)
-def _compile_glob(pattern: str) -> re.Pattern[str]:
-    out = []
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-        elif pattern[index] == "*":
-            out.append("[^/]*")
-            index += 1
-        elif pattern[index] == "?":
-            out.append("[^/]")
-            index += 1
-        else:
-            out.append(re.escape(pattern[index]))
-            index += 1
-    return re.compile("".join(out), re.DOTALL)
+    flags = _GLOB_FLAGS | wcglob.IGNORECASE if ignore_case else _GLOB_FLAGS
+    return bool(wcglob.globmatch(value, pattern, flags=flags))

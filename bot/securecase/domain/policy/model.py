@@ -66,8 +66,9 @@ class Rule:
 class ExceptionMatch:
     """Which findings an exception covers: every given field must match (at least one is).
 
-    ``advisory`` (the finding's CVE/GHSA/check/rule id), ``package`` and ``fingerprint`` match exactly;
-    ``path``, ``source`` and ``repos`` (``org/name`` of the case) are globs.
+    ``advisory`` (the finding's CVE/GHSA/check/rule id), ``package`` and ``fingerprint`` match
+    exactly; ``path``, ``source`` and ``repos`` (``org/name`` of the case; case-insensitive)
+    are globs.
     """
 
     advisory: str | None = None
