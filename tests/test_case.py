@@ -66,7 +66,7 @@ def test_new_case_with_findings_is_new_and_sorted_worst_first():
     assert [t.finding.severity.value for t in case.findings] == ["CRITICAL", "HIGH", "LOW"]
     assert case.counts == {"critical": 1, "high": 1, "medium": 0, "low": 1, "info": 0, "unknown": 0}
     assert case.max_severity is Severity.CRITICAL
-    assert len(result.new) == 3 and result.fixed == ()
+    assert len(result.appeared) == 3 and result.fixed == ()
 
 
 def test_clean_first_scan_is_resolved():
@@ -173,3 +173,36 @@ def test_every_finding_is_either_open_or_resolved(first_ids, second_ids):
     assert open_ids == {vuln(i).id for i in second_ids}
     assert resolved_ids == {vuln(i).id for i in set(first_ids) - set(second_ids)}
     assert not open_ids & resolved_ids
+
+
+def test_an_incomplete_scan_adds_findings_but_resolves_none():
+    first = merge(None, scan(report([vuln(1), vuln(2, "CRITICAL")]), commit="c1"), GATE).case
+    failed = replace(report([vuln(3)]), incomplete=("bandit: error: no such file 'srcc'",))
+    result = merge(first, scan(failed, commit="c2"), GATE)
+    case = result.case
+    # nothing the failed scan did not see is taken as fixed; what it did see is added
+    assert {t.finding.id for t in case.findings} == {vuln(1).id, vuln(2).id, vuln(3).id}
+    assert result.fixed == () and case.resolved == ()
+    assert result.appeared == (vuln(3).id,)
+    assert result.incomplete == ("trivy-image",)
+    assert case.sources["trivy-image"].incomplete == failed.incomplete
+    assert case.status is Status.NEW and case.counts["critical"] == 1
+    # the next complete scan of the source resolves as usual
+    done = merge(case, scan(report([vuln(1)]), commit="c3"), GATE)
+    assert set(done.fixed) == {vuln(2).id, vuln(3).id}
+    assert done.case.sources["trivy-image"].incomplete == ()
+
+
+@given(
+    before=st.sets(st.integers(0, 20), max_size=10),
+    seen=st.sets(st.integers(0, 20), max_size=10),
+)
+def test_an_incomplete_scan_never_shrinks_the_open_findings(before, seen):
+    first = merge(None, scan(report([vuln(n) for n in before]), commit="c1"), GATE).case
+    failed = replace(report([vuln(n) for n in seen]), incomplete=("error",))
+    after = merge(first, scan(failed, commit="c2"), GATE).case
+    open_before = {t.finding.id for t in first.findings}
+    open_after = {t.finding.id for t in after.findings}
+    assert open_before <= open_after
+    assert open_after == open_before | {vuln(n).id for n in seen}
+    assert len(after.findings) == len(open_after)  # no finding listed twice

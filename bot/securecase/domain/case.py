@@ -85,6 +85,8 @@ class SourceRecord:
     commit: str | None
     artifact: str | None
     findings: int
+    #: Why the latest scan of this source did not complete (empty: it did).
+    incomplete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +211,14 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """The next case plus what changed in this scan."""
+    """The next case plus what changed in this scan: finding ids that appeared since the last
+    scan, ids fixed, and the sources whose scan said it did not complete."""
 
     case: Case
-    new: tuple[str, ...]
+    appeared: tuple[str, ...]
     fixed: tuple[str, ...]
     stale: bool
+    incomplete: tuple[str, ...] = ()
 
 
 def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
@@ -274,9 +278,11 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     """Apply ``scan`` to ``previous`` (None for a new case) and return the next case.
 
     Only the sources in this scan are re-evaluated: their findings that are gone move to
-    ``resolved``; other sources keep their findings and the commit they came from.
+    ``resolved``; other sources keep their findings and the commit they came from. A source
+    whose report says the scan did not complete adds what it found and resolves nothing, so
+    the case (and the decision on it) is never less strict than before.
     """
-    rerun = {r.source for r in scan.reports}
+    rerun = {r.source for r in scan.reports if not r.incomplete}
     seen_at = scan.scanned_at
     prior_open = {t.finding.id: t for t in previous.findings} if previous else {}
     prior_resolved = {t.finding.id: t for t in previous.resolved} if previous else {}
@@ -307,9 +313,11 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     fixed: list[Tracked] = []
     rerun_at = {r.source: scan.report_time(r) for r in scan.reports}
     for tracked in prior_open.values():
+        if tracked.finding.id in current:
+            continue
         if tracked.finding.source not in rerun:
             findings.append(tracked)
-        elif tracked.finding.id not in current:
+        else:
             resolved_at = rerun_at[tracked.finding.source]
             fixed.append(replace(tracked, resolved=Seen(scan.commit, resolved_at)))
     fixed_ids = {t.finding.id for t in fixed}
@@ -330,6 +338,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
             commit=scan.commit,
             artifact=report.artifact_name,
             findings=len(report.findings),
+            incomplete=report.incomplete,
         )
     digest = scan.image_digest or next(
         (r.image_digest for r in scan.reports if r.image_digest), None
@@ -361,7 +370,10 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         created_at=previous.created_at if previous else scan.received_at,
         updated_at=scan.received_at,
     )
-    return MergeResult(case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False)
+    incomplete = tuple(sorted(r.source for r in scan.reports if r.incomplete))
+    return MergeResult(
+        case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False, incomplete=incomplete
+    )
 
 
 def mark_findings(

@@ -152,6 +152,9 @@ class Report:
     raw: bytes
     raw_suffix: str
     path: str
+    #: Why the scanner says this scan did not complete (empty when it did). An incomplete
+    #: report adds what it found but resolves nothing: its silence proves no fix.
+    incomplete: tuple[str, ...] = ()
 
 
 def fingerprint(source: str, *identity: str) -> str:

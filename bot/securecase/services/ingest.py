@@ -266,7 +266,7 @@ def _plan(
         cases_commit=None,
         committed=False,
         stale=stale,
-        new=() if stale else merged.new,
+        new=() if stale else merged.appeared,
         fixed=() if stale else merged.fixed,
         baseline_key=target.key if target else None,
     )
