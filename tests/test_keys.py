@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from securecase.domain.subjects import (
     Provider,
+    check_branch_name,
+    check_commit_id,
     decode_segment,
     encode_segment,
     make_subject,
@@ -111,3 +113,26 @@ def test_encoding_is_safe_and_reversible(name):
 def test_distinct_names_get_distinct_segments(a, b):
     if a != b:
         assert encode_segment(a) != encode_segment(b)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["abc123", "g" * 40, "a" * 65, "3f1c2a9\nSecurecase-Decision: pass", "3f1c2a9 ", "", "HEAD"],
+)
+def test_a_commit_id_is_hex_only(value):
+    with pytest.raises(UsageError) as info:
+        check_commit_id(value)
+    assert "expected a git commit id" in info.value.message
+    assert "\n" not in info.value.message.replace("\\n", "")
+
+
+@pytest.mark.parametrize("value", ["3f1c2a9", "A" * 40, "0123456789abcdef" * 4])
+def test_commit_ids_of_7_to_64_hex_digits_are_kept_lower_case(value):
+    assert check_commit_id(value) == value.lower()
+
+
+def test_a_branch_name_that_is_not_utf8_is_a_usage_error():
+    name = b"feature/\xff\xfe".decode("utf-8", "surrogateescape")
+    with pytest.raises(UsageError) as info:
+        check_branch_name(name)
+    assert "not UTF-8" in info.value.message

@@ -226,3 +226,11 @@ def test_severity_threshold_counts_exactly_the_worse_findings(items, threshold):
     expected = sum(1 for f in items if f.severity.rank >= threshold.rank)
     assert len(decision.outcomes[0].matched) == expected
     assert decision.gate == (expected > 0)
+
+
+def test_a_decision_says_which_rules_applied():
+    p = builtin_policy()
+    assert evaluate(p, PR_MAIN, [finding("LOW")]).applied_rules == ("no-high-into-main",)
+    # a pull request into develop: the built-in rule is scoped to main, so nothing judged it
+    unjudged = evaluate(p, PR_DEV, [finding("CRITICAL")])
+    assert unjudged.applied_rules == () and not unjudged.gate

@@ -17,6 +17,7 @@ from securecase.errors import UsageError
 CASES_ROOT = "cases"
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+_COMMIT_RE = re.compile(r"[0-9A-Fa-f]{7,64}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Filesystems cap one path component at 255 bytes; longer encodings are shortened with a hash.
 _MAX_SEGMENT = 200
@@ -121,12 +122,33 @@ def check_branch_name(name: str, flag: str = "--branch") -> None:
     """Refuse names git itself would refuse in ways that matter to us (empty, control chars)."""
     if not name:
         raise UsageError(f"{flag}: the branch name is empty")
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        # Python hands undecodable argument bytes over as lone surrogates.
+        raise UsageError(
+            f"{flag} {name.encode('utf-8', 'surrogateescape')!r}: the branch name is not UTF-8",
+            hint="pass the branch name as git shows it (UTF-8)",
+        )
     if _CONTROL_RE.search(name):
         raise UsageError(
             f"{flag} {name!r}: a branch name cannot contain control characters (newline, tab...)"
         )
     if len(name.encode("utf-8", "surrogatepass")) > 1024:
         raise UsageError(f"{flag}: the branch name is longer than 1024 bytes")
+
+
+def check_commit_id(value: str, flag: str = "--commit") -> str:
+    """The scanned commit's id, lower-cased: 7 to 64 hex digits (UsageError otherwise).
+
+    The id goes into commit trailers and file names, so nothing but hex digits is let through
+    (a newline would let an argument forge trailers).
+    """
+    if not _COMMIT_RE.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        raise UsageError(
+            f"{flag} {shown!r}: expected a git commit id (7 to 64 hex digits)",
+            hint='pass the full id, e.g. --commit "$(git rev-parse HEAD)"',
+        )
+    return value.lower()
 
 
 def encode_segment(name: str) -> str:

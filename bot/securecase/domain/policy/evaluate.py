@@ -84,6 +84,12 @@ class Decision:
         return self.gate and self.mode is Mode.PR_GATE
 
     @property
+    def applied_rules(self) -> tuple[str, ...]:
+        """Ids of the rules whose ``when`` selected the subject. Empty means the policy said
+        nothing about this subject: a pass by default, which outputs must say out loud."""
+        return tuple(o.rule.id for o in self.outcomes if o.applies)
+
+    @property
     def blocking_rules(self) -> tuple[str, ...]:
         return tuple(o.rule.id for o in self.outcomes if o.blocks)
 
