@@ -204,3 +204,21 @@ def test_html_page_is_self_contained(built: Path, tmp_path: Path) -> None:
     assert f'href="{url}"' in linked
     local = (built / "security-cases/cases/github/acme/api/branch-main/case.yaml").as_uri()
     assert f'href="{local}"' in page
+
+
+def listed(work: Path, *args: str) -> list[str]:
+    proc = run_cli("cases", "list", *args, "--output", "json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    return [row["key"] for row in json.loads(proc.stdout)]
+
+
+def test_cases_list_by_advisory_and_package(built: Path) -> None:
+    # CVE-2019-14806 was resolved in PR 42 on day 10: only acme/api still has it open.
+    assert listed(built, "--advisory", "CVE-2019-14806") == ["github::acme::api::BR::main"]
+    assert listed(built, "--advisory", "CVE-2020-*", "--package", "Werkzeug") == [
+        "github::acme::api::BR::main",
+        "github::acme::shop::PR::42",
+    ]
+    assert listed(built, "--package", "jq*") == ["github::acme::shop::PR::43"]
+    assert listed(built, "--advisory", "CVE-2019-11358", "--package", "Werkzeug") == []
+    assert listed(built, "--package", "curl", "--repo", "acme/shop") == []

@@ -345,11 +345,19 @@ def cases() -> None:
     metavar="STATUS",
     help="OPEN (= NEW, TRIAGED, IN_PROGRESS), NEW, TRIAGED, IN_PROGRESS, RESOLVED or CLOSED.",
 )
+@click.option("--advisory", metavar="ID", help="Only cases with this advisory open (globs).")
+@click.option("--package", metavar="NAME", help="Only cases with this package open (globs).")
 @click.option(
     "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
 def cases_list(
-    cases_repo: str, repo: str | None, branch: str | None, status: str | None, output: str
+    cases_repo: str,
+    repo: str | None,
+    branch: str | None,
+    status: str | None,
+    advisory: str | None,
+    package: str | None,
+    output: str,
 ) -> None:
     """List cases, newest state of each."""
     from securecase.render import text as render
@@ -357,7 +365,13 @@ def cases_list(
 
     found = list_cases(
         cases_repo,
-        CaseFilter(repo=repo, branch=branch, status=status.upper() if status else None),
+        CaseFilter(
+            repo=repo,
+            branch=branch,
+            status=status.upper() if status else None,
+            advisory=advisory,
+            package=package,
+        ),
     )
     if output == "json":
         _emit_json([render.case_row(c) for c in found])

@@ -24,7 +24,13 @@ _STYLE = Style(
     background="transparent",
     plot_background="transparent",
     font_family="system-ui, sans-serif",
-    colors=("#d9480f", "#2f9e44", *SEVERITY_COLOURS),
+    colors=("#d9480f", "#2f9e44"),
+)
+_SEVERITY_STYLE = Style(
+    background="transparent",
+    plot_background="transparent",
+    font_family="system-ui, sans-serif",
+    colors=SEVERITY_COLOURS,
 )
 
 
@@ -51,14 +57,13 @@ def charts(data: Mapping[str, Any]) -> dict[str, Markup]:
     trend.add("fixed", [w["fixed"] for w in data["weekly"]])
 
     mix = _chart_config(pygal.Pie(inner_radius=0.45))
-    mix.config.style = Style(
-        background="transparent", plot_background="transparent", colors=SEVERITY_COLOURS
-    )
+    mix.config.style = _SEVERITY_STYLE
     mix.title = "Open findings by severity"
     for severity, count in data["open_findings"].items():
         mix.add(severity, count)
 
     mttr = _chart_config(pygal.HorizontalBar())
+    mttr.config.style = _SEVERITY_STYLE
     mttr.title = "Mean days to resolve, by severity"
     for severity, spread in data["mttr_days"].items():
         mttr.add(severity, spread["mean"] or 0)
