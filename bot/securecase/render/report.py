@@ -293,5 +293,5 @@ def _gauge(
 def report_openmetrics(metrics: Metrics) -> str:
     """OpenMetrics text exposition (``securecase_*`` gauges, ending with ``# EOF``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(report_data(metrics)))  # type: ignore[arg-type]
+    registry.register(_Collector(report_data(metrics)))
     return generate_latest(registry).decode("utf-8")
