@@ -6,59 +6,25 @@ Exit codes: 0 pass (or ``ci`` mode), 1 the gate blocks, 2 bad usage or bad input
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from securecase import __version__
+from securecase.cli.common import cases_repo_option
+from securecase.cli.common import clock_from_env as _clock
+from securecase.cli.common import echo_text as _echo_text
+from securecase.cli.common import emit_json as _emit_json
 from securecase.errors import InputError, SecurecaseError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from securecase.clock import Clock
 
 EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
-DEFAULT_CASES_REPO = "./security-cases"
-
-cases_repo_option = click.option(
-    "--cases-repo",
-    envvar="SECURECASE_CASES_REPO",
-    default=DEFAULT_CASES_REPO,
-    show_default="$SECURECASE_CASES_REPO, else ./security-cases",
-    metavar="PATH|URL",
-    help="The security-cases git repository: a local path (ingest creates a missing one) or a "
-    "git URL.",
-)
-
-
-def _clock() -> Clock:
-    """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
-    from securecase.clock import FixedClock, SystemClock
-
-    value = os.environ.get("SECURECASE_NOW")
-    if not value:
-        return SystemClock()
-    from datetime import UTC, datetime
-
-    from securecase.errors import UsageError
-
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
-            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
-        ) from None
-    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -339,30 +305,6 @@ def ingest(
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
-def _echo_text(text: str, *, nl: bool = True) -> None:
-    """Print text that holds scanner- or human-written parts (file names, titles, notes).
-
-    Inside GitHub Actions a line of the log starting with ``::`` is a workflow command, so
-    such text is printed with workflow commands stopped (unless stdout goes to a file).
-    """
-    if os.environ.get("GITHUB_ACTIONS") == "true" and not _stdout_is_a_file():
-        from securecase.github.outputs import guard_commands
-
-        text = guard_commands(text.rstrip("\n"))
-        nl = True
-    click.echo(text, nl=nl)
-
-
-def _stdout_is_a_file() -> bool:
-    """True when stdout is redirected to a file, which the Actions runner does not read."""
-    import stat
-
-    try:
-        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
 def _verbose() -> bool:
     return bool(click.get_current_context().find_root().obj.get("verbose"))
 
@@ -403,11 +345,19 @@ def cases() -> None:
     metavar="STATUS",
     help="OPEN (= NEW, TRIAGED, IN_PROGRESS), NEW, TRIAGED, IN_PROGRESS, RESOLVED or CLOSED.",
 )
+@click.option("--advisory", metavar="ID", help="Only cases with this advisory open (globs).")
+@click.option("--package", metavar="NAME", help="Only cases with this package open (globs).")
 @click.option(
     "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
 def cases_list(
-    cases_repo: str, repo: str | None, branch: str | None, status: str | None, output: str
+    cases_repo: str,
+    repo: str | None,
+    branch: str | None,
+    status: str | None,
+    advisory: str | None,
+    package: str | None,
+    output: str,
 ) -> None:
     """List cases, newest state of each."""
     from securecase.render import text as render
@@ -415,7 +365,13 @@ def cases_list(
 
     found = list_cases(
         cases_repo,
-        CaseFilter(repo=repo, branch=branch, status=status.upper() if status else None),
+        CaseFilter(
+            repo=repo,
+            branch=branch,
+            status=status.upper() if status else None,
+            advisory=advisory,
+            package=package,
+        ),
     )
     if output == "json":
         _emit_json([render.case_row(c) for c in found])
@@ -600,6 +556,11 @@ def policy_diff(
     else:
         _echo_text(render.policy_diff_text(diff))
     sys.exit(EXIT_BLOCK if fail_on_new_blocks and diff.new_blocks else EXIT_PASS)
+
+
+from securecase.cli.report import report  # noqa: E402  (registered after the group exists)
+
+cli.add_command(report)
 
 
 def _render_error(error: SecurecaseError) -> None:

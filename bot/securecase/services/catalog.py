@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from securecase.domain.case import Case, Status
+from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
 from securecase.errors import UsageError
@@ -18,11 +19,17 @@ STATUS_FILTERS = ("OPEN", *(s.value for s in Status))
 
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
-    """Which cases to list; None means "any". ``status`` may be OPEN (NEW/TRIAGED/IN_PROGRESS)."""
+    """Which cases to list; None means "any". ``status`` may be OPEN (NEW/TRIAGED/IN_PROGRESS).
+
+    ``advisory`` and ``package`` (globs) keep the cases with an open finding (one not yet
+    resolved) that has both: "where are we exposed to CVE-X right now".
+    """
 
     repo: str | None = None
     branch: str | None = None
     status: str | None = None
+    advisory: str | None = None
+    package: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in STATUS_FILTERS:
@@ -40,9 +47,22 @@ class CaseFilter:
             or glob_match(self.branch, subject.target_branch or "")
         ):
             return False
+        if (self.advisory or self.package) and not any(
+            self._exposes(t.finding) for t in case.findings
+        ):
+            return False
         if self.status == "OPEN":
             return case.status.coarse == "OPEN"
         return self.status is None or case.status.value == self.status
+
+    def _exposes(self, finding: Finding) -> bool:
+        if finding.suppressed:
+            return False
+        if self.advisory and not glob_match(self.advisory, finding.advisory):
+            return False
+        return not self.package or (
+            finding.package is not None and glob_match(self.package, finding.package.name)
+        )
 
 
 def require_existing(cases_repo: str) -> None:

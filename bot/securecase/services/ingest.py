@@ -275,7 +275,8 @@ def _plan(
     # Cached before the commit exists: an entry for bytes that never land is merely unused.
     files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache, previous=previous_bytes)
     message = _commit_message(case, decision, scan, result)
-    return Plan(change=Change(files=files, message=message), result=result)
+    change = Change(files=files, message=message, authored_at=received_at)
+    return Plan(change=change, result=result)
 
 
 #: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.
@@ -333,6 +334,9 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         # Counts too, so `cases history` reads a bot commit's facts without opening the file.
         "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
     ]
+    if decision.blocking_rules:
+        # The rule ids, so `report` counts blocking rules without opening a file version.
+        body.append("Securecase-Rules: " + " ".join(decision.blocking_rules))
     if result.stale:
         body.append("Securecase-Stale: true")
     return "\n".join(body) + "\n"

@@ -87,6 +87,9 @@ class Change:
     files: Mapping[str, bytes]
     delete: tuple[str, ...] = ()  # files, or folders removed with everything under them
     message: str = ""
+    #: The commit's author date (ISO 8601), so history tells when a scan was recorded by the
+    #: run's own clock (replays, fixed clocks); None: now. The committer date is always now.
+    authored_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,7 @@ def build_commit(
     commit = git.run(
         ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
         input=message.encode("utf-8"),
+        env={"GIT_AUTHOR_DATE": change.authored_at} if change.authored_at else None,
     ).text
     return Built(commit, files, blobs, removed, message)
 

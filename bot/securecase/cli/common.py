@@ -1,0 +1,74 @@
+"""Options and helpers shared by the command modules of the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from securecase.clock import Clock
+
+DEFAULT_CASES_REPO = "./security-cases"
+
+cases_repo_option = click.option(
+    "--cases-repo",
+    envvar="SECURECASE_CASES_REPO",
+    default=DEFAULT_CASES_REPO,
+    show_default="$SECURECASE_CASES_REPO, else ./security-cases",
+    metavar="PATH|URL",
+    help="The security-cases git repository: a local path (ingest creates a missing one) or a "
+    "git URL.",
+)
+
+
+def clock_from_env() -> Clock:
+    """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
+    from securecase.clock import FixedClock, SystemClock
+
+    value = os.environ.get("SECURECASE_NOW")
+    if not value:
+        return SystemClock()
+    from datetime import UTC, datetime
+
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
+            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
+        ) from None
+    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def echo_text(text: str, *, nl: bool = True) -> None:
+    """Print text that holds scanner- or human-written parts (file names, titles, notes).
+
+    Inside GitHub Actions a line of the log starting with ``::`` is a workflow command, so
+    such text is printed with workflow commands stopped (unless stdout goes to a file).
+    """
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not stdout_is_a_file():
+        from securecase.github.outputs import guard_commands
+
+        text = guard_commands(text.rstrip("\n"))
+        nl = True
+    click.echo(text, nl=nl)
+
+
+def stdout_is_a_file() -> bool:
+    """True when stdout is redirected to a file, which the Actions runner does not read."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,108 @@
+"""``securecase report``: metrics, exports and the static dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, emit_json
+
+
+@click.command("report")
+@cases_repo_option
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    metavar="GLOB",
+    help="Only these repositories (ORG/NAME globs, any case; repeat for several).",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="First day of the window (default: 90 days before --until).",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Last day of the window (default: today, UTC, or the day of $SECURECASE_NOW).",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json", "csv", "openmetrics"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--html",
+    "html_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also write the dashboard to DIR/index.html (one self-contained page).",
+)
+@click.option(
+    "--cases-web-url",
+    envvar="SECURECASE_CASES_WEB_URL",
+    metavar="URL",
+    help="Web page of the cases repo (https://HOST/OWNER/NAME) for the dashboard's links to "
+    "case files. Default: derived from a GitHub --cases-repo URL; for a local work tree, "
+    "file links.",
+)
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    metavar="EMAIL",
+    help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
+)
+def report(
+    cases_repo: str,
+    repos: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    output: str,
+    html_dir: Path | None,
+    cases_web_url: str | None,
+    git_email: str,
+) -> None:
+    """Security posture from the cases repo: open cases and findings, weekly trend, MTTR,
+    MTTA, SLA, exceptions, the gate and exposure.
+
+    Computed from the case files at HEAD and the history (the bot's commit trailers, human
+    triage commits) over a window of days, by default the last 90. Now is $SECURECASE_NOW
+    (ISO 8601, UTC) when set, else the system clock.
+    """
+    from securecase.render import report as render
+    from securecase.services.report import ReportRequest, build_report, case_links
+    from securecase.storage.store import GitIdentity
+
+    result = build_report(
+        ReportRequest(
+            cases_repo=cases_repo,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            repos=tuple(r for r in repos if r.strip()),
+            bot=GitIdentity("securecase-bot", git_email),
+        ),
+        clock=clock_from_env(),
+    )
+    if html_dir is not None:
+        from securecase.render.dashboard import render_dashboard
+        from securecase.services.report import write_page
+
+        links = case_links(result, cases_repo, cases_web_url)
+        page = render_dashboard(result.metrics, links, title="Security posture")
+        write_page(html_dir, page)
+    if output == "json":
+        emit_json(render.report_data(result.metrics))
+    elif output == "csv":
+        echo_text(render.report_csv(result.metrics), nl=False)
+    elif output == "openmetrics":
+        click.echo(render.report_openmetrics(result.metrics), nl=False)
+    else:
+        echo_text(render.report_text(result.metrics))

@@ -1,0 +1,432 @@
+"""Security posture metrics: pure functions of the cases at HEAD, the history's commits and a
+window.
+
+Nothing here reads git or the clock: the caller gathers the cases, one :class:`CommitEvent`
+per commit and case, ``now`` and the window, and gets plain data back (see
+``services/report.py``). Times in case files are ISO 8601 strings; they are compared as
+aware datetimes (a time without an offset is UTC).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from securecase.domain.case import Case, Tracked, distinct_findings, severity_counts
+from securecase.domain.findings import SEVERITIES_WORST_FIRST, Severity
+from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS, glob_match
+from securecase.domain.policy.model import PolicyException
+from securecase.domain.subjects import parse_key
+from securecase.errors import SecurecaseError
+
+#: Blocking rules listed in the gate panel.
+TOP_RULES = 10
+
+
+class AuthorKind(StrEnum):
+    """Who made a commit: the bot (its configured identity) or a human."""
+
+    BOT = "bot"
+    HUMAN = "human"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEvent:
+    """One commit's effect on one case, as the history tells it.
+
+    ``trailers`` are the bot's ``Securecase-*`` trailers by lower-case name without the prefix
+    (empty for a human commit: a human's trailers are only text). ``acknowledges`` is true for
+    a commit that changed the case's status or triage fields (read from the case file).
+    """
+
+    commit: str
+    author: AuthorKind
+    at: datetime
+    case_key: str
+    trailers: Mapping[str, str] = field(default_factory=dict)
+    acknowledges: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The days a report covers, both ends included (UTC)."""
+
+    since: date
+    until: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.since.year, self.since.month, self.since.day, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the window."""
+        last = self.until + timedelta(days=1)
+        return datetime(last.year, last.month, last.day, tzinfo=UTC)
+
+    def holds(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """Mean and median of a set of durations (None when there are none) and how many."""
+
+    mean: float | None
+    median: float | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepoLine:
+    repo: str
+    open_cases: int
+    open_findings: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WeekLine:
+    week: str  # ISO week, 2026-W49
+    appeared: int
+    fixed: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlaLine:
+    overdue: int
+    resolved_within_sla_pct: float | None
+    #: Findings resolved in the window whose severity has an SLA (the percentage's base).
+    resolved_with_sla: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionLine:
+    active: int
+    expiring: int
+    expired: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateLine:
+    pr_scans: int
+    blocked: int
+    block_rate: float | None
+    top_rules: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureLine:
+    advisory: str
+    package: str
+    repos: int
+    cases: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLine:
+    """One case in the dashboard's table."""
+
+    key: str
+    repo: str
+    status: str
+    decision: str
+    counts: Mapping[str, int]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Everything ``securecase report`` shows."""
+
+    window: Window
+    now: datetime
+    open_cases: int
+    open_findings: Mapping[str, int]
+    by_repo: tuple[RepoLine, ...]
+    by_source: Mapping[str, int]
+    by_kind: Mapping[str, int]
+    weekly: tuple[WeekLine, ...]
+    mttr_days: Mapping[str, Spread]
+    mtta_hours: Spread
+    sla: SlaLine
+    exceptions: ExceptionLine
+    gate: GateLine
+    exposure: tuple[ExposureLine, ...]
+    cases: tuple[CaseLine, ...]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from a case file as an aware datetime; None when absent or not a time."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def repo_selected(patterns: Sequence[str], slug: str) -> bool:
+    """Whether ``org/name`` matches one of the ``--repo`` globs (any, when none; any case)."""
+    return not patterns or any(glob_match(p.lower(), slug.lower()) for p in patterns)
+
+
+def acknowledges(before: Case | None, after: Case | None) -> bool:
+    """True when a commit moved the case to another status or edited its triage fields."""
+    if before is None or after is None:
+        return False
+    return before.status != after.status or before.triage != after.triage
+
+
+def compute(
+    cases: Iterable[Case],
+    events: Iterable[CommitEvent],
+    *,
+    window: Window,
+    now: datetime,
+    repos: Sequence[str] = (),
+    sla_days: Mapping[Severity, int] | None = None,
+    exceptions: Sequence[PolicyException] = (),
+) -> Metrics:
+    """All metrics for the cases (at HEAD) and commits of the selected repositories."""
+    chosen = sorted((c for c in cases if repo_selected(repos, c.subject.slug)), key=lambda c: c.key)
+    open_cases = [c for c in chosen if c.status.coarse == "OPEN"]
+    slugs = {c.key: c.subject.slug for c in chosen}
+    kept = [e for e in events if repo_selected(repos, _slug(e.case_key, slugs))]
+    return Metrics(
+        window=window,
+        now=now,
+        open_cases=len(open_cases),
+        open_findings=_sum_counts(c.counts for c in open_cases),
+        by_repo=_by_repo(chosen),
+        by_source=_tally(f.source for c in open_cases for f in c.active),
+        by_kind=_tally(f.kind.value for c in open_cases for f in distinct_findings(c.active)),
+        weekly=weekly(chosen, window),
+        mttr_days=mttr_days(chosen, window),
+        mtta_hours=mtta_hours(chosen, kept, window),
+        sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}),
+        exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
+        gate=gate(kept, window),
+        exposure=exposure(open_cases),
+        cases=tuple(_case_line(c) for c in chosen),
+    )
+
+
+def _slug(key: str, known: Mapping[str, str]) -> str:
+    if key in known:
+        return known[key]
+    try:
+        return parse_key(key).slug
+    except SecurecaseError:  # a key in a commit message that does not parse selects nothing
+        return ""
+
+
+def _tally(values: Iterable[str]) -> dict[str, int]:
+    counted = Counter(values)
+    return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _sum_counts(all_counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total = {s.count_key: 0 for s in SEVERITIES_WORST_FIRST}
+    for counts in all_counts:
+        for name, n in counts.items():
+            total[name] += n
+    return total
+
+
+def _by_repo(cases: Sequence[Case]) -> tuple[RepoLine, ...]:
+    grouped: dict[str, list[Case]] = {}
+    for case in cases:
+        grouped.setdefault(case.subject.slug, []).append(case)
+    lines = []
+    for slug, members in grouped.items():
+        still_open = [c for c in members if c.status.coarse == "OPEN"]
+        lines.append(RepoLine(slug, len(still_open), _sum_counts(c.counts for c in still_open)))
+    return tuple(
+        sorted(lines, key=lambda r: (-sum(r.open_findings.values()), -r.open_cases, r.repo))
+    )
+
+
+def _tracked(case: Case) -> Iterable[Tracked]:
+    """Every finding the case knows, open and resolved, except those the scanner suppressed."""
+    for tracked in (*case.findings, *case.resolved):
+        if not tracked.finding.suppressed:
+            yield tracked
+
+
+def iso_week(moment: datetime) -> str:
+    """``2026-W49`` for a moment (its UTC day)."""
+    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def weekly(cases: Sequence[Case], window: Window) -> tuple[WeekLine, ...]:
+    """Findings first seen and findings resolved per ISO week of the window (every week
+    listed, oldest first)."""
+    appeared: Counter[str] = Counter()
+    fixed: Counter[str] = Counter()
+    for case in cases:
+        for tracked in _tracked(case):
+            first = parse_time(tracked.first_seen.at)
+            if window.holds(first) and first is not None:
+                appeared[iso_week(first)] += 1
+            resolved = parse_time(tracked.resolved.at) if tracked.resolved else None
+            if window.holds(resolved) and resolved is not None:
+                fixed[iso_week(resolved)] += 1
+    weeks: list[str] = []
+    day = window.start
+    while day < window.end:
+        week = iso_week(day)
+        if week not in weeks:
+            weeks.append(week)
+        day += timedelta(days=1)
+    return tuple(WeekLine(w, appeared[w], fixed[w]) for w in weeks)
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Mean and median rounded to two decimals, with the count."""
+    if not values:
+        return Spread(None, None, 0)
+    return Spread(
+        round(statistics.fmean(values), 2), round(statistics.median(values), 2), len(values)
+    )
+
+
+def mttr_days(cases: Sequence[Case], window: Window) -> dict[str, Spread]:
+    """Per severity: days from first seen to resolved, over findings resolved in the window."""
+    days: dict[Severity, list[float]] = {s: [] for s in SEVERITIES_WORST_FIRST}
+    for case in cases:
+        for tracked in case.resolved:
+            if tracked.finding.suppressed or tracked.resolved is None:
+                continue
+            first = parse_time(tracked.first_seen.at)
+            resolved = parse_time(tracked.resolved.at)
+            if first is None or resolved is None or not window.holds(resolved):
+                continue
+            days[tracked.finding.severity].append((resolved - first).total_seconds() / 86400)
+    return {s.count_key: spread(values) for s, values in days.items()}
+
+
+def mtta_hours(cases: Sequence[Case], events: Sequence[CommitEvent], window: Window) -> Spread:
+    """Hours from a case's creation to its first human commit that changed its status or
+    triage, over cases acknowledged within the window."""
+    first_ack: dict[str, datetime] = {}
+    for event in events:
+        if event.author is AuthorKind.HUMAN and event.acknowledges:
+            seen = first_ack.get(event.case_key)
+            if seen is None or event.at < seen:
+                first_ack[event.case_key] = event.at
+    hours = []
+    for case in cases:
+        acked = first_ack.get(case.key)
+        created = parse_time(case.created_at)
+        if acked is None or created is None or not window.holds(acked):
+            continue
+        hours.append(max(0.0, (acked - created).total_seconds() / 3600))
+    return spread(hours)
+
+
+def sla_due(tracked: Tracked, sla_days: Mapping[Severity, int]) -> datetime | None:
+    """When a finding's SLA runs out: first seen plus its severity's days (None: no SLA)."""
+    limit = sla_days.get(tracked.finding.severity)
+    first = parse_time(tracked.first_seen.at)
+    if limit is None or first is None:
+        return None
+    return first + timedelta(days=limit)
+
+
+def sla(
+    cases: Sequence[Case],
+    *,
+    now: datetime,
+    window: Window,
+    sla_days: Mapping[Severity, int],
+) -> SlaLine:
+    """Open findings past their due time now, and the share of findings resolved in the
+    window that were resolved by their due time."""
+    overdue = 0
+    within = resolved_with_sla = 0
+    for case in cases:
+        if case.status.coarse == "OPEN":
+            for tracked in case.findings:
+                if tracked.exception is not None or tracked.finding.suppressed:
+                    continue
+                due = sla_due(tracked, sla_days)
+                overdue += due is not None and now > due
+        for tracked in case.resolved:
+            resolved = parse_time(tracked.resolved.at) if tracked.resolved else None
+            due = sla_due(tracked, sla_days)
+            if due is None or resolved is None or not window.holds(resolved):
+                continue
+            if tracked.finding.suppressed:
+                continue
+            resolved_with_sla += 1
+            within += resolved <= due
+    pct = round(100 * within / resolved_with_sla, 1) if resolved_with_sla else None
+    return SlaLine(overdue, pct, resolved_with_sla)
+
+
+def exception_counts(exceptions: Sequence[PolicyException], today: date) -> ExceptionLine:
+    """The policy's exceptions: still valid, valid but ending within 14 days, expired."""
+    horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+    active = [e for e in exceptions if not e.expired(today)]
+    return ExceptionLine(
+        active=len(active),
+        expiring=sum(e.expires <= horizon for e in active),
+        expired=len(exceptions) - len(active),
+    )
+
+
+def gate(events: Sequence[CommitEvent], window: Window) -> GateLine:
+    """Pull request scans the bot recorded in the window, how many the policy blocked and the
+    rules that blocked them (from the ``Securecase-Rules`` trailer)."""
+    scans = blocked = 0
+    rules: Counter[str] = Counter()
+    for event in events:
+        trailers = event.trailers
+        if event.author is not AuthorKind.BOT or not window.holds(event.at):
+            continue
+        if "decision" not in trailers or trailers.get("stale") == "true" or "sweep" in trailers:
+            continue  # late scans and upkeep commits are not gate runs
+        if "::PR::" not in event.case_key:
+            continue
+        scans += 1
+        if trailers["decision"] == "block":
+            blocked += 1
+            rules.update(set(trailers.get("rules", "").split()))
+    top = sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:TOP_RULES]
+    rate = round(blocked / scans, 4) if scans else None
+    return GateLine(scans, blocked, rate, tuple(top))
+
+
+def exposure(open_cases: Sequence[Case]) -> tuple[ExposureLine, ...]:
+    """Advisory + package pairs by the number of repositories (then cases) where an active
+    finding has them, in open cases."""
+    repos: dict[tuple[str, str], set[str]] = {}
+    keys: dict[tuple[str, str], set[str]] = {}
+    for case in open_cases:
+        for finding in case.active:
+            if finding.package is None:
+                continue
+            pair = (finding.advisory, finding.package.name)
+            repos.setdefault(pair, set()).add(case.subject.slug)
+            keys.setdefault(pair, set()).add(case.key)
+    lines = [ExposureLine(a, p, len(repos[(a, p)]), len(keys[(a, p)])) for a, p in repos]
+    return tuple(sorted(lines, key=lambda x: (-x.repos, -x.cases, x.advisory, x.package)))
+
+
+def _case_line(case: Case) -> CaseLine:
+    return CaseLine(
+        key=case.key,
+        repo=case.subject.slug,
+        status=case.status.value,
+        decision=case.gate.decision,
+        counts=severity_counts(distinct_findings(case.active)),
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )

@@ -1,0 +1,297 @@
+"""``securecase report`` as JSON data, text, CSV and OpenMetrics text.
+
+``report_data`` is the JSON contract of DESIGN.md ("Metrics and the dashboard") plus a few
+keys more (``by_source``, ``by_kind``, ``sla.resolved_with_sla``, ``cases``); every other
+output is derived from it so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest
+
+from securecase.domain.metrics import Metrics, Spread
+
+
+def _spread(value: Spread) -> dict[str, Any]:
+    return {"mean": value.mean, "median": value.median, "count": value.count}
+
+
+def report_data(metrics: Metrics) -> dict[str, Any]:
+    """The report as JSON-ready data (DESIGN.md's keys first)."""
+    return {
+        "window": {
+            "since": metrics.window.since.isoformat(),
+            "until": metrics.window.until.isoformat(),
+        },
+        "open_cases": metrics.open_cases,
+        "open_findings": dict(metrics.open_findings),
+        "by_repo": [
+            {"repo": r.repo, "open_cases": r.open_cases, "open_findings": dict(r.open_findings)}
+            for r in metrics.by_repo
+        ],
+        "weekly": [
+            {"week": w.week, "appeared": w.appeared, "fixed": w.fixed} for w in metrics.weekly
+        ],
+        "mttr_days": {sev: _spread(s) for sev, s in metrics.mttr_days.items()},
+        "mtta_hours": _spread(metrics.mtta_hours),
+        "sla": {
+            "overdue": metrics.sla.overdue,
+            "resolved_within_sla_pct": metrics.sla.resolved_within_sla_pct,
+            "resolved_with_sla": metrics.sla.resolved_with_sla,
+        },
+        "exceptions": {
+            "active": metrics.exceptions.active,
+            "expiring": metrics.exceptions.expiring,
+            "expired": metrics.exceptions.expired,
+        },
+        "gate": {
+            "pr_scans": metrics.gate.pr_scans,
+            "blocked": metrics.gate.blocked,
+            "block_rate": metrics.gate.block_rate,
+            "top_rules": [{"rule": r, "blocked": n} for r, n in metrics.gate.top_rules],
+        },
+        "exposure": [
+            {"advisory": e.advisory, "package": e.package, "repos": e.repos, "cases": e.cases}
+            for e in metrics.exposure
+        ],
+        "by_source": dict(metrics.by_source),
+        "by_kind": dict(metrics.by_kind),
+        "generated_at": metrics.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cases": [
+            {
+                "key": c.key,
+                "repo": c.repo,
+                "status": c.status,
+                "decision": c.decision,
+                "counts": dict(c.counts),
+                "created_at": c.created_at,
+                "updated_at": c.updated_at,
+            }
+            for c in metrics.cases
+        ],
+    }
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def report_text(metrics: Metrics) -> str:
+    """A short plain-text summary for a terminal or a job log."""
+    data = report_data(metrics)
+    counts = data["open_findings"]
+    lines = [
+        f"Window {data['window']['since']} .. {data['window']['until']}",
+        f"Open cases: {data['open_cases']}",
+        "Open findings: " + ", ".join(f"{n} {sev}" for sev, n in counts.items()),
+    ]
+    mtta = data["mtta_hours"]
+    lines.append(
+        f"MTTA: mean {_number(mtta['mean'])} h, median {_number(mtta['median'])} h "
+        f"({mtta['count']} case(s))"
+    )
+    lines.append("MTTR (days, mean/median/count):")
+    lines.extend(
+        f"  {sev:<8} {_number(s['mean'])} / {_number(s['median'])} / {s['count']}"
+        for sev, s in data["mttr_days"].items()
+        if s["count"]
+    )
+    sla, exc, gate = data["sla"], data["exceptions"], data["gate"]
+    pct = sla["resolved_within_sla_pct"]
+    lines.append(
+        f"SLA: {sla['overdue']} overdue now; "
+        + ("no SLA in the policy" if pct is None else f"{pct:g}% resolved within SLA")
+    )
+    lines.append(
+        f"Exceptions: {exc['active']} active, {exc['expiring']} expiring within 14 days, "
+        f"{exc['expired']} expired"
+    )
+    rate = gate["block_rate"]
+    lines.append(
+        f"Gate: {gate['pr_scans']} PR scan(s), {gate['blocked']} blocked"
+        + ("" if rate is None else f" ({100 * rate:.1f}%)")
+    )
+    lines.extend(f"  {r['rule']}: {r['blocked']}" for r in gate["top_rules"])
+    if data["by_repo"]:
+        lines.append("By repository (open cases, open findings):")
+        lines.extend(
+            f"  {r['repo']}: {r['open_cases']}, {sum(r['open_findings'].values())}"
+            for r in data["by_repo"]
+        )
+    if data["exposure"]:
+        lines.append("Exposure (advisory, package: repositories, cases):")
+        lines.extend(
+            f"  {e['advisory']} {e['package']}: {e['repos']}, {e['cases']}"
+            for e in data["exposure"][:20]
+        )
+    lines.append("Weekly (appeared / fixed):")
+    lines.extend(f"  {w['week']}: {w['appeared']} / {w['fixed']}" for w in data["weekly"])
+    return "\n".join(lines)
+
+
+def _rows(data: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    yield "open_cases", "", data["open_cases"]
+    for sev, n in data["open_findings"].items():
+        yield "open_findings", f"severity={sev}", n
+    for repo in data["by_repo"]:
+        yield "repo_open_cases", f"repo={repo['repo']}", repo["open_cases"]
+        for sev, n in repo["open_findings"].items():
+            yield "repo_open_findings", f"repo={repo['repo']};severity={sev}", n
+    for name in ("by_source", "by_kind"):
+        label = name.removeprefix("by_")
+        for value, n in data[name].items():
+            yield f"open_findings_{label}", f"{label}={value}", n
+    for week in data["weekly"]:
+        yield "appeared", f"week={week['week']}", week["appeared"]
+        yield "fixed", f"week={week['week']}", week["fixed"]
+    for sev, spread in data["mttr_days"].items():
+        for stat in ("mean", "median", "count"):
+            yield f"mttr_days_{stat}", f"severity={sev}", spread[stat]
+    for stat in ("mean", "median", "count"):
+        yield f"mtta_hours_{stat}", "", data["mtta_hours"][stat]
+    for name, value in data["sla"].items():
+        yield f"sla_{name}", "", value
+    for name, value in data["exceptions"].items():
+        yield f"exceptions_{name}", "", value
+    for name in ("pr_scans", "blocked", "block_rate"):
+        yield f"gate_{name}", "", data["gate"][name]
+    for rule in data["gate"]["top_rules"]:
+        yield "gate_rule_blocked", f"rule={rule['rule']}", rule["blocked"]
+    for line in data["exposure"]:
+        labels = f"advisory={line['advisory']};package={line['package']}"
+        yield "exposure_repos", labels, line["repos"]
+        yield "exposure_cases", labels, line["cases"]
+
+
+def report_csv(metrics: Metrics) -> str:
+    """One row per value: ``metric,labels,value`` (labels ``name=value`` joined by ``;``;
+    an empty value is a mean or share that has no data)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "labels", "value"])
+    for metric, labels, value in _rows(report_data(metrics)):
+        writer.writerow([metric, labels, "" if value is None else value])
+    return buffer.getvalue()
+
+
+class _Collector:
+    """Hands the report to prometheus_client's exposition writer as gauge families."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def collect(self) -> Iterator[Metric]:
+        data = self.data
+        yield _gauge(
+            "open_cases", "Cases in NEW, TRIAGED or IN_PROGRESS.", [], [([], data["open_cases"])]
+        )
+        yield _gauge(
+            "open_findings",
+            "Active findings in open cases.",
+            ["severity"],
+            [([sev], n) for sev, n in data["open_findings"].items()],
+        )
+        yield _gauge(
+            "repo_open_findings",
+            "Active findings in open cases per repository.",
+            ["repo", "severity"],
+            [
+                ([r["repo"], sev], n)
+                for r in data["by_repo"]
+                for sev, n in r["open_findings"].items()
+            ],
+        )
+        yield _gauge(
+            "repo_open_cases",
+            "Open cases per repository.",
+            ["repo"],
+            [([r["repo"]], r["open_cases"]) for r in data["by_repo"]],
+        )
+        for name, what in (("appeared", "first seen"), ("fixed", "resolved")):
+            yield _gauge(
+                f"findings_{name}",
+                f"Findings {what} per ISO week of the window.",
+                ["week"],
+                [([w["week"]], w[name]) for w in data["weekly"]],
+            )
+        for stat in ("mean", "median"):
+            yield _gauge(
+                f"mttr_days_{stat}",
+                f"Days from first seen to resolved ({stat}), findings resolved in the window.",
+                ["severity"],
+                [([s], v[stat]) for s, v in data["mttr_days"].items() if v[stat] is not None],
+            )
+        yield _gauge(
+            "mttr_resolved",
+            "Findings resolved in the window.",
+            ["severity"],
+            [([s], v["count"]) for s, v in data["mttr_days"].items()],
+        )
+        mtta = data["mtta_hours"]
+        for stat in ("mean", "median"):
+            if mtta[stat] is not None:
+                yield _gauge(
+                    f"mtta_hours_{stat}",
+                    f"Hours from case creation to the first human triage ({stat}).",
+                    [],
+                    [([], mtta[stat])],
+                )
+        yield _gauge("mtta_cases", "Cases first triaged in the window.", [], [([], mtta["count"])])
+        yield _gauge(
+            "sla_overdue", "Open findings past their SLA now.", [], [([], data["sla"]["overdue"])]
+        )
+        pct = data["sla"]["resolved_within_sla_pct"]
+        if pct is not None:
+            yield _gauge(
+                "sla_resolved_within_ratio",
+                "Share of findings resolved in the window within their SLA.",
+                [],
+                [([], pct / 100)],
+            )
+        yield _gauge(
+            "exceptions",
+            "Policy exceptions by state.",
+            ["state"],
+            [([state], n) for state, n in data["exceptions"].items()],
+        )
+        gate = data["gate"]
+        yield _gauge(
+            "gate_pr_scans", "Pull request scans in the window.", [], [([], gate["pr_scans"])]
+        )
+        yield _gauge(
+            "gate_blocked", "Pull request scans the gate blocked.", [], [([], gate["blocked"])]
+        )
+        yield _gauge(
+            "gate_rule_blocked",
+            "Blocked pull request scans per policy rule.",
+            ["rule"],
+            [([r["rule"]], r["blocked"]) for r in gate["top_rules"]],
+        )
+        yield _gauge(
+            "exposure_repos",
+            "Repositories with an open finding of this advisory in this package.",
+            ["advisory", "package"],
+            [([e["advisory"], e["package"]], e["repos"]) for e in data["exposure"]],
+        )
+
+
+def _gauge(
+    name: str, documentation: str, labels: list[str], samples: list[tuple[list[str], Any]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(f"securecase_{name}", documentation, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def report_openmetrics(metrics: Metrics) -> str:
+    """OpenMetrics text exposition (``securecase_*`` gauges, ending with ``# EOF``)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(report_data(metrics)))
+    return generate_latest(registry).decode("utf-8")
