@@ -66,7 +66,7 @@ def test_new_case_with_findings_is_new_and_sorted_worst_first():
     assert [t.finding.severity.value for t in case.findings] == ["CRITICAL", "HIGH", "LOW"]
     assert case.counts == {"critical": 1, "high": 1, "medium": 0, "low": 1, "info": 0, "unknown": 0}
     assert case.max_severity is Severity.CRITICAL
-    assert len(result.new) == 3 and result.fixed == ()
+    assert len(result.appeared) == 3 and result.fixed == ()
 
 
 def test_clean_first_scan_is_resolved():

@@ -209,10 +209,11 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """The next case plus what changed in this scan."""
+    """The next case plus what changed in this scan (``appeared``: ids absent from the case's
+    previous scan; ``fixed``: ids that scan had and this one closed)."""
 
     case: Case
-    new: tuple[str, ...]
+    appeared: tuple[str, ...]
     fixed: tuple[str, ...]
     stale: bool
 
@@ -282,7 +283,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     prior_resolved = {t.finding.id: t for t in previous.resolved} if previous else {}
 
     findings: list[Tracked] = []
-    new: list[str] = []
+    appeared_list: list[str] = []
     returned: set[str] = set()
     current: set[str] = set()
     for report in scan.reports:
@@ -297,7 +298,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
                     first = earlier.first_seen
                 else:
                     first = Seen(scan.commit, report_at)
-                new.append(finding.id)
+                appeared_list.append(finding.id)
                 findings.append(Tracked(finding, first))
             elif before.finding == finding:
                 findings.append(before)
@@ -344,7 +345,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         scanned_at=seen_at,
     )
     has_active = any(not t.finding.suppressed for t in findings)
-    appeared_ids = set(new)
+    appeared_ids = set(appeared_list)
     appeared = any(t.finding.id in appeared_ids and not t.finding.suppressed for t in findings)
     status, reopened = _next_status(previous, has_active=has_active, appeared=appeared)
     case = Case(
@@ -361,7 +362,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         created_at=previous.created_at if previous else scan.received_at,
         updated_at=scan.received_at,
     )
-    return MergeResult(case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False)
+    return MergeResult(case, tuple(sorted(appeared_list)), tuple(sorted(fixed_ids)), stale=False)
 
 
 def mark_findings(
