@@ -7,6 +7,7 @@ posts through the real adapter to the local fake GitHub, which validates every r
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -373,3 +374,51 @@ def test_the_job_summary_stays_within_what_the_step_left_of_its_limit(
     assert summary.stat().st_size == checkrun.STEP_SUMMARY_LIMIT
     assert any("job summary" in w and "full" in w for w in warnings)
     assert step_outputs(tmp_path)["decision"] == result.decision.decision  # outputs still written
+
+
+def test_step_outputs_count_new_and_appeared_as_the_summary_does(tmp_path: Path) -> None:
+    # master has pip.json's findings; a pull request into master first sends npm.json, then
+    # both: pip.json's findings appear since the last scan but are not new (master has them).
+    cases = str(tmp_path / "security-cases")
+    identity = GitIdentity("securecase-bot", "securecase-bot@users.noreply.github.com")
+
+    def scan(
+        subject_pr: int | None, reports: tuple[str, ...], sources: tuple[str, ...]
+    ) -> IngestResult:
+        subject = make_subject(
+            provider="github",
+            repo="acme/shop",
+            pr=subject_pr,
+            branch=None if subject_pr else "master",
+            target_branch="master" if subject_pr else None,
+        )
+        request = IngestRequest(
+            reports=tuple(TRIVY / r for r in reports),
+            subject=subject,
+            cases_repo=cases,
+            identity=identity,
+            sources=sources,
+            commit=PR_HEAD,
+        )
+        return ingest(request, clock=FixedClock(NOW))
+
+    scan(None, ("pip.json",), ("py",))
+    scan(7, ("npm.json",), ("js",))
+    result = scan(7, ("pip.json", "npm.json"), ("py", "js"))
+    run_publish(
+        result, PostingPlan(post=False, explicit=False, settings=None), actions_context(tmp_path)
+    )
+
+    values = step_outputs(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    new_row = re.search(r"^\| new \|.* (\d+) \|$", summary, re.MULTILINE)
+    existing_row = re.search(r"^\| existing \|.* (\d+) \|$", summary, re.MULTILINE)
+    assert new_row is not None and existing_row is not None
+    appeared = re.search(r"(\d+) appeared and (\d+) fixed since the last scan", summary)
+    assert appeared is not None
+    assert values["new"] == new_row.group(1)
+    assert values["appeared"] == appeared.group(1) and values["fixed"] == appeared.group(2)
+    # the two words count different things here: npm.json's findings are new, pip.json's appeared
+    assert int(values["new"]) > 0 and int(values["appeared"]) > 0
+    assert values["appeared"] == existing_row.group(1) != values["new"]
+    assert values["appeared"] == str(len(result.appeared))

@@ -317,7 +317,8 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         subject,
         "",
         f"Sources: {sources}.",
-        f"Appeared: {len(result.appeared)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+        f"Appeared: {len(result.appeared)}, fixed: {len(result.fixed)}, "
+        f"status: {case.status.value}.",
     ]
     body.extend(f"Blocked by {reason}" for reason in decision.reasons)
     body.extend(
