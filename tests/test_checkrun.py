@@ -1,4 +1,5 @@
-"""Check-run content: pure functions, GitHub's size limits, links to the case file."""
+"""Check-run content: GitHub's shape of the summary (conclusion, title, size limits), the one
+Markdown summary it carries, annotations, and links to the case file."""
 
 from __future__ import annotations
 
@@ -8,35 +9,63 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securecase.domain.findings import Finding, Kind, Location, Package, Severity
+from securecase.domain.outcome import BlockingFinding
 from securecase.github import checks as checkrun
-from securecase.github.checks import BlockingFinding, CheckSummaryInput, Conclusion
+from securecase.github.checks import Conclusion
 from securecase.github.links import case_file_url, repo_web_base
+from securecase.render.markdown import TRUNCATION_NOTE, Summary, summary_markdown
 
 ZERO = {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0, "unknown": 0}
 
 
-def data(**changes: object) -> CheckSummaryInput:
-    base = CheckSummaryInput(
+def vuln(
+    advisory: str, severity: Severity, name: str, fixed: str | None, title: str = "t"
+) -> Finding:
+    return Finding(
+        f"id-{advisory}",
+        "trivy-image",
+        Kind.VULNERABILITY,
+        advisory,
+        severity,
+        title,
+        package=Package(name, "1.0", fixed),
+    )
+
+
+def blocking(finding: Finding, *, new: bool | None = True) -> BlockingFinding:
+    return BlockingFinding(finding, ("no-high-into-main",), new)
+
+
+def data(**changes: object) -> Summary:
+    base = Summary(
         case_key="github::acme::shop::PR::42",
-        decision="block",
+        verdict="BLOCK",
+        status="NEW",
+        mode="pr_gate",
         gate=True,
         fails=True,
-        mode="pr_gate",
         reasons=("no-high-into-main: 2 findings at HIGH or above (at most 0 allowed)",),
-        new={**ZERO, "critical": 1, "high": 1},
-        existing={**ZERO, "medium": 4},
-        fixed={**ZERO, "low": 2},
-        excepted={**ZERO, "high": 3},
+        appeared=2,
+        fixed=1,
+        counts={
+            "new": {**ZERO, "critical": 1, "high": 1},
+            "existing": {**ZERO, "medium": 4},
+            "fixed": {**ZERO, "low": 2},
+            "excepted": {**ZERO, "high": 3},
+        },
         blocking=(
-            BlockingFinding(Severity.CRITICAL, "CVE-2021-1", "openssl 1.1", "trivy-image", "bad"),
-            BlockingFinding(Severity.HIGH, "CVE-2021-2", "zlib 1.2", "trivy-image", "a | pipe"),
+            blocking(vuln("CVE-2021-1", Severity.CRITICAL, "openssl", "1.1.1w")),
+            blocking(vuln("GHSA-abcd-efgh-ijkl", Severity.HIGH, "zl|b", None, "a | pipe")),
+            blocking(vuln("DSA-5", Severity.HIGH, "bash", None), new=False),
         ),
-        exception_notes=("EXC-7 expired on 2026-11-01 (CVE-2023-44487)",),
+        target_branch="main",
+        notes=("exception EXC-7 expired on 2026-11-01: 1 finding(s) no longer covered",),
+        policy_origin="policy.yaml",
+        policy_blob="feedfacefeedfacefeedface",
         case_path="cases/github/acme/shop/pr-42/case.yaml",
         cases_commit="0123456789abcdef0123456789abcdef01234567",
         case_url="https://github.com/acme/security-cases/blob/0123/cases/x/case.yaml",
         run_url="https://github.com/acme/shop/actions/runs/9",
-        annotations=(),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -57,27 +86,54 @@ def test_title_is_one_line_and_says_why() -> None:
     assert checkrun.title(data(fails=False)).startswith("Would block (ci mode")
 
 
-def test_summary_has_every_count_row_blocking_findings_exceptions_and_link() -> None:
-    text = checkrun.summary_markdown(data())
-    assert "| new | 1 | 1 | 0 | 0 | 0 | 0 | 2 |" in text
-    assert "| existing | 0 | 0 | 4 | 0 | 0 | 0 | 4 |" in text
-    assert "| fixed | 0 | 0 | 0 | 2 | 0 | 0 | 2 |" in text
-    assert "| excepted | 0 | 3 | 0 | 0 | 0 | 0 | 3 |" in text
-    assert "| CRITICAL | `CVE-2021-1` | `openssl 1.1` | trivy-image | bad |" in text
-    assert "a \\| pipe" in text  # a pipe in a title cannot break the table
-    assert "EXC-7 expired" in text
+def test_summary_leads_with_what_to_do_then_one_table_of_blocking_findings() -> None:
+    text = checkrun.check_summary(data())
+    assert text.startswith("### securecase: BLOCK\n")
+    todo = text.index("**What to do**")
+    table = text.index("| severity | advisory |")
+    assert todo < table < text.index("Case file:") < text.index("<details>")
+    assert "- Upgrade `openssl` to `1.1.1w` (CVE-2021-1)" in text
+    assert "- Fix on the target branch `main`: 1 blocking finding(s)" in text
+    assert "- Fix the code or request a policy exception: 1 blocking finding(s)" in text
+    assert (
+        "| CRITICAL | [`CVE-2021-1`](https://nvd.nist.gov/vuln/detail/CVE-2021-1) "
+        "| `openssl 1.0` | `1.1.1w` | `no-high-into-main` | new in this PR |"
+    ) in text
+    assert "(https://github.com/advisories/GHSA-abcd-efgh-ijkl)" in text
+    assert "`zl\\|b 1.0`" in text  # a pipe in a package name cannot break the table
+    assert (
+        "| HIGH | `DSA-5` | `bash 1.0` | - | `no-high-into-main` | on the target branch |" in text
+    )
+
+
+def test_summary_counts_are_folded_and_say_new_and_appeared_apart() -> None:
+    text = checkrun.check_summary(data())
+    details = text[text.index("<details>") :]
+    assert "| new | 1 | 1 | 0 | 0 | 0 | 0 | 2 |" in details
+    assert "| existing | 0 | 0 | 4 | 0 | 0 | 0 | 4 |" in details
+    assert "| fixed | 0 | 0 | 0 | 2 | 0 | 0 | 2 |" in details
+    assert "| excepted | 0 | 3 | 0 | 0 | 0 | 0 | 3 |" in details
+    assert "2 appeared and 1 fixed since the last scan." in text
+    assert "- Exception EXC-7 expired on 2026-11-01" in text
     assert "[cases/github/acme/shop/pr-42/case.yaml](https://github.com/acme/" in text
     assert "`0123456789ab`" in text
 
 
 def test_summary_without_link_names_the_path() -> None:
-    text = checkrun.summary_markdown(data(case_url=None, run_url=None))
+    text = checkrun.check_summary(data(case_url=None, run_url=None))
     assert "Case file: `cases/github/acme/shop/pr-42/case.yaml`" in text
 
 
+def test_passing_summary_has_nothing_to_do() -> None:
+    text = checkrun.check_summary(
+        data(verdict="PASS", gate=False, fails=False, reasons=(), blocking=())
+    )
+    assert "What to do" not in text and "| severity |" not in text
+
+
 def test_many_blocking_findings_are_capped_with_a_pointer() -> None:
-    many = tuple(BlockingFinding(Severity.HIGH, f"CVE-{i}", "pkg", "trivy", "t") for i in range(45))
-    text = checkrun.summary_markdown(data(blocking=many))
+    many = tuple(blocking(vuln(f"CVE-{i}", Severity.HIGH, "pkg", None)) for i in range(45))
+    text = checkrun.check_summary(data(blocking=many))
     assert "`CVE-29`" in text and "`CVE-30`" not in text
     assert "…and 15 more blocking finding(s) in the case file." in text
 
@@ -89,14 +145,15 @@ def test_many_blocking_findings_are_capped_with_a_pointer() -> None:
     note=st.text(min_size=0, max_size=400),
 )
 def test_summary_never_exceeds_the_limit(limit: int, rows: int, note: str) -> None:
-    blocking = tuple(
-        BlockingFinding(Severity.HIGH, f"R{i}", "ü" * 50, "s", note) for i in range(rows)
+    items = tuple(
+        blocking(vuln(f"R{i}", Severity.HIGH, "ü" * 50, note or None)) for i in range(rows)
     )
-    text = checkrun.summary_markdown(data(blocking=blocking, exception_notes=(note,)), limit=limit)
+    facts = data(blocking=items, notes=(note,))
+    text = summary_markdown(facts, max_bytes=limit)
     assert len(text.encode("utf-8")) <= limit
-    full = checkrun.summary_markdown(data(blocking=blocking, exception_notes=(note,)))
+    full = summary_markdown(facts)
     if len(full.encode("utf-8")) > limit:
-        assert text.endswith(checkrun.TRUNCATION_NOTE)
+        assert text.endswith(TRUNCATION_NOTE)
     else:
         assert text == full
 

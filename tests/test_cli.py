@@ -117,7 +117,7 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
 
     code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
     assert code == 0, err
-    assert out["new"] == 1
+    assert out["appeared"] == 1
     numstat = git(repo, "show", "--numstat", "--format=", "HEAD", "--", "*case.yaml").split()
     added, deleted = int(numstat[0]), int(numstat[1])
     # One new finding (~15 lines) plus latest/counts/source/updated_at lines.

@@ -92,7 +92,7 @@ def test_pull_request_job_needs_no_subject_flags(work: Path, fake: FakeGitHub) -
     assert values["cases_commit"] == head and values["case_url"] == case_url
     assert json.loads(values["counts"]) == out["counts"]
     assert values["critical"] == str(out["counts"]["critical"])
-    assert values["report"] == "check_run"
+    assert values["published_to"] == "check_run"
     assert TOKEN not in proc.stdout + proc.stderr
 
 
@@ -115,7 +115,7 @@ def test_bad_token_is_a_warning_and_the_case_stays_committed(work: Path, fake: F
     assert commit_count(work / "security-cases") == 1
     assert fake.check_runs == {} and fake.statuses == []
     assert "securecase" in (work / "summary.md").read_text()
-    assert read_github_output(work / "output.txt")["report"] == "job_summary"
+    assert read_github_output(work / "output.txt")["published_to"] == "job_summary"
 
 
 def test_passing_push_job_reports_success(work: Path, fake: FakeGitHub) -> None:
@@ -181,7 +181,7 @@ def test_report_none_posts_nothing(work: Path, fake: FakeGitHub) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert fake.requests == []
-    assert read_github_output(work / "output.txt")["report"] == "none"
+    assert read_github_output(work / "output.txt")["published_to"] == "none"
 
 
 def test_version_does_not_import_pygithub() -> None:
@@ -256,7 +256,7 @@ def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
     )
     assert proc.returncode == 1, proc.stderr  # pip.json has a HIGH finding: blocked
     values = read_github_output(work / "output.txt")
-    assert values["decision"] == "block" and values["report"] == "check_run"
+    assert values["decision"] == "block" and values["published_to"] == "check_run"
     [branch_head] = git(remote, "for-each-ref", "--format=%(objectname)", "refs/heads").split()
     assert values["cases_commit"] == branch_head
     stored = git(remote, "ls-tree", "-r", "--name-only", branch_head).split()
@@ -440,7 +440,9 @@ def test_the_action_by_default_leaves_fork_pull_requests_to_the_job_summary(
     assert proc.returncode == 1, proc.stderr  # the gate still decides the exit code
     assert fake.requests == []  # a read-only token: nothing is tried
     assert "pull request from a fork" in proc.stderr
-    assert read_github_output(work / "output.txt")["report"] == "none"  # not posted: summary only
+    assert (
+        read_github_output(work / "output.txt")["published_to"] == "none"
+    )  # not posted: summary only
     # Asked for explicitly, it is tried (and here, with a token that may, it works).
     proc = run_action_ingest_step(
         work,

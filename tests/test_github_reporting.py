@@ -16,15 +16,18 @@ from typing import Any
 import pytest
 
 from fake_github import SECONDARY_MESSAGE, TOKEN, FakeGitHub, serve
+from securecase.domain.findings import Finding, Kind, Package, Severity
+from securecase.domain.outcome import BlockingFinding
 from securecase.errors import GitHubError
 from securecase.github import checks as checkrun
-from securecase.github.checks import Annotation, AnnotationLevel, CheckSummaryInput
+from securecase.github.checks import Annotation, AnnotationLevel, CheckContent
 from securecase.github.client import AppCredentials, GitHubClient, GitHubSettings, RetryPolicy
-from securecase.github.publish import Channel, ReportTarget, post_report
+from securecase.github.publish import Channel, CheckTarget, post_check
+from securecase.render.markdown import Summary
 
 REPO = "acme/shop"
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
-TARGET = ReportTarget(REPO, HEAD)
+TARGET = CheckTarget(REPO, HEAD)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ZERO = {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0, "unknown": 0}
 
@@ -55,28 +58,37 @@ def client(
     return GitHubClient(settings, sleep=sleeps or Sleeps())
 
 
-def summary_input(
-    annotations: int = 0, *, gate: bool = True, fails: bool = True
-) -> CheckSummaryInput:
-    return CheckSummaryInput(
+def summary_input(annotations: int = 0, *, gate: bool = True, fails: bool = True) -> CheckContent:
+    summary = Summary(
         case_key="github::acme::shop::PR::42",
-        decision="block" if gate else "pass",
+        verdict=("BLOCK" if fails else "BLOCK (reported only: mode ci)") if gate else "PASS",
+        status="NEW",
+        mode="pr_gate" if fails or not gate else "ci",
         gate=gate,
         fails=fails,
-        mode="pr_gate" if fails or not gate else "ci",
         reasons=("no-high-into-main: 1 finding at HIGH or above (at most 0 allowed)",)
         if gate
         else (),
-        new={**ZERO, "high": 1},
-        existing={**ZERO, "medium": 2},
-        fixed={**ZERO, "low": 1},
-        excepted=ZERO,
+        appeared=1,
+        fixed=1,
+        counts={
+            "new": {**ZERO, "high": 1},
+            "existing": {**ZERO, "medium": 2},
+            "fixed": {**ZERO, "low": 1},
+            "excepted": ZERO,
+        },
         blocking=(),
-        exception_notes=(),
+        target_branch="main",
+        notes=(),
+        policy_origin="policy.yaml",
+        policy_blob="feedfacefeedface",
         case_path="cases/github/acme/shop/pr-42/case.yaml",
         cases_commit="0123456789abcdef0123456789abcdef01234567",
         case_url="https://github.com/acme/security-cases/blob/0123/cases/github/acme/shop/pr-42/case.yaml",
         run_url="https://github.com/acme/shop/actions/runs/1",
+    )
+    return CheckContent(
+        summary=summary,
         annotations=tuple(
             Annotation(f"src/m{i % 7}.py", i + 1, i + 1, AnnotationLevel.WARNING, f"m{i}", f"t{i}")
             for i in range(annotations)
@@ -90,7 +102,7 @@ def check_run_writes(fake: FakeGitHub) -> tuple[int, int]:
 
 @pytest.mark.parametrize("count", [0, 1, 50, 51, 500])
 def test_annotations_go_out_in_batches_of_fifty(fake: FakeGitHub, count: int) -> None:
-    outcome = post_report(client(fake), TARGET, summary_input(count), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(count), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
     posts, patches = check_run_writes(fake)
     assert posts == 1
@@ -116,22 +128,33 @@ def test_annotations_go_out_in_batches_of_fifty(fake: FakeGitHub, count: int) ->
 def test_conclusion_follows_gate_and_mode(
     fake: FakeGitHub, gate: bool, fails: bool, expected: str
 ) -> None:
-    outcome = post_report(client(fake), TARGET, summary_input(gate=gate, fails=fails), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(gate=gate, fails=fails), now=NOW)
     assert fake.check_runs[outcome.check_run_id or 0]["conclusion"] == expected
 
 
 def test_summary_over_the_limit_is_truncated_not_rejected(fake: FakeGitHub) -> None:
     data = summary_input()
     huge = tuple(
-        checkrun.BlockingFinding(
-            checkrun.Severity.HIGH, f"CVE-2099-{i:06d}", "x" * 150, "trivy-image", "t" * 200
+        BlockingFinding(
+            Finding(
+                f"id{i}",
+                "trivy-image",
+                Kind.VULNERABILITY,
+                f"CVE-2099-{i:06d}",
+                Severity.HIGH,
+                "t" * 200,
+                package=Package("x" * 150, "1", "2"),
+            ),
+            ("no-high-into-main",),
+            True,
         )
         for i in range(2000)
     )
     from dataclasses import replace
 
-    data = replace(data, blocking=huge, exception_notes=tuple("n" * 500 for _ in range(300)))
-    outcome = post_report(client(fake), TARGET, data, now=NOW)
+    facts = replace(data.summary, blocking=huge, notes=tuple("n" * 500 for _ in range(300)))
+    data = replace(data, summary=facts)
+    outcome = post_check(client(fake), TARGET, data, now=NOW)
     assert outcome.channel is Channel.CHECK_RUN
     summary = fake.check_runs[outcome.check_run_id or 0]["output"]["summary"]
     assert len(summary.encode("utf-8")) <= checkrun.SUMMARY_LIMIT
@@ -151,7 +174,7 @@ def test_forbidden_check_run_falls_back_to_commit_status(
     fake: FakeGitHub, code: int, message: str
 ) -> None:
     fake.fail("POST", r"/check-runs$", code, message)
-    outcome = post_report(client(fake), TARGET, summary_input(51), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(51), now=NOW)
     assert outcome.channel is Channel.COMMIT_STATUS
     assert fake.check_runs == {}
     [status] = fake.statuses
@@ -165,7 +188,7 @@ def test_forbidden_check_run_falls_back_to_commit_status(
 
 def test_ci_mode_block_posts_a_success_status(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 404, "Not Found")
-    outcome = post_report(client(fake), TARGET, summary_input(gate=True, fails=False), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(gate=True, fails=False), now=NOW)
     assert outcome.channel is Channel.COMMIT_STATUS
     assert fake.statuses[0]["state"] == "success"
     assert "ci mode" in fake.statuses[0]["description"]
@@ -174,7 +197,7 @@ def test_ci_mode_block_posts_a_success_status(fake: FakeGitHub) -> None:
 def test_both_refused_leaves_the_job_summary_only(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 403, "Resource not accessible by integration")
     fake.fail("POST", r"/statuses/", 403, "Resource not accessible by integration")
-    outcome = post_report(client(fake), TARGET, summary_input(3), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(3), now=NOW)
     assert outcome.channel is Channel.JOB_SUMMARY
     assert fake.check_runs == {} and fake.statuses == []
     assert any("only in the job summary" in w for w in outcome.warnings)
@@ -183,7 +206,7 @@ def test_both_refused_leaves_the_job_summary_only(fake: FakeGitHub) -> None:
 def test_server_error_then_success_creates_one_run(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 502, "Server Error")
     sleeps = Sleeps()
-    outcome = post_report(client(fake, sleeps=sleeps), TARGET, summary_input(1), now=NOW)
+    outcome = post_check(client(fake, sleeps=sleeps), TARGET, summary_input(1), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
     assert len(fake.check_runs) == 1
     assert [c.status for c in fake.calls("POST", r"/check-runs$")] == [502, 201]
@@ -193,7 +216,7 @@ def test_server_error_then_success_creates_one_run(fake: FakeGitHub) -> None:
 def test_a_failed_update_is_retried_too(fake: FakeGitHub) -> None:
     # PyGithub never retries PATCH; the adapter does.
     fake.fail("PATCH", r"/check-runs/\d+$", 500, "Server Error")
-    outcome = post_report(client(fake), TARGET, summary_input(120), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(120), now=NOW)
     assert outcome.warnings == ()
     assert fake.check_runs[outcome.check_run_id or 0]["output"]["annotations_count"] == 120
     assert [c.status for c in fake.calls("PATCH", r"/check-runs/")] == [500, 200, 200]
@@ -207,7 +230,7 @@ def test_a_write_applied_before_a_502_is_not_duplicated_by_the_retry(
     # append the same annotations again.
     path = r"/check-runs$" if method == "POST" else r"/check-runs/\d+$"
     fake.fail(method, path, 502, "Bad Gateway", applied=True)
-    outcome = post_report(client(fake), TARGET, summary_input(120), now=NOW)
+    outcome = post_check(client(fake), TARGET, summary_input(120), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
     assert len(fake.check_runs) == 1
     messages = [a["message"] for a in fake.annotations[outcome.check_run_id or 0]]
@@ -217,7 +240,7 @@ def test_a_write_applied_before_a_502_is_not_duplicated_by_the_retry(
 def test_secondary_rate_limit_waits_for_retry_after(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 403, SECONDARY_MESSAGE, headers={"Retry-After": "1"})
     sleeps = Sleeps()
-    outcome = post_report(client(fake, sleeps=sleeps), TARGET, summary_input(2), now=NOW)
+    outcome = post_check(client(fake, sleeps=sleeps), TARGET, summary_input(2), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
     assert sleeps.waits == [1.0]
     assert [c.status for c in fake.calls("POST", r"/check-runs$")] == [403, 201]
@@ -226,7 +249,7 @@ def test_secondary_rate_limit_waits_for_retry_after(fake: FakeGitHub) -> None:
 def test_rate_limit_beyond_the_wait_budget_gives_up_without_waiting(fake: FakeGitHub) -> None:
     fake.fail("POST", r"/check-runs$", 429, SECONDARY_MESSAGE, headers={"Retry-After": "120"})
     sleeps = Sleeps()
-    outcome = post_report(
+    outcome = post_check(
         client(fake, max_wait=0.5, sleeps=sleeps), TARGET, summary_input(), now=NOW
     )
     assert sleeps.waits == []
@@ -241,7 +264,7 @@ def test_429_without_retry_after_is_a_rate_limit_and_retried(fake: FakeGitHub) -
     sleeps = Sleeps()
     retry = RetryPolicy(max_wait=5, first_backoff=0.01, secondary_wait=0.05)
     settings = GitHubSettings(api_url=fake.base_url, token=TOKEN, retry=retry)
-    outcome = post_report(GitHubClient(settings, sleep=sleeps), TARGET, summary_input(), now=NOW)
+    outcome = post_check(GitHubClient(settings, sleep=sleeps), TARGET, summary_input(), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN and outcome.warnings == ()
     assert sleeps.waits == [0.05]
     assert len(fake.check_runs) == 1 and fake.statuses == []
@@ -249,7 +272,7 @@ def test_429_without_retry_after_is_a_rate_limit_and_retried(fake: FakeGitHub) -
 
 def test_bad_token_warns_and_never_shows_the_token(fake: FakeGitHub) -> None:
     wrong = "ghp_wrongtoken_SECRET_987654321"
-    outcome = post_report(client(fake, token=wrong), TARGET, summary_input(), now=NOW)
+    outcome = post_check(client(fake, token=wrong), TARGET, summary_input(), now=NOW)
     assert outcome.channel is Channel.JOB_SUMMARY
     assert fake.statuses == [] and fake.check_runs == {}
     text = "\n".join(outcome.warnings)
@@ -274,8 +297,8 @@ def test_settings_repr_never_shows_the_token_or_the_app_key() -> None:
 
 
 def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
-    first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
-    second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
+    first = post_check(client(fake), TARGET, summary_input(60), now=NOW)
+    second = post_check(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
     assert len(fake.check_runs) == 1
     assert second.check_run_id == first.check_run_id and second.updated_existing
     run = fake.check_runs[first.check_run_id or 0]
@@ -287,9 +310,9 @@ def test_rerun_on_the_same_commit_updates_the_run(fake: FakeGitHub) -> None:
 
 def test_a_run_we_may_not_update_is_replaced_by_a_new_one(fake: FakeGitHub) -> None:
     # The earlier run was posted by another App (only its creator may update a check run).
-    first = post_report(client(fake), TARGET, summary_input(60), now=NOW)
+    first = post_check(client(fake), TARGET, summary_input(60), now=NOW)
     fake.fail("PATCH", r"/check-runs/\d+$", 403, "Resource not accessible by integration")
-    second = post_report(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
+    second = post_check(client(fake), TARGET, summary_input(60, gate=False), now=NOW)
     assert second.channel is Channel.CHECK_RUN and second.warnings == ()
     assert second.check_run_id != first.check_run_id and not second.updated_existing
     run = fake.check_runs[second.check_run_id or 0]
@@ -306,8 +329,8 @@ def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
     # first ones, so the run's annotations are not a prefix of the new list.
     first = summary_input(120)
     joined = replace(first, annotations=summary_input(150).annotations[::-1])
-    one = post_report(client(fake), TARGET, first, now=NOW)
-    two = post_report(client(fake), TARGET, joined, now=NOW)
+    one = post_check(client(fake), TARGET, first, now=NOW)
+    two = post_check(client(fake), TARGET, joined, now=NOW)
     assert two.check_run_id == one.check_run_id and two.updated_existing
     assert two.warnings == ()
     sent = sorted(a["message"] for a in fake.annotations[one.check_run_id or 0])
@@ -320,7 +343,7 @@ def test_rerun_with_other_findings_sends_exactly_the_missing_annotations(
 def test_rerun_finds_its_run_beyond_the_first_page(fake: FakeGitHub) -> None:
     import copy
 
-    first = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    first = post_check(client(fake), TARGET, summary_input(1), now=NOW)
     template = fake.check_runs[first.check_run_id or 0]
     # 120 newer runs of other cases on the same commit: ours is on the second page.
     for n in range(2, 122):
@@ -329,7 +352,7 @@ def test_rerun_finds_its_run_beyond_the_first_page(fake: FakeGitHub) -> None:
         run["url"] = template["url"].rsplit("/", 1)[0] + f"/{n}"
         fake.check_runs[n] = run
         fake.annotations[n] = []
-    again = post_report(client(fake), TARGET, summary_input(1), now=NOW)
+    again = post_check(client(fake), TARGET, summary_input(1), now=NOW)
     assert again.check_run_id == first.check_run_id and again.updated_existing
     pages = fake.calls("GET", r"/commits/[0-9a-f]+/check-runs$")[1:]
     assert [c.query.get("page", ["1"])[0] for c in pages] == ["1", "2"]
@@ -349,7 +372,7 @@ def test_network_failure_is_reported_not_raised() -> None:
         token=TOKEN,
         retry=RetryPolicy(attempts=2, max_wait=1, first_backoff=0.01),
     )
-    outcome = post_report(GitHubClient(settings), TARGET, summary_input(), now=NOW)
+    outcome = post_check(GitHubClient(settings), TARGET, summary_input(), now=NOW)
     assert outcome.channel is Channel.JOB_SUMMARY
     assert any("cannot reach GitHub" in w for w in outcome.warnings)
     assert all(TOKEN not in w for w in outcome.warnings)
@@ -367,7 +390,7 @@ def test_credentials_in_the_api_url_are_never_shown(url: str) -> None:
         token=TOKEN,
         retry=RetryPolicy(attempts=1, max_wait=1, first_backoff=0.01),
     )
-    outcome = post_report(GitHubClient(settings), TARGET, summary_input(), now=NOW)
+    outcome = post_check(GitHubClient(settings), TARGET, summary_input(), now=NOW)
     assert outcome.warnings and outcome.channel is Channel.JOB_SUMMARY
     assert all("s3cretpw" not in w and TOKEN not in w for w in outcome.warnings)
 
@@ -388,7 +411,7 @@ def test_github_app_installation_auth(fake: FakeGitHub) -> None:
     settings = GitHubSettings(
         api_url=fake.base_url, app=AppCredentials("12345", pem, installation_id=77)
     )
-    outcome = post_report(GitHubClient(settings), TARGET, summary_input(1), now=NOW)
+    outcome = post_check(GitHubClient(settings), TARGET, summary_input(1), now=NOW)
     assert outcome.channel is Channel.CHECK_RUN
     [token_call] = fake.calls("POST", r"^/app/installations/77/access_tokens$")
     assert token_call.headers["Authorization"].startswith("Bearer ")
@@ -399,9 +422,13 @@ def test_github_app_installation_auth(fake: FakeGitHub) -> None:
 def test_another_case_on_the_same_commit_gets_its_own_run(fake: FakeGitHub) -> None:
     from dataclasses import replace
 
-    pr = post_report(client(fake), TARGET, summary_input(1), now=NOW)
-    branch_case = replace(summary_input(1), case_key="github::acme::shop::BR::feature")
-    branch = post_report(client(fake), TARGET, branch_case, now=NOW)
+    pr = post_check(client(fake), TARGET, summary_input(1), now=NOW)
+    pr_content = summary_input(1)
+    branch_case = replace(
+        pr_content,
+        summary=replace(pr_content.summary, case_key="github::acme::shop::BR::feature"),
+    )
+    branch = post_check(client(fake), TARGET, branch_case, now=NOW)
     assert pr.check_run_id != branch.check_run_id and not branch.updated_existing
     assert {r["external_id"] for r in fake.check_runs.values()} == {
         "github::acme::shop::PR::42",
@@ -419,7 +446,7 @@ def test_primary_rate_limit_waits_until_the_reset_time_within_budget(fake: FakeG
         headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
     )
     sleeps = Sleeps()
-    outcome = post_report(client(fake, max_wait=5, sleeps=sleeps), TARGET, summary_input(), now=NOW)
+    outcome = post_check(client(fake, max_wait=5, sleeps=sleeps), TARGET, summary_input(), now=NOW)
     assert sleeps.waits == []  # an hour is over the budget: give up at once
     assert outcome.channel is Channel.COMMIT_STATUS
     [warning] = [w for w in outcome.warnings if "rate limit" in w]

@@ -83,7 +83,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
     assert code == 1, err
     assert commit_count(repo) == 2
     assert out["sources"] == {"codeql": 72, "trivy-image": 4, "zap": 15}
-    assert out["fixed"] == 4 and out["new"] == 15
+    assert out["fixed"] == 4 and out["appeared"] == 15
     case = read_case(work)
     assert case["sources"]["codeql"]["commit"] == "c1"
     assert case["sources"]["trivy-image"]["commit"] == "c1"
@@ -101,7 +101,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
         ZAP / "zap-results-second-scan.xml", *PR42, "--commit", "c3", cwd=work
     )
     assert code == 1, err
-    assert (out["new"], out["fixed"]) == (4, 1)
+    assert (out["appeared"], out["fixed"]) == (4, 1)
 
 
 def test_sources_and_kinds_conditions_across_scanners(work: Path, tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
-"""Reporting decisions without the CLI: credentials, whether to post, and ``report_ingest``.
+"""Publishing decisions without the CLI: credentials, whether to post, and ``publish_ingest``.
 
-``report_ingest`` runs on a real ingest (a Trivy fixture into a temporary local cases repo) and
+``publish_ingest`` runs on a real ingest (a Trivy fixture into a temporary local cases repo) and
 posts through the real adapter to the local fake GitHub, which validates every request.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from securecase.github.publish import (
     UNKNOWN_COMMIT_WARNING,
     PostingPlan,
     plan_posting,
-    report_ingest,
+    publish_ingest,
 )
 from securecase.services.ingest import IngestRequest, IngestResult, ingest
 from securecase.storage.store import GitIdentity
@@ -153,7 +154,7 @@ def test_warning_lines() -> None:
     )
 
 
-# -- report_ingest ----------------------------------------------------------------------------
+# -- publish_ingest ----------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def step_outputs(tmp_path: Path) -> dict[str, str]:
     return read_github_output(tmp_path / "output.txt")
 
 
-def run_report(
+def run_publish(
     result: IngestResult,
     plan: PostingPlan,
     context: ActionsContext | None,
@@ -226,7 +227,7 @@ def run_report(
     cases_repo: str = "./security-cases",
     cases_web_url: str | None = None,
 ) -> tuple[str, ...]:
-    reported = report_ingest(
+    published = publish_ingest(
         result,
         plan,
         repo="acme/shop",
@@ -237,15 +238,15 @@ def run_report(
         context=context,
         now=NOW,
     )
-    assert reported.internal_error is None
-    return reported.warnings
+    assert published.internal_error is None
+    return published.warnings
 
 
 def test_posts_a_check_run_on_the_head_and_links_the_case(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult
 ) -> None:
     context = actions_context(tmp_path, server_url="https://ghe.example")
-    warnings = run_report(
+    warnings = run_publish(
         result, github_plan(fake), context, cases_repo="git@ghe.example:acme/cases.git"
     )
     assert warnings == ()
@@ -253,7 +254,7 @@ def test_posts_a_check_run_on_the_head_and_links_the_case(
     case_url = f"https://ghe.example/acme/cases/blob/{result.cases_commit}/{result.case_path}"
     assert run["head_sha"] == PR_HEAD and run["details_url"] == case_url
     values = step_outputs(tmp_path)
-    assert values["report"] == "check_run" and values["case_url"] == case_url
+    assert values["published_to"] == "check_run" and values["case_url"] == case_url
     assert "securecase" in (tmp_path / "summary.md").read_text()
 
 
@@ -261,7 +262,7 @@ def test_an_explicit_web_url_wins_over_the_cases_repo_url(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult
 ) -> None:
     web = "https://code.example/sec/cases"
-    run_report(
+    run_publish(
         result,
         github_plan(fake),
         actions_context(tmp_path),
@@ -275,10 +276,10 @@ def test_an_explicit_web_url_wins_over_the_cases_repo_url(
 def test_a_fork_pull_request_only_gets_the_job_summary(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult
 ) -> None:
-    warnings = run_report(result, github_plan(fake), actions_context(tmp_path, fork=True))
+    warnings = run_publish(result, github_plan(fake), actions_context(tmp_path, fork=True))
     assert warnings == (FORK_PR_WARNING,)
     assert fake.requests == []
-    assert step_outputs(tmp_path)["report"] == "none"
+    assert step_outputs(tmp_path)["published_to"] == "none"
     assert "securecase" in (tmp_path / "summary.md").read_text()
 
 
@@ -289,7 +290,7 @@ def test_a_fork_is_posted_when_asked_or_under_pull_request_target(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult, event: str, explicit: bool
 ) -> None:
     context = actions_context(tmp_path, event=event, fork=True)
-    assert run_report(result, github_plan(fake, explicit=explicit), context) == ()
+    assert run_publish(result, github_plan(fake, explicit=explicit), context) == ()
     [run] = fake.check_runs.values()
     assert run["head_sha"] == PR_HEAD
 
@@ -299,32 +300,32 @@ def test_an_unknown_commit_is_not_posted(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult, in_actions: bool
 ) -> None:
     context = actions_context(tmp_path) if in_actions else None
-    warnings = run_report(result, github_plan(fake), context, head_sha=None)
+    warnings = run_publish(result, github_plan(fake), context, head_sha=None)
     assert warnings == (UNKNOWN_COMMIT_WARNING,)
     assert fake.requests == []
 
 
 def test_not_posting_sends_nothing(tmp_path: Path, fake: FakeGitHub, result: IngestResult) -> None:
     plan = PostingPlan(post=False, explicit=False, settings=github_plan(fake).settings)
-    assert run_report(result, plan, actions_context(tmp_path)) == ()
+    assert run_publish(result, plan, actions_context(tmp_path)) == ()
     assert fake.requests == []
-    assert step_outputs(tmp_path)["report"] == "none"
+    assert step_outputs(tmp_path)["published_to"] == "none"
 
 
 def test_a_rejected_token_is_a_warning(
     tmp_path: Path, fake: FakeGitHub, result: IngestResult
 ) -> None:
     wrong = "ghp_revoked_SECRET_123"
-    [warning] = run_report(result, github_plan(fake, token=wrong), actions_context(tmp_path))
+    [warning] = run_publish(result, github_plan(fake, token=wrong), actions_context(tmp_path))
     assert "rejected the token" in warning and wrong not in warning
-    assert step_outputs(tmp_path)["report"] == "job_summary"
+    assert step_outputs(tmp_path)["published_to"] == "job_summary"
 
 
 def test_a_plan_without_credentials_fails_reporting_not_the_run(
     fake: FakeGitHub, result: IngestResult
 ) -> None:
     plan = PostingPlan(post=True, explicit=False, settings=None)
-    assert run_report(result, plan, None) == ("reporting failed: no GitHub credentials",)
+    assert run_publish(result, plan, None) == ("publishing failed: no GitHub credentials",)
     assert fake.requests == []
 
 
@@ -337,7 +338,7 @@ def test_a_bug_in_reporting_becomes_a_warning_and_keeps_the_exception(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(caselink, "repo_web_base", broken)
-    reported = report_ingest(
+    published = publish_ingest(
         result,
         PostingPlan(post=False, explicit=False, settings=None),
         repo="acme/shop",
@@ -348,10 +349,10 @@ def test_a_bug_in_reporting_becomes_a_warning_and_keeps_the_exception(
         context=actions_context(tmp_path, fork=True),
         now=NOW,
     )
-    assert reported.warnings == (
-        "reporting failed (internal error ZeroDivisionError); see --verbose",
+    assert published.warnings == (
+        "publishing failed (internal error ZeroDivisionError); see --verbose",
     )
-    assert isinstance(reported.internal_error, ZeroDivisionError)
+    assert isinstance(published.internal_error, ZeroDivisionError)
 
 
 def test_the_job_summary_stays_within_what_the_step_left_of_its_limit(
@@ -363,13 +364,61 @@ def test_the_job_summary_stays_within_what_the_step_left_of_its_limit(
     summary = tmp_path / "summary.md"
     summary.write_bytes(b"x" * (checkrun.STEP_SUMMARY_LIMIT - 250) + b"\n")
     not_posting = PostingPlan(post=False, explicit=False, settings=None)
-    warnings = run_report(result, not_posting, actions_context(tmp_path))
+    warnings = run_publish(result, not_posting, actions_context(tmp_path))
     assert warnings == ()
     assert checkrun.STEP_SUMMARY_LIMIT - 250 < summary.stat().st_size <= checkrun.STEP_SUMMARY_LIMIT
     assert summary.read_text().endswith(checkrun.TRUNCATION_NOTE)
     # Nothing left: the summary is skipped with a warning, the file is not overgrown.
     summary.write_bytes(b"x" * checkrun.STEP_SUMMARY_LIMIT)
-    warnings = run_report(result, not_posting, actions_context(tmp_path))
+    warnings = run_publish(result, not_posting, actions_context(tmp_path))
     assert summary.stat().st_size == checkrun.STEP_SUMMARY_LIMIT
     assert any("job summary" in w and "full" in w for w in warnings)
     assert step_outputs(tmp_path)["decision"] == result.decision.decision  # outputs still written
+
+
+def test_step_outputs_count_new_and_appeared_as_the_summary_does(tmp_path: Path) -> None:
+    # master has pip.json's findings; a pull request into master first sends npm.json, then
+    # both: pip.json's findings appear since the last scan but are not new (master has them).
+    cases = str(tmp_path / "security-cases")
+    identity = GitIdentity("securecase-bot", "securecase-bot@users.noreply.github.com")
+
+    def scan(
+        subject_pr: int | None, reports: tuple[str, ...], sources: tuple[str, ...]
+    ) -> IngestResult:
+        subject = make_subject(
+            provider="github",
+            repo="acme/shop",
+            pr=subject_pr,
+            branch=None if subject_pr else "master",
+            target_branch="master" if subject_pr else None,
+        )
+        request = IngestRequest(
+            reports=tuple(TRIVY / r for r in reports),
+            subject=subject,
+            cases_repo=cases,
+            identity=identity,
+            sources=sources,
+            commit=PR_HEAD,
+        )
+        return ingest(request, clock=FixedClock(NOW))
+
+    scan(None, ("pip.json",), ("py",))
+    scan(7, ("npm.json",), ("js",))
+    result = scan(7, ("pip.json", "npm.json"), ("py", "js"))
+    run_publish(
+        result, PostingPlan(post=False, explicit=False, settings=None), actions_context(tmp_path)
+    )
+
+    values = step_outputs(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    new_row = re.search(r"^\| new \|.* (\d+) \|$", summary, re.MULTILINE)
+    existing_row = re.search(r"^\| existing \|.* (\d+) \|$", summary, re.MULTILINE)
+    assert new_row is not None and existing_row is not None
+    appeared = re.search(r"(\d+) appeared and (\d+) fixed since the last scan", summary)
+    assert appeared is not None
+    assert values["new"] == new_row.group(1)
+    assert values["appeared"] == appeared.group(1) and values["fixed"] == appeared.group(2)
+    # the two words count different things here: npm.json's findings are new, pip.json's appeared
+    assert int(values["new"]) > 0 and int(values["appeared"]) > 0
+    assert values["appeared"] == existing_row.group(1) != values["new"]
+    assert values["appeared"] == str(len(result.appeared))

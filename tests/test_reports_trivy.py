@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from regen_golden import FIXTURES, GOLDEN, golden_text
 from securecase.domain.findings import Finding, Kind, Report, Severity
 from securecase.errors import ReportError, UsageError
-from securecase.scanners import parse, parse_bytes, trivy
+from securecase.scanners import parse, parse_bytes
 from securecase.scanners.trivy import TITLE_LIMIT
 from securecase.scanners.trivy_mask import MASK
 
@@ -801,31 +801,7 @@ def test_lone_surrogates_do_not_break_output() -> None:
     assert json.loads(report.raw)["Results"][0]["Secrets"][1]["Title"] == "My \ud800 Secret"
 
 
-# --------------------------------------------------------------------------- fast path
-
-
-def fixture_vulnerabilities() -> list[tuple[dict[str, Any], bool, str | None]]:
-    out: list[tuple[dict[str, Any], bool, str | None]] = []
-    for name in sorted(COUNTS):
-        for result in load(name).get("Results") or []:
-            lang = result.get("Class") == "lang-pkgs"
-            default_path = result.get("Target") if lang else None
-            records = result.get("Vulnerabilities") or []
-            out.extend((record, lang, default_path) for record in records)
-    return out
-
-
-def test_fast_path_takes_the_real_records_and_agrees() -> None:
-    records = fixture_vulnerabilities()
-    assert len(records) > 30
-    for record, lang, default_path in records:
-        if record.get("Status") == "not_affected":
-            continue
-        fast = trivy._vulnerability_fast(record, lang, default_path)
-        problems = trivy.Problems()
-        checked = trivy._vulnerability_checked(record, ("x",), lang, default_path, problems)
-        assert fast is not None, record["VulnerabilityID"]
-        assert fast == checked and not problems.items
+# --------------------------------------------------------------------------- odd records
 
 
 ODD_TEXT = st.one_of(
@@ -876,17 +852,26 @@ ODD_TEXT = st.one_of(
     ),
     st.booleans(),
 )
-def test_property_fast_path_never_disagrees(record: dict[str, Any], lang: bool) -> None:
-    """The fast path may decline a record, but what it accepts the checked path accepts alike."""
-    fast = trivy._vulnerability_fast(record, lang, "lock.json" if lang else None)
-    if fast is None:
+def test_property_any_record_gives_a_finding_or_located_problems(
+    record: dict[str, Any], lang: bool
+) -> None:
+    """Whatever a vulnerability record holds, the parser either keeps it as a finding or
+    refuses the report with problems located inside that record; it never crashes."""
+    result = {"Target": "lock.json", "Class": "lang-pkgs" if lang else "os-pkgs"}
+    doc = {"SchemaVersion": 2, "Results": [{**result, "Vulnerabilities": [record]}]}
+    try:
+        report = parse_doc(doc)
+    except ReportError as error:
+        assert error.problems
+        assert all(p.startswith("$.Results[0].Vulnerabilities[0]") for p in error.problems)
         return
-    problems = trivy.Problems()
-    checked = trivy._vulnerability_checked(
-        record, ("x",), lang, "lock.json" if lang else None, problems
-    )
-    assert not problems.items
-    assert fast == checked
+    if record.get("Status") == "not_affected":
+        assert report.findings == ()
+        return
+    (finding,) = report.findings
+    assert finding.advisory == record["VulnerabilityID"]
+    assert finding.package is not None and finding.package.name == record["PkgName"]
+    assert finding.title  # never empty: the advisory id stands in for a missing title
 
 
 def test_secrets_hidden_in_ignored_or_malformed_places_are_masked() -> None:
@@ -910,7 +895,7 @@ def test_lone_surrogate_in_a_stored_field_is_a_problem() -> None:
     assert problem.startswith("$.Results[0].Vulnerabilities[0].PkgName: not valid Unicode")
 
 
-def test_non_ascii_fields_take_the_checked_path_and_are_kept() -> None:
+def test_non_ascii_fields_are_kept() -> None:
     doc = load("npm.json")
     doc["Results"][0]["Vulnerabilities"][0]["PkgName"] = "jquéry"
     doc["Results"][0]["Vulnerabilities"][0]["Title"] = "Pollution über alles"

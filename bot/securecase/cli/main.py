@@ -119,7 +119,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 )
 @click.option(
     "--report",
-    "report_to",
+    "publish_to",
     type=click.Choice(["github", "none"]),
     help="Post the result to GitHub as a check run (falling back to a commit status, then to "
     "the job summary only). Default: github when credentials and the repo are known.",
@@ -199,7 +199,7 @@ def ingest(
     git_name: str,
     git_email: str,
     push_timeout: float,
-    report_to: str | None,
+    publish_to: str | None,
     github_token: str | None,
     github_api_url: str,
     github_app_id: str | None,
@@ -213,7 +213,7 @@ def ingest(
     Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
     3 when the cases repo cannot be written. The current time (exception expiry, finding
     ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
-    Reporting to GitHub happens after the case is committed; a reporting failure is a
+    Publishing to GitHub happens after the case is committed; a publishing failure is a
     warning and never changes the exit code.
     """
     from securecase.domain.findings import ReportFormat
@@ -238,15 +238,15 @@ def ingest(
         target_branch=flags.target_branch,
     )
     credentials = (github_token, github_app_id, github_app_key_file, github_app_installation_id)
-    # With nothing to post to and no Actions files to write, the reporting modules stay
+    # With nothing to post to and no Actions files to write, the publishing modules stay
     # unloaded (most runs outside GitHub).
-    reporting = (
+    publishing = (
         context is not None
-        or report_to == "github"
+        or publish_to == "github"
         or any(value is not None and value != "" for value in credentials)
     )
     plan = None
-    if reporting:
+    if publishing:
         from securecase.github.client import settings_from_options
         from securecase.github.publish import plan_posting
 
@@ -258,7 +258,7 @@ def ingest(
             app_installation_id=github_app_installation_id,
             max_wait=github_max_wait,
         )
-        plan = plan_posting(report_to, github, provider=provider)
+        plan = plan_posting(publish_to, github, provider=provider)
     request = IngestRequest(
         reports=reports,
         subject=subject,
@@ -278,15 +278,16 @@ def ingest(
     result = run_ingest(request, clock=_clock())
     if output == "json":
         _emit_json(render.ingest_data(result))
-    else:
-        text = (
-            render.ingest_markdown(result) if output == "markdown" else render.ingest_text(result)
-        )
-        _echo_text(text)
-    if plan is not None:
-        from securecase.github.publish import report_ingest
+    elif output == "markdown":
+        from securecase.render import markdown
 
-        reported = report_ingest(
+        _echo_text(markdown.summary_markdown(markdown.summary_of(result)))
+    else:
+        _echo_text(render.ingest_text(result))
+    if plan is not None:
+        from securecase.github.publish import publish_ingest
+
+        published = publish_ingest(
             result,
             plan,
             repo=resolved.repo,
@@ -297,11 +298,11 @@ def ingest(
             context=context,
             now=_clock().now(),
         )
-        if reported.internal_error is not None and _verbose():
+        if published.internal_error is not None and _verbose():
             import traceback
 
-            traceback.print_exception(reported.internal_error)
-        _warn(reported.warnings, actions=context is not None)
+            traceback.print_exception(published.internal_error)
+        _warn(published.warnings, actions=context is not None)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 

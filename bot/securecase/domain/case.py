@@ -211,8 +211,9 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """The next case plus what changed in this scan: finding ids that appeared since the last
-    scan, ids fixed, and the sources whose scan said it did not complete."""
+    """The next case plus what changed in this scan (``appeared``: ids absent from the case's
+    previous scan; ``fixed``: ids that scan had and this one closed; ``incomplete``: sources
+    whose scan said it did not complete)."""
 
     case: Case
     appeared: tuple[str, ...]
@@ -288,7 +289,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     prior_resolved = {t.finding.id: t for t in previous.resolved} if previous else {}
 
     findings: list[Tracked] = []
-    new: list[str] = []
+    appeared_list: list[str] = []
     returned: set[str] = set()
     current: set[str] = set()
     for report in scan.reports:
@@ -303,7 +304,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
                     first = earlier.first_seen
                 else:
                     first = Seen(scan.commit, report_at)
-                new.append(finding.id)
+                appeared_list.append(finding.id)
                 findings.append(Tracked(finding, first))
             elif before.finding == finding:
                 findings.append(before)
@@ -353,7 +354,7 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         scanned_at=seen_at,
     )
     has_active = any(not t.finding.suppressed for t in findings)
-    appeared_ids = set(new)
+    appeared_ids = set(appeared_list)
     appeared = any(t.finding.id in appeared_ids and not t.finding.suppressed for t in findings)
     status, reopened = _next_status(previous, has_active=has_active, appeared=appeared)
     case = Case(
@@ -372,7 +373,11 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     )
     incomplete = tuple(sorted(r.source for r in scan.reports if r.incomplete))
     return MergeResult(
-        case, tuple(sorted(new)), tuple(sorted(fixed_ids)), stale=False, incomplete=incomplete
+        case,
+        tuple(sorted(appeared_list)),
+        tuple(sorted(fixed_ids)),
+        stale=False,
+        incomplete=incomplete,
     )
 
 

@@ -1,18 +1,20 @@
-"""What securecase says on GitHub: check-run title, Markdown summary, annotations, status text.
+"""GitHub's shape of a result: conclusion, title, annotations, status text and size limits.
 
-Pure functions of a small typed input (:class:`CheckSummaryInput`), so every limit of the API
-(65,535 characters of summary, 50 annotations per request, 140 characters of commit-status
-description, 255 characters of annotation title, 64 KB of annotation message) is enforced and
-tested here, without any network.
+Pure functions of the summary facts (:class:`~securecase.render.markdown.Summary`), so every
+limit of the API (65,535 characters of summary, 50 annotations per request, 140 characters of
+commit-status description, 255 characters of annotation title, 64 KB of annotation message) is
+enforced and tested here, without any network. The Markdown itself comes from
+:mod:`securecase.render.markdown`, the one renderer of the summary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding, Severity
+from securecase.domain.findings import Finding, Severity
+from securecase.render.markdown import TRUNCATION_NOTE, Summary, clip_bytes, size, summary_markdown
 
 CHECK_NAME = "securecase"
 #: ``output.summary`` and ``output.text`` limit (SPEC checks/create ``maxLength``). Enforced
@@ -25,11 +27,6 @@ ANNOTATION_TITLE_LIMIT = 255
 ANNOTATION_MESSAGE_LIMIT = 64 * 1024
 STATUS_DESCRIPTION_LIMIT = 140
 TITLE_LIMIT = 200
-#: Blocking findings listed in the summary before "... and N more".
-SHOWN_BLOCKING = 30
-TRUNCATION_NOTE = (
-    "\n\n_…summary truncated to fit GitHub's size limit; the case file has everything._\n"
-)
 
 
 class Conclusion(StrEnum):
@@ -61,55 +58,24 @@ class Annotation:
 
 
 @dataclass(frozen=True, slots=True)
-class BlockingFinding:
-    """A finding that makes the gate block, as one summary row."""
+class CheckContent:
+    """What one check run carries: the summary facts and the annotations."""
 
-    severity: Severity
-    advisory: str
-    where: str
-    source: str
-    title: str
+    summary: Summary
+    annotations: tuple[Annotation, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class CheckSummaryInput:
-    """Everything the check run, commit status and job summary say.
-
-    The four count maps are keyed by lower-case severity (``critical`` ... ``unknown``):
-    ``new`` findings absent from the target branch, ``existing`` ones already there, ``fixed``
-    ones this scan no longer reports, ``excepted`` ones covered by a policy exception.
-    """
-
-    case_key: str
-    decision: str
-    gate: bool
-    fails: bool
-    mode: str
-    reasons: tuple[str, ...]
-    new: Mapping[str, int]
-    existing: Mapping[str, int]
-    fixed: Mapping[str, int]
-    excepted: Mapping[str, int]
-    blocking: tuple[BlockingFinding, ...]
-    exception_notes: tuple[str, ...]
-    case_path: str
-    cases_commit: str | None
-    case_url: str | None
-    run_url: str | None
-    annotations: tuple[Annotation, ...]
-
-
-def conclusion(data: CheckSummaryInput) -> Conclusion:
+def conclusion(data: Summary) -> Conclusion:
     """``failure`` when blocked in pr_gate, ``neutral`` when blocked in ci mode, else success."""
     if not data.gate:
         return Conclusion.SUCCESS
     return Conclusion.FAILURE if data.fails else Conclusion.NEUTRAL
 
 
-def title(data: CheckSummaryInput) -> str:
+def title(data: Summary) -> str:
     """One line saying why: the verdict and the first reason."""
     if not data.gate:
-        active = sum(data.new.values()) + sum(data.existing.values())
+        active = data.active
         text = f"Passed: {active} active finding{'s' if active != 1 else ''}, no rule blocks"
     else:
         first = data.reasons[0] if data.reasons else "a policy rule blocks"
@@ -119,99 +85,19 @@ def title(data: CheckSummaryInput) -> str:
     return _clip_chars(" ".join(text.split()), TITLE_LIMIT)
 
 
-def status_state(data: CheckSummaryInput) -> str:
+def status_state(data: Summary) -> str:
     """Commit-status state: ``failure`` only when the run fails (blocked in pr_gate)."""
     return "failure" if data.fails else "success"
 
 
-def status_description(data: CheckSummaryInput) -> str:
+def status_description(data: Summary) -> str:
     """The commit-status description, at most 140 characters."""
     return _clip_chars(title(data), STATUS_DESCRIPTION_LIMIT)
 
 
-def _count_row(label: str, counts: Mapping[str, int]) -> str:
-    cells = " | ".join(str(counts.get(s.count_key, 0)) for s in SEVERITIES_WORST_FIRST)
-    return f"| {label} | {cells} | {sum(counts.values())} |"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
-
-
-def summary_markdown(data: CheckSummaryInput, *, limit: int = SUMMARY_LIMIT) -> str:
-    """The Markdown summary, never longer than ``limit`` UTF-8 bytes (truncated with a note)."""
-    verdict = {
-        Conclusion.SUCCESS: "✅ pass",
-        Conclusion.FAILURE: "❌ blocked",
-        Conclusion.NEUTRAL: "⚠️ would block (ci mode: reported only)",
-    }[conclusion(data)]
-    header = " | ".join(s.value for s in SEVERITIES_WORST_FIRST)
-    lines = [
-        f"## securecase: {verdict}",
-        "",
-        f"Case `{data.case_key}`, policy mode `{data.mode}`.",
-        "",
-        f"| findings | {header} | total |",
-        "|---|" + "---:|" * (len(SEVERITIES_WORST_FIRST) + 1),
-        _count_row("new", data.new),
-        _count_row("existing", data.existing),
-        _count_row("fixed", data.fixed),
-        _count_row("excepted", data.excepted),
-        "",
-    ]
-    for reason in data.reasons:
-        rule_id, _, why = reason.partition(":")
-        lines.append(f"- Blocked by `{rule_id}`:{why}")
-    if data.exception_notes:
-        lines += ["", "### Exceptions needing attention", ""]
-        lines.extend(f"- {note}" for note in data.exception_notes)
-    lines.append("")
-    lines.append(_link_line(data))
-    tail = "\n".join(lines) + "\n"
-    blocking = _blocking_table(data.blocking)
-    return _fit(tail, blocking, limit)
-
-
-def _link_line(data: CheckSummaryInput) -> str:
-    at = f" at cases commit `{data.cases_commit[:12]}`" if data.cases_commit else ""
-    if data.case_url:
-        text = f"Case file: [{data.case_path}]({data.case_url}){at}."
-    else:
-        text = f"Case file: `{data.case_path}`{at}."
-    if data.run_url:
-        text += f" Scanned in [this run]({data.run_url})."
-    return text
-
-
-def _blocking_table(blocking: Sequence[BlockingFinding]) -> list[str]:
-    if not blocking:
-        return []
-    rows = ["", "### Blocking findings", "", "| severity | rule | where | source | title |"]
-    rows.append("|---|---|---|---|---|")
-    rows.extend(
-        f"| {item.severity.value} | `{_cell(item.advisory)}` | `{_cell(item.where)}` "
-        f"| {_cell(item.source)} | {_cell(_clip_chars(item.title, 200))} |"
-        for item in blocking[:SHOWN_BLOCKING]
-    )
-    if len(blocking) > SHOWN_BLOCKING:
-        more = len(blocking) - SHOWN_BLOCKING
-        rows += ["", f"…and {more} more blocking finding(s) in the case file."]
-    return rows
-
-
-def _fit(head: str, blocking: list[str], limit: int) -> str:
-    """Head, then the blocking table; drop table rows, then cut text, to stay within limit."""
-    text = head + ("\n".join(blocking) + "\n" if blocking else "")
-    if _size(text) <= limit:
-        return text
-    note_size = _size(TRUNCATION_NOTE)
-    rows = list(blocking)
-    while rows and _size(head + "\n".join(rows) + "\n") + note_size > limit:
-        rows.pop()
-    text = head + ("\n".join(rows) + "\n" if rows else "")
-    if _size(text) + note_size > limit:
-        text = _clip_bytes(text, max(limit - note_size, 0))
-    return _clip_bytes(text + TRUNCATION_NOTE, limit)
+def check_summary(data: Summary) -> str:
+    """The check-run summary: the Markdown summary within GitHub's size limit."""
+    return summary_markdown(data, max_bytes=SUMMARY_LIMIT)
 
 
 def step_summary(markdown: str, *, room: int = STEP_SUMMARY_LIMIT) -> str:
@@ -220,11 +106,11 @@ def step_summary(markdown: str, *, room: int = STEP_SUMMARY_LIMIT) -> str:
     The step limit counts the whole file, so ``room`` is what earlier writes of the same step
     left of it.
     """
-    if _size(markdown) <= room:
+    if size(markdown) <= room:
         return markdown
-    if room <= _size(TRUNCATION_NOTE):
+    if room <= size(TRUNCATION_NOTE):
         return ""
-    return _clip_bytes(markdown, room - _size(TRUNCATION_NOTE)) + TRUNCATION_NOTE
+    return clip_bytes(markdown, room - size(TRUNCATION_NOTE)) + TRUNCATION_NOTE
 
 
 def annotation_level(severity: Severity) -> AnnotationLevel:
@@ -253,7 +139,7 @@ def annotations_for(findings: Iterable[Finding]) -> tuple[Annotation, ...]:
                 start_line=loc.start_line,
                 end_line=end,
                 level=annotation_level(finding.severity),
-                message=_clip_bytes(message, ANNOTATION_MESSAGE_LIMIT),
+                message=clip_bytes(message, ANNOTATION_MESSAGE_LIMIT),
                 title=_clip_chars(
                     f"{finding.advisory} ({finding.severity.value})", ANNOTATION_TITLE_LIMIT
                 ),
@@ -269,17 +155,6 @@ def annotation_batches(
     if not annotations:
         return [()]
     return [tuple(annotations[i : i + size]) for i in range(0, len(annotations), size)]
-
-
-def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _clip_bytes(text: str, limit: int) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore")
 
 
 def _clip_chars(text: str, limit: int) -> str:

@@ -6,7 +6,7 @@ import json
 import secrets
 from collections.abc import Mapping
 
-from securecase.domain.outcome import IngestResult
+from securecase.domain.outcome import IngestResult, new_count
 
 
 def append_step_summary(path: str, markdown: str) -> None:
@@ -30,7 +30,12 @@ def append_outputs(path: str, values: Mapping[str, str]) -> None:
 
 
 def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) -> dict[str, str]:
-    """The step outputs of ``ingest``: decision, gate, counts, where the case is."""
+    """The step outputs of ``ingest``: decision, gate, counts, where the case is, and where the
+    result was published (``published_to``).
+
+    ``new`` counts active findings absent from the target branch's case (the summary's new
+    row), ``appeared`` and ``fixed`` the changes since the case's last scan.
+    """
     counts = result.case.counts
     values = {
         "decision": result.decision.decision,
@@ -41,9 +46,10 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
         "cases_commit": result.cases_commit or "",
         "case_url": case_url or "",
         "counts": json.dumps(counts, separators=(",", ":")),
-        "new": str(len(result.new)),
+        "new": str(new_count(result)),
+        "appeared": str(len(result.appeared)),
         "fixed": str(len(result.fixed)),
-        "report": channel,
+        "published_to": channel,
     }
     values.update({name: str(n) for name, n in counts.items()})
     return values

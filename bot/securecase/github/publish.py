@@ -1,7 +1,7 @@
-"""Report an ingest back to GitHub, with fallbacks: check run → commit status → job summary.
+"""Publish an ingest's result on GitHub, with fallbacks: check run → commit status → job summary.
 
 Runs after the case commit. Nothing here can change the exit code or lose the case: every
-failure becomes a warning in the returned :class:`ReportOutcome` (and :class:`IngestReport`).
+failure becomes a warning in the returned :class:`PublishOutcome` (and :class:`Publication`).
 Whether to post at all is decided before the ingest, by :func:`plan_posting`.
 """
 
@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING
 from securecase.errors import GitHubError, SecurecaseError, UsageError
 
 if TYPE_CHECKING:
-    from securecase.domain.findings import Finding
     from securecase.domain.outcome import IngestResult
     from securecase.github.actions import ActionsContext
-    from securecase.github.checks import Annotation, BlockingFinding, CheckSummaryInput
+    from securecase.github.checks import Annotation, CheckContent
     from securecase.github.client import GitHubSettings
     from securecase.github.port import CheckRunFields, ExistingCheckRun, GitHubPort
 
-# Every ingest imports this module to plan its reporting; what posting needs is imported when
+# Every ingest imports this module to plan its publishing; what posting needs is imported when
 # there is something to post, so a run without GitHub pays nothing for it.
 
 FORK_PR_WARNING = (
     "pull request from a fork: its token is read-only, so the result is only in the "
-    "job summary (use pull_request_target or --report github to try anyway)"
+    "job summary (hand the reports to a workflow_run job, or pass --report github to try anyway)"
 )
 UNKNOWN_COMMIT_WARNING = "not posted to GitHub: the scanned commit is unknown (pass --commit)"
 
@@ -44,18 +43,18 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ReportTarget:
-    """The commit to report on: ``owner/name`` and the scanned head SHA."""
+class CheckTarget:
+    """The commit to publish on: ``owner/name`` and the scanned head SHA."""
 
     repo: str
     head_sha: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReportRequest:
+class PublishRequest:
     """What the CLI asks for; ``target`` None means do not post to GitHub."""
 
-    target: ReportTarget | None
+    target: CheckTarget | None
     case_url: str | None
     run_url: str | None
     step_summary_path: str | None
@@ -63,7 +62,7 @@ class ReportRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportOutcome:
+class PublishOutcome:
     """Where the result went, the check run id, and warnings for stderr."""
 
     channel: Channel
@@ -84,8 +83,8 @@ class PostingPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class IngestReport:
-    """What reporting an ingest leaves for the user: warnings, and the bug that cut it short.
+class Publication:
+    """What publishing an ingest leaves for the user: warnings, and the bug that cut it short.
 
     ``internal_error`` is set only for an unexpected exception (a bug), so the CLI can show its
     traceback with ``--verbose``; it has already been turned into a warning.
@@ -96,25 +95,26 @@ class IngestReport:
 
 
 def plan_posting(
-    report_to: str | None, settings: GitHubSettings | None, *, provider: str
+    publish_to: str | None, settings: GitHubSettings | None, *, provider: str
 ) -> PostingPlan:
-    """Post when ``report_to`` is ``github``, or when it is None and credentials are given.
+    """Post when ``publish_to`` (``--report``) is ``github``, or when it is None and credentials
+    are given.
 
-    Only GitHub-hosted repositories are posted to. ``report_to`` ``github`` without credentials
+    Only GitHub-hosted repositories are posted to. ``publish_to`` ``github`` without credentials
     is a ``UsageError``, raised before anything is committed.
     """
-    if report_to == "github" and settings is None:
+    if publish_to == "github" and settings is None:
         raise UsageError(
             "--report github needs GitHub credentials",
             hint="pass --github-token (default $GITHUB_TOKEN) or the --github-app-* options",
         )
-    post = report_to == "github" or (report_to is None and settings is not None)
+    post = publish_to == "github" or (publish_to is None and settings is not None)
     return PostingPlan(
-        post=post and provider == "github", explicit=report_to == "github", settings=settings
+        post=post and provider == "github", explicit=publish_to == "github", settings=settings
     )
 
 
-def report_ingest(
+def publish_ingest(
     result: IngestResult,
     plan: PostingPlan,
     *,
@@ -125,7 +125,7 @@ def report_ingest(
     cases_web_url: str | None,
     context: ActionsContext | None,
     now: datetime,
-) -> IngestReport:
+) -> Publication:
     """Post an ingest's result as ``plan`` says and write the Actions files; never raises.
 
     The case link points into ``cases_web_url``, else the web page of a GitHub
@@ -134,7 +134,7 @@ def report_ingest(
     a bug included, becomes a warning: the case is already committed.
     """
     if not plan.post and context is None:
-        return IngestReport(())  # nothing to post and no Actions files to write
+        return Publication(())  # nothing to post and no Actions files to write
     from securecase.github.links import case_file_url, repo_web_base
 
     warnings: list[str] = []
@@ -149,7 +149,7 @@ def report_ingest(
             post = False
         target = None
         if post and head_sha:
-            target = ReportTarget(repo=repo, head_sha=head_sha)
+            target = CheckTarget(repo=repo, head_sha=head_sha)
         elif post:
             warnings.append(UNKNOWN_COMMIT_WARNING)
         port = None
@@ -158,9 +158,9 @@ def report_ingest(
 
             # Without settings the client refuses with a UsageError (no credentials).
             port = GitHubClient(plan.settings or GitHubSettings())
-        outcome, _ = report(
+        outcome, _ = publish(
             result,
-            ReportRequest(
+            PublishRequest(
                 target=target,
                 case_url=case_url,
                 run_url=run_url,
@@ -172,72 +172,35 @@ def report_ingest(
         )
         warnings.extend(outcome.warnings)
     except SecurecaseError as error:
-        warnings.append(f"reporting failed: {error.message}")
-    except Exception as exc:  # a reporting bug must not turn a recorded case into a failure
-        warnings.append(f"reporting failed (internal error {type(exc).__name__}); see --verbose")
-        return IngestReport(tuple(warnings), internal_error=exc)
-    return IngestReport(tuple(warnings))
+        warnings.append(f"publishing failed: {error.message}")
+    except Exception as exc:  # a publishing bug must not turn a recorded case into a failure
+        warnings.append(f"publishing failed (internal error {type(exc).__name__}); see --verbose")
+        return Publication(tuple(warnings), internal_error=exc)
+    return Publication(tuple(warnings))
 
 
-def summary_input_from_result(
+def check_content(
     result: IngestResult, *, case_url: str | None, run_url: str | None
-) -> CheckSummaryInput:
-    """What the check run, commit status and job summary say about an ingest.
-
-    Counts split new (absent from the target branch's case) / existing / fixed by this scan /
-    excepted, as ``ingest --output json`` does; exception lines name applied, expired and
-    expiring exceptions.
-    """
+) -> CheckContent:
+    """What the check run, commit status and job summary say about an ingest: the summary
+    facts (as ``ingest --output markdown`` prints them) and annotations for located findings."""
     from securecase.github import checks as checkrun
-    from securecase.github.checks import CheckSummaryInput
-    from securecase.render.text import breakdown, exception_lines
+    from securecase.render.markdown import summary_of
 
-    case = result.case
-    split = breakdown(result)
-    matched = {i for o in result.decision.outcomes if o.blocks for i in o.matched}
-    blocking = tuple(_blocking_row(t.finding) for t in case.findings if t.finding.id in matched)
-    return CheckSummaryInput(
-        case_key=case.key,
-        decision=result.decision.decision,
-        gate=result.decision.gate,
-        fails=result.decision.fails,
-        mode=result.decision.mode.value,
-        reasons=result.decision.reasons,
-        new=split["new"],
-        existing=split["existing"],
-        fixed=split["fixed"],
-        excepted=split["excepted"],
-        blocking=blocking,
-        exception_notes=tuple(exception_lines(result)),
-        case_path=result.case_path,
-        cases_commit=result.cases_commit,
-        case_url=case_url,
-        run_url=run_url,
-        annotations=checkrun.annotations_for(case.active),
+    return checkrun.CheckContent(
+        summary=summary_of(result, case_url=case_url, run_url=run_url),
+        annotations=checkrun.annotations_for(result.case.active),
     )
 
 
-def _blocking_row(finding: Finding) -> BlockingFinding:
-    from securecase.github.checks import BlockingFinding
-
-    where = ""
-    if finding.package is not None:
-        where = f"{finding.package.name} {finding.package.version or ''}".strip()
-    elif finding.location is not None:
-        where = finding.location.path or finding.location.url or ""
-        if finding.location.path and finding.location.start_line:
-            where += f":{finding.location.start_line}"
-    return BlockingFinding(finding.severity, finding.advisory, where, finding.source, finding.title)
-
-
-def report(
+def publish(
     result: IngestResult,
-    request: ReportRequest,
+    request: PublishRequest,
     *,
     port: GitHubPort | None,
     now: datetime,
     outputs: Iterable[tuple[str, str]] = (),
-) -> tuple[ReportOutcome, str]:
+) -> tuple[PublishOutcome, str]:
     """Post (when asked), then write the job summary; returns the outcome and the Markdown.
 
     ``outputs`` are extra ``$GITHUB_OUTPUT`` values computed by the caller.
@@ -245,12 +208,12 @@ def report(
     from securecase.github import checks as checkrun
     from securecase.github.outputs import append_outputs, ingest_outputs
 
-    data = summary_input_from_result(result, case_url=request.case_url, run_url=request.run_url)
-    markdown = checkrun.summary_markdown(data)
+    data = check_content(result, case_url=request.case_url, run_url=request.run_url)
+    markdown = checkrun.check_summary(data.summary)
     warnings: list[str] = []
-    outcome = ReportOutcome(Channel.NONE, None, False, ())
+    outcome = PublishOutcome(Channel.NONE, None, False, ())
     if request.target is not None and port is not None:
-        outcome = post_report(port, request.target, data, now=now)
+        outcome = post_check(port, request.target, data, now=now)
         warnings.extend(outcome.warnings)
     if request.step_summary_path:
         try:
@@ -264,7 +227,7 @@ def report(
             append_outputs(request.output_path, values)
         except OSError as exc:
             warnings.append(f"cannot write the step outputs {request.output_path}: {exc}")
-    final = ReportOutcome(
+    final = PublishOutcome(
         outcome.channel, outcome.check_run_id, outcome.updated_existing, tuple(warnings)
     )
     return final, markdown
@@ -291,9 +254,9 @@ def _write_step_summary(path: str, markdown: str, warnings: list[str]) -> None:
     append_step_summary(path, text)
 
 
-def post_report(
-    port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, *, now: datetime
-) -> ReportOutcome:
+def post_check(
+    port: GitHubPort, target: CheckTarget, data: CheckContent, *, now: datetime
+) -> PublishOutcome:
     """Check run; on refusal a commit status; if that is refused too, the job summary only."""
     from securecase.github import checks as checkrun
     from securecase.github.port import CommitStatusFields
@@ -307,21 +270,21 @@ def post_report(
                 f"{error.message}; the result was not posted to GitHub (see the job summary). "
                 f"hint: {error.hint}"
             )
-            return ReportOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
+            return PublishOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
         warnings.append(f"could not create the check run: {error.message}")
     else:
         if batch_warning:
             warnings.append(batch_warning)
-        return ReportOutcome(Channel.CHECK_RUN, run_id, updated, tuple(warnings))
+        return PublishOutcome(Channel.CHECK_RUN, run_id, updated, tuple(warnings))
     try:
         port.create_commit_status(
             target.repo,
             CommitStatusFields(
                 sha=target.head_sha,
-                state=checkrun.status_state(data),
-                description=checkrun.status_description(data),
+                state=checkrun.status_state(data.summary),
+                description=checkrun.status_description(data.summary),
                 context=checkrun.CHECK_NAME,
-                target_url=data.case_url or data.run_url,
+                target_url=data.summary.case_url or data.summary.run_url,
             ),
         )
     except GitHubError as error:
@@ -329,9 +292,9 @@ def post_report(
             f"could not post a commit status either: {error.message}; the result is only in "
             "the job summary and this log"
         )
-        return ReportOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
+        return PublishOutcome(Channel.JOB_SUMMARY, None, False, tuple(warnings))
     warnings.append("posted a commit status instead of a check run")
-    return ReportOutcome(Channel.COMMIT_STATUS, None, False, tuple(warnings))
+    return PublishOutcome(Channel.COMMIT_STATUS, None, False, tuple(warnings))
 
 
 def _not_yet_posted(
@@ -362,7 +325,7 @@ def _not_yet_posted(
 
 
 def _post_check_run(
-    port: GitHubPort, target: ReportTarget, data: CheckSummaryInput, now: datetime
+    port: GitHubPort, target: CheckTarget, data: CheckContent, now: datetime
 ) -> tuple[int, bool, str | None]:
     """Create or update the run, annotations in batches of 50; (id, updated, warning)."""
     from securecase.github import checks as checkrun
@@ -371,23 +334,23 @@ def _post_check_run(
     existing = port.find_check_runs(target.repo, target.head_sha, checkrun.CHECK_NAME)
     # Only our case's run: a push and a pull request on the same commit are two cases, so two
     # runs named securecase.
-    ours = [r for r in existing if r.external_id == data.case_key]
+    ours = [r for r in existing if r.external_id == data.summary.case_key]
     annotations = data.annotations
     if ours:
         annotations = _not_yet_posted(port, target.repo, ours[0], annotations)
     batches = checkrun.annotation_batches(annotations)
-    summary = checkrun.summary_markdown(data)
+    summary = checkrun.check_summary(data.summary)
 
     def fields(batch: tuple[Annotation, ...]) -> CheckRunFields:
         return CheckRunFields(
             name=checkrun.CHECK_NAME,
             head_sha=target.head_sha,
-            conclusion=checkrun.conclusion(data),
-            title=checkrun.title(data),
+            conclusion=checkrun.conclusion(data.summary),
+            title=checkrun.title(data.summary),
             summary=summary,
             completed_at=now,
-            details_url=data.case_url or data.run_url,
-            external_id=data.case_key,
+            details_url=data.summary.case_url or data.summary.run_url,
+            external_id=data.summary.case_key,
             annotations=batch,
         )
 

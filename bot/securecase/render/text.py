@@ -1,20 +1,30 @@
-"""Turn results into text, JSON-ready data, Markdown, tables and CSV. Pure string building."""
+"""The terminal renderer: text, JSON-ready data, tables and CSV. Pure string building.
+
+Markdown has its own renderer, :mod:`securecase.render.markdown`.
+"""
 
 from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.domain.case import Case, Tracked, distinct_findings, severity_counts
-from securecase.domain.findings import SEVERITIES_WORST_FIRST
-from securecase.domain.outcome import IngestResult
+from securecase.domain.case import Case
+from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding
+from securecase.domain.outcome import (
+    BlockingFinding,
+    IngestResult,
+    blocking_findings,
+    breakdown,
+    incomplete_sources,
+)
 from securecase.domain.policy import ExceptionUse
+from securecase.render.phrases import baseline_line, exception_lines, verdict
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
+    from securecase.domain.policy.diff import Flip, PolicyDiff
     from securecase.services.history import CaseHistory, HistoryEntry
-    from securecase.services.policydiff import Flip, PolicyDiff
 
-#: Findings listed in text and Markdown output before "... and N more".
+#: Findings listed in text output before "... and N more".
 SHOWN_FINDINGS = 20
 
 
@@ -38,8 +48,10 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
         "stale": result.stale,
         "counts": counts,
         "max_severity": max_severity.value if max_severity else None,
-        "new": len(result.new),
+        "appeared": len(result.appeared),
         "fixed": len(result.fixed),
+        "blocking": [_blocking_data(b) for b in blocking_findings(result)],
+        "incomplete_sources": list(incomplete_sources(result)),
         "rules": list(result.decision.blocking_rules),
         "reasons": list(result.decision.reasons),
         "policy": {"path": result.policy.origin, "blob": result.policy.blob},
@@ -57,82 +69,41 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
     }
 
 
-def breakdown(result: IngestResult) -> dict[str, dict[str, int]]:
-    """Counts by severity of active findings new to / existing on the target branch, findings
-    fixed by this scan, and findings a policy exception covers.
-
-    Without a baseline (or for a branch case) every active finding is new.
-    """
-    case = result.case
-    new = set(result.decision.new)
-    fixed = set(result.fixed)
-    active = distinct_findings(case.active)  # as counted: cross-scanner duplicates once
-    return {
-        "new": severity_counts(f for f in active if f.id in new),
-        "existing": severity_counts(f for f in active if f.id not in new),
-        "fixed": severity_counts(t.finding for t in case.resolved if t.finding.id in fixed),
-        "excepted": severity_counts(case.excepted),
+def _blocking_data(item: BlockingFinding) -> dict[str, Any]:
+    finding = item.finding
+    data: dict[str, Any] = {
+        "id": finding.id,
+        "advisory": finding.advisory,
+        "severity": finding.severity.value,
     }
+    if finding.package is not None:
+        package = finding.package
+        data["package"] = {
+            "name": package.name,
+            "version": package.version,
+            "fixed_version": package.fixed_version,
+        }
+    elif finding.location is not None:
+        location = finding.location
+        data["location"] = {
+            "path": location.path,
+            "start_line": location.start_line,
+            "url": location.url,
+        }
+    data["rules"] = list(item.rules)
+    data["new"] = item.new
+    return data
 
 
 def _use_data(use: ExceptionUse) -> dict[str, Any]:
     return {"id": use.id, "expires": use.expires.isoformat(), "findings": list(use.findings)}
 
 
-def exception_lines(result: IngestResult) -> list[str]:
-    """One line per exception applied, expired or expiring soon in this decision."""
-    decision = result.decision
-    lines = [
-        f"excepted by {u.id} (until {u.expires.isoformat()}): {len(u.findings)} finding(s)"
-        for u in decision.exceptions_applied
-    ]
-    lines += [
-        f"exception {u.id} expired on {u.expires.isoformat()}: "
-        f"{len(u.findings)} finding(s) no longer covered"
-        for u in decision.exceptions_expired
-    ]
-    lines += [
-        f"warning: exception {u.id} expires on {u.expires.isoformat()}"
-        for u in decision.exceptions_expiring
-    ]
-    return lines
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _baseline_line(result: IngestResult) -> str | None:
-    if result.baseline_key is None:
-        if result.case.subject.is_pr:
-            return "baseline: target branch unknown (--target-branch), every finding counts as new"
-        return None
-    new_ids = set(result.decision.new)
-    new = sum(f.id in new_ids for f in result.case.active)
-    if not result.decision.baseline_found:
-        return f"baseline: no case {result.baseline_key} yet, so every finding counts as new"
-    existing = len(result.case.active) - new
-    return f"baseline: {result.baseline_key} ({new} new, {existing} already there)"
-
-
 def _counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s.count_key]} {s.value}" for s in SEVERITIES_WORST_FIRST)
 
 
-def _verdict(result: IngestResult) -> str:
-    decision = result.decision
-    if not decision.gate:
-        return "PASS"
-    return "BLOCK" if decision.fails else "BLOCK (reported only: mode ci)"
-
-
-def _blocking(result: IngestResult) -> list[Tracked]:
-    matched = {i for o in result.decision.outcomes if o.blocks for i in o.matched}
-    return [t for t in result.case.findings if t.finding.id in matched]
-
-
-def _finding_line(tracked: Tracked) -> str:
-    f = tracked.finding
+def _finding_line(f: Finding) -> str:
     where = ""
     if f.package is not None:
         where = f" in {f.package.name} {f.package.version or ''}".rstrip()
@@ -152,15 +123,15 @@ def ingest_text(result: IngestResult) -> str:
     """Human-readable summary for the terminal and CI logs."""
     case = result.case
     lines = [
-        f"{_verdict(result)}  {case.key}",
+        f"{verdict(result)}  {case.key}",
+        f"  status: {case.status.value}",
         f"  findings: {_counts_line(case.counts)}",
         # "appeared", not "new": new in a pull request means absent from its target branch
         # (the baseline line and the breakdown); these count changes since this case's last scan.
-        f"  since the last scan: {len(result.new)} appeared, {len(result.fixed)} fixed"
-        f"  status: {case.status.value}",
+        f"  since the last scan: {len(result.appeared)} appeared, {len(result.fixed)} fixed",
         f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
     ]
-    baseline = _baseline_line(result)
+    baseline = baseline_line(result)
     if baseline:
         lines.append(f"  {baseline}")
     lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
@@ -170,56 +141,12 @@ def ingest_text(result: IngestResult) -> str:
     where = result.cases_commit[:12] if result.cases_commit else "no commit yet"
     state = "committed" if result.committed else "unchanged"
     lines.append(f"  case: {result.case_path} ({state}, cases repo at {where})")
-    blocking = _blocking(result)
+    blocking = blocking_findings(result)
     if blocking:
         lines.append("  blocking findings:")
-        lines.extend(f"    {_finding_line(t)}" for t in blocking[:SHOWN_FINDINGS])
+        lines.extend(f"    {_finding_line(b.finding)}" for b in blocking[:SHOWN_FINDINGS])
         if len(blocking) > SHOWN_FINDINGS:
             lines.append(f"    ... and {len(blocking) - SHOWN_FINDINGS} more")
-    return "\n".join(lines)
-
-
-def ingest_markdown(result: IngestResult) -> str:
-    """Markdown summary (job summaries, PR comments)."""
-    case = result.case
-    counts = case.counts
-    header = " | ".join(s.value for s in SEVERITIES_WORST_FIRST)
-    values = " | ".join(str(counts[s.count_key]) for s in SEVERITIES_WORST_FIRST)
-    lines = [
-        f"### securecase: {_verdict(result)}",
-        "",
-        f"Case `{case.key}` — status **{case.status.value}**, "
-        f"{len(result.new)} appeared and {len(result.fixed)} fixed since the last scan.",
-        "",
-        f"| | {header} |",
-        "|---|" + "---|" * len(SEVERITIES_WORST_FIRST),
-        f"| active | {values} |",
-    ]
-    for label, split in breakdown(result).items():
-        row = " | ".join(str(split[s.count_key]) for s in SEVERITIES_WORST_FIRST)
-        lines.append(f"| {label} | {row} |")
-    lines.append("")
-    for reason in result.decision.reasons:
-        rule_id, _, why = reason.partition(":")
-        lines.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
-    baseline = _baseline_line(result)
-    if baseline:
-        lines.append(f"- {_sentence(baseline)}")
-    lines.extend(f"- {_sentence(line)}" for line in exception_lines(result))
-    blocking = _blocking(result)
-    if blocking:
-        lines += ["", "| severity | rule | where | source |", "|---|---|---|---|"]
-        for tracked in blocking[:SHOWN_FINDINGS]:
-            f = tracked.finding
-            where = f.package.name if f.package else (f.location.path if f.location else "")
-            lines.append(f"| {f.severity.value} | `{f.advisory}` | `{where}` | {f.source} |")
-        if len(blocking) > SHOWN_FINDINGS:
-            lines.append(f"\n…and {len(blocking) - SHOWN_FINDINGS} more in the case file.")
-    lines += [
-        "",
-        f"Policy `{result.policy.origin}` (blob `{result.policy.blob[:12]}`), "
-        f"case file `{result.case_path}`.",
-    ]
     return "\n".join(lines)
 
 
@@ -279,7 +206,7 @@ def case_text(case: Case, path: str) -> str:
         if tracked.exception is not None:
             exc = tracked.exception
             marks += f" (excepted by {exc.id} until {exc.expires})"
-        lines.append(f"    {_finding_line(tracked)}{marks}")
+        lines.append(f"    {_finding_line(tracked.finding)}{marks}")
     if case.resolved:
         lines.append(f"  resolved: {len(case.resolved)} finding(s)")
     return "\n".join(lines)

@@ -8,11 +8,9 @@ message starts with the file path and says where the problem is: byte offset for
 
 from __future__ import annotations
 
-import gc
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +62,6 @@ def decode_json(data: bytes, origin: str) -> object:
         text = data[offset:].decode("utf-8") if offset else data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _encoding_error(data, offset + exc.start, origin) from None
-    # json.loads builds millions of acyclic objects on a big report; collecting cycles while
-    # it runs only costs time (about a fifth of it), so the collector pauses meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -92,9 +86,6 @@ def decode_json(data: bytes, origin: str) -> object:
         ) from None
     except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
         raise ReportError(f"{origin}: invalid JSON: {exc}") from None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 #: Nesting depth at which :func:`nesting_path` reports where a too-deep document goes deep.
@@ -142,26 +133,6 @@ def nesting_path(text: str, depth: int) -> str | None:
                 parts.pop()
         last_string = None
     return None
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cycle collector: while a parser walks a big parsed report and builds
-    findings, every collection would traverse the millions of objects of the document
-    (about two thirds of the time on a 50 MB SARIF log), and none of them are cyclic."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def load_json(path: str | Path) -> tuple[bytes, object]:
-    """Read ``path`` once; return its raw bytes and the parsed JSON document."""
-    data = read_report_bytes(path)
-    return data, decode_json(data, str(path))
 
 
 def _encoding_error(data: bytes, offset: int, origin: str) -> ReportError:

@@ -33,7 +33,6 @@ from securecase.scanners.jsonload import (
     Problems,
     check_source_name,
     nesting_path,
-    paused_gc,
     problems_error,
     short_repr,
     type_name,
@@ -41,7 +40,7 @@ from securecase.scanners.jsonload import (
 from securecase.scanners.sarif_fields import Where
 from securecase.scanners.sarif_mask import mask_invocations, masked_copy
 from securecase.scanners.sarif_run import WEB_SCHEMES, Run, tool_slug
-from securecase.scanners.zap import without_query_values
+from securecase.scanners.urls import without_query_values
 
 SUPPORTED_VERSION = "2.1.0"
 REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
@@ -229,11 +228,6 @@ def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
 
 def parse_document(origin: str, data: bytes, document: object, source: str | None = None) -> Report:
     """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from."""
-    with paused_gc():
-        return _parse(origin, data, document, source)
-
-
-def _parse(origin: str, data: bytes, document: object, source: str | None) -> Report:
     doc = check_document(document, origin)
     problems = Problems()
     runs: list[Run] = []

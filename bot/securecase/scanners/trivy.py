@@ -411,17 +411,10 @@ def _vulnerabilities(
     lang = cls == "lang-pkgs"
     default_path = target if lang else None
     for index, record in enumerate(records):
-        if type(record) is dict:
-            if record.get("Status") == "not_affected":  # a VEX statement: not affected
-                continue
-            fields = _vulnerability_fast(record, lang, default_path)
-        else:
-            fields = None
+        where: _Where = (*where_result, "Vulnerabilities", index)
+        fields = _vulnerability_checked(record, where, lang, default_path, problems)
         if fields is None:
-            where: _Where = (*where_result, "Vulnerabilities", index)
-            fields = _vulnerability_checked(record, where, lang, default_path, problems)
-            if fields is None:
-                continue
+            continue
         if lines:
             found = lines.get(_package_key(record))
             if found is not None:
@@ -465,100 +458,11 @@ def _package_lines(result: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
     return found
 
 
-def _vulnerability_fast(
-    record: dict[str, Any], lang: bool, default_path: str | None
-) -> _Fields | None:
-    """The fields of a plainly well-formed record, or None to take the checked path.
-
-    Accepts only records for which :func:`_vulnerability_checked` gives the same result; it
-    exists because a big image report has tens of thousands of records.
-    """
-    vuln_id = record.get("VulnerabilityID")
-    name = record.get("PkgName")
-    if (
-        type(vuln_id) is not str
-        or type(name) is not str
-        or not 0 < len(vuln_id) <= FIELD_LIMIT
-        or not 0 < len(name) <= FIELD_LIMIT
-        or not vuln_id.isascii()
-        or not name.isascii()
-    ):
-        return None
-    value = record.get("Severity")
-    severity = _SEVERITIES.get(value) if type(value) is str else None
-    status = record.get("Status")
-    title = record.get("Title")
-    if severity is None or (status is not None and type(status) is not str):
-        return None
-    if not title:
-        if title is not None and title != "":
-            return None
-        title = vuln_id
-    elif (
-        type(title) is not str
-        or len(title) > TITLE_LIMIT
-        or not title.isascii()
-        or not title.isprintable()
-        or "  " in title
-    ):
-        return None
-    version = record.get("InstalledVersion")
-    fixed = record.get("FixedVersion")
-    if not _plain(version) or not _plain(fixed):
-        return None
-    purl = None
-    ident = record.get("PkgIdentifier")
-    if ident is not None:
-        if type(ident) is not dict:
-            return None
-        purl = ident.get("PURL")
-        if not _plain(purl):
-            return None
-    path = None
-    if lang:
-        path = record.get("PkgPath")
-        if not _plain(path):
-            return None
-    cvss = None
-    table = record.get("CVSS")
-    if table is not None:
-        if type(table) is not dict:
-            return None
-        for entry in table.values():
-            if type(entry) is not dict:
-                return None
-            score = entry.get("V3Score")
-            if score is None:
-                continue
-            if type(score) not in (int, float) or not 0 <= score <= 10:  # NaN fails too
-                return None
-            if cvss is None or score > cvss:
-                cvss = float(score)
-    return (
-        Kind.VULNERABILITY,
-        vuln_id,
-        severity,
-        title,
-        name,
-        version or None,
-        fixed or None,
-        purl or None,
-        path or default_path or None,
-        None,
-        None,
-        cvss,
-    )
-
-
-def _plain(value: object) -> bool:
-    """None, or an ASCII string of at most ``FIELD_LIMIT`` characters."""
-    return value is None or (type(value) is str and len(value) <= FIELD_LIMIT and value.isascii())
-
-
 def _vulnerability_checked(
     record: object, where: _Where, lang: bool, default_path: str | None, problems: Problems
 ) -> _Fields | None:
-    """The fields of any record, recording every problem it has (then None)."""
+    """The fields of one vulnerability record, or None: a VEX ``not_affected`` statement, or a
+    record with problems (every one recorded with its JSON path)."""
     if not isinstance(record, dict):
         problems.add(where, f"expected an object, got {type_name(record)}")
         return None

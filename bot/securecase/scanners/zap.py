@@ -8,11 +8,9 @@ with defusedxml: a DTD or entity declaration (billion laughs, external entities)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from securecase.domain.findings import (
     Finding,
@@ -33,6 +31,7 @@ from securecase.scanners.jsonload import (
     type_name,
 )
 from securecase.scanners.shapes import looks_like_zap_json
+from securecase.scanners.urls import without_query_values
 from securecase.scanners.zap_mask import masked_json, masked_xml
 
 DEFAULT_SOURCE = "zap"
@@ -157,13 +156,6 @@ def _json_text(
 
 
 # --------------------------------------------------------------------------- XML
-
-
-def looks_like_xml(data: bytes) -> bool:
-    """True when the bytes start (after a BOM and whitespace) with ``<``."""
-    from securecase.scanners.jsonload import first_significant_byte
-
-    return first_significant_byte(data) == ord("<")
 
 
 def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
@@ -366,26 +358,3 @@ def _instances(records: Iterable[Mapping[str, str | None]]) -> Iterable[Instance
 
 def _instance_key(instance: Instance) -> tuple[str, str, str]:
     return (instance.uri or "", instance.method or "", instance.param or "")
-
-
-def without_query_values(uri: str) -> str:
-    """The URI with query parameter values, path parameter values (``;jsessionid=...``),
-    user info (``user:password@``) and the fragment removed: they may be secrets (tokens,
-    session ids, credentials) and they vary between scans of the same problem."""
-    try:
-        split = urlsplit(uri)
-    except ValueError:
-        return _PATH_PARAMETER_VALUE.sub(r"\1", uri.split("?", 1)[0].split("#", 1)[0])
-    split = split._replace(
-        netloc=split.netloc.rpartition("@")[2],
-        path=_PATH_PARAMETER_VALUE.sub(r"\1", split.path),
-        fragment="",
-    )
-    if not split.query:
-        return urlunsplit(split)
-    names = [(name, "") for name, _ in parse_qsl(split.query, keep_blank_values=True)]
-    return urlunsplit(split._replace(query=urlencode(names)))
-
-
-#: ``;name=value`` in a URI path (matrix or session parameters): the value goes.
-_PATH_PARAMETER_VALUE = re.compile(r"(;[^;/=?#]*=)[^;/?#]*")

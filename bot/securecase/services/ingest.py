@@ -266,7 +266,7 @@ def _plan(
         cases_commit=None,
         committed=False,
         stale=stale,
-        new=() if stale else merged.appeared,
+        appeared=() if stale else merged.appeared,
         fixed=() if stale else merged.fixed,
         baseline_key=target.key if target else None,
     )
@@ -318,7 +318,8 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         subject,
         "",
         f"Sources: {sources}.",
-        f"Appeared: {len(result.new)}, fixed: {len(result.fixed)}, status: {case.status.value}.",
+        f"Appeared: {len(result.appeared)}, fixed: {len(result.fixed)}, "
+        f"status: {case.status.value}.",
     ]
     body.extend(f"Blocked by {reason}" for reason in decision.reasons)
     body.extend(

@@ -1,0 +1,271 @@
+"""The one Markdown summary of an ingest: the check run, the Actions job summary and
+``ingest --output markdown`` all print it.
+
+It leads with what to do (upgrade a package, fix on the target branch, or request an
+exception), then the blocking findings in one table (advisory link, package or location, fixed
+version, the policy rules they trip, new in this pull request or already on the target branch),
+exceptions, the link to the case file, and the counts folded away. A byte budget, when given,
+is kept by dropping table rows first, then cutting the text, with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from securecase.domain.findings import SEVERITIES_WORST_FIRST
+from securecase.domain.outcome import (
+    BlockingFinding,
+    IngestResult,
+    blocking_findings,
+    breakdown,
+)
+from securecase.render.phrases import baseline_line, exception_lines, sentence, verdict
+
+#: Blocking findings listed before "... and N more".
+SHOWN_BLOCKING = 30
+#: Upgrade lines listed under "What to do" before "... and N more".
+SHOWN_UPGRADES = 10
+TRUNCATION_NOTE = (
+    "\n\n_…summary truncated to fit GitHub's size limit; the case file has everything._\n"
+)
+_ADVISORY_PAGES = (
+    ("CVE-", "https://nvd.nist.gov/vuln/detail/"),
+    ("GHSA-", "https://github.com/advisories/"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the summary says about one ingest (see :func:`summary_of`).
+
+    ``counts`` maps ``new`` (absent from the target branch's case), ``existing``, ``fixed``
+    (by this scan) and ``excepted`` to counts keyed by lower-case severity; ``appeared`` and
+    ``fixed`` count changes since the case's last scan.
+    """
+
+    case_key: str
+    verdict: str
+    status: str
+    mode: str
+    gate: bool
+    fails: bool
+    reasons: tuple[str, ...]
+    appeared: int
+    fixed: int
+    counts: Mapping[str, Mapping[str, int]]
+    blocking: tuple[BlockingFinding, ...]
+    target_branch: str | None
+    notes: tuple[str, ...]
+    policy_origin: str
+    policy_blob: str
+    case_path: str
+    cases_commit: str | None
+    case_url: str | None = None
+    run_url: str | None = None
+
+    @property
+    def active(self) -> int:
+        """Active findings: new plus existing."""
+        return sum(self.counts["new"].values()) + sum(self.counts["existing"].values())
+
+
+def summary_of(
+    result: IngestResult, *, case_url: str | None = None, run_url: str | None = None
+) -> Summary:
+    """The summary facts of an ingest, with optional links to the case file and the run."""
+    baseline = baseline_line(result)
+    notes = ([baseline] if baseline else []) + exception_lines(result)
+    return Summary(
+        case_key=result.case.key,
+        verdict=verdict(result),
+        status=result.case.status.value,
+        mode=result.decision.mode.value,
+        gate=result.decision.gate,
+        fails=result.decision.fails,
+        reasons=result.decision.reasons,
+        appeared=len(result.appeared),
+        fixed=len(result.fixed),
+        counts=breakdown(result),
+        blocking=blocking_findings(result),
+        target_branch=result.case.subject.target_branch,
+        notes=tuple(notes),
+        policy_origin=result.policy.origin,
+        policy_blob=result.policy.blob,
+        case_path=result.case_path,
+        cases_commit=result.cases_commit,
+        case_url=case_url,
+        run_url=run_url,
+    )
+
+
+def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
+    """The Markdown summary; at most ``max_bytes`` UTF-8 bytes when given."""
+    head = [
+        f"### securecase: {data.verdict}",
+        "",
+        f"Case `{data.case_key}` — status **{data.status}**, {data.appeared} appeared and "
+        f"{data.fixed} fixed since the last scan. Policy mode `{data.mode}`.",
+        "",
+    ]
+    todo = _what_to_do(data)
+    if todo:
+        head += ["**What to do**", "", *todo, ""]
+    for reason in data.reasons:
+        rule_id, _, why = reason.partition(":")
+        head.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
+    if data.reasons:
+        head.append("")
+    tail = [f"- {sentence(note)}" for note in data.notes]
+    tail += ["", _link_line(data), "", *_counts_table(data)]
+    return _fit("\n".join(head) + "\n", _blocking_table(data), "\n".join(tail) + "\n", max_bytes)
+
+
+def _what_to_do(data: Summary) -> list[str]:
+    upgrades: dict[tuple[str, str], list[str]] = {}
+    on_target = without_fix = 0
+    for item in data.blocking:
+        package = item.finding.package
+        if package is not None and package.fixed_version:
+            upgrades.setdefault((package.name, package.fixed_version), []).append(
+                item.finding.advisory
+            )
+        elif item.new is False:
+            on_target += 1
+        else:
+            without_fix += 1
+    lines = [
+        f"- Upgrade `{_cell(name)}` to `{_cell(fixed)}` ({', '.join(sorted(set(ids)))})"
+        for (name, fixed), ids in list(upgrades.items())[:SHOWN_UPGRADES]
+    ]
+    if len(upgrades) > SHOWN_UPGRADES:
+        lines.append(f"- …and {len(upgrades) - SHOWN_UPGRADES} more upgrades in the table below")
+    if on_target:
+        branch = f" `{data.target_branch}`" if data.target_branch else ""
+        lines.append(
+            f"- Fix on the target branch{branch}: {on_target} blocking finding(s) without a "
+            "fixed version are already there"
+        )
+    if without_fix:
+        lines.append(
+            f"- Fix the code or request a policy exception: {without_fix} blocking finding(s) "
+            "have no fixed version"
+        )
+    return lines
+
+
+def advisory_link(advisory: str) -> str:
+    """The advisory id as Markdown, linked to its public page when it is a CVE or GHSA id."""
+    text = f"`{_cell(advisory)}`"
+    for prefix, page in _ADVISORY_PAGES:
+        if advisory.startswith(prefix) and advisory.replace("-", "").isalnum():
+            return f"[{text}]({page}{advisory})"
+    return text
+
+
+def _where(item: BlockingFinding) -> str:
+    finding = item.finding
+    if finding.package is not None:
+        return f"{finding.package.name} {finding.package.version or ''}".strip()
+    if finding.location is None:
+        return ""
+    where = finding.location.path or finding.location.url or ""
+    if finding.location.path and finding.location.start_line:
+        where += f":{finding.location.start_line}"
+    return where
+
+
+def _novelty(item: BlockingFinding) -> str:
+    if item.new is None:
+        return "-"
+    return "new in this PR" if item.new else "on the target branch"
+
+
+def _blocking_table(data: Summary) -> list[str]:
+    blocking = data.blocking
+    if not blocking:
+        return []
+    rows = [
+        "| severity | advisory | package or location | fixed in | policy rule | new? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for item in blocking[:SHOWN_BLOCKING]:
+        finding = item.finding
+        fixed = finding.package.fixed_version if finding.package else None
+        rules = ", ".join(f"`{_cell(r)}`" for r in item.rules)
+        rows.append(
+            f"| {finding.severity.value} | {advisory_link(finding.advisory)} "
+            f"| `{_cell(_where(item))}` | {f'`{_cell(fixed)}`' if fixed else '-'} "
+            f"| {rules} | {_novelty(item)} |"
+        )
+    if len(blocking) > SHOWN_BLOCKING:
+        more = len(blocking) - SHOWN_BLOCKING
+        rows += ["", f"…and {more} more blocking finding(s) in the case file."]
+    return [*rows, ""]
+
+
+def _link_line(data: Summary) -> str:
+    at = f" at cases commit `{data.cases_commit[:12]}`" if data.cases_commit else ""
+    if data.case_url:
+        text = f"Case file: [{data.case_path}]({data.case_url}){at}."
+    else:
+        text = f"Case file: `{data.case_path}`{at}."
+    text += f" Policy `{data.policy_origin}` (blob `{data.policy_blob[:12]}`)."
+    if data.run_url:
+        text += f" Scanned in [this run]({data.run_url})."
+    return text
+
+
+def _counts_table(data: Summary) -> list[str]:
+    header = " | ".join(s.value for s in SEVERITIES_WORST_FIRST)
+    return [
+        "<details><summary>Counts</summary>",
+        "",
+        f"| findings | {header} | total |",
+        "|---|" + "---:|" * (len(SEVERITIES_WORST_FIRST) + 1),
+        *(_count_row(label, counts) for label, counts in data.counts.items()),
+        "",
+        "</details>",
+    ]
+
+
+def _count_row(label: str, counts: Mapping[str, int]) -> str:
+    cells = " | ".join(str(counts.get(s.count_key, 0)) for s in SEVERITIES_WORST_FIRST)
+    return f"| {label} | {cells} | {sum(counts.values())} |"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a table cell or code span: pipes escaped, whitespace runs single."""
+    return " ".join(text.replace("|", "\\|").replace("`", "'").split())
+
+
+def _fit(head: str, table: Sequence[str], tail: str, limit: int | None) -> str:
+    """Head, table, tail; within ``limit`` bytes by dropping table rows, then cutting text."""
+    text = head + _joined(table) + tail
+    if limit is None or size(text) <= limit:
+        return text
+    note = size(TRUNCATION_NOTE)
+    rows = list(table)
+    while rows and size(head + _joined(rows) + tail) + note > limit:
+        rows.pop()
+    text = head + _joined(rows) + tail
+    if size(text) + note > limit:
+        text = clip_bytes(text, max(limit - note, 0))
+    return clip_bytes(text + TRUNCATION_NOTE, limit)
+
+
+def _joined(lines: Sequence[str]) -> str:
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def size(text: str) -> int:
+    """UTF-8 size of ``text`` in bytes."""
+    return len(text.encode("utf-8"))
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")

@@ -1,0 +1,51 @@
+"""Sentences the terminal and the Markdown renderer both say about an ingest."""
+
+from __future__ import annotations
+
+from securecase.domain.outcome import IngestResult
+
+
+def verdict(result: IngestResult) -> str:
+    """PASS, BLOCK, or BLOCK reported only (ci mode)."""
+    decision = result.decision
+    if not decision.gate:
+        return "PASS"
+    return "BLOCK" if decision.fails else "BLOCK (reported only: mode ci)"
+
+
+def exception_lines(result: IngestResult) -> list[str]:
+    """One line per exception applied, expired or expiring soon in this decision."""
+    decision = result.decision
+    lines = [
+        f"excepted by {u.id} (until {u.expires.isoformat()}): {len(u.findings)} finding(s)"
+        for u in decision.exceptions_applied
+    ]
+    lines += [
+        f"exception {u.id} expired on {u.expires.isoformat()}: "
+        f"{len(u.findings)} finding(s) no longer covered"
+        for u in decision.exceptions_expired
+    ]
+    lines += [
+        f"warning: exception {u.id} expires on {u.expires.isoformat()}"
+        for u in decision.exceptions_expiring
+    ]
+    return lines
+
+
+def baseline_line(result: IngestResult) -> str | None:
+    """What a pull request was compared with (None for a branch case)."""
+    if result.baseline_key is None:
+        if result.case.subject.is_pr:
+            return "baseline: target branch unknown (--target-branch), every finding counts as new"
+        return None
+    new_ids = set(result.decision.new)
+    new = sum(f.id in new_ids for f in result.case.active)
+    if not result.decision.baseline_found:
+        return f"baseline: no case {result.baseline_key} yet, so every finding counts as new"
+    existing = len(result.case.active) - new
+    return f"baseline: {result.baseline_key} ({new} new, {existing} already there)"
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased."""
+    return text[:1].upper() + text[1:]
