@@ -11,7 +11,7 @@ from securecase.domain.outcome import IngestResult
 from securecase.domain.policy import ExceptionUse
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
-    from securecase.services.history import CaseHistory, HistoryEntry
+    from securecase.domain.timeline import CaseHistory, HistoryEntry
     from securecase.services.policydiff import Flip, PolicyDiff
 
 #: Findings listed in text and Markdown output before "... and N more".
