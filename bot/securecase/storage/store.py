@@ -303,8 +303,7 @@ def _write_tree(
     info = [f"0 {'0' * len(head or '')}\t{path}\0" for path in removed]  # removed: head set
     info += [f"100644 {oid}\t{path}\0" for path, oid in blobs.items()]
     git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
-    # --missing-ok: a partial clone lacks the blobs of files outside the change, and checking
-    # for them would fetch each one.
+    # --missing-ok: a partial clone lacks the blobs of the files outside the change.
     return git.run(["write-tree", "--missing-ok"], env=env).text
 
 
