@@ -38,9 +38,6 @@ class RemoteBackend:
         self.git = Git(repo, identity=identity, secrets=url_secrets(url))
         self.catfile = _CatFile(self.git)
         self.cache_dir: str | None = None  # the clone is gone after this run
-        # `git init` here ignores the user's config, so the clone is SHA-1 (git refuses to
-        # fetch a SHA-256 repository into it).
-        self.hex_len = 40
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)
