@@ -41,7 +41,7 @@ def locked() -> dict[str, tuple[str, int]]:
     return pins
 
 
-def test_the_lock_pins_every_runtime_dependency_with_hashes():
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = locked()
     assert pins, "requirements.lock pins nothing"
@@ -58,7 +58,7 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes():
     assert "--index-url" not in LOCK.read_text() and "file://" not in LOCK.read_text()
 
 
-def test_the_action_uses_the_runners_python_and_passes_tokens_by_environment_only():
+def test_the_action_uses_the_runners_python_and_passes_tokens_by_environment_only() -> None:
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     steps = action["runs"]["steps"]
     assert not any("setup-python" in str(step.get("uses", "")) for step in steps)
@@ -72,7 +72,7 @@ def test_the_action_uses_the_runners_python_and_passes_tokens_by_environment_onl
     assert "$SECURECASE_GITHUB_APP_KEY" not in script
 
 
-def test_find_python_checks_the_version_and_keys_the_cache_on_the_lock(tmp_path):
+def test_find_python_checks_the_version_and_keys_the_cache_on_the_lock(tmp_path: Path) -> None:
     output = tmp_path / "output"
     env = {
         **os.environ,
@@ -92,7 +92,7 @@ def test_find_python_checks_the_version_and_keys_the_cache_on_the_lock(tmp_path)
     assert Path(values["python"]).name.startswith("python3")
 
 
-def test_find_python_refuses_a_python_older_than_3_11(tmp_path):
+def test_find_python_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
     fake = tmp_path / "bin"
     fake.mkdir()
     python3 = fake / "python3"
@@ -115,7 +115,7 @@ def test_find_python_refuses_a_python_older_than_3_11(tmp_path):
     assert "needs Python 3.11 or newer" in run.stdout and "3.10" in run.stdout
 
 
-def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path):
+def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "ACTION_PATH": str(ROOT),
