@@ -33,7 +33,7 @@ def locked() -> dict[str, tuple[str, int]]:
     for line in LOCK.read_text().splitlines():
         match = _PIN.match(line)
         if match:
-            current = canonicalize_name(match.group(1))
+            current = str(canonicalize_name(match.group(1)))
             pins[current] = (match.group(2), 0)
         elif "--hash=sha256:" in line and current is not None:
             version, hashes = pins[current]
@@ -145,7 +145,10 @@ def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path
         text=True,
         check=True,
     ).stdout.split()
-    installed = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in listed}
-    for seeded in ("pip", "setuptools", "securecase"):
-        installed.pop(seeded, None)
+    seeded = {"pip", "setuptools", "securecase"}
+    installed = {
+        str(canonicalize_name(name)): version
+        for name, _, version in (line.partition("==") for line in listed)
+        if canonicalize_name(name) not in seeded
+    }
     assert installed == {name: version for name, (version, _) in locked().items()}
