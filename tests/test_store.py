@@ -179,7 +179,7 @@ def test_failing_remote_never_shows_the_password() -> None:
     assert err.exit_code == 3
     shown = f"{err} {err.hint} {err!r} {err.message}"
     assert "secret" not in shown
-    assert "http://***@127.0.0.1:1/x.git" in shown  # still says where
+    assert "http://127.0.0.1:1/x.git" in shown and "user" not in shown  # still says where
 
 
 def test_git_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
