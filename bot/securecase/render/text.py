@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.domain.case import Case, Tracked, distinct_findings, severity_counts
+from securecase.domain.case import Case, CaseHeader, Tracked, distinct_findings, severity_counts
 from securecase.domain.findings import SEVERITIES_WORST_FIRST
 from securecase.domain.outcome import IngestResult
 from securecase.domain.policy import ExceptionUse
@@ -226,7 +226,7 @@ def ingest_markdown(result: IngestResult) -> str:
 CASE_COLUMNS = ("key", "status", "decision", "critical", "high", "medium", "low", "updated_at")
 
 
-def case_row(case: Case) -> dict[str, Any]:
+def case_row(case: CaseHeader) -> dict[str, Any]:
     """One line of ``cases list``."""
     counts = case.counts
     return {
@@ -241,7 +241,7 @@ def case_row(case: Case) -> dict[str, Any]:
     }
 
 
-def cases_table(cases: list[Case]) -> str:
+def cases_table(cases: list[CaseHeader]) -> str:
     """An aligned plain-text table."""
     rows = [[str(v) for v in case_row(c).values()] for c in cases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(CASE_COLUMNS)]
@@ -250,7 +250,7 @@ def cases_table(cases: list[Case]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
-def cases_csv(cases: list[Case]) -> str:
+def cases_csv(cases: list[CaseHeader]) -> str:
     """CSV with a header row."""
     import csv  # only `cases list --output csv` needs it
 

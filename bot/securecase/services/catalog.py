@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from securecase.domain.case import Case, Status
+from securecase.domain.case import Case, CaseHeader, Status
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
 from securecase.errors import UsageError
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
 
@@ -31,7 +31,7 @@ class CaseFilter:
                 hint="one of " + ", ".join(STATUS_FILTERS),
             )
 
-    def accepts(self, case: Case) -> bool:
+    def accepts(self, case: CaseHeader) -> bool:
         subject = case.subject
         if self.repo and not glob_match(self.repo, subject.slug):
             return False
@@ -56,8 +56,8 @@ def require_existing(cases_repo: str) -> None:
 
 def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
-) -> list[Case]:
-    """Every case in the cases repo that passes the filter, sorted by key."""
+) -> list[CaseHeader]:
+    """Every case in the cases repo that passes the filter, sorted by key (case.yaml only)."""
     require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
@@ -68,7 +68,7 @@ def list_cases(
             data = snapshot.read(path)
             if data is None:
                 continue
-            case = load_case(data, path=path)
+            case = load_case_header(data, folder=path[: -len(CASE_FILE) - 1])
             if case_filter.accepts(case):
                 found.append(case)
     return sorted(found, key=lambda c: c.key)
@@ -80,12 +80,15 @@ def find_case(
     """The case with this key, its file bytes, and its path (UsageError when there is none)."""
     subject = parse_key(key)
     require_existing(cases_repo)
-    path = f"{subject.folder}/{CASE_FILE}"
-    with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
-        data = store.snapshot().read(path)
-    if data is None:
+    folder = subject.folder
+    path = f"{folder}/{CASE_FILE}"
+    with open_store(cases_repo, identity=identity, paths=[folder]) as store:
+        snapshot = store.snapshot()
+        case_yaml = snapshot.read(path)
+        findings_json = snapshot.read(f"{folder}/{FINDINGS_FILE}")
+    if case_yaml is None:
         raise UsageError(
             f"no case {key!r} in {cases_repo} (looked for {path})",
             hint="`securecase cases list` shows the keys",
         )
-    return load_case(data, path=path), data, path
+    return load_case(case_yaml, findings_json, folder=folder), case_yaml, path
