@@ -1,4 +1,4 @@
-"""YAML through PyYAML (libyaml's C classes when present): deterministic dump, strict load.
+"""YAML through PyYAML: deterministic dump, strict load (libyaml's parser when present).
 
 :func:`dump` writes keys in the order given, block style, without folding long lines, so the
 same data always gives the same text. :func:`load` refuses what a case or policy file never
@@ -20,7 +20,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from securecase.errors import InputError
 
 _LoaderBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DumperBase: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 #: libyaml wants an int; this is "never fold" for both emitters.
 _NO_FOLDING = 2**31 - 1
@@ -37,7 +36,11 @@ def clip(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 14] + " ...(cut)"
 
 
-class _Dumper(_DumperBase):  # type: ignore[misc,valid-type]
+class _Dumper(yaml.SafeDumper):
+    # PyYAML's own emitter, not libyaml's: the two choose different styles for some text
+    # (characters beyond U+FFFF, empty keys), and a runner with libyaml and one without must
+    # write the same bytes for the same case. case.yaml is small; the speed is not needed.
+
     def ignore_aliases(self, data: Any) -> bool:
         # Equal values are written out each time: the file must read without anchors.
         return True
