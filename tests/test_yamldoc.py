@@ -6,12 +6,10 @@ import time
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli
-from securecase.storage import yamldoc
 from securecase.storage.yamldoc import YamlError, dump, line_of, load, load_located
 
 # Text YAML can hold exactly: no lone surrogates, no characters outside YAML's printable set
@@ -32,8 +30,9 @@ documents = st.dictionaries(
     text.filter(bool),
     st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=4)
-        | st.dictionaries(text.filter(bool), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(text.filter(bool), inner, max_size=4)
+        ),
         max_leaves=12,
     ),
     max_size=6,
@@ -54,12 +53,7 @@ def test_shape_block_style_no_folding_no_aliases_unicode_kept() -> None:
     long = "word " * 100
     written = dump({"a": [shared, shared], "long": long, "notes": "one\ntwo\n", "u": "é ☃"})
     assert "&" not in written and "*" not in written
-    assert written == (
-        "a:\n- x: 1\n- x: 1\n"
-        f"long: '{long}'\n"
-        "notes: |\n  one\n  two\n"
-        "u: é ☃\n"
-    )
+    assert written == (f"a:\n- x: 1\n- x: 1\nlong: '{long}'\nnotes: |\n  one\n  two\nu: é ☃\n")
 
 
 def test_timestamps_stay_strings() -> None:
@@ -104,10 +98,9 @@ def test_error_messages_are_capped() -> None:
 
 
 def _bomb(levels: int) -> str:
-    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for n in range(1, levels):
-        lines.append(f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]")
-    return "\n".join(lines) + "\n"
+    first = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+    rest = [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, levels)]
+    return "\n".join([first, *rest]) + "\n"
 
 
 def test_an_alias_bomb_is_refused_before_it_expands() -> None:

@@ -271,7 +271,9 @@ class _CaseReader:
             self._cache[folder] = (
                 None
                 if case_yaml is None
-                else load_case(case_yaml, self._files.get(f"{folder}/{FINDINGS_FILE}"), folder=folder)
+                else load_case(
+                    case_yaml, self._files.get(f"{folder}/{FINDINGS_FILE}"), folder=folder
+                )
             )
         return self._cache[folder]
 

@@ -64,7 +64,9 @@ def problems(
         parts = list(error.instance_path)
         line = line_of(parts) if line_of is not None else None
         where = f"{path}:{line}" if line is not None else path
-        found.append((line or 0, json_path(parts), f"{where}: {json_path(parts)}: {clip(error.message)}"))
+        found.append(
+            (line or 0, json_path(parts), f"{where}: {json_path(parts)}: {clip(error.message)}")
+        )
     found.sort()
     messages = [message for _, _, message in found[:MAX_PROBLEMS]]
     if len(found) > MAX_PROBLEMS:
