@@ -258,7 +258,7 @@ def _read_findings_json(data: bytes, *, folder: str) -> dict[str, Any]:
             problems=found,
             hint=_FIX_HINT,
         )
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def _header_from(doc: dict[str, Any]) -> CaseHeader:

@@ -106,7 +106,7 @@ class _Loader(_LoaderBase):  # type: ignore[misc,valid-type]
                         key_node.start_mark,
                     )
                 seen[key] = line
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
@@ -123,13 +123,13 @@ class Located:
 def decode(text: str | bytes, path: str) -> str:
     """``text`` as str without a leading byte order mark; bytes must be UTF-8."""
     if isinstance(text, bytes):
+        data = text
         try:
-            text = text.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            head = text[: exc.start]
-            line = head.count(b"\n") + 1
+            line = data.count(b"\n", 0, exc.start) + 1
             raise YamlError(
-                f"{path}:{line}: not valid UTF-8 (byte 0x{text[exc.start]:02x} at offset "
+                f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset "
                 f"{exc.start})"
             ) from exc
     return text[1:] if text.startswith("\ufeff") else text
@@ -168,7 +168,7 @@ def _refuse_anchors(source: str) -> None:
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(
                 problem="anchors and aliases (&name, *name) are not allowed; write values out",
-                problem_mark=event.start_mark,
+                problem_mark=event.start_mark,  # type: ignore[arg-type]  # libyaml's Mark
             )
 
 
