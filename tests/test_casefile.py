@@ -288,3 +288,13 @@ def test_a_rescan_adding_one_finding_to_1000_changes_at_most_30_lines(work: Path
     changed = sum(max(int(added), int(deleted)) for added, deleted, _ in outside_raw)
     assert changed <= 30, numstat
     assert sum(int(deleted) for _, deleted, _ in outside_raw) <= 8, numstat
+
+
+def test_history_reads_first_layout_versions(work: Path):
+    _first_layout_repo(work)
+    proc = run_cli("cases", "history", "github::acme::shop::PR::42", "--output", "json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    entries = json.loads(proc.stdout)["entries"]
+    human = entries[-1]
+    assert human["author"]["kind"] == "human" and human["problem"] is None
+    assert human["counts"]["critical"] == 3 and human["decision"] == "block"

@@ -251,7 +251,8 @@ def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> CaseHeader
         return None
     folder, _, revision = where.rpartition("@")
     try:
-        return load_case_header(blobs[oid], folder=folder)
+        # Versions written before the two-file layout are part of the case's history.
+        return load_case_header(blobs[oid], folder=folder, old_layout=True)
     except CaseFileError as exc:
         return f"at {revision}: " + "; ".join([exc.message, *exc.problems[:3]])
 

@@ -143,9 +143,12 @@ def dump_case(case: Case) -> dict[str, bytes]:
     }
 
 
-def load_case_header(case_yaml: bytes, *, folder: str) -> CaseHeader:
-    """What ``case.yaml`` says, without reading the findings (for listings and history)."""
-    doc, _ = _read_case_yaml(case_yaml, folder=folder, old_layout=False)
+def load_case_header(case_yaml: bytes, *, folder: str, old_layout: bool = False) -> CaseHeader:
+    """What ``case.yaml`` says, without reading the findings (for listings and history).
+
+    With ``old_layout``, a ``case.yaml`` of the first layout is read too (history spans it).
+    """
+    doc, _ = _read_case_yaml(case_yaml, folder=folder, old_layout=old_layout)
     return _header_from(doc)
 
 
