@@ -160,6 +160,13 @@ def detect(document: object, *, origin: str = "report") -> ReportFormat:
     if trivy.looks_like_trivy(document):
         trivy.check_document(document, origin)  # schema version, cluster reports
         return ReportFormat.TRIVY
+    sarif_producer = shapes.sarif_capable_json(document)
+    if sarif_producer is not None:
+        tool, command = sarif_producer
+        raise ReportError(
+            f"{origin}: this is {tool}'s JSON output, which securecase does not read",
+            hint=f"run it with SARIF output ({command}) and ingest that",
+        )
     if isinstance(document, dict):
         if "ClusterName" in document:
             trivy.check_document(document, origin)  # raises the cluster-report error
@@ -181,8 +188,6 @@ def _other_format(document: dict[str, Any]) -> str | None:
         return "a CycloneDX SBOM"
     if "spdxVersion" in document:
         return "an SPDX SBOM"
-    if "matches" in document and "descriptor" in document:
-        return "a Grype JSON report (grype -o sarif writes SARIF, which securecase reads)"
     if "vulnerabilities" in document and "scan" in document:
         return "a GitLab security report"
     if "vulnerabilities" in document and "packageManager" in document:

@@ -52,6 +52,13 @@ from securecase.scanners.urls import without_query_values
 
 SUPPORTED_VERSION = "2.1.0"
 REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
+#: For a SARIF log whose content breaks the format where it decides: regenerating as SARIF
+#: would not help, the scanner (or what edited the log) has to.
+INVALID_HINT = (
+    "the log is SARIF, but these fields would change a finding's identity, severity or place; "
+    "fix or update what wrote it (harmless off-spec fields are only warned about); "
+    "it was not ingested"
+)
 
 _LEVELS: Mapping[str, Severity] = {
     "error": Severity.HIGH,
@@ -293,7 +300,7 @@ def parse_document(
             continue
         runs.append(Run(run, index, problems))
     if problems.items:
-        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
     tools = list(dict.fromkeys(r.tool for r in runs))
     default = "-".join(tool_slug(t) for t in tools)[:63].strip("-._") or "sarif"
@@ -319,7 +326,7 @@ def parse_document(
             if candidate is not None:
                 candidates.append(candidate)
     if problems.items:
-        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
     root, outside = _repo_relative(candidates, source_root, fallback_root)
     findings, former_ids = identified(source, candidates, root)
