@@ -70,7 +70,8 @@ def parse(
 
     ``source`` names the report's slot in the case (default derived from the report, e.g.
     ``trivy-image``). ``source_root`` and ``fallback_root`` locate the scanned checkout for
-    SARIF logs (see :func:`securecase.scanners.sarif.parse_document`). Raises :class:`~securecase.errors.ReportError` for any input problem and
+    SARIF logs (see :func:`securecase.scanners.sarif.parse_document`). Raises
+    :class:`~securecase.errors.ReportError` for any input problem and
     :class:`~securecase.errors.UsageError` for an invalid source name.
     """
     origin = str(path)
