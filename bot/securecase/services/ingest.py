@@ -65,6 +65,10 @@ class IngestRequest:
     policy_file: Path | None = None
     mode: Mode | None = None
     push_timeout: float = 120.0
+    #: The scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``); ``fallback_root``
+    #: (the current directory) serves only when the reports' files are all under it.
+    source_root: str | None = None
+    fallback_root: str | None = None
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -75,7 +79,12 @@ def baseline_subject(subject: Subject) -> Subject | None:
 
 
 def read_reports(
-    paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]
+    paths: Sequence[Path],
+    fmt: ReportFormat | None,
+    sources: Sequence[str],
+    *,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> list[Report]:
     """Parse every report up front; two reports may not fill the same source slot."""
     if sources and len(sources) != len(paths):
@@ -86,7 +95,13 @@ def read_reports(
     if not paths:
         raise UsageError("no report given", hint="securecase ingest REPORT... (see --help)")
     parsed = [
-        report_registry.parse(path, fmt=fmt, source=sources[i] if sources else None)
+        report_registry.parse(
+            path,
+            fmt=fmt,
+            source=sources[i] if sources else None,
+            source_root=source_root,
+            fallback_root=fallback_root,
+        )
         for i, path in enumerate(paths)
     ]
     seen: dict[str, str] = {}
@@ -112,7 +127,13 @@ def split_image(image: str | None) -> tuple[str | None, str | None]:
 
 def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     """Record the reports in the subject's case, evaluate the policy, commit once."""
-    parsed = read_reports(request.reports, request.fmt, request.sources)
+    parsed = read_reports(
+        request.reports,
+        request.fmt,
+        request.sources,
+        source_root=request.source_root,
+        fallback_root=request.fallback_root,
+    )
     explicit_policy = None
     if request.policy_file is not None:
         explicit_policy = load_policy(
@@ -150,6 +171,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
+        warnings=tuple(w for report in parsed for w in report.warnings),
     )
 
 
