@@ -56,7 +56,7 @@ def template_case() -> object:
 def build(repo: Path, cases: int, commits: int) -> None:
     from securecase.domain.case import Status, Triage
     from securecase.domain.subjects import make_subject
-    from securecase.storage.casefile import CASE_FILE, dump_case
+    from securecase.storage.casefile import dump_case
 
     base = template_case()
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=_env())
