@@ -38,23 +38,9 @@ cases_repo_option = click.option(
 
 def _clock() -> Clock:
     """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
-    from securecase.clock import FixedClock, SystemClock
+    from securecase.clock import clock_from_env
 
-    value = os.environ.get("SECURECASE_NOW")
-    if not value:
-        return SystemClock()
-    from datetime import UTC, datetime
-
-    from securecase.errors import UsageError
-
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
-            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
-        ) from None
-    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return clock_from_env(os.environ)
 
 
 def _emit_json(data: Any) -> None:
@@ -656,6 +642,12 @@ def _run(argv: list[str] | None) -> int:
             )
         return EXIT_INFRA
     return EXIT_PASS
+
+
+# Commands kept in their own modules, registered on the group (they import nothing from here).
+from securecase.cli.sweep import sweep  # noqa: E402
+
+cli.add_command(sweep)
 
 
 def _exit_code(code: object) -> int:

@@ -31,6 +31,8 @@ from securecase.storage.gittree import TreeUnavailable, new_trees, object_id
 __all__ = [
     "DEFAULT_IDENTITY",
     "CasesStore",
+    "ChainCommitted",
+    "ChainPlan",
     "Change",
     "Committed",
     "GitIdentity",
@@ -645,6 +647,15 @@ class CasesStore:
             found[oid] = got[1]
         return found
 
+    def update_chain(self, compute: Callable[[Snapshot], ChainPlan[T]]) -> ChainCommitted[T]:
+        """Commit each change ``compute`` plans as its own commit, in order, published at once.
+
+        The same retry as :meth:`update`: when the head moved (a push was rejected), ``compute``
+        runs again on the new head and the whole chain is rebuilt. Each change must touch paths
+        no other change of the chain touches (one case folder per commit).
+        """
+        return _update_chain(self, compute)
+
     def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
         """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.
 
@@ -685,3 +696,70 @@ class CasesStore:
                 backend.refresh()
         finally:
             backend.end()
+
+
+# -- several commits, one publish (the sweep) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainPlan(Generic[T]):
+    """What a chain ``compute`` decided: one change per commit (none: nothing to commit)."""
+
+    changes: tuple[Change, ...]
+    result: T
+
+
+@dataclass(frozen=True)
+class ChainCommitted(Generic[T]):
+    """Outcome of :meth:`CasesStore.update_chain`: the commits made, oldest first."""
+
+    commits: tuple[str, ...]
+    head: str | None
+    attempts: int
+    result: T
+
+
+def _update_chain(
+    store: CasesStore, compute: Callable[[Snapshot], ChainPlan[T]]
+) -> ChainCommitted[T]:
+    """See :meth:`CasesStore.update_chain`."""
+    store._check_open()
+    start = store._monotonic()
+    backend = store._backend
+    backend.begin(store._timeout)
+    try:
+        attempt = 0
+        while True:
+            attempt += 1
+            snap = store.snapshot()
+            plan = compute(snap)
+            chain: list[Built] = []
+            tip: Snapshot = snap
+            for change in plan.changes:
+                # Each change touches its own paths, so each is checked against the head read.
+                backend.prepare(snap, change)
+                built = build_commit(
+                    backend.git, backend.build_dir(), tip, change, None, backend.hex_len
+                )
+                if built is not None:
+                    chain.append(built)
+                    tip = GitSnapshot(backend.git, backend.catfile, built.commit)
+            if not chain:
+                return ChainCommitted((), snap.head, attempt, plan.result)
+            if backend.publish(snap.head, chain[-1]):
+                for built in chain:
+                    backend.after_publish(snap.head, built)
+                commits = tuple(b.commit for b in chain)
+                return ChainCommitted(commits, chain[-1].commit, attempt, plan.result)
+            elapsed = store._monotonic() - start
+            if elapsed >= store._timeout:
+                raise StoreError(
+                    f"gave up recording {len(chain)} commit(s) after {attempt} attempts in "
+                    f"{elapsed:.1f}s: the cases repo kept moving (or stayed locked)",
+                    hint="retry later, or raise the store timeout",
+                )
+            ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** (attempt - 1))
+            store._sleep(min(store._rng.uniform(0, ceiling), store._timeout - elapsed))
+            backend.refresh()
+    finally:
+        backend.end()

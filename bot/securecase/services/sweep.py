@@ -1,0 +1,530 @@
+"""The scheduled upkeep: close finished cases, re-judge aged ones, commit, notify, report.
+
+Order of a sweep: read every case and the policy at the cases repo's head; list each GitHub
+repository's pull requests and branches once; judge every case that is not CLOSED
+(``domain.sweep``); deliver the events not notified before (webhooks, playbook issues); then
+commit one change per case that changed, all published in one push (``update_chain``). When
+the push is rejected, only the cases whose file moved are read and judged again. Finally a
+check run is posted on the head commit of each pull request whose decision changed.
+
+Reading and writing a case file happens in :func:`_load` and :func:`_dump` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from securecase.clock import Clock, iso
+from securecase.domain.case import Case, Status
+from securecase.domain.policy import Policy, builtin_policy, load_policy
+from securecase.domain.policy.evaluate import glob_match
+from securecase.domain.subjects import CASES_ROOT, Provider
+from securecase.domain.sweep import (
+    CaseSweep,
+    Event,
+    EventKind,
+    PullState,
+    RepoState,
+    pending_events,
+    record_notified,
+    state_event_ids,
+    sweep_case,
+)
+from securecase.errors import GitHubError, SecurecaseError
+from securecase.services.catalog import require_existing
+from securecase.services.ingest import POLICY_FILE, baseline_subject
+from securecase.services.notify import Webhook, deliver
+from securecase.storage.casecache import CaseCache
+from securecase.storage.casefile import CASE_FILE, dump_case, load_case
+from securecase.storage.repos import open_store
+from securecase.storage.store import (
+    CasesStore,
+    ChainCommitted,
+    ChainPlan,
+    Change,
+    GitIdentity,
+    Snapshot,
+)
+
+if TYPE_CHECKING:  # PyGithub is imported only when GitHub is used
+    from securecase.github.client import GitHubSettings
+    from securecase.github.listing import IssueRef, SweepClient
+
+#: Cases recorded this long before a pull request's last update may still have missed it.
+LISTING_MARGIN = timedelta(days=1)
+ISSUE_MARKER = "<!-- securecase:case={key} -->"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRequest:
+    """What one ``securecase sweep`` asks for."""
+
+    cases_repo: str
+    identity: GitIdentity
+    repo_glob: str | None = None
+    dry_run: bool = False
+    webhooks: tuple[Webhook, ...] = ()
+    issues_repo: str | None = None
+    github: GitHubSettings | None = field(default=None, repr=False)
+    cases_web_url: str | None = None
+    push_timeout: float = 120.0
+    #: Called with (done, total) while cases are judged (a progress line); never required.
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionChange:
+    """A case whose verdict changed in this sweep."""
+
+    case_key: str
+    before: str
+    after: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What the sweep did (or, with ``dry_run``, would do)."""
+
+    closed: tuple[tuple[str, str], ...]
+    decision_changes: tuple[DecisionChange, ...]
+    sla_breaches: tuple[tuple[str, str, str, str], ...]  # case key, finding, severity, due
+    expiring_exceptions: tuple[tuple[str, str, tuple[str, ...]], ...]  # id, expires, cases
+    commits: tuple[str, ...]
+    planned: tuple[tuple[str, tuple[str, ...]], ...]  # case key, what changes
+    api_calls: int
+    notified: int
+    warnings: tuple[str, ...]
+    dry_run: bool
+
+
+@dataclass
+class _Judged:
+    """Cases as read (by blob id, so a retry re-reads only files that moved) and judged."""
+
+    cases: dict[str, Case] = field(default_factory=dict)  # blob id -> case
+    sweeps: dict[tuple[str, str | None, str], CaseSweep] = field(default_factory=dict)
+
+
+def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
+    """Run one sweep (see the module docstring); never raises for a GitHub or webhook failure."""
+    require_existing(request.cases_repo)
+    now_dt = clock.now()
+    now, today = iso(now_dt), now_dt.astimezone(UTC).date()
+    warnings: list[str] = []
+    with open_store(
+        request.cases_repo, identity=request.identity, paths=None, timeout=request.push_timeout
+    ) as store:
+        cache = CaseCache(store.cache_dir)
+        judged = _Judged()
+        snapshot = store.snapshot()
+        policy = _policy(snapshot)
+        cases = _read_cases(store, snapshot, request.repo_glob, judged, cache)
+        client = _client(request, cases, warnings)
+        states = _list_repos(client, cases, warnings)
+        sweeps = _judge_all(cases, policy, states, today, now, judged, request.progress)
+        closed_pending = _closed_pending(cases, today) if _channels(request) else []
+        events = [e for s in sweeps.values() for e in s.events] + closed_pending
+        delivered: set[tuple[str, str]] = set()
+        sent = 0
+        if request.dry_run:
+            return _result(sweeps, (), client, 0, warnings, dry_run=True)
+        if events and _channels(request):
+            ok, issue_warnings = _deliver(request, client, events)
+            warnings.extend(issue_warnings)
+            if ok:
+                delivered = {(e.case_key, e.id) for e in events}
+                sent = len(events)
+
+        def plan(snap: Snapshot) -> ChainPlan[dict[str, CaseSweep]]:
+            nonlocal policy
+            if snap.head != snapshot.head:
+                policy = _policy(snap)
+                fresh = _read_cases(store, snap, request.repo_glob, judged, cache)
+                again = _judge_all(fresh, policy, states, today, now, judged, None)
+            else:
+                fresh, again = cases, sweeps
+            return _changes(fresh, again, delivered, today, cache)
+
+        committed = store.update_chain(plan)
+        final = committed.result
+    result = _result(final, committed.commits, client, sent, warnings, dry_run=False)
+    if client is not None:
+        warnings.extend(_post_check_runs(client, request, final, states, policy, committed, now_dt))
+        result = replace(result, api_calls=len(client.calls), warnings=tuple(warnings))
+    return result
+
+
+# -- reading and writing case files (the one place that knows the case file format) ----------
+
+
+def _load(data: bytes, path: str, cache: CaseCache) -> Case:
+    return load_case(data, path=path, cache=cache)
+
+
+def _dump(case: Case, previous: bytes | None, cache: CaseCache) -> dict[str, bytes]:
+    """The files of a case folder to write (relative to the folder)."""
+    return {CASE_FILE: dump_case(case, cache=cache, previous=previous)}
+
+
+def _read_cases(
+    store: CasesStore,
+    snapshot: Snapshot,
+    repo_glob: str | None,
+    judged: _Judged,
+    cache: CaseCache,
+) -> dict[str, tuple[Case, str, bytes]]:
+    """folder -> (case, blob id, bytes) of every case at the snapshot (files read once per
+    blob: on a retry only the ones that moved are parsed again)."""
+    listed = {
+        path: oid
+        for path, oid in store.blob_ids(snapshot.head, CASES_ROOT).items()
+        if path.endswith("/" + CASE_FILE)
+    }
+    contents = store.read_blobs(list(listed.values()))
+    found = {}
+    for path, oid in listed.items():
+        case = judged.cases.get(oid)
+        if case is None:
+            case = _load(contents[oid], path, cache)
+            judged.cases[oid] = case
+        if repo_glob and not glob_match(repo_glob, case.subject.slug, ignore_case=True):
+            continue
+        found[path[: -len(CASE_FILE) - 1]] = (case, oid, contents[oid])
+    return found
+
+
+def _policy(snapshot: Snapshot) -> Policy:
+    data = snapshot.read(POLICY_FILE)
+    return builtin_policy() if data is None else load_policy(data, origin=POLICY_FILE)
+
+
+# -- GitHub listings ----------------------------------------------------------------------
+
+
+def _client(
+    request: SweepRequest, cases: Mapping[str, tuple[Case, str, bytes]], warnings: list[str]
+) -> SweepClient | None:
+    live = [c for c, _, _ in cases.values() if c.status is not Status.CLOSED]
+    others = sum(1 for c in live if c.subject.provider is not Provider.GITHUB)
+    if others:
+        warnings.append(
+            f"closing skipped for {others} case(s) of providers other than GitHub "
+            "(no listing for them); they were re-judged"
+        )
+    github_live = len(live) - others
+    needs_client = github_live or request.issues_repo
+    if not needs_client:
+        return None
+    if request.github is None:
+        warnings.append(
+            "closing skipped: no GitHub credentials (pass --github-token or set GITHUB_TOKEN); "
+            "cases were re-judged"
+        )
+        return None
+    from securecase.github.listing import SweepClient
+
+    return SweepClient(request.github)
+
+
+def _list_repos(
+    client: SweepClient | None,
+    cases: Mapping[str, tuple[Case, str, bytes]],
+    warnings: list[str],
+) -> dict[tuple[str, str], RepoState]:
+    """One pull request listing and one branch listing per GitHub repository with live cases."""
+    if client is None:
+        return {}
+    wanted: dict[tuple[str, str], list[Case]] = {}
+    for case, _, _ in cases.values():
+        if case.status is not Status.CLOSED and case.subject.provider is Provider.GITHUB:
+            wanted.setdefault((case.subject.org, case.subject.repo), []).append(case)
+    states = {}
+    for (org, name), repo_cases in sorted(wanted.items()):
+        slug = f"{org}/{name}"
+        prs = {c.subject.pr for c in repo_cases if c.subject.is_pr and c.subject.pr is not None}
+        pulls: dict[int, PullState] | None = None
+        branches: frozenset[str] | None = None
+        try:
+            if prs:
+                oldest = min(c.created_at for c in repo_cases if c.subject.is_pr)
+                pulls = client.pull_states(slug, prs, not_before=_time(oldest) - LISTING_MARGIN)
+            if any(not c.subject.is_pr for c in repo_cases):
+                branches = client.branch_names(slug)
+        except GitHubError as error:
+            warnings.append(f"{slug}: listing failed, its cases are not closed: {error.message}")
+        states[(org, name)] = RepoState(pulls=pulls, branches=branches)
+    return states
+
+
+def _time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- judging ------------------------------------------------------------------------------
+
+
+def _judge_all(
+    cases: Mapping[str, tuple[Case, str, bytes]],
+    policy: Policy,
+    states: Mapping[tuple[str, str], RepoState],
+    today: date,
+    now: str,
+    judged: _Judged,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, CaseSweep]:
+    """folder -> what the sweep does to each case that is not CLOSED."""
+    live = {f: v for f, v in cases.items() if v[0].status is not Status.CLOSED}
+    out = {}
+    for done, (folder, (case, oid, _)) in enumerate(sorted(live.items()), start=1):
+        base = baseline_subject(case.subject)
+        baseline = cases[base.folder][0] if base is not None and base.folder in cases else None
+        # Keyed by the case's and its baseline's blobs: unchanged files are not judged again.
+        base_oid = cases[base.folder][1] if base is not None and baseline is not None else None
+        memo_key = (oid, base_oid, policy.blob)
+        found = judged.sweeps.get(memo_key)
+        if found is None:
+            state = states.get((case.subject.org, case.subject.repo))
+            found = sweep_case(case, policy, today=today, now=now, state=state, baseline=baseline)
+            judged.sweeps[memo_key] = found
+        out[folder] = found
+        if progress is not None:
+            progress(done, len(live))
+    return out
+
+
+def _closed_pending(cases: Mapping[str, tuple[Case, str, bytes]], today: date) -> list[Event]:
+    """Closing events of CLOSED cases whose notification has not gone out yet."""
+    return [
+        e
+        for case, _, _ in cases.values()
+        if case.status is Status.CLOSED and case.closed is not None
+        for e in pending_events(case, None, today=today)
+    ]
+
+
+def _channels(request: SweepRequest) -> bool:
+    return bool(request.webhooks or request.issues_repo)
+
+
+def _changes(
+    cases: Mapping[str, tuple[Case, str, bytes]],
+    sweeps: Mapping[str, CaseSweep],
+    delivered: set[tuple[str, str]],
+    today: date,
+    cache: CaseCache,
+) -> ChainPlan[dict[str, CaseSweep]]:
+    """One change per case to write: swept, newly notified, or both."""
+    changes = []
+    final: dict[str, CaseSweep] = {}
+    for folder in sorted(cases):
+        case, _, data = cases[folder]
+        swept = sweeps.get(folder)
+        after = swept.case if swept is not None else case
+        what = list(swept.what) if swept is not None and swept.changed else []
+        mine = {event_id for key, event_id in delivered if key == case.key}
+        if mine or what:
+            decision = swept.decision if swept is not None else None
+            current = state_event_ids(after, decision, today=today)
+            noted = record_notified(after, mine, current=current)
+            if len(noted.notified) > len(after.notified) or mine & set(noted.notified):
+                added = len(set(noted.notified) - set(after.notified))
+                if added:
+                    what.append(f"notified {added} event(s)")
+            after = noted
+        if swept is not None:
+            final[folder] = replace(swept, case=after)
+        if not what or after == case:
+            continue
+        files = {f"{folder}/{name}": blob for name, blob in _dump(after, data, cache).items()}
+        changes.append(Change(files=files, message=_commit_message(after, what)))
+    return ChainPlan(tuple(changes), final)
+
+
+def _commit_message(case: Case, what: Sequence[str]) -> str:
+    counts = case.counts
+    summary = "; ".join(what)
+    body = [
+        f"securecase: {case.key}: sweep: {summary}",
+        "",
+        f"Status: {case.status.value}, decision: {case.gate.decision}.",
+    ]
+    body.extend(f"Blocked by {reason}" for reason in case.gate.reasons if case.gate.gate)
+    body += [
+        "",
+        f"Securecase-Case: {case.key}",
+        f"Securecase-Commit: {case.latest.commit or 'unknown'}",
+        f"Securecase-Decision: {case.gate.decision}",
+        f"Securecase-Status: {case.status.value}",
+        "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
+        f"Securecase-Sweep: {summary}",
+    ]
+    return "\n".join(body) + "\n"
+
+
+# -- notifying ----------------------------------------------------------------------------
+
+
+def _deliver(
+    request: SweepRequest, client: SweepClient | None, events: Sequence[Event]
+) -> tuple[bool, list[str]]:
+    """Send the events; True when every webhook took them (then they count as notified)."""
+    warnings: list[str] = []
+    ok = True
+    if request.webhooks:
+        failed = deliver(request.webhooks, events)
+        warnings.extend(failed)
+        ok = not failed
+    if request.issues_repo:
+        if client is None:
+            warnings.append("--open-issues skipped: no GitHub credentials")
+        else:
+            warnings.extend(_playbook_issues(client, request.issues_repo, events))
+    return ok, warnings
+
+
+def _playbook_issues(client: SweepClient, repo: str, events: Sequence[Event]) -> list[str]:
+    """Open or update one issue per case that newly blocks or breaches its SLA; close the
+    issue of a case that closed. Issues are found again by a hidden marker in their body."""
+    by_case: dict[str, list[Event]] = {}
+    for event in events:
+        by_case.setdefault(event.case_key, []).append(event)
+    urgent = {
+        k: v
+        for k, v in by_case.items()
+        if any(e.kind in (EventKind.BLOCKED, EventKind.SLA_BREACHED) for e in v)
+    }
+    closing = {k for k, v in by_case.items() if any(e.kind is EventKind.CLOSED for e in v)}
+    if not urgent and not closing:
+        return []
+    try:
+        existing: dict[str, IssueRef] = {}
+        for listed in client.sweep_issues(repo):
+            for key in set(urgent) | closing:
+                if ISSUE_MARKER.format(key=key) in listed.body:
+                    existing[key] = listed
+        for key, found in sorted(urgent.items()):
+            body = _issue_body(key, found)
+            known = existing.get(key)
+            if known is None:
+                client.open_issue(repo, title=f"securecase: {key}", body=body)
+            else:
+                client.edit_issue(repo, known.number, body=body, state="open")
+        for key in sorted(closing):
+            known = existing.get(key)
+            if known is not None and known.open:
+                client.edit_issue(repo, known.number, state="closed")
+    except GitHubError as error:
+        return [f"--open-issues {repo}: {error.message}"]
+    return []
+
+
+def _issue_body(key: str, events: Iterable[Event]) -> str:
+    lines = [ISSUE_MARKER.format(key=key), f"Security case `{key}` needs attention:", ""]
+    lines += [f"- {e.text}" for e in events]
+    return "\n".join(lines) + "\n"
+
+
+# -- check runs ---------------------------------------------------------------------------
+
+
+def _post_check_runs(
+    client: SweepClient,
+    request: SweepRequest,
+    final: Mapping[str, CaseSweep],
+    states: Mapping[tuple[str, str], RepoState],
+    policy: Policy,
+    committed: ChainCommitted[dict[str, CaseSweep]],
+    now: datetime,
+) -> list[str]:
+    """A new check run on the head commit of each pull request whose decision changed."""
+    from securecase.domain.outcome import IngestResult
+    from securecase.github.links import case_file_url, repo_web_base
+    from securecase.github.publish import ReportTarget, post_report, summary_input_from_result
+
+    warnings = []
+    head = committed.commits[-1] if committed.commits else None
+    web_base = request.cases_web_url or repo_web_base(request.cases_repo)
+    for folder, swept in sorted(final.items()):
+        if not swept.decision_changed or swept.decision is None or swept.closed is not None:
+            continue
+        subject = swept.case.subject
+        if not subject.is_pr or subject.pr is None or subject.provider is not Provider.GITHUB:
+            continue
+        state = states.get((subject.org, subject.repo))
+        pull = state.pulls.get(subject.pr) if state and state.pulls else None
+        if pull is None or not pull.head_sha:
+            warnings.append(f"{swept.case.key}: no head commit known, no check run posted")
+            continue
+        case_path = f"{folder}/{CASE_FILE}"
+        result = IngestResult(
+            case=swept.case,
+            decision=swept.decision,
+            policy=policy,
+            case_path=case_path,
+            cases_commit=head,
+            committed=head is not None,
+            stale=False,
+            new=(),
+            fixed=(),
+        )
+        data = summary_input_from_result(
+            result, case_url=case_file_url(web_base, head, case_path), run_url=None
+        )
+        try:
+            outcome = post_report(client, ReportTarget(subject.slug, pull.head_sha), data, now=now)
+        except SecurecaseError as error:
+            warnings.append(f"{swept.case.key}: check run not posted: {error.message}")
+            continue
+        warnings.extend(f"{swept.case.key}: {w}" for w in outcome.warnings)
+    return warnings
+
+
+# -- the result ---------------------------------------------------------------------------
+
+
+def _result(
+    sweeps: Mapping[str, CaseSweep],
+    commits: tuple[str, ...],
+    client: SweepClient | None,
+    notified: int,
+    warnings: list[str],
+    *,
+    dry_run: bool,
+) -> SweepResult:
+    ordered = [sweeps[f] for f in sorted(sweeps)]
+    closed = tuple((s.case.key, s.closed.reason.value) for s in ordered if s.closed is not None)
+    changes = tuple(
+        DecisionChange(s.case.key, s.decision_from or "", s.decision.decision, s.decision.reasons)
+        for s in ordered
+        if s.decision_changed and s.decision is not None
+    )
+    breaches = tuple(
+        (s.case.key, b.finding, b.severity.value, b.due) for s in ordered for b in s.sla_breaches
+    )
+    expiring: dict[tuple[str, str], list[str]] = {}
+    for s in ordered:
+        for exc_id, day in s.expiring:
+            expiring.setdefault((exc_id, day.isoformat()), []).append(s.case.key)
+    planned = tuple((s.case.key, s.what) for s in ordered if s.changed)
+    return SweepResult(
+        closed=closed,
+        decision_changes=changes,
+        sla_breaches=breaches,
+        expiring_exceptions=tuple(
+            (eid, day, tuple(keys)) for (eid, day), keys in sorted(expiring.items())
+        ),
+        commits=commits,
+        planned=planned,
+        api_calls=len(client.calls) if client is not None else 0,
+        notified=notified,
+        warnings=tuple(warnings),
+        dry_run=dry_run,
+    )
