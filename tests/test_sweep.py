@@ -478,7 +478,9 @@ def test_a_sweep_racing_eight_ingests_loses_no_update(work: Path, fake: FakeGitH
         )
 
     # Ingests into the open cases the sweep re-judges, and into new ones, all at once.
-    subjects = [("--pr", str(1 + n % 2 * 2), "--source", f"s{n}") for n in range(4)]
+    subjects: list[tuple[str, ...]] = [
+        ("--pr", str(1 + n % 2 * 2), "--source", f"s{n}") for n in range(4)
+    ]
     subjects += [("--pr", str(10 + n)) for n in range(4)]
     procs = [
         start(
