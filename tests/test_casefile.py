@@ -122,3 +122,27 @@ def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
         load_case(text, path="cases/x/case.yaml")
     line = text.decode().splitlines().index("sources:") + 1
     assert str(caught.value).startswith(f"cases/x/case.yaml:{line}: $.sources:")
+
+
+def test_sweep_fields_round_trip_in_contract_order() -> None:
+    from dataclasses import replace
+
+    from securecase.domain.case import Closed, CloseReason, SlaMark, Status
+
+    case = sample_case("pip.json")
+    first, *rest = case.findings
+    swept = replace(
+        case,
+        status=Status.CLOSED,
+        closed=Closed(CloseReason.MERGED, "2027-01-09T08:00:00Z"),
+        notified=("closed:merged:2027-01-09T08:00:00Z",),
+        findings=(replace(first, sla=SlaMark("2027-02-09", True)), *rest),
+    )
+    data = dump_case(swept)
+    assert load_case(data, path="case.yaml") == swept
+    doc = yaml.safe_load(data)
+    keys = list(doc)
+    assert keys.index("status") + 1 == keys.index("closed")
+    assert keys.index("notified") == keys.index("created_at") - 1
+    assert doc["closed"] == {"reason": "merged", "at": "2027-01-09T08:00:00Z"}
+    assert doc["findings"][0]["sla"] == {"due": "2027-02-09", "breached": True}
