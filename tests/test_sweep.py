@@ -521,3 +521,45 @@ def test_a_sweep_racing_eight_ingests_loses_no_update(work: Path, fake: FakeGitH
         assert case_file(remote, PR.format(number))["sources"]
     log = git(remote, "log", "--format=%B", "main")
     assert log.count("Securecase-Sweep:") == swept["commits"]
+
+
+def _stderr_on_a_terminal(work: Path, remote: Path, **env: str) -> str:
+    """Run a dry-run sweep with stderr on a pseudo-terminal; what the terminal received."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "securecase", "sweep", "--cases-repo", str(remote), "--dry-run"],
+            cwd=work,
+            env=clean_env(SECURECASE_NOW="2027-01-25T00:00:00Z", **env),
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+        )
+        assert proc.returncode == 0
+    finally:
+        os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal is closed once everything was read
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(leader)
+    return received.decode("utf-8", "replace")
+
+
+def test_progress_line_on_a_terminal_only_and_never_in_actions(work: Path) -> None:
+    remote = bare_remote(work)
+    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "2")
+    shown = _stderr_on_a_terminal(work, remote)
+    assert "judging cases" in shown and "\r" in shown
+    assert "judging cases" not in _stderr_on_a_terminal(work, remote, GITHUB_ACTIONS="true")
+    piped = run_cli("sweep", "--cases-repo", remote, "--dry-run", cwd=work)
+    assert piped.returncode == 0 and "judging cases" not in piped.stderr
