@@ -22,7 +22,7 @@ from securecase.domain.case import (
     mark_sla,
 )
 from securecase.domain.findings import Severity
-from securecase.domain.policy import load_policy
+from securecase.domain.policy import Policy, load_policy
 from securecase.domain.subjects import Provider, Subject
 from securecase.domain.sweep import (
     EventKind,
@@ -75,7 +75,7 @@ def seen(days_ago: int) -> Seen:
     return Seen("c1", f"{(TODAY - timedelta(days=days_ago)).isoformat()}T10:00:00Z")
 
 
-def policy():
+def policy() -> Policy:
     return load_policy(POLICY.encode(), origin="policy.yaml")
 
 
@@ -175,3 +175,22 @@ def test_a_closed_case_has_only_its_closing_event() -> None:
         closed=Closed(CloseReason.MERGED, NOW),
     )
     assert [e.kind for e in pending_events(closed, None, today=TODAY)] == [EventKind.CLOSED]
+
+
+def test_stable_until_is_the_next_day_time_can_change_the_judgement() -> None:
+    from securecase.domain.sweep import stable_until
+
+    excepted = Tracked(vuln_finding(1), seen(3))  # EXC-1 expires 2027-01-20
+    medium = Tracked(vuln_finding(2, "MEDIUM"), seen(10))  # age rule: 60 days; SLA: 90
+    on_jan_1 = date(2027, 1, 1)
+    assert stable_until(case(PR, excepted), policy(), baseline=None, today=on_jan_1) == date(
+        2027, 1, 6
+    )  # 14 days before the expiry: the warning starts
+    assert stable_until(case(PR, excepted), policy(), baseline=None, today=date(2027, 1, 6)) == (
+        date(2027, 1, 21)
+    )
+    first = TODAY - timedelta(days=10)
+    assert stable_until(case(BRANCH, medium), policy(), baseline=None, today=TODAY) == (
+        first + timedelta(days=61)
+    )
+    assert stable_until(case(BRANCH), policy(), baseline=None, today=TODAY) is None

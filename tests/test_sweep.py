@@ -563,3 +563,32 @@ def test_progress_line_on_a_terminal_only_and_never_in_actions(work: Path) -> No
     assert "judging cases" not in _stderr_on_a_terminal(work, remote, GITHUB_ACTIONS="true")
     piped = run_cli("sweep", "--cases-repo", remote, "--dry-run", cwd=work)
     assert piped.returncode == 0 and "judging cases" not in piped.stderr
+
+
+def test_a_local_repo_remembers_until_when_time_cannot_change_a_case(
+    work: Path, fake: FakeGitHub
+) -> None:
+    """The memo lets later sweeps skip unchanged cases, but never past the day time changes
+    them (here: the day after the exception expires)."""
+    remote = bare_remote(work)
+    local = work / "local-cases"
+    git(work, "clone", "-q", str(remote), str(local))
+    ingest(work, local, "--pr", "7")
+    ingest(work, local, "--pr", "8")
+    fake.add_pull("acme", "shop", 7)
+    fake.add_pull("acme", "shop", 8)
+    _, first = sweep(work, local, fake, now="2027-01-10T12:00:00Z")
+    assert first["commits"] == 0
+    memo = json.loads((local / ".git/securecase-cache/sweep-memo.json").read_text())
+    entry = memo["entries"][PR.format(7)]
+    assert entry["until"] == "2027-01-21" and entry["key"] == "github::acme::shop::PR::7"
+    # A skipped case is still listed for closing, and read when its pull request closed.
+    fake.add_pull("acme", "shop", 8, merged=True)
+    _, quiet = sweep(work, local, fake, now="2027-01-15T00:00:00Z")
+    assert quiet["closed"] == [{"case_key": "github::acme::shop::PR::8", "reason": "merged"}]
+    assert quiet["commits"] == 1 and quiet["decision_changes"] == []
+    assert yaml.safe_load((local / PR.format(8) / "case.yaml").read_text())["status"] == "CLOSED"
+    _, due = sweep(work, local, fake, now="2027-01-21T00:00:00Z")
+    assert [(c["case_key"], c["to"]) for c in due["decision_changes"]] == [
+        ("github::acme::shop::PR::7", "block")
+    ]

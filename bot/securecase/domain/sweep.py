@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 
 from securecase.domain.case import (
@@ -29,6 +29,8 @@ from securecase.domain.case import (
 )
 from securecase.domain.findings import Severity
 from securecase.domain.policy import Decision, Mode, Policy, evaluate_case
+from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS, covers
+from securecase.domain.subjects import Subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ class CaseSweep:
         return self.decision is not None and self.decision.decision != self.decision_from
 
 
-def close_reason(case: Case, state: RepoState | None, *, now: str) -> Closed | None:
+def close_reason(case: Case | Subject, state: RepoState | None, *, now: str) -> Closed | None:
     """Why the case closes, from the listings; None when it stays open or nothing is known.
 
     A pull request case closes when its pull request is closed (merged or not); a branch case
@@ -111,7 +113,7 @@ def close_reason(case: Case, state: RepoState | None, *, now: str) -> Closed | N
     """
     if state is None:
         return None
-    subject = case.subject
+    subject = case if isinstance(case, Subject) else case.subject
     if subject.is_pr:
         if state.pulls is None or subject.pr is None:
             return None
@@ -313,3 +315,35 @@ def _what_changed(before: Case, after: Case, breaches: tuple[SlaBreach, ...]) ->
     if not what and after.findings != before.findings:
         what.append("finding marks updated")
     return tuple(what)
+
+
+def stable_until(case: Case, policy: Policy, *, baseline: Case | None, today: date) -> date | None:
+    """The first day after ``today`` on which judging the (unchanged) case could give another
+    result or another event; None when time cannot change it.
+
+    Everything time-dependent in a judgement is listed: the day each finding passes an
+    ``age_days_over`` threshold or its ``sla_days``, and the days an exception covering it
+    enters the 14-day warning window and expires. A sweep may skip a case whose file, target
+    branch case and policy are the ones it judged before, until that day.
+    """
+    known = {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline else {}
+    ages = [r.block.age_days_over for r in policy.rules if r.block.age_days_over is not None]
+    days: list[date] = []
+    for tracked in case.findings:
+        finding = tracked.finding
+        since = min(tracked.first_seen.at, known.get(finding.id, tracked.first_seen.at))
+        try:
+            first = date.fromisoformat(since[:10])
+        except ValueError:
+            first = None
+        if first is not None:
+            days.extend(first + timedelta(days=n + 1) for n in ages)
+            limit = policy.sla_days.get(finding.severity)
+            if limit is not None:
+                days.append(first + timedelta(days=limit + 1))
+        for exc in policy.exceptions:
+            if covers(exc.match, finding, case.subject):
+                days.append(exc.expires - timedelta(days=EXPIRY_WARNING_DAYS))
+                days.append(exc.expires + timedelta(days=1))
+    later = [d for d in days if d > today]
+    return min(later) if later else None

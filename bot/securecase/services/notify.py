@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import requests
-import tenacity
+from typing import TYPE_CHECKING, Any
 
 from securecase.domain.sweep import Event
 from securecase.render.notice import NoticeFormat, format_for_url, notice_body
+
+if TYPE_CHECKING:
+    pass
+# requests and tenacity are imported when there is something to send: most sweeps send nothing.
 
 #: Attempts per webhook and message, and the backoff between them (seconds).
 ATTEMPTS = 4
@@ -44,6 +45,8 @@ def deliver(
     webhooks: Sequence[Webhook], events: Sequence[Event], *, first_wait: float = FIRST_WAIT
 ) -> list[str]:
     """Send one message listing ``events`` to each webhook; warnings for those that failed."""
+    import tenacity
+
     warnings = []
     for number, hook in enumerate(webhooks, start=1):
         body = notice_body(events, hook.format)
@@ -68,6 +71,8 @@ class _Refused(Exception):
 
 
 def _post(url: str, body: dict[str, Any], first_wait: float) -> None:
+    import tenacity
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(ATTEMPTS),
         wait=tenacity.wait_exponential(multiplier=first_wait, max=MAX_WAIT),
@@ -80,6 +85,8 @@ def _post(url: str, body: dict[str, Any], first_wait: float) -> None:
 
 
 def _post_once(url: str, body: dict[str, Any]) -> None:
+    import requests
+
     try:
         answer = requests.post(url, json=body, timeout=TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:

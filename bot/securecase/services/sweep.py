@@ -28,6 +28,7 @@ from securecase.domain.sweep import (
     EventKind,
     PullState,
     RepoState,
+    close_reason,
     pending_events,
     record_notified,
     state_event_ids,
@@ -37,6 +38,7 @@ from securecase.errors import GitHubError, SecurecaseError
 from securecase.services.catalog import require_existing
 from securecase.services.ingest import POLICY_FILE, baseline_subject
 from securecase.services.notify import Webhook, deliver
+from securecase.services.sweepmemo import Known, SweepMemo
 from securecase.storage.casecache import CaseCache
 from securecase.storage.casefile import CASE_FILE, dump_case, load_case
 from securecase.storage.repos import open_store
@@ -106,6 +108,7 @@ class _Judged:
     """Cases as read (by blob id, so a retry re-reads only files that moved) and judged."""
 
     cases: dict[str, Case] = field(default_factory=dict)  # blob id -> case
+    data: dict[str, bytes] = field(default_factory=dict)  # blob id -> its bytes
     sweeps: dict[tuple[str, str | None, str], CaseSweep] = field(default_factory=dict)
 
 
@@ -122,17 +125,20 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
         judged = _Judged()
         snapshot = store.snapshot()
         policy = _policy(snapshot)
-        cases = _read_cases(store, snapshot, request.repo_glob, judged, cache)
-        client = _client(request, cases, warnings)
-        states = _list_repos(client, cases, warnings)
+        memo = SweepMemo.load(store.cache_dir, policy.blob)
+        channels = _channels(request)
+        cases, known = _read_cases(store, snapshot, request, judged, memo, today, channels)
+        client = _client(request, cases, known, warnings)
+        states = _list_repos(client, cases, known, warnings)
+        cases.update(_closing_too(store, known, states, now, judged))
         sweeps = _judge_all(cases, policy, states, today, now, judged, request.progress)
-        closed_pending = _closed_pending(cases, today) if _channels(request) else []
+        closed_pending = _closed_pending(cases, today) if channels else []
         events = [e for s in sweeps.values() for e in s.events] + closed_pending
         delivered: set[tuple[str, str]] = set()
         sent = 0
         if request.dry_run:
             return _result(sweeps, (), client, 0, warnings, dry_run=True)
-        if events and _channels(request):
+        if events and channels:
             ok, issue_warnings = _deliver(request, client, events)
             warnings.extend(issue_warnings)
             if ok:
@@ -140,17 +146,23 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
                 sent = len(events)
 
         def plan(snap: Snapshot) -> ChainPlan[dict[str, CaseSweep]]:
-            nonlocal policy
+            nonlocal policy, cases
             if snap.head != snapshot.head:
                 policy = _policy(snap)
-                fresh = _read_cases(store, snap, request.repo_glob, judged, cache)
-                again = _judge_all(fresh, policy, states, today, now, judged, None)
+                again_memo = memo if memo.policy == policy.blob else SweepMemo(policy.blob)
+                cases, moved = _read_cases(
+                    store, snap, request, judged, again_memo, today, channels
+                )
+                cases.update(_closing_too(store, moved, states, now, judged))
+                judgements = _judge_all(cases, policy, states, today, now, judged, None)
             else:
-                fresh, again = cases, sweeps
-            return _changes(fresh, again, delivered, today, cache)
+                judgements = sweeps
+            return _changes(cases, judgements, delivered, today, cache)
 
         committed = store.update_chain(plan)
         final = committed.result
+        memo.remember(cases, final, policy, today)
+        memo.save()
     result = _result(final, committed.commits, client, sent, warnings, dry_run=False)
     if client is not None:
         warnings.extend(_post_check_runs(client, request, final, states, policy, committed, now_dt))
@@ -161,8 +173,9 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
 # -- reading and writing case files (the one place that knows the case file format) ----------
 
 
-def _load(data: bytes, path: str, cache: CaseCache) -> Case:
-    return load_case(data, path=path, cache=cache)
+def _load(data: bytes, path: str) -> Case:
+    # No parsed-case cache: it keeps a few dozen documents, and a sweep reads every case.
+    return load_case(data, path=path)
 
 
 def _dump(case: Case, previous: bytes | None, cache: CaseCache) -> dict[str, bytes]:
@@ -173,27 +186,70 @@ def _dump(case: Case, previous: bytes | None, cache: CaseCache) -> dict[str, byt
 def _read_cases(
     store: CasesStore,
     snapshot: Snapshot,
-    repo_glob: str | None,
+    request: SweepRequest,
     judged: _Judged,
-    cache: CaseCache,
-) -> dict[str, tuple[Case, str, bytes]]:
-    """folder -> (case, blob id, bytes) of every case at the snapshot (files read once per
-    blob: on a retry only the ones that moved are parsed again)."""
+    memo: SweepMemo,
+    today: date,
+    channels: bool,
+) -> tuple[dict[str, tuple[Case, str, bytes]], dict[str, Known]]:
+    """The cases at the snapshot: folder -> (case, blob id, bytes) for those read, and
+    folder -> what the memo knows for those it says cannot have changed (not read).
+
+    Files are read once per blob id, so on a retry only the ones that moved are parsed again.
+    """
     listed = {
-        path: oid
+        path[: -len(CASE_FILE) - 1]: oid
         for path, oid in store.blob_ids(snapshot.head, CASES_ROOT).items()
         if path.endswith("/" + CASE_FILE)
     }
-    contents = store.read_blobs(list(listed.values()))
+    known: dict[str, Known] = {}
+    for folder, oid in listed.items():
+        hit = memo.lookup(folder, oid, listed, today, channels=channels)
+        if hit is not None:
+            known[folder] = hit
+    wanted = {f: oid for f, oid in listed.items() if f not in known}
+    contents = store.read_blobs([oid for oid in wanted.values() if oid not in judged.cases])
     found = {}
-    for path, oid in listed.items():
+    for folder, oid in wanted.items():
         case = judged.cases.get(oid)
-        if case is None:
-            case = _load(contents[oid], path, cache)
+        data = contents.get(oid)
+        if case is None or data is None:
+            data = data if data is not None else store.read_blobs([oid])[oid]
+            case = _load(data, f"{folder}/{CASE_FILE}")
             judged.cases[oid] = case
-        if repo_glob and not glob_match(repo_glob, case.subject.slug, ignore_case=True):
-            continue
-        found[path[: -len(CASE_FILE) - 1]] = (case, oid, contents[oid])
+            judged.data[oid] = data
+        found[folder] = (case, oid, judged.data[oid])
+    glob = request.repo_glob
+    if glob:
+        found = {
+            f: v for f, v in found.items() if glob_match(glob, v[0].subject.slug, ignore_case=True)
+        }
+        known = {
+            f: v for f, v in known.items() if glob_match(glob, v.subject.slug, ignore_case=True)
+        }
+    return found, known
+
+
+def _closing_too(
+    store: CasesStore,
+    known: Mapping[str, Known],
+    states: Mapping[tuple[str, str], RepoState],
+    now: str,
+    judged: _Judged,
+) -> dict[str, tuple[Case, str, bytes]]:
+    """The cases the memo let us skip that the listings close after all: read them now."""
+    closing = {
+        folder: k.blob
+        for folder, k in known.items()
+        if k.status is not Status.CLOSED
+        and close_reason(k.subject, states.get((k.subject.org, k.subject.repo)), now=now)
+    }
+    contents = store.read_blobs(list(closing.values()))
+    found = {}
+    for folder, oid in closing.items():
+        case = _load(contents[oid], f"{folder}/{CASE_FILE}")
+        judged.cases[oid], judged.data[oid] = case, contents[oid]
+        found[folder] = (case, oid, contents[oid])
     return found
 
 
@@ -206,9 +262,12 @@ def _policy(snapshot: Snapshot) -> Policy:
 
 
 def _client(
-    request: SweepRequest, cases: Mapping[str, tuple[Case, str, bytes]], warnings: list[str]
+    request: SweepRequest,
+    cases: Mapping[str, tuple[Case, str, bytes]],
+    known: Mapping[str, Known],
+    warnings: list[str],
 ) -> SweepClient | None:
-    live = [c for c, _, _ in cases.values() if c.status is not Status.CLOSED]
+    live = _live(cases, known)
     others = sum(1 for c in live if c.subject.provider is not Provider.GITHUB)
     if others:
         warnings.append(
@@ -230,17 +289,27 @@ def _client(
     return SweepClient(request.github)
 
 
+def _live(
+    cases: Mapping[str, tuple[Case, str, bytes]], known: Mapping[str, Known]
+) -> list[Case | Known]:
+    """The cases that are not CLOSED, read or known from the memo."""
+    live: list[Case | Known] = [c for c, _, _ in cases.values() if c.status is not Status.CLOSED]
+    live += [k for k in known.values() if k.status is not Status.CLOSED]
+    return live
+
+
 def _list_repos(
     client: SweepClient | None,
     cases: Mapping[str, tuple[Case, str, bytes]],
+    known: Mapping[str, Known],
     warnings: list[str],
 ) -> dict[tuple[str, str], RepoState]:
     """One pull request listing and one branch listing per GitHub repository with live cases."""
     if client is None:
         return {}
-    wanted: dict[tuple[str, str], list[Case]] = {}
-    for case, _, _ in cases.values():
-        if case.status is not Status.CLOSED and case.subject.provider is Provider.GITHUB:
+    wanted: dict[tuple[str, str], list[Case | Known]] = {}
+    for case in _live(cases, known):
+        if case.subject.provider is Provider.GITHUB:
             wanted.setdefault((case.subject.org, case.subject.repo), []).append(case)
     states = {}
     for (org, name), repo_cases in sorted(wanted.items()):
