@@ -218,8 +218,6 @@ def sweep_text(result: SweepResult) -> str:
     verb = "would change" if result.dry_run else "changed"
     lines = [f"sweep: {len(result.planned)} case(s) {verb}"]
     lines += [f"  {key}: {'; '.join(what)}" for key, what in result.planned]
-    for change in result.decision_changes:
-        lines.append(f"decision {change.before} -> {change.after}: {change.case_key}")
     for eid, expires, keys in result.expiring_exceptions:
         lines.append(f"exception {eid} expires {expires} ({len(keys)} case(s))")
     if not result.dry_run:

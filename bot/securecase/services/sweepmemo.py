@@ -14,6 +14,7 @@ missing, unreadable or foreign memo is simply empty, and a remote cases repo has
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -37,10 +38,18 @@ _FORMAT = 1
 class Known:
     """A case the sweep did not read: what the memo says about it."""
 
-    subject: Subject
+    key: str
     status: Status
     created_at: str
     blob: str
+
+    @property
+    def subject(self) -> Subject:
+        return _subject(self.key)
+
+
+#: Keys are parsed only for the cases a listing needs (thousands otherwise).
+_subject = functools.lru_cache(maxsize=None)(parse_key)
 
 
 @dataclass
@@ -50,6 +59,7 @@ class SweepMemo:
     policy: str
     folder: str | None = None
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dirty: bool = False
 
     @classmethod
     def load(cls, cache_dir: str | None, policy_blob: str) -> SweepMemo:
@@ -69,9 +79,7 @@ class SweepMemo:
             and doc.get("policy") == policy_blob
             and isinstance(doc.get("entries"), dict)
         ):
-            memo.entries = {
-                k: v for k, v in doc["entries"].items() if isinstance(v, dict) and _valid(v)
-            }
+            memo.entries = doc["entries"]
         return memo
 
     def lookup(
@@ -85,22 +93,16 @@ class SweepMemo:
     ) -> Known | None:
         """What the memo knows of the case at ``folder``, if reading it can be skipped."""
         entry = self.entries.get(folder)
-        if entry is None or entry["blob"] != blob:
+        if not isinstance(entry, dict) or not _valid(entry) or entry["blob"] != blob:
             return None
         if entry["until"] is not None and today.isoformat() >= entry["until"]:
             return None
         if channels and entry["events"]:
             return None  # it has events to send: judge it
-        try:
-            subject = parse_key(entry["key"])
-        except Exception:
+        base = entry["base_folder"]
+        if (listed.get(base) if base else None) != entry["base"]:
             return None
-        if subject.folder != folder:
-            return None
-        base = baseline_subject(subject)
-        if (listed.get(base.folder) if base else None) != entry["base"]:
-            return None
-        return Known(subject, Status(entry["status"]), entry["created_at"], blob)
+        return Known(entry["key"], Status(entry["status"]), entry["created_at"], blob)
 
     def remember(
         self,
@@ -116,7 +118,7 @@ class SweepMemo:
         for folder, (case, oid, _) in cases.items():
             swept = sweeps.get(folder)
             if swept is not None and (swept.changed or swept.case != case):
-                self.entries.pop(folder, None)
+                self.dirty |= self.entries.pop(folder, None) is not None
                 continue
             base = baseline_subject(case.subject)
             baseline = cases.get(base.folder) if base else None
@@ -128,19 +130,23 @@ class SweepMemo:
             else:  # CLOSED: nothing changes it but its closing event
                 until = None
                 events = bool(pending_events(case, None, today=today))
-            self.entries[folder] = {
+            entry = {
                 "key": case.key,
                 "status": case.status.value,
                 "created_at": case.created_at,
                 "blob": oid,
+                "base_folder": base.folder if base else None,
                 "base": blobs.get(base.folder) if base else None,
                 "until": until.isoformat() if until else None,
                 "events": events,
             }
+            if self.entries.get(folder) != entry:
+                self.entries[folder] = entry
+                self.dirty = True
 
     def save(self) -> None:
         """Write the memo atomically (best effort: a memo that cannot be written is no memo)."""
-        if self.folder is None:
+        if self.folder is None or not self.dirty:
             return
         doc = {
             "format": _FORMAT,
@@ -153,7 +159,7 @@ class SweepMemo:
             fd, temp = tempfile.mkstemp(prefix=".sweep-memo-", dir=self.folder)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(doc, handle, separators=(",", ":"))
+                    handle.write(json.dumps(doc, separators=(",", ":")))
                 os.replace(temp, os.path.join(self.folder, MEMO_FILE))
             except OSError:
                 with contextlib.suppress(OSError):
@@ -161,11 +167,12 @@ class SweepMemo:
 
 
 def _valid(entry: dict[str, Any]) -> bool:
+    """A memo entry as :meth:`SweepMemo.remember` writes it (anything else is ignored)."""
     strings = ("key", "status", "created_at", "blob")
+    optional = ("until", "base", "base_folder")
     return (
         all(isinstance(entry.get(k), str) for k in strings)
         and entry["status"] in Status.__members__
         and isinstance(entry.get("events"), bool)
-        and (entry.get("until") is None or isinstance(entry.get("until"), str))
-        and (entry.get("base") is None or isinstance(entry.get("base"), str))
+        and all(entry.get(k) is None or isinstance(entry.get(k), str) for k in optional)
     )

@@ -735,9 +735,10 @@ def _update_chain(
             plan = compute(snap)
             chain: list[Built] = []
             tip: Snapshot = snap
+            if plan.changes:
+                # Each change touches its own paths: one check of them all against the head read.
+                backend.prepare(snap, _union(plan.changes))
             for change in plan.changes:
-                # Each change touches its own paths, so each is checked against the head read.
-                backend.prepare(snap, change)
                 built = build_commit(
                     backend.git, backend.build_dir(), tip, change, None, backend.hex_len
                 )
@@ -747,8 +748,7 @@ def _update_chain(
             if not chain:
                 return ChainCommitted((), snap.head, attempt, plan.result)
             if backend.publish(snap.head, chain[-1]):
-                for built in chain:
-                    backend.after_publish(snap.head, built)
+                backend.after_publish(snap.head, _squashed(chain))
                 commits = tuple(b.commit for b in chain)
                 return ChainCommitted(commits, chain[-1].commit, attempt, plan.result)
             elapsed = store._monotonic() - start
@@ -763,3 +763,30 @@ def _update_chain(
             backend.refresh()
     finally:
         backend.end()
+
+
+def _union(changes: Sequence[Change]) -> Change:
+    """The files all ``changes`` write and delete, as one change (for checking them once)."""
+    files: dict[str, bytes] = {}
+    delete: list[str] = []
+    for change in changes:
+        files.update(change.files)
+        delete.extend(change.delete)
+    return Change(files=files, delete=tuple(delete))
+
+
+def _squashed(chain: Sequence[Built]) -> Built:
+    """The chain's effect as one :class:`Built` at its last commit (for syncing a work tree)."""
+    files: dict[str, bytes] = {}
+    blobs: dict[str, str] = {}
+    removed: set[str] = set()
+    for built in chain:
+        files.update(built.files)
+        blobs.update(built.blobs)
+        removed.difference_update(built.files)
+        removed.update(built.removed)
+        for path in built.removed:
+            files.pop(path, None)
+            blobs.pop(path, None)
+    last = chain[-1]
+    return Built(last.commit, files, blobs, tuple(sorted(removed)), last.message)
