@@ -444,7 +444,7 @@ def _commit_message(case: Case, what: Sequence[str]) -> str:
 def _deliver(
     request: SweepRequest, client: SweepClient | None, events: Sequence[Event]
 ) -> tuple[bool, list[str]]:
-    """Send the events; True when every webhook took them (then they count as notified)."""
+    """Send the events; True when every channel took them (then they count as notified)."""
     warnings: list[str] = []
     ok = True
     if request.webhooks:
@@ -453,9 +453,12 @@ def _deliver(
         ok = not failed
     if request.issues_repo:
         if client is None:
-            warnings.append("--open-issues skipped: no GitHub credentials")
+            issue_warnings = ["--open-issues skipped: no GitHub credentials"]
         else:
-            warnings.extend(_playbook_issues(client, request.issues_repo, events))
+            issue_warnings = _playbook_issues(client, request.issues_repo, events)
+        # Not recorded as notified unless every channel took them: the next sweep retries.
+        ok = ok and not issue_warnings
+        warnings.extend(issue_warnings)
     return ok, warnings
 
 
