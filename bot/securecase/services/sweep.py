@@ -12,7 +12,7 @@ Reading and writing a case file happens in :func:`_load` and :func:`_dump` only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,7 +25,6 @@ from securecase.domain.subjects import CASES_ROOT, Provider
 from securecase.domain.sweep import (
     CaseSweep,
     Event,
-    EventKind,
     PullState,
     RepoState,
     close_reason,
@@ -34,17 +33,18 @@ from securecase.domain.sweep import (
     state_event_ids,
     sweep_case,
 )
-from securecase.errors import GitHubError, SecurecaseError
+from securecase.errors import GitHubError
+from securecase.github.links import repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.ingest import POLICY_FILE, baseline_subject
 from securecase.services.notify import Webhook, deliver
+from securecase.services.sweepgithub import playbook_issues, post_check_runs
 from securecase.services.sweepmemo import Known, SweepMemo
 from securecase.storage.casecache import CaseCache
 from securecase.storage.casefile import CASE_FILE, dump_case, load_case
 from securecase.storage.repos import open_store
 from securecase.storage.store import (
     CasesStore,
-    ChainCommitted,
     ChainPlan,
     Change,
     GitIdentity,
@@ -53,11 +53,10 @@ from securecase.storage.store import (
 
 if TYPE_CHECKING:  # PyGithub is imported only when GitHub is used
     from securecase.github.client import GitHubSettings
-    from securecase.github.listing import IssueRef, SweepClient
+    from securecase.github.listing import SweepClient
 
 #: Cases recorded this long before a pull request's last update may still have missed it.
 LISTING_MARGIN = timedelta(days=1)
-ISSUE_MARKER = "<!-- securecase:case={key} -->"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +164,11 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
         memo.save()
     result = _result(final, committed.commits, client, sent, warnings, dry_run=False)
     if client is not None:
-        warnings.extend(_post_check_runs(client, request, final, states, policy, committed, now_dt))
+        head = committed.commits[-1] if committed.commits else None
+        web_base = request.cases_web_url or repo_web_base(request.cases_repo)
+        warnings.extend(
+            post_check_runs(client, final, states, policy, head=head, web_base=web_base, now=now_dt)
+        )
         result = replace(result, api_calls=len(client.calls), warnings=tuple(warnings))
     return result
 
@@ -455,108 +458,11 @@ def _deliver(
         if client is None:
             issue_warnings = ["--open-issues skipped: no GitHub credentials"]
         else:
-            issue_warnings = _playbook_issues(client, request.issues_repo, events)
+            issue_warnings = playbook_issues(client, request.issues_repo, events)
         # Not recorded as notified unless every channel took them: the next sweep retries.
         ok = ok and not issue_warnings
         warnings.extend(issue_warnings)
     return ok, warnings
-
-
-def _playbook_issues(client: SweepClient, repo: str, events: Sequence[Event]) -> list[str]:
-    """Open or update one issue per case that newly blocks or breaches its SLA; close the
-    issue of a case that closed. Issues are found again by a hidden marker in their body."""
-    by_case: dict[str, list[Event]] = {}
-    for event in events:
-        by_case.setdefault(event.case_key, []).append(event)
-    urgent = {
-        k: v
-        for k, v in by_case.items()
-        if any(e.kind in (EventKind.BLOCKED, EventKind.SLA_BREACHED) for e in v)
-    }
-    closing = {k for k, v in by_case.items() if any(e.kind is EventKind.CLOSED for e in v)}
-    if not urgent and not closing:
-        return []
-    try:
-        existing: dict[str, IssueRef] = {}
-        for listed in client.sweep_issues(repo):
-            for key in set(urgent) | closing:
-                if ISSUE_MARKER.format(key=key) in listed.body:
-                    existing[key] = listed
-        for key, found in sorted(urgent.items()):
-            body = _issue_body(key, found)
-            known = existing.get(key)
-            if known is None:
-                client.open_issue(repo, title=f"securecase: {key}", body=body)
-            else:
-                client.edit_issue(repo, known.number, body=body, state="open")
-        for key in sorted(closing):
-            known = existing.get(key)
-            if known is not None and known.open:
-                client.edit_issue(repo, known.number, state="closed")
-    except GitHubError as error:
-        return [f"--open-issues {repo}: {error.message}"]
-    return []
-
-
-def _issue_body(key: str, events: Iterable[Event]) -> str:
-    lines = [ISSUE_MARKER.format(key=key), f"Security case `{key}` needs attention:", ""]
-    lines += [f"- {e.text}" for e in events]
-    return "\n".join(lines) + "\n"
-
-
-# -- check runs ---------------------------------------------------------------------------
-
-
-def _post_check_runs(
-    client: SweepClient,
-    request: SweepRequest,
-    final: Mapping[str, CaseSweep],
-    states: Mapping[tuple[str, str], RepoState],
-    policy: Policy,
-    committed: ChainCommitted[dict[str, CaseSweep]],
-    now: datetime,
-) -> list[str]:
-    """A new check run on the head commit of each pull request whose decision changed."""
-    from securecase.domain.outcome import IngestResult
-    from securecase.github.links import case_file_url, repo_web_base
-    from securecase.github.publish import ReportTarget, post_report, summary_input_from_result
-
-    warnings = []
-    head = committed.commits[-1] if committed.commits else None
-    web_base = request.cases_web_url or repo_web_base(request.cases_repo)
-    for folder, swept in sorted(final.items()):
-        if not swept.decision_changed or swept.decision is None or swept.closed is not None:
-            continue
-        subject = swept.case.subject
-        if not subject.is_pr or subject.pr is None or subject.provider is not Provider.GITHUB:
-            continue
-        state = states.get((subject.org, subject.repo))
-        pull = state.pulls.get(subject.pr) if state and state.pulls else None
-        if pull is None or not pull.head_sha:
-            warnings.append(f"{swept.case.key}: no head commit known, no check run posted")
-            continue
-        case_path = f"{folder}/{CASE_FILE}"
-        result = IngestResult(
-            case=swept.case,
-            decision=swept.decision,
-            policy=policy,
-            case_path=case_path,
-            cases_commit=head,
-            committed=head is not None,
-            stale=False,
-            new=(),
-            fixed=(),
-        )
-        data = summary_input_from_result(
-            result, case_url=case_file_url(web_base, head, case_path), run_url=None
-        )
-        try:
-            outcome = post_report(client, ReportTarget(subject.slug, pull.head_sha), data, now=now)
-        except SecurecaseError as error:
-            warnings.append(f"{swept.case.key}: check run not posted: {error.message}")
-            continue
-        warnings.extend(f"{swept.case.key}: {w}" for w in outcome.warnings)
-    return warnings
 
 
 # -- the result ---------------------------------------------------------------------------
