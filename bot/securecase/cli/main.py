@@ -633,6 +633,12 @@ def _run(argv: list[str] | None) -> int:
     return EXIT_PASS
 
 
+# Commands kept in their own modules, registered on the group (they import nothing from here).
+from securecase.cli.sweep import sweep  # noqa: E402
+
+cli.add_command(sweep)
+
+
 def _exit_code(code: object) -> int:
     """``sys.exit``'s argument as a process exit code."""
     if code is None:

@@ -24,6 +24,7 @@ from securecase.domain.case import (
     Scan,
     is_stale,
     mark_findings,
+    mark_sla,
     merge,
     record_stale,
 )
@@ -113,6 +114,11 @@ def read_reports(
             )
         seen[report.source] = report.path
     return parsed
+
+
+def first_seen_in(baseline: Case | None) -> dict[str, str]:
+    """When each open finding of the target branch's case was first seen there (SLA clocks)."""
+    return {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline else {}
 
 
 def split_image(image: str | None) -> tuple[str | None, str | None]:
@@ -268,6 +274,7 @@ def _plan(
             for fid, exc in decision.excepted.items()
         },
     )
+    case = mark_sla(case, policy.sla_days, today=today, known_since=first_seen_in(baseline))
     stale = previous is not None and is_stale(previous, scan)
     files = {}
     if stale and previous is not None:
