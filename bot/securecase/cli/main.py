@@ -172,6 +172,21 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     "(env SECURECASE_GITHUB_MAX_WAIT).",
 )
 @click.option(
+    "--comment",
+    type=click.Choice(["never", "on-block", "always"]),
+    default="never",
+    show_default=True,
+    help="Sticky pull-request comment with the summary: one per pull request, edited on each "
+    "push; when the PR passes, deleted (on-block) or edited to say so (always).",
+)
+@click.option(
+    "--from-workflow-run",
+    is_flag=True,
+    help="In a workflow_run job: ingest reports an untrusted pull_request run uploaded (fork "
+    "and Dependabot PRs). The PR, head commit and target branch come from the event and the "
+    "API, never from the reports.",
+)
+@click.option(
     "--cases-web-url",
     envvar="SECURECASE_CASES_WEB_URL",
     metavar="URL",
@@ -206,6 +221,8 @@ def ingest(
     github_app_key_file: Path | None,
     github_app_installation_id: int | None,
     github_max_wait: float,
+    comment: str,
+    from_workflow_run: bool,
     cases_web_url: str | None,
 ) -> None:
     """Ingest one or more reports into one case, in one commit, and apply the policy.
@@ -225,9 +242,26 @@ def ingest(
     from securecase.services.ingest import ingest as run_ingest
     from securecase.storage.store import GitIdentity
 
-    resolved = resolve_subject(
-        SubjectFlags(repo, pr, branch, target_branch, commit, run_url), os.environ
-    )
+    given = SubjectFlags(repo, pr, branch, target_branch, commit, run_url)
+    if from_workflow_run:
+        from securecase.github.client import settings_from_options
+        from securecase.github.handoff import subject_from_workflow_run
+
+        resolved = subject_from_workflow_run(
+            given,
+            settings_from_options(
+                api_url=github_api_url,
+                token=github_token,
+                app_id=github_app_id,
+                app_key_file=github_app_key_file,
+                app_installation_id=github_app_installation_id,
+                max_wait=github_max_wait,
+                app_key=os.environ.get("SECURECASE_GITHUB_APP_KEY"),
+            ),
+            os.environ,
+        )
+    else:
+        resolved = resolve_subject(given, os.environ)
     flags, context = resolved.flags, resolved.context
     commit, run_url = flags.commit, flags.run_url
     subject = make_subject(
@@ -237,7 +271,13 @@ def ingest(
         branch=flags.branch,
         target_branch=flags.target_branch,
     )
-    credentials = (github_token, github_app_id, github_app_key_file, github_app_installation_id)
+    credentials = (
+        github_token,
+        github_app_id,
+        github_app_key_file,
+        github_app_installation_id,
+        os.environ.get("SECURECASE_GITHUB_APP_KEY"),
+    )
     # With nothing to post to and no Actions files to write, the publishing modules stay
     # unloaded (most runs outside GitHub).
     publishing = (
@@ -257,6 +297,7 @@ def ingest(
             app_key_file=github_app_key_file,
             app_installation_id=github_app_installation_id,
             max_wait=github_max_wait,
+            app_key=os.environ.get("SECURECASE_GITHUB_APP_KEY"),
         )
         plan = plan_posting(publish_to, github, provider=provider)
     request = IngestRequest(
@@ -297,6 +338,8 @@ def ingest(
             cases_web_url=cases_web_url,
             context=context,
             now=_clock().now(),
+            pr=flags.pr,
+            comment=comment,
         )
         if published.internal_error is not None and _verbose():
             import traceback
