@@ -214,9 +214,7 @@ def test_subject_options_are_refused_with_the_hand_off(work: Path, fake: FakeGit
 def sticky_run(work: Path, fake: FakeGitHub, head: str, report: Path, mode: str) -> Any:
     fake.add_pull("acme", "shop", 7, head_sha=head, head_repo="mallory/shop")
     payload = workflow_run_payload(head_sha=head)
-    return ingest(
-        work, trusted_env(work, fake, payload), report, extra=("--comment", mode)
-    )
+    return ingest(work, trusted_env(work, fake, payload), report, extra=("--comment", mode))
 
 
 def our_comments(fake: FakeGitHub) -> list[dict[str, Any]]:

@@ -3,8 +3,9 @@
 Opt-in (``--comment on-block|always``). The comment is found again by a hidden marker: its
 whole first line, naming the case. Comments by bot accounts (an App or the Actions token) are
 preferred, so a person who copies the marker into a comment cannot take the place of the
-bot's own; at worst securecase edits or deletes that copy, never a comment without it. Each push edits the same comment; when
-the pull request passes, ``on-block`` deletes it and ``always`` edits it to say so.
+bot's own; at worst securecase edits or deletes that copy, never a comment without it. Each
+push edits the same comment; when the pull request passes, ``on-block`` deletes it and
+``always`` edits it to say so.
 """
 
 from __future__ import annotations

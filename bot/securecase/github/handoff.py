@@ -140,9 +140,7 @@ def resolve_handoff(run: TriggeringRun, github: PullRequestPort) -> HandOffSubje
         )
     if run.event == "push":
         if run.head_repository != run.repository or not run.head_branch:
-            raise InputError(
-                f"the triggering push run {run.id} is not a push to {run.repository}"
-            )
+            raise InputError(f"the triggering push run {run.id} is not a push to {run.repository}")
         return HandOffSubject(
             repo=run.repository,
             pr=None,

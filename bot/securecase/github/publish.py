@@ -200,7 +200,8 @@ def _sync_comment(
 
     # Same summary as the check run, within the comment limit once the marker line is on top.
     room = COMMENT_LIMIT - size(marker_line(result.case.key)) - 1
-    markdown = summary_markdown(summary_of(result, case_url=case_url, run_url=run_url), max_bytes=room)
+    data = summary_of(result, case_url=case_url, run_url=run_url)
+    markdown = summary_markdown(data, max_bytes=room)
     outcome = sync_comment(
         port,
         repo,
