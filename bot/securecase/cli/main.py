@@ -317,6 +317,7 @@ def ingest(
         push_timeout=push_timeout,
     )
     result = run_ingest(request, clock=_clock())
+    _warn(result.warnings, actions=context is not None)
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":
@@ -407,7 +408,7 @@ def cases_list(
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
 
-    found = list_cases(
+    listing = list_cases(
         cases_repo,
         CaseFilter(
             repo=repo,
@@ -417,6 +418,9 @@ def cases_list(
             package=package,
         ),
     )
+    for broken in listing.broken:
+        click.echo(f"securecase: warning: skipped a broken case file: {broken}", err=True)
+    found = list(listing.cases)
     if output == "json":
         _emit_json([render.case_row(c) for c in found])
     elif output == "csv":
@@ -476,6 +480,37 @@ def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> Non
         _emit_json(render.history_data(history))
     else:
         _echo_text(render.history_table(history))
+
+
+@cases.command("validate")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@cases_repo_option
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def cases_validate(paths: tuple[str, ...], cases_repo: str, output: str) -> None:
+    """Check the case folders of a cases repo checkout (all, or the PATHs given).
+
+    Each case.yaml must match its schema (status values included), its key must name the
+    folder it is in, its counts and max_severity must agree with its findings, and each
+    source's raw report must be present with the recorded sha256. Problems are reported as
+    file:line; exit code 2 when there is any, 0 when every case is valid.
+    """
+    from securecase.services.validate import validate_cases
+
+    checked = validate_cases(cases_repo, paths)
+    if output == "json":
+        _emit_json(
+            {
+                "valid": checked.valid,
+                "checked": list(checked.checked),
+                "problems": list(checked.problems),
+            }
+        )
+    else:
+        for problem in checked.problems:
+            click.echo(problem)
+        verdict = "valid" if checked.valid else f"{len(checked.problems)} problem(s)"
+        click.echo(f"{len(checked.checked)} case folder(s) checked: {verdict}", err=True)
+    sys.exit(EXIT_PASS if checked.valid else EXIT_INPUT)
 
 
 @cli.group()

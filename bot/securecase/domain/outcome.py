@@ -32,6 +32,8 @@ class IngestResult:
     fixed: tuple[str, ...]
     #: Key of the target branch's case a pull request is compared with (None: not a PR).
     baseline_key: str | None = None
+    #: Problems that did not stop the ingest (e.g. a broken target-branch case), for stderr.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

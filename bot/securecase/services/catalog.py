@@ -9,7 +9,7 @@ from securecase.domain.case import Case, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
-from securecase.errors import UsageError
+from securecase.errors import CaseFileError, UsageError
 from securecase.storage.casefile import CASE_FILE, load_case
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
@@ -74,24 +74,39 @@ def require_existing(cases_repo: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CaseListing:
+    """The cases that pass a filter, sorted by key, and the case files that could not be read
+    (one message each, ``file:line`` first): a broken case never hides the others."""
+
+    cases: tuple[Case, ...]
+    broken: tuple[str, ...]
+
+
 def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
-) -> list[Case]:
-    """Every case in the cases repo that passes the filter, sorted by key."""
+) -> CaseListing:
+    """Every readable case in the cases repo that passes the filter, and the broken ones."""
     require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
         found = []
+        broken = []
         for path in snapshot.list_files(CASES_ROOT + "/"):
             if not path.endswith("/" + CASE_FILE):
                 continue
             data = snapshot.read(path)
             if data is None:
                 continue
-            case = load_case(data, path=path)
+            try:
+                case = load_case(data, path=path)
+            except CaseFileError as error:
+                first = error.problems[0] if error.problems else ""
+                broken.append(f"{error.message}{': ' + first if first else ''}")
+                continue
             if case_filter.accepts(case):
                 found.append(case)
-    return sorted(found, key=lambda c: c.key)
+    return CaseListing(tuple(sorted(found, key=lambda c: c.key)), tuple(broken))
 
 
 def find_case(
