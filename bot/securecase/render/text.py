@@ -22,7 +22,7 @@ from securecase.render.phrases import baseline_line, exception_lines, verdict
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.domain.policy.diff import Flip, PolicyDiff
-    from securecase.services.history import CaseHistory, HistoryEntry
+    from securecase.domain.timeline import CaseHistory, HistoryEntry
 
 #: Findings listed in text output before "... and N more".
 SHOWN_FINDINGS = 20

@@ -130,9 +130,6 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
-        # The raw reports are most of the bytes a commit writes: hash them while the case is
-        # read, merged and dumped.
-        store.write_ahead([r.raw for r in parsed])
         cache = CaseCache(store.cache_dir)
 
         def plan(snapshot: Snapshot) -> Plan[IngestResult]:
