@@ -321,9 +321,15 @@ def ingest(
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":
+        from securecase.github.links import case_file_url, repo_web_base
         from securecase.render import markdown
 
-        _echo_text(markdown.summary_markdown(markdown.summary_of(result)))
+        # The same summary, links included, as the check run carries.
+        server_url = context.server_url if context is not None else "https://github.com"
+        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
+        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
+        summary = markdown.summary_of(result, case_url=case_url, run_url=run_url)
+        _echo_text(markdown.summary_markdown(summary))
     else:
         _echo_text(render.ingest_text(result))
     if plan is not None:

@@ -154,14 +154,17 @@ def _headline(
     result: IngestResult, blocking: Sequence[BlockingFinding], timed: Mapping[str, str]
 ) -> str:
     """The causes, worst first: new findings by severity, findings past their SLA or age
-    limit, then those already on the target branch (or on the branch) by severity."""
+    limit, then those already on the target branch (or on the branch) by severity. Each
+    finding counts once, under its most actionable cause."""
     if not result.decision.gate:
         return ""
     new: dict[str, int] = {}
     old: dict[str, int] = {}
     late = 0
     for item in blocking:
-        if any(rule in timed for rule in item.rules):
+        # The most actionable cause first: new in this pull request, then past a time limit.
+        untimed = [rule for rule in item.rules if rule not in timed]
+        if not (item.new and untimed) and len(untimed) < len(item.rules):
             late += 1
             continue
         bucket = new if item.new else old
@@ -202,6 +205,8 @@ def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
     todo = _what_to_do(data)
     if todo:
         head += ["**To unblock**", "", *todo, _exception_line(data), ""]
+    if data.reasons:
+        head += ["**Why it blocks**", ""]
     for reason in data.reasons:
         rule_id, _, why = reason.partition(":")
         head.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
