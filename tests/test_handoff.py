@@ -272,3 +272,43 @@ def test_always_mode_edits_the_comment_to_say_it_passes(work: Path, fake: FakeGi
     assert fake.counts().get("issues/create-comment") == 1
     assert fake.counts().get("issues/update-comment") == 1
     assert fake.count("issues/delete-comment") == 0
+
+
+def test_app_key_from_the_environment_is_used_and_never_lands_on_disk(
+    work: Path, fake: FakeGitHub
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.app_id = "12345"
+    fake.app_public_key = key.public_key()
+    (work / "policy.yaml").write_text(BLOCK_HIGH)
+    fake.add_pull("acme", "shop", 7, head_sha=FORK_HEAD, head_repo="mallory/shop")
+    env = trusted_env(
+        work,
+        fake,
+        workflow_run_payload(head_sha=FORK_HEAD),
+        GITHUB_TOKEN="",
+        SECURECASE_GITHUB_APP_ID="12345",
+        SECURECASE_GITHUB_APP_INSTALLATION_ID="77",
+        SECURECASE_GITHUB_APP_KEY=pem,
+    )
+    proc = ingest(work, env, TRIVY / "pip.json")
+    assert proc.returncode == 1, proc.stderr
+    [run] = fake.check_runs.values()
+    assert run["head_sha"] == FORK_HEAD
+    # One installation token for the pull-request look-up, one for publishing.
+    assert fake.count("apps/create-installation-access-token") == 2
+    [lookup] = fake.calls_to("repos/list-pull-requests-associated-with-commit")
+    assert lookup.headers["Authorization"] == f"token {fake.installation_token}"
+    body = pem.splitlines()[1]
+    assert body not in proc.stdout + proc.stderr
+    for path in work.rglob("*"):
+        if path.is_file():
+            assert body.encode() not in path.read_bytes(), path
