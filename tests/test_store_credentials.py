@@ -74,7 +74,9 @@ def commits(server: GitHttpServer) -> int:
     return int(found.stdout or 0)
 
 
-def test_a_token_in_the_environment_authenticates_and_is_never_printed_or_stored(tmp_path):
+def test_a_token_in_the_environment_authenticates_and_is_never_printed_or_stored(
+    tmp_path: Path,
+) -> None:
     with serve_git(bare(tmp_path), user="x-access-token", token=TOKEN) as server:
         run = ingest(server.url, tmp_path, SECURECASE_CASES_TOKEN=TOKEN)
         assert run.returncode == 0, run.stderr
@@ -86,7 +88,7 @@ def test_a_token_in_the_environment_authenticates_and_is_never_printed_or_stored
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary clone is gone
 
 
-def test_a_token_in_the_url_is_moved_out_of_it(tmp_path):
+def test_a_token_in_the_url_is_moved_out_of_it(tmp_path: Path) -> None:
     with serve_git(bare(tmp_path), user="bot", token=TOKEN) as server:
         url = server.url.replace("http://", f"http://bot:{TOKEN}@")
         run = ingest(url, tmp_path)
@@ -96,7 +98,7 @@ def test_a_token_in_the_url_is_moved_out_of_it(tmp_path):
     assert files_holding(tmp_path, TOKEN) == []
 
 
-def test_no_file_holds_the_token_while_a_push_is_in_flight(tmp_path):
+def test_no_file_holds_the_token_while_a_push_is_in_flight(tmp_path: Path) -> None:
     with serve_git(bare(tmp_path), user="x-access-token", token=TOKEN) as server:
         server.hold_pushes = True
         outcome: list[subprocess.CompletedProcess[str]] = []
@@ -117,7 +119,7 @@ def test_no_file_holds_the_token_while_a_push_is_in_flight(tmp_path):
         assert outcome and outcome[0].returncode == 0, outcome[0].stderr if outcome else ""
 
 
-def test_a_wrong_token_fails_with_exit_3_and_is_not_printed(tmp_path):
+def test_a_wrong_token_fails_with_exit_3_and_is_not_printed(tmp_path: Path) -> None:
     with serve_git(bare(tmp_path), user="x-access-token", token=TOKEN) as server:
         run = ingest(server.url, tmp_path, SECURECASE_CASES_TOKEN="ghs_wrong_token_value")
         assert run.returncode == 3
@@ -126,7 +128,7 @@ def test_a_wrong_token_fails_with_exit_3_and_is_not_printed(tmp_path):
     assert "cannot use the cases repo" in run.stderr
 
 
-def test_remote_credentials_leave_other_urls_alone_and_scope_the_header():
+def test_remote_credentials_leave_other_urls_alone_and_scope_the_header() -> None:
     assert remote_credentials("git@github.com:acme/cases.git", {}).config == ()
     assert remote_credentials("/srv/cases.git", {"SECURECASE_CASES_TOKEN": TOKEN}).config == ()
     creds = remote_credentials(

@@ -15,13 +15,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from securecase.domain.case import Case
+from securecase.domain.case import CaseHeader
 from securecase.domain.findings import SEVERITIES_WORST_FIRST
 from securecase.domain.subjects import parse_key
 from securecase.domain.timeline import AuthorKind, CaseHistory, FileChange, HistoryEntry
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.repos import open_store
 
@@ -176,14 +176,19 @@ def parse_counts(text: str) -> dict[str, int] | None:
     return counts if set(counts) == set(COUNT_KEYS) else None
 
 
-def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> Case | str | None:
-    """The case in a blob, a problem description when it cannot be read, None for no blob."""
+def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> CaseHeader | str | None:
+    """The case.yaml in a blob, a problem description when it cannot be read, None for no blob.
+
+    ``where`` is ``folder@commit``: the commit is named in the problem.
+    """
     if oid is None:
         return None
+    folder, _, revision = where.rpartition("@")
     try:
-        return load_case(blobs[oid], path=where)
+        # Versions written before the two-file layout are part of the case's history.
+        return load_case_header(blobs[oid], folder=folder, old_layout=True)
     except CaseFileError as exc:
-        return "; ".join([exc.message, *exc.problems[:3]])
+        return f"at {revision}: " + "; ".join([exc.message, *exc.problems[:3]])
 
 
 def _entry(
@@ -227,23 +232,24 @@ def _entry(
             facts_from="trailers",
         )
     short = record.commit[:12]
-    after = _load(blobs, record.new_blob, f"{path}@{short}")
+    folder = path[: -len(CASE_FILE) - 1]
+    after = _load(blobs, record.new_blob, f"{folder}@{short}")
     if after is None:
         return base  # the file was deleted
-    if not isinstance(after, Case):
+    if not isinstance(after, CaseHeader):
         return replace(base, problem=after)
-    before = _load(blobs, record.old_blob, f"{path}@{short}^")
+    before = _load(blobs, record.old_blob, f"{folder}@{short}^")
     return replace(
         base,
         scanned_commit=base.scanned_commit or (after.latest.commit if by_bot else None),
         decision=after.gate.decision,
         status=after.status.value,
         counts=after.counts,
-        triage_changes=triage_changes(before if isinstance(before, Case) else None, after),
+        triage_changes=triage_changes(before if isinstance(before, CaseHeader) else None, after),
     )
 
 
-def triage_changes(before: Case | None, after: Case) -> tuple[str, ...]:
+def triage_changes(before: CaseHeader | None, after: CaseHeader) -> tuple[str, ...]:
     """What a commit changed in the human-owned triage fields, one phrase per field."""
     if before is None:
         return ()

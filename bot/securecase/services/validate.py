@@ -1,10 +1,10 @@
 """``securecase cases validate``: check the case folders of a cases repo checkout.
 
-What a reviewer of a triage pull request cannot see by eye: that every ``case.yaml`` still
-matches its schema (status values included), that its key names the folder it sits in, that
-the counts and worst severity it shows agree with its findings, and that each source's raw
-report is there with the digest the case records. Every problem is reported as ``file:line``
-where the file gives one, all at once.
+What a reviewer of a triage pull request cannot see by eye: that every ``case.yaml`` and
+``findings.json`` still match their schemas (status values included), that the key names the
+folder the case sits in, that the counts and worst severity ``case.yaml`` shows agree with the
+findings, and that each source's raw report is there with the digest the case records. Every
+problem is reported as ``file:line`` where the file gives one, all at once.
 
 It reads the files on disk (what a pull request would merge, or what a person is about to
 commit), so the cases repo must be a local checkout.
@@ -16,14 +16,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from securecase.domain.case import Case
+from securecase.domain.case import Case, CaseHeader
 from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, UsageError
-from securecase.storage import yamlio
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage import yamldoc
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
 from securecase.storage.repos import is_remote
+
+if TYPE_CHECKING:
+    from yaml import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,53 +112,61 @@ def check_case_folder(root: Path, folder: str) -> list[str]:
     """Every problem of one case folder, each starting with ``file:line`` where known."""
     path = f"{folder}/{CASE_FILE}"
     try:
-        data = (root / path).read_bytes()
+        case_yaml = (root / path).read_bytes()
     except FileNotFoundError:
         return [f"{path}: missing (the folder {folder} holds no case file)"]
     except OSError as exc:
         return [f"{path}: cannot read ({exc.strerror})"]
     try:
-        case = load_case(data, path=path)
+        findings_json: bytes | None = (root / folder / FINDINGS_FILE).read_bytes()
+    except FileNotFoundError:
+        findings_json = None
+    except OSError as exc:
+        return [f"{folder}/{FINDINGS_FILE}: cannot read ({exc.strerror})"]
+    try:
+        # A case of the first layout is valid: its next ingest rewrites it.
+        case = load_case(case_yaml, findings_json, folder=folder, old_layout=True)
+        header = load_case_header(case_yaml, folder=folder, old_layout=True)
     except CaseFileError as error:
         return list(error.problems) or [error.message]
-    doc, _ = yamlio.load_document(data, path=path)
+    node = yamldoc.load_located(case_yaml, path=path).node
     problems = []
-    if case.subject.folder != folder or case.key != case.subject.key:
+    if case.subject.folder != folder:
         problems.append(
-            f"{_at(data, path, ['key'])}: $.key: {case.key!r} belongs in "
+            f"{_at(node, path, ['key'])}: $.key: {case.key!r} belongs in "
             f"{case.subject.folder}/, not in {folder}/"
         )
-    problems += _count_problems(case, doc, data, path)
-    problems += _source_problems(root, case, data, path)
+    problems += _count_problems(case, header, node, path)
+    problems += _source_problems(root, case, node, path)
     return problems
 
 
-def _count_problems(case: Case, doc: Any, data: bytes, path: str) -> list[str]:
-    """The stored counts and worst severity against the active findings."""
+def _count_problems(case: Case, header: CaseHeader, node: Node | None, path: str) -> list[str]:
+    """The counts and worst severity case.yaml shows, against the active findings."""
     problems = []
-    stored = doc.get("counts") if isinstance(doc, dict) else None
     for severity, expected in case.counts.items():
-        shown = stored.get(severity) if isinstance(stored, dict) else None
+        shown = header.counts.get(severity)
         if shown != expected:
             problems.append(
-                f"{_at(data, path, ['counts', severity])}: $.counts.{severity}: {shown} but the "
-                f"findings hold {expected} active"
+                f"{_at(node, path, ['counts', severity])}: $.counts.{severity}: {shown} but "
+                f"the findings hold {expected} active"
             )
-    worst = case.max_severity.value if case.max_severity else None
-    if isinstance(doc, dict) and doc.get("max_severity") != worst:
+    if header.max_severity != case.max_severity:
+        shown_worst = header.max_severity.value if header.max_severity else None
+        worst = case.max_severity.value if case.max_severity else None
         problems.append(
-            f"{_at(data, path, ['max_severity'])}: $.max_severity: {doc.get('max_severity')} "
-            f"but the worst active finding is {worst}"
+            f"{_at(node, path, ['max_severity'])}: $.max_severity: {shown_worst} but the worst "
+            f"active finding is {worst}"
         )
     return problems
 
 
-def _source_problems(root: Path, case: Case, data: bytes, path: str) -> list[str]:
+def _source_problems(root: Path, case: Case, node: Node | None, path: str) -> list[str]:
     """Each source's raw report: inside the case folder, present, with the recorded digest."""
     problems = []
     folder = path.rpartition("/")[0]
     for name, record in case.sources.items():
-        where = _at(data, path, ["sources", name, "raw"])
+        where = _at(node, path, ["sources", name, "raw"])
         if not record.raw.startswith(folder + "/raw/"):
             problems.append(f"{where}: $.sources.{name}.raw: {record.raw} is outside {folder}/raw/")
             continue
@@ -172,6 +183,6 @@ def _source_problems(root: Path, case: Case, data: bytes, path: str) -> list[str
     return problems
 
 
-def _at(data: bytes, path: str, json_path: list[str | int]) -> str:
-    line = yamlio.locate(data, json_path)
+def _at(node: Node | None, path: str, json_path: list[str | int]) -> str:
+    line = yamldoc.line_of(node, json_path)
     return f"{path}:{line}" if line else path

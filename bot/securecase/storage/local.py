@@ -146,7 +146,6 @@ class LocalBackend:
         self._lock_path = os.path.join(common_dir, "securecase.lock")
         self._tmp = os.path.join(git_dir, "securecase-tmp")
         self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
-        self.cache_dir: str | None = os.path.join(git_dir, "securecase-cache")
         self._lock_fd: int | None = None
         self._ref: str | None = None
         self._checked: dict[str, Signature | None] = {}

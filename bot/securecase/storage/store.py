@@ -316,7 +316,6 @@ class Backend(Protocol):
 
     git: Git
     catfile: _CatFile
-    cache_dir: str | None  # where parsed case files may be kept between runs (None: nowhere)
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -354,11 +353,6 @@ class CasesStore:
     def workdir(self) -> str:
         """Directory git runs in (the work tree, or the temporary clone for a remote)."""
         return self._backend.git.cwd
-
-    @property
-    def cache_dir(self) -> str | None:
-        """A private folder that outlives this run (see :mod:`securecase.storage.casecache`), if any."""
-        return self._backend.cache_dir
 
     def __enter__(self) -> CasesStore:
         return self
