@@ -145,3 +145,22 @@ def test_a_case_in_the_wrong_folder_and_a_changed_raw_report(work: Path, repo: P
 def test_paths_outside_the_cases_folder_are_a_usage_error(work: Path, repo: Path) -> None:
     code, _, err = validate(work, repo, "policy.yaml")
     assert code == 2 and "not inside cases/" in err
+
+
+def test_findings_json_that_disagrees_with_case_yaml(work: Path, repo: Path) -> None:
+    findings = repo / WEB_MAIN / "findings.json"
+    doc = json.loads(findings.read_text())
+    high = [f for f in doc["findings"] if f["severity"] == "HIGH"]
+    assert high, doc
+    doc["findings"] = [f for f in doc["findings"] if f["severity"] != "HIGH"]
+    findings.write_text(json.dumps(doc, indent=2) + "\n")
+    code, out, _ = validate(work, repo)
+    assert code == 2
+    path = f"{WEB_MAIN}/case.yaml"
+    line = line_of(repo, path, "  high:")
+    assert f"{path}:{line}: $.counts.high: {len(high)} but the findings hold 0 active" in out
+
+    findings.write_text("{ not json")
+    code, out, _ = validate(work, repo, WEB_MAIN)
+    assert code == 2
+    assert f"{WEB_MAIN}/findings.json" in out

@@ -10,7 +10,13 @@ from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
 from securecase.errors import CaseFileError, UsageError
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
+from securecase.storage.casefile import (
+    CASE_FILE,
+    FINDINGS_FILE,
+    CaseLayoutError,
+    load_case,
+    load_case_header,
+)
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
 
@@ -115,6 +121,8 @@ def list_cases(
                     findings = snapshot.read(f"{folder}/{FINDINGS_FILE}")
                     if not case_filter.exposes(load_case(data, findings, folder=folder)):
                         continue
+            except CaseLayoutError:
+                raise  # the whole repo needs migrating, not one file mending: say so, loudly
             except CaseFileError as error:
                 first = error.problems[0] if error.problems else ""
                 broken.append(f"{error.message}{': ' + first if first else ''}")

@@ -128,7 +128,11 @@ def check_case_folder(root: Path, folder: str) -> list[str]:
         case = load_case(case_yaml, findings_json, folder=folder, old_layout=True)
         header = load_case_header(case_yaml, folder=folder, old_layout=True)
     except CaseFileError as error:
-        return list(error.problems) or [error.message]
+        # Schema problems name file:line already; others (bad JSON) get the file named.
+        return [
+            problem if problem.startswith(folder) else f"{error.message}: {problem}"
+            for problem in error.problems
+        ] or [error.message]
     node = yamldoc.load_located(case_yaml, path=path).node
     problems = []
     if case.subject.folder != folder:
