@@ -136,7 +136,7 @@ def test_rescans_read_the_previous_case_from_the_cache(work: Path) -> None:
     # cached copy holds shows up in the case it writes.
     doc["triage"]["notes"] = "seen through the cache"
     cache.put(data, doc)
-    code, _, err = ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c2", cwd=work)
+    code, _, err = ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c2000000", cwd=work)
     assert code == 1, err
     assert yaml.safe_load((repo / CASE_PATH).read_text())["triage"]["notes"] == (
         "seen through the cache"
@@ -152,7 +152,7 @@ def test_a_human_edit_is_read_from_the_file(work: Path) -> None:
     doc["triage"]["notes"] = "written by a person"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     git(repo, "-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-qam", "triage")
-    code, _, err = ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c2", cwd=work)
+    code, _, err = ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c2000000", cwd=work)
     assert code == 1, err
     assert yaml.safe_load(path.read_text())["triage"]["notes"] == "written by a person"
 

@@ -32,6 +32,8 @@ class IngestResult:
     fixed: tuple[str, ...]
     #: Key of the target branch's case a pull request is compared with (None: not a PR).
     baseline_key: str | None = None
+    #: What the run changed or doubted in its input (e.g. a future --commit-time clamped).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
