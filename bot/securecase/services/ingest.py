@@ -44,6 +44,7 @@ from securecase.storage.casecache import CaseCache
 from securecase.storage.casefile import CASE_FILE, dump_case, load_case
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
+from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
 POLICY_FILE = "policy.yaml"
 #: How far a --commit-time may lie ahead of our clock (runner clocks drift a little). Beyond
@@ -197,14 +198,11 @@ def clamp_commit_time(value: str | None, now: datetime) -> tuple[str | None, tup
 
 
 def _read_policy_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--policy {path}: cannot read the file ({exc.strerror})") from exc
+    return read_regular_file(path, what=f"--policy {path}")
 
 
 def _repo_policy(snapshot: Snapshot) -> Policy:
-    data = snapshot.read(POLICY_FILE)
+    data = repo_policy_bytes(snapshot, POLICY_FILE)
     if data is None:
         return builtin_policy()
     return load_policy(data, origin=POLICY_FILE)

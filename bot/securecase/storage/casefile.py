@@ -8,6 +8,7 @@ for the very same bytes instead of parsing them again.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from securecase.domain.case import (
@@ -97,6 +98,7 @@ def dump_case(
     ``previous`` (the bytes of the case this one updates, read through the same cache) lets
     the findings it already holds, unchanged, be copied rather than written and checked again.
     """
+    _refuse_non_finite(case)
     doc = case_to_dict(case)
     written: dict[str, list[str | None]] | None = None
     checked = doc
@@ -110,6 +112,19 @@ def dump_case(
     if cache is not None:
         cache.put(data, doc, written=True)
     return data
+
+
+def _refuse_non_finite(case: Case) -> None:
+    """NaN and infinities have no place in a case file (YAML would store ``.nan``, JSON has no
+    spelling for them); a score that is not a number is refused, never written."""
+    for tracked in (*case.findings, *case.resolved):
+        score = tracked.finding.cvss
+        if score is not None and not math.isfinite(score):
+            raise CaseFileError(
+                f"finding {tracked.finding.advisory} ({tracked.finding.source}): CVSS score "
+                f"{score!r} is not a finite number; the case was not written",
+                hint="the report holds a score that is not a number: fix it at the scanner",
+            )
 
 
 #: Lists of case.yaml whose schema checks each item alone ({"type": "array", "items": ...}),
