@@ -188,7 +188,16 @@ def test_broken_case_file_is_reported_not_overwritten(work: Path) -> None:
 def test_cases_list_and_show(work: Path) -> None:
     ingest_json(HIGH_REPORT, *PR42, cwd=work)
     ingest_json(TRIVY / "npm.json", "--repo", "acme/web", "--branch", "main", cwd=work)
-    ingest_json(TRIVY / "scheme_2_no_vuln.json", "--repo", "acme/api", "--pr", "1", cwd=work)
+    ingest_json(
+        TRIVY / "scheme_2_no_vuln.json",
+        "--repo",
+        "acme/api",
+        "--pr",
+        "1",
+        "--target-branch",
+        "main",
+        cwd=work,
+    )
     proc = run_cli("cases", "list", "--output", "json", cwd=work)
     rows = json.loads(proc.stdout)
     assert [r["key"] for r in rows] == [

@@ -50,9 +50,13 @@ def test_concurrent_ingests_lose_no_update(work: Path, kind: str) -> None:
     # Five different pull requests, and five runs on one shared pull request, each with its
     # own source slot, all at once.
     subjects: list[tuple[str, ...]] = [
-        ("--pr", str(100 + n), "--commit", f"b{n}000000") for n in range(5)
+        ("--pr", str(100 + n), "--target-branch", "main", "--commit", f"b{n}000000")
+        for n in range(5)
     ]
-    subjects += [("--pr", "7", "--source", f"scan-{n}", "--commit", "54a0ed00") for n in range(5)]
+    subjects += [
+        ("--pr", "7", "--target-branch", "main", "--source", f"scan-{n}", "--commit", "54a0ed00")
+        for n in range(5)
+    ]
     procs = [
         start_ingest(work, str(location), TRIVY / REPORTS[n % 5], "--repo", "acme/shop", *args)
         for n, args in enumerate(subjects)

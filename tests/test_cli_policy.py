@@ -265,7 +265,9 @@ def test_policy_validate_flags_expired_and_warns_expiring(work: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["local", "bare"])
-def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind: str) -> None:
+def test_a_rescan_without_target_branch_is_refused_and_the_case_keeps_its_baseline(
+    work: Path, kind: str
+) -> None:
     location = work / "security-cases"
     if kind == "bare":
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
@@ -278,8 +280,15 @@ def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind
     pr = ("--repo", "acme/shop", "--pr", "7", "--policy", str(policy), *repo_arg)
     code, out, err = ingest(BASE_REPORT, *pr, "--target-branch", "main", cwd=work, now=now)
     assert code == 0 and out["breakdown"]["new"]["high"] == 0, err
-    # A later run that does not name the target branch: the case knows it is main.
+    # A later run that does not name the target branch is refused (the rules depend on it),
+    # and nothing is committed.
+    before = commit_count(location)
     code, out, err = ingest(BASE_REPORT, *pr, "--commit", "b2000000", cwd=work, now=now)
+    assert code == 2 and "--pr 7 needs --target-branch" in err, (out, err)
+    assert commit_count(location) == before
+    code, out, err = ingest(
+        BASE_REPORT, *pr, "--target-branch", "main", "--commit", "b2000000", cwd=work, now=now
+    )
     assert code == 0, (out, err)
     assert out["baseline"] == {"case": "github::acme::shop::BR::main", "found": True}
     assert out["breakdown"]["new"]["high"] == 0 and out["reasons"] == []
@@ -290,10 +299,13 @@ def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind
     assert "Appeared: 0, fixed: 0, status: NEW." in body and "New:" not in body
 
 
-def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) -> None:
+def test_a_pr_without_target_branch_outside_actions_is_refused(work: Path) -> None:
+    # Issue 12, 3: the built-in rule is scoped to PRs into main; without the target branch it
+    # used to pass a CRITICAL in silence.
     proc = run_cli("ingest", BASE_REPORT, "--repo", "acme/shop", "--pr", "8", cwd=work)
-    assert proc.returncode == 0, proc.stderr  # the default policy gates PRs into main only
-    assert "baseline: target branch unknown (--target-branch)" in proc.stdout
+    assert proc.returncode == 2, proc.stderr
+    assert "--pr 8 needs --target-branch" in proc.stderr and "Traceback" not in proc.stderr
+    assert commit_count(work / "security-cases") == 0
 
 
 SLA_POLICY = """version: 1

@@ -569,7 +569,7 @@ def test_fallback_keeps_dates_as_strings_without_touching_pyyaml() -> None:
 
 
 def test_fallback_reads_what_humans_write() -> None:
-    text = "# comment\nbase: &b {x: 1}\nuse:\n  <<: *b\n  y: 'two'\nflag: yes\nn: ~\n"
+    text = "# comment\nbase: {x: 1}\nuse:\n  x: 1\n  y: 'two'\nflag: yes\nn: ~\n"
     expected = {"base": {"x": 1}, "use": {"x": 1, "y": "two"}, "flag": True, "n": None}
     assert load(text, path="x") == expected
 
@@ -607,8 +607,17 @@ def test_duplicate_keys_name_the_line(text: str, line: int, first: int) -> None:
     assert f"first defined on line {first}" in info.value.message
 
 
-def test_merge_keys_may_be_overridden() -> None:
-    assert load("a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n", path="x")["b"] == {"x": 2}
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n", "x:1:4: an anchor"),
+        ("a: [1, *missing]\n", "x:1:8: an alias"),
+    ],
+)
+def test_anchors_aliases_and_merge_keys_are_refused(text: str, where: str) -> None:
+    # Issue 12: a human-edited file never needs them, and nested aliases are an alias bomb.
+    with pytest.raises(YamlSyntaxError, match=where):
+        load(text, path="x")
 
 
 def test_non_utf8_bytes_report_the_byte_offset() -> None:

@@ -252,16 +252,21 @@ def ingest(
             app_installation_id=github_app_installation_id,
             max_wait=github_max_wait,
         )
-    target_branch = flags.target_branch
-    if flags.pr is not None and target_branch is None:
-        target_branch = _target_branch_of(flags.pr, resolved.repo, provider, github)
     subject = make_subject(
         provider=provider,
         repo=resolved.repo,
         pr=flags.pr,
         branch=flags.branch,
-        target_branch=target_branch,
+        target_branch=flags.target_branch,
     )
+    if subject.pr is not None and subject.target_branch is None:
+        subject = make_subject(
+            provider=provider,
+            repo=resolved.repo,
+            pr=subject.pr,
+            branch=subject.branch,
+            target_branch=_target_branch_of(subject.pr, resolved.repo, provider, github),
+        )
     plan = None
     if publishing:
         from securecase.github.publish import plan_posting

@@ -130,6 +130,7 @@ def fallback_load(text: str, path: str) -> Any:
         raise YamlSyntaxError(
             f"{path}:{line}:{column}: character U+{ord(bad.group()):04X} is not allowed in YAML"
         )
+    _refuse_anchors(text, path)
     loader = FallbackLoader(text)
     try:
         return loader.get_single_data()
@@ -141,6 +142,25 @@ def fallback_load(text: str, path: str) -> Any:
         raise YamlSyntaxError(f"{path}:1:1: the document is nested too deeply") from exc
     finally:
         loader.dispose()
+
+
+def _refuse_anchors(text: str, path: str) -> None:
+    """Refuse anchors and aliases before anything is built: a policy or case file never needs
+    them, and a few hundred bytes of nested aliases expand to gigabytes (an alias bomb)."""
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                what = "an alias (*)" if isinstance(event, yaml.AliasEvent) else "an anchor (&)"
+                raise YamlSyntaxError(
+                    f"{path}:{mark.line + 1}:{mark.column + 1}: {what}: YAML anchors and "
+                    "aliases are not allowed in securecase files",
+                    hint="write the repeated values out",
+                )
+    except yaml.MarkedYAMLError as exc:
+        raise YamlSyntaxError(describe(path, exc)) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"{path}:1:1: {exc}") from exc
 
 
 def describe(path: str, exc: yaml.MarkedYAMLError) -> str:
