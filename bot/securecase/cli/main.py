@@ -390,10 +390,15 @@ def cases_list(
     package: str | None,
     output: str,
 ) -> None:
-    """List cases, newest state of each."""
+    """List cases, newest state of each.
+
+    A case file that cannot be read is named on stderr and the others are still listed; the
+    exit code is then 2, so a script never takes the list for complete.
+    """
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
 
+    unreadable: list[InputError] = []
     found = list_cases(
         cases_repo,
         CaseFilter(
@@ -403,6 +408,7 @@ def cases_list(
             advisory=advisory,
             package=package,
         ),
+        unreadable=unreadable,
     )
     if output == "json":
         _emit_json([render.case_row(c) for c in found])
@@ -412,6 +418,11 @@ def cases_list(
         _echo_text(render.cases_table(found))
     else:
         click.echo("no cases match", err=True)
+    for error in unreadable:
+        _render_error(error)
+    if unreadable:
+        click.echo(f"securecase: {len(unreadable)} case file(s) could not be read", err=True)
+        sys.exit(EXIT_INPUT)
 
 
 @cases.command("show")
@@ -484,8 +495,6 @@ def policy_validate(file: Path | None, output: str) -> None:
 
     from securecase.domain.policy import validate_policy
     from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS
-    from securecase.errors import UsageError
-
     from securecase.storage.userfile import read_regular_file
 
     path = file or Path("policy.yaml")

@@ -9,7 +9,7 @@ from securecase.domain.case import Case, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
-from securecase.errors import UsageError
+from securecase.errors import InputError, UsageError
 from securecase.storage.casefile import CASE_FILE, load_case
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
@@ -75,9 +75,18 @@ def require_existing(cases_repo: str) -> None:
 
 
 def list_cases(
-    cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
+    cases_repo: str,
+    case_filter: CaseFilter,
+    *,
+    identity: GitIdentity = DEFAULT_IDENTITY,
+    unreadable: list[InputError] | None = None,
 ) -> list[Case]:
-    """Every case in the cases repo that passes the filter, sorted by key."""
+    """Every case in the cases repo that passes the filter, sorted by key.
+
+    A case file that cannot be read raises its ``InputError``, unless ``unreadable`` is given:
+    then the error is appended there and the other cases are still listed (one file a human
+    broke must not hide every case of the repository).
+    """
     require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
@@ -88,7 +97,13 @@ def list_cases(
             data = snapshot.read(path)
             if data is None:
                 continue
-            case = load_case(data, path=path)
+            try:
+                case = load_case(data, path=path)
+            except InputError as error:
+                if unreadable is None:
+                    raise
+                unreadable.append(error)
+                continue
             if case_filter.accepts(case):
                 found.append(case)
     return sorted(found, key=lambda c: c.key)
