@@ -151,9 +151,10 @@ def _refuse_anchors(text: str, path: str) -> None:
         for event in yaml.parse(text, Loader=_BaseLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 mark = event.start_mark
+                where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "1:1"
                 what = "an alias (*)" if isinstance(event, yaml.AliasEvent) else "an anchor (&)"
                 raise YamlSyntaxError(
-                    f"{path}:{mark.line + 1}:{mark.column + 1}: {what}: YAML anchors and "
+                    f"{path}:{where}: {what}: YAML anchors and "
                     "aliases are not allowed in securecase files",
                     hint="write the repeated values out",
                 )
