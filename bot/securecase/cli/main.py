@@ -297,6 +297,7 @@ def ingest(
         _echo_text(markdown.summary_markdown(markdown.summary_of(result)))
     else:
         _echo_text(render.ingest_text(result))
+    _warn(result.warnings, actions=context is not None)
     if plan is not None:
         from securecase.github.publish import publish_ingest
 

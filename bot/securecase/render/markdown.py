@@ -44,6 +44,8 @@ _ADVISORY_PAGES = (
 #: Characters that open Markdown syntax inside a line (emphasis, code, links and images,
 #: table cells, strikethrough, headings, GitHub's math); escaped wherever text is shown.
 _MD_SPECIAL = re.compile(r"[\\`*_\[\]|~!#$]")
+#: What GitHub turns into a link by itself (extended autolinks): a scheme's ``://`` and ``www.``.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<![a-z0-9])(www)(\.)")
 #: What opens a block (list, heading, setext underline, numbered list) at the start of a line.
 _MD_LEADING = re.compile(r"^([-+=]|\d+(?=[.)]))")
 _WHITESPACE = re.compile(r"\s+")
@@ -158,10 +160,12 @@ def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
 def text(value: str) -> str:
     """``value`` as literal Markdown prose on one line: ``&``, ``<`` and ``>`` as entities (no
     raw HTML), Markdown's inline syntax characters backslash-escaped (no code span, emphasis,
-    link, image or table cell), a block marker at its start escaped, line breaks as spaces."""
+    link, image or table cell), ``://`` and ``www.`` escaped (no autolink), a block marker at
+    its start escaped, line breaks as spaces."""
     flat = " ".join(_WHITESPACE.split(value)).strip()
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     flat = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), flat)
+    flat = _AUTOLINK.sub(lambda m: "\\:" if m.group(1) else m.group(2) + "\\.", flat)
     # "-" or "1." first on a line would open a list: escape the marker ("\\-", "1\\.").
     return _MD_LEADING.sub(
         lambda m: m.group(0) + "\\" if m.group(0)[0].isdigit() else "\\" + m.group(0), flat

@@ -26,13 +26,13 @@ def read_regular_file(path: Path, *, what: str, max_bytes: int = MAX_POLICY_BYTE
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise UsageError(f"{what}: cannot read the file ({exc.strerror})") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UsageError(
+            f"{what}: not a regular file (it is {_kind(info.st_mode)})", hint="name a YAML file"
+        )
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(
-                f"{what}: not a regular file (it is {_kind(info.st_mode)})",
-                hint="name a YAML file",
-            )
         if info.st_size > max_bytes:
             raise UsageError(f"{what}: {info.st_size} bytes, more than the {max_bytes} allowed")
         data = handle.read(max_bytes + 1)
