@@ -185,7 +185,7 @@ ENTRIES = [
     Entry("args/source-with-newline", args(*BASE, "--source", "a\nSecurecase-Decision: pass")),
     Entry("args/source-traversal", args(*BASE, "--source", "../../policy")),
     # policies given with --policy
-    Entry("policy/alias-bomb", policy("alias-bomb.yaml"), says="alias"),
+    Entry("policy/alias-bomb", policy("alias-bomb.yaml"), says="anchor"),
     Entry("policy/duplicate-keys", policy("duplicate-keys.yaml"), says="duplicate"),
     Entry("policy/unknown-key", policy("unknown-key.yaml"), says="max_alowed"),
     Entry("policy/not-a-mapping", policy("not-a-mapping.yaml")),
@@ -196,9 +196,9 @@ ENTRIES = [
     Entry("policy/dev-zero", policy_made("dev-zero"), says="character device"),
     # files in the cases repo, as a human committed them
     Entry("repo/policy-alias-bomb", repo_file("policy.yaml", CORPUS / "policies/alias-bomb.yaml"),
-          says="alias"),
+          says="anchor"),
     Entry("repo/policy-is-a-folder", repo_policy_folder, says="is a folder"),
-    Entry("case/alias-bomb", repo_file(SHOP, CORPUS / "cases/alias-bomb.case.yaml"), says="alias"),
+    Entry("case/alias-bomb", repo_file(SHOP, CORPUS / "cases/alias-bomb.case.yaml"), says="anchor"),
     Entry("case/not-yaml", repo_file(SHOP, CORPUS / "cases/not-yaml.case.yaml")),
     Entry("case/wrong-key", wrong_key_case, says="expected 'github::acme::shop::BR::main'"),
 ]  # fmt: skip
