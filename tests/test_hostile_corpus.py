@@ -254,16 +254,20 @@ def run_entry(entry: Entry, tally: Tally, template: Path, work: Path) -> None:
     shutil.copytree(template, repo, symlinks=True)
     argv = entry.argv(work, repo)
     before = commit_count(repo)
-    proc = subprocess.run(
-        [sys.executable.encode(), b"-m", b"securecase"]
-        + [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape") for a in argv],
-        cwd=work,
-        env=clean_env(SECURECASE_NOW="2027-01-10T09:00:00Z"),
-        capture_output=True,
-        timeout=120,
-    )
-    stderr = proc.stderr.decode("utf-8", "replace")
     tally.tried += 1
+    try:
+        proc = subprocess.run(
+            [sys.executable.encode(), b"-m", b"securecase"]
+            + [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape") for a in argv],
+            cwd=work,
+            env=clean_env(SECURECASE_NOW="2027-01-10T09:00:00Z"),
+            capture_output=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        tally.wrong_exit.append(entry.id)
+        pytest.fail(f"{entry.id}: still running after 120 s (a hang is never a refusal)")
+    stderr = proc.stderr.decode("utf-8", "replace")
     problems = []
     if "Traceback" in stderr:
         tally.traceback.append(entry.id)
