@@ -454,8 +454,12 @@ def test_the_case_writer_refuses_nan(work: Path) -> None:
     from securecase.storage.casefile import dump_case, load_case
 
     repo = cases_repo_with_a_case(work)
-    path = "cases/github/acme/shop/branch-main/case.yaml"
-    case = load_case((repo / path).read_bytes(), path=path)
+    folder = repo / "cases/github/acme/shop/branch-main"
+    case = load_case(
+        (folder / "case.yaml").read_bytes(),
+        (folder / "findings.json").read_bytes(),
+        folder="cases/github/acme/shop/branch-main",
+    )
     first = case.findings[0]
     broken = replace(first, finding=replace(first.finding, cvss=float("nan")))
     with pytest.raises(CaseFileError, match="CVSS score nan is not a finite number"):
