@@ -329,7 +329,7 @@ def test_policy_option_must_name_a_regular_file(work: Path, kind: str) -> None:
         "folder": "not a regular file (it is a folder)",
         "fifo": "not a regular file (it is a named pipe)",
         "device": "not a regular file (it is a character device)",
-        "missing": "cannot read the file (No such file or directory)",
+        "missing": "cannot read the policy file (No such file or directory)",
     }[kind]
     assert expected in proc.stderr
     assert commit_count(work / "security-cases") == 0

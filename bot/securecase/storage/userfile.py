@@ -25,7 +25,7 @@ def read_regular_file(path: Path, *, what: str, max_bytes: int = MAX_POLICY_BYTE
         # O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise UsageError(f"{what}: cannot read the file ({exc.strerror})") from exc
+        raise UsageError(f"{what}: cannot read the policy file ({exc.strerror})") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
