@@ -32,7 +32,9 @@ class IngestResult:
     fixed: tuple[str, ...]
     #: Key of the target branch's case a pull request is compared with (None: not a PR).
     baseline_key: str | None = None
-    #: What the run changed or doubted in its input (e.g. a future --commit-time clamped).
+    #: What the reports' parsers left out as harmless (off-spec fields, paths outside the
+    #: checkout) and what the run changed in its input (a future --commit-time, clamped to
+    #: now), for the user to see; never part of the decision.
     warnings: tuple[str, ...] = ()
 
 
