@@ -20,6 +20,7 @@ from securecase.storage.casefile import case_from_dict, case_to_dict, dump_case,
 from securecase.storage.store import GitIdentity
 
 GOLDEN = Path(__file__).parent / "golden" / "case"
+REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
 SUBJECT = make_subject(
     provider="github", repo="acme/shop", pr=42, branch="feat/x", target_branch="main"
 )
@@ -54,6 +55,38 @@ def test_dump_is_deterministic_and_round_trips():
     assert case_from_dict(yaml.safe_load(first)) == case
     assert load_case(first, path="case.yaml") == case
     assert list(yaml.safe_load(first)) == list(case_to_dict(case))
+
+
+def test_an_incomplete_source_round_trips_and_a_complete_one_writes_no_key():
+    from dataclasses import replace
+
+    from securecase.scanners import parse as parse_report
+
+    failed = parse_report(REALWORLD / "failed-scans" / "bandit-mistyped-path.sarif")
+    assert failed.incomplete
+    scan = Scan(
+        subject=SUBJECT,
+        reports=(failed, replace(parse(TRIVY / "pip.json"))),
+        received_at="2026-11-23T08:00:00Z",
+        commit="abc",
+        raw_paths={
+            failed.source: "raw/bandit.sarif",
+            "trivy-repo-testdata-fixtures-repo-pip": "raw/p",
+        },
+        raw_sha256={failed.source: "1" * 64, "trivy-repo-testdata-fixtures-repo-pip": "2" * 64},
+    )
+    case = merge(None, scan, GATE).case
+    text = dump_case(case)
+    loaded = load_case(text, path="case.yaml")
+    assert loaded == case
+    assert loaded.sources[failed.source].incomplete == failed.incomplete
+    doc = yaml.safe_load(text)
+    assert doc["sources"][failed.source]["incomplete"] == list(failed.incomplete)
+    assert "incomplete" not in doc["sources"]["trivy-repo-testdata-fixtures-repo-pip"]
+    # the schema refuses an empty list: a complete source writes no key at all
+    doc["sources"][failed.source]["incomplete"] = []
+    with pytest.raises(CaseFileError):
+        load_case(yaml.safe_dump(doc, sort_keys=False), path="case.yaml")
 
 
 def test_key_order_follows_the_contract():
@@ -116,7 +149,8 @@ def test_golden_case_file(tmp_path: Path):
 
 
 def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
-    text = dump_case(sample_case("pip.json")).replace(b"  trivy-repo:\n", b"  123:\n")
+    slot = b"  trivy-repo-testdata-fixtures-repo-pip:\n"
+    text = dump_case(sample_case("pip.json")).replace(slot, b"  123:\n")
     assert b"  123:\n" in text
     with pytest.raises(CaseFileError) as caught:
         load_case(text, path="cases/x/case.yaml")

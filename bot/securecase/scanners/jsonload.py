@@ -117,16 +117,16 @@ def decode_json(data: bytes, origin: str) -> object:
     try:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except _DuplicateKey:
-        where, line, column, key = _locate(text, duplicate=True)
+        at, line, column, key = _locate(text, duplicate=True)
         raise ReportError(
-            f"{origin}:{line}:{column}: {where}: duplicate key {short_repr(key)} "
+            f"{origin}:{line}:{column}: {at}: duplicate key {short_repr(key)} "
             "(a JSON object may name each key once; readers disagree on which value wins)",
             hint="the report must be the scanner's unmodified JSON output",
         ) from None
     except _NonFiniteNumber:
-        where, line, column, word = _locate(text, duplicate=False)
+        at, line, column, word = _locate(text, duplicate=False)
         raise ReportError(
-            f"{origin}:{line}:{column}: {where}: {word} is not a JSON number",
+            f"{origin}:{line}:{column}: {at}: {word} is not a JSON number",
             hint="the report must be the scanner's unmodified JSON output",
         ) from None
     except json.JSONDecodeError as exc:

@@ -270,6 +270,8 @@ def _source_doc(rec: SourceRecord) -> dict[str, Any]:
         "commit": rec.commit,
         "artifact": rec.artifact,
         "findings": rec.findings,
+        # only when the scan did not complete, so complete sources stay as they were
+        **({"incomplete": list(rec.incomplete)} if rec.incomplete else {}),
     }
 
 
@@ -284,6 +286,7 @@ def _source_from(doc: dict[str, Any]) -> SourceRecord:
         commit=doc.get("commit"),
         artifact=doc.get("artifact"),
         findings=doc.get("findings", 0),
+        incomplete=tuple(doc.get("incomplete", ())),
     )
 
 
