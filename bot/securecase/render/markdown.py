@@ -20,7 +20,13 @@ from securecase.domain.outcome import (
     blocking_findings,
     breakdown,
 )
-from securecase.render.phrases import baseline_line, exception_lines, sentence, verdict
+from securecase.render.phrases import (
+    baseline_line,
+    exception_lines,
+    incomplete_line,
+    sentence,
+    verdict,
+)
 
 #: Blocking findings listed before "... and N more".
 SHOWN_BLOCKING = 30
@@ -75,7 +81,10 @@ def summary_of(
 ) -> Summary:
     """The summary facts of an ingest, with optional links to the case file and the run."""
     baseline = baseline_line(result)
-    notes = ([baseline] if baseline else []) + exception_lines(result)
+    incomplete = incomplete_line(result)
+    notes = (
+        ([incomplete] if incomplete else []) + ([baseline] if baseline else [])
+    ) + exception_lines(result)
     return Summary(
         case_key=result.case.key,
         verdict=verdict(result),

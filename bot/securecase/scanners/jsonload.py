@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from securecase.errors import ReportError, UsageError
+from securecase.limits import MAX_REPORT_BYTES
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -28,9 +29,8 @@ _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _WHITESPACE = b" \t\r\n"
 
 
-#: Reports larger than this are refused unless ``--max-report-bytes`` says otherwise: the raw
-#: copy is committed to the cases repo, and GitHub refuses files above 100 MB.
-DEFAULT_MAX_REPORT_BYTES = 50_000_000
+#: Reports larger than this are refused unless ``--max-report-bytes`` says otherwise.
+DEFAULT_MAX_REPORT_BYTES = MAX_REPORT_BYTES
 
 
 def read_report_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> bytes:

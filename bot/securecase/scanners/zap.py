@@ -194,7 +194,8 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
     except _TooDeep:
         raise ReportError(
             f"{origin}: XML nested too deeply to be a scanner report at "
-            f"{_deep_path(root, XML_DEPTH_LIMIT + 1)} (a ZAP report nests at most {XML_DEPTH_LIMIT} levels)",
+            f"{_deep_path(root, XML_DEPTH_LIMIT + 1)} "
+            f"(a ZAP report nests at most {XML_DEPTH_LIMIT} levels)",
             hint=REPORT_HINT,
         ) from None
     if problems:

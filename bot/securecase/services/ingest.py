@@ -40,6 +40,7 @@ from securecase.domain.policy import (
 )
 from securecase.domain.subjects import Subject
 from securecase.errors import CaseFileError, UsageError
+from securecase.limits import MAX_FINDINGS
 from securecase.scanners.jsonload import (
     DEFAULT_MAX_REPORT_BYTES,
     check_source_name,
@@ -53,7 +54,7 @@ from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
 
 POLICY_FILE = "policy.yaml"
 #: Open findings a case may hold: beyond this a case is too large to review or to store.
-DEFAULT_MAX_FINDINGS = 50_000
+DEFAULT_MAX_FINDINGS = MAX_FINDINGS
 
 
 @dataclass(frozen=True, slots=True)
