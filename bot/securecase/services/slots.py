@@ -37,6 +37,7 @@ def assign_slots(
         legacy = report.legacy_source
         if (
             legacy is not None
+            and legacy in previous.sources
             and report.source not in previous.sources
             and legacy not in taken
             and _same_artifact(previous, legacy, report) is not False
