@@ -76,7 +76,7 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
     from securecase.domain.case import GateRecord, Scan, Status, Triage, merge
     from securecase.domain.policy import builtin_policy, evaluate
     from securecase.domain.subjects import make_subject
-    from securecase.storage.casefile import CASE_FILE, dump_case
+    from securecase.storage.casefile import dump_case
 
     policy = builtin_policy()
     rng = random.Random(20261123)
@@ -139,7 +139,8 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
                 triage=Triage(assignee="@alice", tags=("upgrade",), notes="base image bump"),
             )
         (folder / "raw").mkdir(parents=True, exist_ok=True)
-        (folder / CASE_FILE).write_bytes(dump_case(case))
+        for name, data in dump_case(case).items():
+            (folder / name).write_bytes(data)
         (repo / raw_rel).write_bytes(report.raw)
         stats["cases"] += 1
         stats["findings"] += len(case.findings)

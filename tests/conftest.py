@@ -57,6 +57,21 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def read_case_files(case_yaml: Path) -> dict[str, Any]:
+    """A case folder's two files as one plain document: case.yaml's keys (read with PyYAML's
+    plain safe loader, as any tool would) plus findings.json's ``findings`` and ``resolved``.
+
+    ``case_yaml`` is the path of the case.yaml file; findings.json lies beside it.
+    """
+    import yaml
+
+    doc: dict[str, Any] = yaml.safe_load(case_yaml.read_text(encoding="utf-8"))
+    findings = json.loads((case_yaml.parent / "findings.json").read_text(encoding="utf-8"))
+    doc["findings"] = findings["findings"]
+    doc["resolved"] = findings["resolved"]
+    return doc
+
+
 def commit_count(repo: Path) -> int:
     """Commits on HEAD (0 for an unborn branch or a missing repo)."""
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():

@@ -5,8 +5,8 @@ usage: store_worker.py LOCATION NAME RELPATH COUNT
   update prints "done NAME-<i>" (flushed), so a test that kills the process knows which lines
   must be in the repository.
   With STORE_WORKER_DIE_AFTER=N in the environment the process SIGKILLs itself right after its
-  N-th git command after compute first ran (commands run to completion, and object writes
-  once their ids are read), to crash deterministically between any two steps of an update.
+  N-th git command after compute first ran (commands run to completion), to crash
+  deterministically between any two steps of an update.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from securecase.storage import store as store_module
 from securecase.storage.git import Git, GitResult
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, Plan, Snapshot
@@ -27,26 +26,16 @@ COUNTING = [False]  # set once compute runs: from there on every step may publis
 
 def die_after(n: int) -> None:
     original = Git.run
-    original_ids = store_module._ObjectWrite.ids
     calls = [0]
-
-    def step() -> None:
-        calls[0] += COUNTING[0]
-        if calls[0] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def run(self: Git, args: Sequence[str], **kwargs: Any) -> GitResult:
         result = original(self, args, **kwargs)
-        step()
-        return result
-
-    def ids(self: Any) -> list[str]:
-        result = original_ids(self)
-        step()
+        calls[0] += COUNTING[0]
+        if calls[0] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
         return result
 
     Git.run = run  # type: ignore[method-assign]
-    store_module._ObjectWrite.ids = ids  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -1,26 +1,41 @@
-"""case.yaml: deterministic bytes, round trip, validation with file:line, golden output."""
+"""Case files: case.yaml + findings.json, deterministic bytes, round trip, located errors,
+golden files, the first layout, and the size of a rescan's diff."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conftest import TRIVY
+from conftest import FIXTURES, TRIVY, git, ingest_json, read_case_files, run_cli
+from reportgen import big_report
 from securecase.clock import FixedClock
 from securecase.domain.case import GateRecord, Scan, merge
 from securecase.domain.subjects import make_subject
 from securecase.errors import CaseFileError
 from securecase.scanners import parse
 from securecase.services.ingest import IngestRequest, ingest
-from securecase.storage.casefile import case_from_dict, case_to_dict, dump_case, load_case
+from securecase.storage.casefile import (
+    CASE_FILE,
+    FINDINGS_FILE,
+    CaseLayoutError,
+    case_data,
+    dump_case,
+    load_case,
+    load_case_header,
+)
 from securecase.storage.store import GitIdentity
 
 GOLDEN = Path(__file__).parent / "golden" / "case"
-REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
+FIRST_LAYOUT = FIXTURES / "case_v1" / "pr-42.case.yaml"
+FOLDER = "cases/github/acme/shop/pr-42"
 SUBJECT = make_subject(
     provider="github", repo="acme/shop", pr=42, branch="feat/x", target_branch="main"
 )
@@ -33,6 +48,7 @@ GATE = GateRecord(
     rules=("r",),
     reasons=("r: 1 findings",),
 )
+TRIVY_NAMES = sorted(p.name for p in TRIVY.glob("*.json"))
 
 
 def sample_case(*names: str):
@@ -48,49 +64,47 @@ def sample_case(*names: str):
     return merge(None, scan, GATE).case
 
 
-def test_dump_is_deterministic_and_round_trips():
+def loaded(files: dict[str, bytes]):
+    return load_case(files[CASE_FILE], files[FINDINGS_FILE], folder=FOLDER)
+
+
+def test_dump_round_trips_and_the_header_agrees():
     case = sample_case("misconfigurations_and_secrets.json", "alpine-310.json")
-    first = dump_case(case)
-    assert first == dump_case(case)
-    assert case_from_dict(yaml.safe_load(first)) == case
-    assert load_case(first, path="case.yaml") == case
-    assert list(yaml.safe_load(first)) == list(case_to_dict(case))
+    files = dump_case(case)
+    assert set(files) == {CASE_FILE, FINDINGS_FILE}
+    assert loaded(files) == case
+    header = load_case_header(files[CASE_FILE], folder=FOLDER)
+    assert header.counts == case.counts and header.max_severity == case.max_severity
+    assert (header.key, header.status, header.gate) == (case.key, case.status, case.gate)
 
 
-def test_an_incomplete_source_round_trips_and_a_complete_one_writes_no_key():
-    from dataclasses import replace
-
-    from securecase.scanners import parse as parse_report
-
-    failed = parse_report(REALWORLD / "failed-scans" / "bandit-mistyped-path.sarif")
-    assert failed.incomplete
-    scan = Scan(
-        subject=SUBJECT,
-        reports=(failed, replace(parse(TRIVY / "pip.json"))),
-        received_at="2026-11-23T08:00:00Z",
-        commit="abc",
-        raw_paths={
-            failed.source: "raw/bandit.sarif",
-            "trivy-repo-testdata-fixtures-repo-pip": "raw/p",
-        },
-        raw_sha256={failed.source: "1" * 64, "trivy-repo-testdata-fixtures-repo-pip": "2" * 64},
-    )
-    case = merge(None, scan, GATE).case
-    text = dump_case(case)
-    loaded = load_case(text, path="case.yaml")
-    assert loaded == case
-    assert loaded.sources[failed.source].incomplete == failed.incomplete
-    doc = yaml.safe_load(text)
-    assert doc["sources"][failed.source]["incomplete"] == list(failed.incomplete)
-    assert "incomplete" not in doc["sources"]["trivy-repo-testdata-fixtures-repo-pip"]
-    # the schema refuses an empty list: a complete source writes no key at all
-    doc["sources"][failed.source]["incomplete"] = []
-    with pytest.raises(CaseFileError):
-        load_case(yaml.safe_dump(doc, sort_keys=False), path="case.yaml")
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(TRIVY_NAMES), min_size=1, max_size=3, unique=True))
+def test_same_case_same_bytes(names: list[str]):
+    """Determinism: equal cases give equal bytes, and a read-back case writes the same bytes."""
+    try:
+        case = sample_case(*names)
+    except Exception:  # a fixture the parser refuses, or two filling one source slot
+        return
+    files = dump_case(case)
+    assert files == dump_case(sample_case(*names))
+    assert dump_case(loaded(files)) == files
 
 
-def test_key_order_follows_the_contract():
-    keys = list(yaml.safe_load(dump_case(sample_case("pip.json"))))
+def test_findings_json_is_canonical():
+    case = sample_case("misconfigurations_and_secrets.json", "alpine-310.json", "pip.json")
+    text = dump_case(case)[FINDINGS_FILE].decode("utf-8")
+    doc = json.loads(text)
+    assert list(doc) == ["schema", "findings", "resolved"]
+    ids = [f["id"] for f in doc["findings"]]
+    assert ids == sorted(ids) and len(ids) == len(case.findings)
+    assert text == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert list(doc["findings"][0])[:6] == ["id", "source", "kind", "advisory", "severity", "title"]
+
+
+def test_case_yaml_keys_follow_the_contract_and_hold_no_findings():
+    keys = list(yaml.safe_load(dump_case(sample_case("pip.json"))[CASE_FILE]))
     assert keys == [
         "schema",
         "key",
@@ -103,34 +117,60 @@ def test_key_order_follows_the_contract():
         "max_severity",
         "gate",
         "sources",
-        "findings",
-        "resolved",
         "created_at",
         "updated_at",
     ]
 
 
+def test_cases_show_json_holds_the_whole_case():
+    case = sample_case("pip.json")
+    data = case_data(case)
+    assert data["key"] == case.key and len(data["findings"]) == len(case.findings)
+
+
 def test_invalid_yaml_is_located():
-    text = dump_case(sample_case("pip.json")).replace(b"status: NEW", b"status: [NEW")
+    files = dump_case(sample_case("pip.json"))
+    text = files[CASE_FILE].replace(b"status: NEW", b"status: [NEW")
     with pytest.raises(CaseFileError) as info:
-        load_case(text, path="cases/x/case.yaml")
-    assert "cases/x/case.yaml:" in " ".join(info.value.problems) + info.value.message
+        load_case(text, files[FINDINGS_FILE], folder="cases/x")
+    line = text.decode().splitlines().index("status: [NEW") + 2  # the parser stops after it
+    assert f"cases/x/case.yaml:{line}:" in info.value.problems[0]
 
 
-def test_schema_problems_are_located():
-    text = dump_case(sample_case("pip.json")).decode()
-    lines = text.splitlines()
-    index = next(i for i, line in enumerate(lines) if line.strip().startswith("severity:"))
-    lines[index] = lines[index].replace("severity: HIGH", "severity: SEVERE")
+def test_schema_problems_in_case_yaml_name_file_line_and_path():
+    files = dump_case(sample_case("pip.json"))
+    text = files[CASE_FILE].decode().replace("decision: block", "decision: maybe")
+    line = text.splitlines().index("  decision: maybe") + 1
     with pytest.raises(CaseFileError) as info:
-        load_case("\n".join(lines).encode(), path="case.yaml")
-    assert any(
-        p.startswith(f"case.yaml:{index + 1}: $.findings[0].severity") for p in info.value.problems
-    ), info.value.problems
+        load_case(text.encode(), files[FINDINGS_FILE], folder="cases/x")
+    assert info.value.problems[0].startswith(f"cases/x/case.yaml:{line}: $.gate.decision:")
 
 
-def test_golden_case_file(tmp_path: Path):
-    """The case written for a real report, byte for byte (regenerate: SECURECASE_REGEN=1)."""
+def test_schema_problems_in_findings_json_name_the_json_path():
+    files = dump_case(sample_case("pip.json"))
+    doc = json.loads(files[FINDINGS_FILE])
+    doc["findings"][1]["severity"] = "SEVERE"
+    with pytest.raises(CaseFileError) as info:
+        load_case(files[CASE_FILE], json.dumps(doc).encode(), folder="cases/x")
+    assert info.value.problems[0].startswith("cases/x/findings.json: $.findings[1].severity:")
+    with pytest.raises(CaseFileError, match=r"cases/x/findings.json: not valid JSON"):
+        load_case(files[CASE_FILE], b'{"findings": [', folder="cases/x")
+    with pytest.raises(CaseFileError, match=r"cases/x/findings.json: missing"):
+        load_case(files[CASE_FILE], None, folder="cases/x")
+
+
+def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
+    files = dump_case(sample_case("pip.json"))
+    text = files[CASE_FILE].replace(b"  trivy-repo-testdata-fixtures-repo-pip:\n", b"  123:\n")
+    assert b"  123:\n" in text
+    with pytest.raises(CaseFileError) as caught:
+        load_case(text, files[FINDINGS_FILE], folder="cases/x")
+    line = text.decode().splitlines().index("  123:") + 1
+    assert caught.value.problems[0].startswith(f"cases/x/case.yaml:{line}:")
+
+
+def test_golden_case_files(tmp_path: Path):
+    """The files written for real reports, byte for byte (regenerate: SECURECASE_REGEN=1)."""
     request = IngestRequest(
         reports=(TRIVY / "misconfigurations_and_secrets.json", TRIVY / "debian-buster.json"),
         subject=SUBJECT,
@@ -141,18 +181,141 @@ def test_golden_case_file(tmp_path: Path):
         image="registry.example.com:5000/acme/shop:1.2",
     )
     result = ingest(request, clock=FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC)))
-    written = (tmp_path / "cases" / result.case_path).read_bytes()
-    golden = GOLDEN / "pr-42.case.yaml"
-    if os.environ.get("SECURECASE_REGEN"):
-        golden.write_bytes(written)
-    assert written == golden.read_bytes()
+    folder = (tmp_path / "cases" / result.case_path).parent
+    for name in (CASE_FILE, FINDINGS_FILE):
+        written = (folder / name).read_bytes()
+        golden = GOLDEN / f"pr-42.{name}"
+        if os.environ.get("SECURECASE_REGEN"):
+            golden.write_bytes(written)
+        assert written == golden.read_bytes(), name
 
 
-def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
-    slot = b"  trivy-repo-testdata-fixtures-repo-pip:\n"
-    text = dump_case(sample_case("pip.json")).replace(slot, b"  123:\n")
-    assert b"  123:\n" in text
-    with pytest.raises(CaseFileError) as caught:
-        load_case(text, path="cases/x/case.yaml")
-    line = text.decode().splitlines().index("sources:") + 1
-    assert str(caught.value).startswith(f"cases/x/case.yaml:{line}: $.sources:")
+# -- the first layout ----------------------------------------------------------------------
+
+
+def test_readers_refuse_the_first_layout_with_what_to_do():
+    data = FIRST_LAYOUT.read_bytes()
+    with pytest.raises(CaseLayoutError) as info:
+        load_case(data, None, folder=FOLDER)
+    assert info.value.message.startswith(f"{FOLDER}: the case is in the first layout")
+    assert "securecase ingest" in (info.value.hint or "")
+    with pytest.raises(CaseLayoutError):
+        load_case_header(data, folder=FOLDER)
+
+
+def _first_layout_repo(work: Path) -> tuple[Path, Path]:
+    """A cases repo whose pr-42 case a human put back in the first layout."""
+    code, _, err = ingest_json(TRIVY / "misconfigurations_and_secrets.json", *PR42, cwd=work)
+    assert code == 1, err
+    repo = work / "security-cases"
+    folder = repo / FOLDER
+    (folder / FINDINGS_FILE).unlink()
+    shutil.copyfile(FIRST_LAYOUT, folder / CASE_FILE)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=Old", "-c", "user.email=o@example.com", "commit", "-qm", "v1")
+    return repo, folder
+
+
+PR42 = ("--repo", "acme/shop", "--pr", "42", "--target-branch", "main", "--branch", "feat/x")
+
+
+def test_cli_names_the_folder_and_ingest_migrates_every_finding(work: Path):
+    repo, folder = _first_layout_repo(work)
+    old = yaml.safe_load(FIRST_LAYOUT.read_text())
+    for args in (("cases", "show", "github::acme::shop::PR::42"), ("cases", "list")):
+        proc = run_cli(*args, cwd=work)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{FOLDER}: the case is in the first layout" in proc.stderr
+
+    # Only trivy-fs re-runs: trivy-image's findings must come over exactly as they were.
+    code, out, err = ingest_json(
+        TRIVY / "misconfigurations_and_secrets.json", *PR42, "--commit", "c2", cwd=work
+    )
+    assert code == 1, err and out["committed"] is True
+    new = read_case_files(folder / CASE_FILE)
+    assert new["schema"] == "securecase/case/v2"
+    assert json.loads((folder / FINDINGS_FILE).read_text())["schema"] == "securecase/findings/v1"
+    kept = {f["id"]: f for f in new["findings"] if f["source"] == "trivy-image"}
+    assert kept == {f["id"]: f for f in old["findings"] if f["source"] == "trivy-image"}
+    assert {f["id"] for f in new["findings"]} == {f["id"] for f in old["findings"]}
+    assert {f["id"]: f["first_seen"] for f in new["findings"]} == {
+        f["id"]: f["first_seen"] for f in old["findings"]
+    }
+    assert run_cli("cases", "show", "github::acme::shop::PR::42", cwd=work).returncode == 0
+
+
+# -- a human-broken case.yaml --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("status: NEW", "status: NEW\nstatus: TRIAGED"), "duplicate key 'status'"),
+        (("status: NEW", "status: &s NEW"), "anchors and aliases"),
+        (("reopened: 0", "reopened: zero"), "$.reopened"),
+    ],
+)
+def test_a_broken_case_yaml_is_located_and_never_overwritten(work: Path, edit, expected):
+    ingest_json(TRIVY / "pip.json", *PR42, cwd=work)
+    repo = work / "security-cases"
+    path = repo / FOLDER / CASE_FILE
+    text = path.read_text().replace(*edit)
+    path.write_text(text)
+    git(repo, "-c", "user.name=B", "-c", "user.email=b@example.com", "commit", "-qam", "edit")
+    head = git(repo, "rev-parse", "HEAD")
+    proc = run_cli("ingest", TRIVY / "npm.json", *PR42, cwd=work)
+    assert proc.returncode == 2
+    assert f"{FOLDER}/{CASE_FILE}:" in proc.stderr and expected in proc.stderr
+    assert path.read_text() == text and git(repo, "rev-parse", "HEAD") == head
+
+
+# -- the size of a rescan ------------------------------------------------------------------
+
+
+def test_a_rescan_adding_one_finding_to_1000_changes_at_most_30_lines(work: Path):
+    base, plus_one = work / "base.json", work / "plus.json"
+    base.write_bytes(big_report(1000))
+    plus_one.write_bytes(big_report(1000, extra=1))
+    args = ("--repo", "acme/shop", "--branch", "main")
+    assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
+    code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
+    assert code == 0 and out["new"] == 1, err
+    numstat = git(work / "security-cases", "diff", "--numstat", "HEAD~1", "HEAD").splitlines()
+    outside_raw = [line.split("\t") for line in numstat if "/raw/" not in line]
+    assert len(outside_raw) == 2
+    # A line replaced by another counts once (it is one changed line in a review): the new
+    # finding's block plus latest, counts, the source record and updated_at.
+    changed = sum(max(int(added), int(deleted)) for added, deleted, _ in outside_raw)
+    assert changed <= 30, numstat
+    assert sum(int(deleted) for _, deleted, _ in outside_raw) <= 8, numstat
+
+
+def test_history_reads_first_layout_versions(work: Path):
+    _first_layout_repo(work)
+    proc = run_cli("cases", "history", "github::acme::shop::PR::42", "--output", "json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    entries = json.loads(proc.stdout)["entries"]
+    human = entries[-1]
+    assert human["author"]["kind"] == "human" and human["problem"] is None
+    assert human["counts"]["critical"] == 3 and human["decision"] == "block"
+
+
+def test_an_incomplete_source_round_trips_and_a_complete_one_writes_no_key():
+    failed = parse(FIXTURES / "realworld" / "failed-scans" / "bandit-mistyped-path.sarif")
+    complete = parse(TRIVY / "pip.json")
+    assert failed.incomplete and not complete.incomplete
+    scan = Scan(
+        subject=SUBJECT,
+        reports=(failed, complete),
+        received_at="2026-11-23T08:00:00Z",
+        commit="abc",
+        raw_paths={failed.source: "raw/bandit.sarif", complete.source: "raw/pip.json"},
+        raw_sha256={failed.source: "1" * 64, complete.source: "2" * 64},
+    )
+    case = merge(None, scan, GATE).case
+    files = dump_case(case)
+    assert loaded(files) == case
+    assert loaded(files).sources[failed.source].incomplete == failed.incomplete
+    doc = yaml.safe_load(files[CASE_FILE])
+    assert doc["sources"][failed.source]["incomplete"] == list(failed.incomplete)
+    assert "incomplete" not in doc["sources"][complete.source]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import TRIVY, commit_count, git, ingest_json, run_cli
+from conftest import TRIVY, commit_count, git, ingest_json, read_case_files, run_cli
 from reportgen import big_report
 
 PR42 = ("--repo", "acme/shop", "--pr", "42", "--target-branch", "main")
@@ -45,6 +45,7 @@ def test_pr_into_main_with_high_blocks(work: Path) -> None:
     files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
     assert sorted(files) == [
         "cases/github/acme/shop/pr-42/case.yaml",
+        "cases/github/acme/shop/pr-42/findings.json",
         "cases/github/acme/shop/pr-42/raw/trivy-repo.json",
     ]
     stored = (repo / "cases/github/acme/shop/pr-42/raw/trivy-repo.json").read_bytes()
@@ -112,16 +113,19 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
     minus_one.write_bytes(big_report(1500, extra=1, skip=frozenset({7})))
     args = ("--repo", "acme/shop", "--branch", "main")
     assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
-    first = yaml.safe_load((repo / "cases/github/acme/shop/branch-main/case.yaml").read_text())
+    first = read_case_files(repo / "cases/github/acme/shop/branch-main/case.yaml")
     assert len(first["findings"]) == 1500
 
     code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
     assert code == 0, err
     assert out["appeared"] == 1
-    numstat = git(repo, "show", "--numstat", "--format=", "HEAD", "--", "*case.yaml").split()
-    added, deleted = int(numstat[0]), int(numstat[1])
-    # One new finding (~15 lines) plus latest/counts/source/updated_at lines.
-    assert added <= 30 and deleted <= 12, numstat
+    numstat = git(repo, "show", "--numstat", "--format=", "HEAD").splitlines()
+    outside_raw = [line.split("\t") for line in numstat if "/raw/" not in line]
+    assert {path.rsplit("/", 1)[1] for _, _, path in outside_raw} == {"case.yaml", "findings.json"}
+    # One new finding (~20 lines) plus latest/counts/source/updated_at lines (a replaced
+    # line counted once).
+    changed = sum(max(int(added), int(deleted)) for added, deleted, _ in outside_raw)
+    assert changed <= 30, numstat
 
     before = commit_count(repo)
     code, out, _ = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
@@ -130,7 +134,7 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
 
     code, out, _ = ingest_json(minus_one, *args, "--commit", "c3", cwd=work)
     assert code == 0 and out["fixed"] == 1
-    case = yaml.safe_load((repo / "cases/github/acme/shop/branch-main/case.yaml").read_text())
+    case = read_case_files(repo / "cases/github/acme/shop/branch-main/case.yaml")
     assert [r["advisory"] for r in case["resolved"]] == ["CVE-2099-000007"]
     assert case["resolved"][0]["resolved"]["commit"] == "c3"
     assert len(case["findings"]) == 1500

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import TRIVY, clean_env, git, ingest_json
+from conftest import TRIVY, clean_env, git, ingest_json, read_case_files
 from reportgen import TEMPLATE_FILES, big_report
 
 REPORTS = TEMPLATE_FILES  # real Trivy reports of images and lockfiles
@@ -70,7 +69,7 @@ def test_concurrent_ingests_lose_no_update(work: Path, kind: str) -> None:
     assert int(git(checkout, "rev-list", "--count", "HEAD")) == 10
     for n in range(5):
         assert (checkout / f"cases/github/acme/shop/pr-{100 + n}/case.yaml").is_file()
-    shared = yaml.safe_load((checkout / "cases/github/acme/shop/pr-7/case.yaml").read_text())
+    shared = read_case_files(checkout / "cases/github/acme/shop/pr-7/case.yaml")
     assert sorted(shared["sources"]) == [f"scan-{n}" for n in range(5)]
     logged = git(checkout, "log", "--format=%(trailers:key=Securecase-Case,valueonly)")
     assert logged.split().count("github::acme::shop::PR::7") == 5
@@ -112,6 +111,6 @@ def test_killed_ingest_leaves_a_usable_repo(work: Path, tmp_path: Path, kind: st
     )
     assert fsck.returncode == 0, fsck.stderr
     if kind == "local":
-        case = yaml.safe_load((location / out["case_path"]).read_text())
+        case = read_case_files(location / out["case_path"])
         assert case["latest"]["commit"] == "final" and len(case["findings"]) == 3000
         assert git(location, "status", "--porcelain", "--", "cases") == ""

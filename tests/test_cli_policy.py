@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TRIVY, commit_count, git, run_cli
+from conftest import TRIVY, commit_count, git, read_case_files, run_cli
 
 PR = ("--repo", "acme/shop", "--pr", "7", "--target-branch", "main")
 MAIN = ("--repo", "acme/shop", "--branch", "main")
@@ -63,8 +63,11 @@ def commit_policy(location: Path, text: str, scratch: Path) -> None:
 
 
 def read_case(location: Path, path: str) -> dict[str, Any]:
-    text = git(location, "show", f"main:{path}")
-    document: dict[str, Any] = yaml.safe_load(text)
+    """case.yaml at ``path`` on main, with findings.json's findings and resolved beside it."""
+    document: dict[str, Any] = yaml.safe_load(git(location, "show", f"main:{path}"))
+    findings_path = path.rsplit("/", 1)[0] + "/findings.json"
+    findings = json.loads(git(location, "show", f"main:{findings_path}"))
+    document.update(findings=findings["findings"], resolved=findings["resolved"])
     return document
 
 
@@ -167,7 +170,7 @@ def test_pr_without_a_baseline_case_counts_everything_as_new(work: Path) -> None
     code, out, _ = ingest(BASE_REPORT, *PR, "--policy", policy, cwd=work, now="2027-01-01")
     assert code == 1 and out["baseline"]["found"] is False
     assert out["breakdown"]["new"]["high"] == 1 and out["breakdown"]["new"]["medium"] == 1
-    case = yaml.safe_load((work / "security-cases" / PR_CASE).read_text())
+    case = read_case_files(work / "security-cases" / PR_CASE)
     assert [f["new"] for f in case["findings"]] == [True, True]
 
 
@@ -318,7 +321,7 @@ def test_a_report_time_that_is_not_a_time_does_not_stop_the_sla_clock(
     code, _, err = ingest(*args, cwd=work, now="2027-01-01T08:00:00Z")
     assert code == 0, err
     path = work / "security-cases/cases/github/acme/shop/branch-main/case.yaml"
-    case = yaml.safe_load(path.read_text())
+    case = read_case_files(path)
     assert {f["first_seen"]["at"] for f in case["findings"]} == {"2027-01-01T08:00:00Z"}
     code, out, err = ingest(*args, cwd=work, now="2027-02-15T08:00:00Z")
     assert code == 1, err
@@ -351,12 +354,13 @@ def test_a_hand_edited_first_seen_that_is_not_a_time_stops_ingest(work: Path, ed
     code, _, err = ingest(BASE_REPORT, *MAIN, cwd=work, now="2027-01-05T10:00:00Z")
     assert code == 0, err
     location = work / "security-cases"
-    path = location / "cases/github/acme/shop/branch-main/case.yaml"
-    lines = path.read_text().splitlines(keepends=True)
-    index = next(n for n, line in enumerate(lines) if line.startswith("      at: "))
-    lines[index] = f"      at: {edited}\n"
-    path.write_text("".join(lines))
+    path = location / "cases/github/acme/shop/branch-main/findings.json"
+    document = json.loads(path.read_text())
+    document["findings"][0]["first_seen"]["at"] = edited
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    text = path.read_text()
     git(location, *HUMAN, "commit", "-qam", "backdate")
     proc = run_cli("ingest", BASE_REPORT, *MAIN, cwd=work, SECURECASE_NOW="2027-03-01T00:00:00Z")
     assert proc.returncode == 2, proc.stderr
-    assert f"branch-main/case.yaml:{index + 1}: $.findings[0].first_seen.at" in proc.stderr
+    assert "branch-main/findings.json: $.findings[0].first_seen.at" in proc.stderr
+    assert path.read_text() == text

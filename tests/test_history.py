@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import TRIVY, git, ingest_json, run_cli
+from securecase.services.history import parse_counts
 
 KEY = "github::acme::shop::PR::42"
 PR42 = ("--repo", "acme/shop", "--pr", "42", "--target-branch", "main")
@@ -255,8 +256,6 @@ COUNT_KEYS = ("critical", "high", "medium", "low", "info", "unknown")
 
 @given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=6, max_size=6))
 def test_counts_trailer_round_trip(values: list[int]) -> None:
-    from securecase.services.history import parse_counts
-
     counts = dict(zip(COUNT_KEYS, values, strict=True))
     text = " ".join(f"{k}={n}" for k, n in counts.items())  # as ingest writes it
     assert parse_counts(text) == counts
@@ -265,8 +264,6 @@ def test_counts_trailer_round_trip(values: list[int]) -> None:
 
 @given(st.text(max_size=80))
 def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> None:
-    from securecase.services.history import parse_counts
-
     parsed = parse_counts(text)
     if parsed is not None:  # only complete, well-formed values are accepted
         assert set(parsed) == set(COUNT_KEYS) and all(n >= 0 for n in parsed.values())
@@ -275,46 +272,54 @@ def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> N
     assert parse_counts("critical=0 high=x medium=0 low=0 info=0 unknown=0") is None
 
 
-_names = (
-    st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="<>\n\r\x00"),
-        min_size=1,
-        max_size=30,
+def test_text_a_human_wrote_cannot_shift_or_forge_a_field(work: Path) -> None:
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    repo = work / "security-cases"
+    path = repo / CASE_PATH
+    path.write_text(path.read_text().replace("status: NEW", "status: IN_PROGRESS", 1))
+    name = "Eve \x1f Securecase-Status: CLOSED"
+    message = (
+        f"subject \x1f Securecase-Case: {KEY}\n\nSecurecase-Decision: pass\n\n"
+        f"Securecase-Case: {KEY}\nSecurecase-Commit: forged\nSecurecase-Decision: pass\n"
+        "Securecase-Status: CLOSED\n"
+        "Securecase-Counts: critical=0 high=0 medium=0 low=0 info=0 unknown=0\n"
     )
-    .map(str.strip)
-    .filter(bool)
-)
-_values = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\n\r\x00"),
-    max_size=40,
-).map(str.strip)
-_trailer_keys = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,20}\Z")
+    git(
+        repo, "-c", f"user.name={name}", "-c", "user.email=eve@example.com",
+        "commit", "-qa", "--date", "1700000000 -0130", "-m", message,
+    )  # fmt: skip
+    code, out, err = history(work, KEY)
+    assert code == 0, err
+    assert len(out["entries"]) == 2
+    eve = out["entries"][1]
+    assert eve["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert eve["author"] == {"name": name, "email": "eve@example.com", "kind": "human"}
+    assert eve["subject"] == f"subject \x1f Securecase-Case: {KEY}"
+    assert eve["facts_from"] == "case file" and eve["status"] == "IN_PROGRESS"
+    assert eve["decision"] == "block" and eve["scanned_commit"] is None
+    assert eve["time"] == git(repo, "log", "-1", "--format=%cI").strip()
 
 
-@given(
-    name=_names,
-    email=st.emails(),
-    when=st.integers(min_value=0, max_value=4_000_000_000),
-    subject=_values.filter(lambda v: ":" not in v and v != ""),
-    found=st.dictionaries(_trailer_keys, _values, max_size=5),
-)
-def test_commit_objects_parse_back(
-    name: str, email: str, when: int, subject: str, found: dict[str, str]
-) -> None:
-    from datetime import datetime
-
-    from securecase.storage.commitobj import parse_commit
-
-    block = "".join(f"{k}: {v}\n" for k, v in found.items())
-    message = f"{subject}\n\nA body line.\n" + (f"\n{block}" if block else "")
-    data = (
-        f"tree {'a' * 40}\nparent {'b' * 40}\nauthor {name} <{email}> {when} +0200\n"
-        f"committer Bot <bot@example.com> {when} -0130\ngpgsig -----BEGIN-----\n"
-        f" author Forged <forged@example.com> 0 +0000\n -----END-----\n\n{message}"
-    ).encode()
-    info = parse_commit(data)
-    assert (info.author_name, info.author_email) == (name, email)
-    assert info.subject == subject
-    assert info.trailers == found
-    assert datetime.fromisoformat(info.committed_at).timestamp() == when
-    assert info.committed_at.endswith("-01:30")
+def test_bot_trailers_are_read_by_git_s_own_rules(work: Path) -> None:
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    repo = work / "security-cases"
+    path = repo / CASE_PATH
+    path.write_text(path.read_text().replace("status: NEW", "status: TRIAGED", 1))
+    # A commit as the bot, by hand: a folded value, a repeated key (the first counts).
+    message = (
+        "by hand\n\nSecurecase-Case: " + KEY + "\nSecurecase-Commit: c9\nSecurecase-Commit: c8\n"
+        "Securecase-Decision: pass\nSecurecase-Status: CLOSED\n"
+        "Securecase-Counts: critical=0 high=0\n medium=2 low=0 info=0 unknown=0\n"
+        "Securecase-Stale: true\n"
+    )
+    bot = ("-c", "user.name=somebody", "-c", "user.email=securecase-bot@users.noreply.github.com")
+    git(repo, *bot, "commit", "-qa", "--date", "1700000000 +0000", "-m", message)
+    assert git(repo, "log", "-1", "--format=%aI") == "2023-11-14T22:13:20+00:00\n"
+    code, out, err = history(work, KEY)
+    assert code == 0, err
+    entry = out["entries"][1]
+    assert entry["author"]["kind"] == "bot" and entry["facts_from"] == "trailers"
+    assert (entry["scanned_commit"], entry["decision"], entry["status"]) == ("c9", "pass", "CLOSED")
+    assert entry["counts"]["medium"] == 2 and entry["stale"] is True
+    # the time committed, not the time authored
+    assert entry["time"] == git(repo, "log", "-1", "--format=%cI").strip()

@@ -9,9 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from conftest import FIXTURES, TRIVY, clean_env, commit_count, git, ingest_json, run_cli
+from conftest import (
+    FIXTURES,
+    TRIVY,
+    clean_env,
+    commit_count,
+    git,
+    ingest_json,
+    read_case_files,
+    run_cli,
+)
 
 SARIF = FIXTURES / "sarif"
 ZAP = FIXTURES / "zap"
@@ -25,8 +32,7 @@ def cases_repo(work: Path) -> Path:
 
 
 def read_case(work: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((cases_repo(work) / CASE).read_text())
-    return data
+    return read_case_files(cases_repo(work) / CASE)
 
 
 def policy(tmp_path: Path, rules: str) -> Path:
@@ -60,6 +66,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
     files = sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split())
     assert files == [
         CASE,
+        "cases/github/acme/shop/pr-42/findings.json",
         "cases/github/acme/shop/pr-42/raw/codeql.sarif",
         "cases/github/acme/shop/pr-42/raw/trivy-image.json",
         "cases/github/acme/shop/pr-42/raw/zap.json",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -13,10 +12,9 @@ from hypothesis import strategies as st
 from securecase.domain.findings import Finding, Kind, Package, Severity, fingerprint
 from securecase.domain.policy import BUILTIN_ORIGIN, Mode, builtin_policy, evaluate, load_policy
 from securecase.domain.policy.evaluate import glob_match
-from securecase.domain.policy.load import builtin_policy_bytes, builtin_policy_twin
+from securecase.domain.policy.load import builtin_policy_bytes
 from securecase.domain.subjects import Provider, Subject
 from securecase.errors import PolicyError
-from securecase.storage import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 PR_MAIN = Subject(Provider.GITHUB, "acme", "shop", pr=42, branch="feat", target_branch="main")
@@ -43,29 +41,21 @@ def policy(text: str):
 def test_builtin_policy_is_the_shipped_default_file():
     shipped = (ROOT / "policies" / "default.yaml").read_bytes()
     packaged = (ROOT / "bot" / "securecase" / "data" / "default-policy.yaml").read_bytes()
-    assert shipped == packaged
+    assert shipped == packaged == builtin_policy_bytes()
     p = builtin_policy()
     assert p.mode is Mode.PR_GATE and [r.id for r in p.rules] == ["no-high-into-main"]
-    assert p == load_policy(packaged, origin=BUILTIN_ORIGIN)  # the twin and the YAML agree
+    assert p == load_policy(shipped, origin=BUILTIN_ORIGIN)
 
 
-def test_default_policy_twin_is_current():
-    # Regenerate with: python -c "from securecase.domain.policy.load import builtin_policy_twin as t;
-    #   open('bot/securecase/data/default-policy.json', 'w').write(t())"
-    twin = (ROOT / "bot" / "securecase" / "data" / "default-policy.json").read_text()
-    assert twin == builtin_policy_twin()
-    # builtin_policy() trusts the twin's document to pass the schema without checking.
-    assert schemas.is_valid(json.loads(twin)["document"], schemas.POLICY)
-
-
-def test_a_stale_twin_is_never_used(tmp_path):
+def test_the_builtin_policy_is_read_from_the_packaged_yaml(tmp_path):
     edited = builtin_policy_bytes().replace(
         b"{severity_at_least: HIGH}", b"{severity_at_least: LOW}"
     )
+    assert edited != builtin_policy_bytes()
     (tmp_path / "default-policy.yaml").write_bytes(edited)
-    (tmp_path / "default-policy.json").write_text(builtin_policy_twin())  # made from other bytes
     assert builtin_policy(tmp_path).rules[0].block.severity_at_least is Severity.LOW
     assert builtin_policy().rules[0].block.severity_at_least is Severity.HIGH
+    assert not list((ROOT / "bot" / "securecase" / "data").glob("default-policy.json"))
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "report-only.yaml", "strict.yaml"])
@@ -188,7 +178,7 @@ def test_invalid_policies_name_file_line_and_path(text, expected):
 
 
 def test_yaml_syntax_error_has_line():
-    with pytest.raises(Exception, match=r"policy.yaml:3"):
+    with pytest.raises(PolicyError, match=r"policy.yaml:3"):
         policy("version: 1\nrules:\n  - id: a: b\n")
 
 

@@ -133,7 +133,7 @@ def test_invalid_policy_exits_2_with_file_and_line(work: Path, repo: Path) -> No
     for args in ((old, bad), (bad, old)):
         proc = run_cli("policy", "diff", *args, cwd=work)
         assert proc.returncode == 2 and proc.stdout == ""
-        assert f"{bad}:5: $.rules[1]: 'block' is a required property" in proc.stderr
+        assert f'{bad}:5: $.rules[1]: "block" is a required property' in proc.stderr
     proc = run_cli("policy", "diff", old, work / "absent.yaml", cwd=work)
     assert proc.returncode == 2 and "cannot read the policy" in proc.stderr
 

@@ -464,9 +464,9 @@ EXC = (
     [
         (
             EXC.replace("    reason: r\n", ""),
-            "policy.yaml:4: $.exceptions[0]: 'reason' is a required",
+            'policy.yaml:4: $.exceptions[0]: "reason" is a required',
         ),
-        (EXC.replace("    expires: 2027-01-31\n", ""), "$.exceptions[0]: 'expires' is a required"),
+        (EXC.replace("    expires: 2027-01-31\n", ""), '$.exceptions[0]: "expires" is a required'),
         (EXC + "    owner: me\n", "policy.yaml:4: $.exceptions[0]: Additional properties"),
         (EXC.replace("{rule: CVE-1}", "{cve: CVE-1}"), "policy.yaml:5: $.exceptions[0].match"),
         (EXC.replace("{rule: CVE-1}", "{}"), "policy.yaml:5: $.exceptions[0].match"),
@@ -528,22 +528,23 @@ def test_marks_round_trip_through_the_case_file_deterministically():
         new={b.id},
         excepted={c.id: ExceptionRef("EXC-1", "2027-01-31")},
     )
-    data = dump_case(marked)
-    assert dump_case(load_case(data, path="case.yaml")) == data
-    loaded = load_case(data, path="case.yaml")
+    files = dump_case(marked)
+    loaded = load_case(files["case.yaml"], files["findings.json"], folder="cases/x")
+    assert dump_case(loaded) == files
     by_id = {t.finding.id: t for t in loaded.findings}
     assert by_id[a.id].new is False and by_id[b.id].new is True
     assert by_id[c.id].exception == ExceptionRef("EXC-1", "2027-01-31")
     # Excepted findings are shown in the file but not counted.
     assert loaded.counts["low"] == 0 and loaded.counts["high"] == 2
     assert loaded.excepted == (c,)
-    text = data.decode()
-    assert "    new: true\n" in text and "    exception:\n      id: EXC-1\n" in text
+    text = files["findings.json"].decode()
+    assert '      "new": true\n' in text
+    assert '      "exception": {\n        "id": "EXC-1",\n' in text
 
 
 def test_branch_cases_carry_no_new_flag():
     marked = mark_findings(case(MAIN, vuln(1)), new=None, excepted={})
-    assert "new:" not in dump_case(marked).decode()
+    assert '"new"' not in dump_case(marked)["findings.json"].decode()
 
 
 def test_validate_reports_expired_exceptions_with_the_other_problems_at_once():

@@ -442,13 +442,13 @@ def cases_show(key: str, cases_repo: str, output: str) -> None:
     """Show one case by key, e.g. github::acme::shop::PR::42."""
     from securecase.render import text as render
     from securecase.services.catalog import find_case
-    from securecase.storage.casefile import case_to_dict
+    from securecase.storage.casefile import case_data
 
     case, data, path = find_case(cases_repo, key)
     if output == "yaml":
         _echo_text(data.decode("utf-8"), nl=False)
     elif output == "json":
-        _emit_json(case_to_dict(case))
+        _emit_json(case_data(case))
     else:
         _echo_text(render.case_text(case, path))
 

@@ -20,7 +20,7 @@ from securecase.domain.findings import (
 )
 from securecase.domain.subjects import Subject
 
-SCHEMA_ID = "securecase/case/v1"
+SCHEMA_ID = "securecase/case/v2"
 #: Late scans remembered in the case; older entries live on in git history.
 STALE_SCANS_KEPT = 20
 
@@ -179,6 +179,32 @@ class Case:
     def max_severity(self) -> Severity | None:
         worst = max((f.severity for f in self.active), key=lambda s: s.rank, default=None)
         return worst
+
+
+@dataclass(frozen=True, slots=True)
+class CaseHeader:
+    """What ``case.yaml`` alone says about a case: everything but the findings.
+
+    ``counts`` and ``max_severity`` are the ones stored with the case (the bot writes them
+    from the findings on every update), so listings need not read the findings.
+    """
+
+    subject: Subject
+    status: Status
+    triage: Triage
+    latest: Latest
+    gate: GateRecord
+    sources: Mapping[str, SourceRecord]
+    counts: dict[str, int]
+    max_severity: Severity | None
+    created_at: str
+    updated_at: str
+    reopened: int = 0
+    stale_scans: tuple[StaleScan, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.subject.key
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from securecase.domain.case import Case, Tracked, distinct_findings, severity_counts
+from securecase.domain.case import (
+    Case,
+    CaseHeader,
+    Tracked,
+    distinct_findings,
+    severity_counts,
+)
 from securecase.domain.findings import SEVERITIES_WORST_FIRST, Severity
 from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS, glob_match
 from securecase.domain.policy.model import PolicyException
@@ -176,7 +182,7 @@ def repo_selected(patterns: Sequence[str], slug: str) -> bool:
     return not patterns or any(glob_match(p.lower(), slug.lower()) for p in patterns)
 
 
-def acknowledges(before: Case | None, after: Case | None) -> bool:
+def acknowledges(before: Case | CaseHeader | None, after: Case | CaseHeader | None) -> bool:
     """True when a commit moved the case to another status or edited its triage fields."""
     if before is None or after is None:
         return False

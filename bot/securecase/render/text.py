@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.domain.case import Case
+from securecase.domain.case import Case, CaseHeader
 from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding
 from securecase.domain.outcome import (
     BlockingFinding,
@@ -22,7 +22,7 @@ from securecase.render.phrases import baseline_line, exception_lines, incomplete
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.domain.policy.diff import Flip, PolicyDiff
-    from securecase.services.history import CaseHistory, HistoryEntry
+    from securecase.domain.timeline import CaseHistory, HistoryEntry
 
 #: Findings listed in text output before "... and N more".
 SHOWN_FINDINGS = 20
@@ -161,7 +161,7 @@ def ingest_text(result: IngestResult) -> str:
 CASE_COLUMNS = ("key", "status", "decision", "critical", "high", "medium", "low", "updated_at")
 
 
-def case_row(case: Case) -> dict[str, Any]:
+def case_row(case: CaseHeader) -> dict[str, Any]:
     """One line of ``cases list``."""
     counts = case.counts
     return {
@@ -176,7 +176,7 @@ def case_row(case: Case) -> dict[str, Any]:
     }
 
 
-def cases_table(cases: list[Case]) -> str:
+def cases_table(cases: list[CaseHeader]) -> str:
     """An aligned plain-text table."""
     rows = [[str(v) for v in case_row(c).values()] for c in cases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(CASE_COLUMNS)]
@@ -185,7 +185,7 @@ def cases_table(cases: list[Case]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
-def cases_csv(cases: list[Case]) -> str:
+def cases_csv(cases: list[CaseHeader]) -> str:
     """CSV with a header row."""
     import csv  # only `cases list --output csv` needs it
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from securecase.domain.case import Case, Status
+from securecase.domain.case import Case, CaseHeader, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
 from securecase.errors import UsageError
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
 
@@ -38,7 +38,13 @@ class CaseFilter:
                 hint="one of " + ", ".join(STATUS_FILTERS),
             )
 
-    def accepts(self, case: Case) -> bool:
+    @property
+    def needs_findings(self) -> bool:
+        """True when the filter looks into findings (findings.json), not only case.yaml."""
+        return bool(self.advisory or self.package)
+
+    def accepts(self, case: CaseHeader) -> bool:
+        """Whether the case's subject and status pass (what case.yaml alone tells)."""
         subject = case.subject
         if self.repo and not glob_match(self.repo, subject.slug, ignore_case=True):
             return False
@@ -47,15 +53,15 @@ class CaseFilter:
             or glob_match(self.branch, subject.target_branch or "")
         ):
             return False
-        if (self.advisory or self.package) and not any(
-            self._exposes(t.finding) for t in case.findings
-        ):
-            return False
         if self.status == "OPEN":
             return case.status.coarse == "OPEN"
         return self.status is None or case.status.value == self.status
 
-    def _exposes(self, finding: Finding) -> bool:
+    def exposes(self, case: Case) -> bool:
+        """Whether an open finding of the case matches ``advisory`` and ``package``."""
+        return not self.needs_findings or any(self._matches(t.finding) for t in case.findings)
+
+    def _matches(self, finding: Finding) -> bool:
         if finding.suppressed:
             return False
         if self.advisory and not glob_match(self.advisory, finding.advisory):
@@ -76,8 +82,9 @@ def require_existing(cases_repo: str) -> None:
 
 def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
-) -> list[Case]:
-    """Every case in the cases repo that passes the filter, sorted by key."""
+) -> list[CaseHeader]:
+    """Every case in the cases repo that passes the filter, sorted by key (case.yaml only,
+    plus findings.json of the cases that pass when the filter asks about findings)."""
     require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
@@ -88,9 +95,15 @@ def list_cases(
             data = snapshot.read(path)
             if data is None:
                 continue
-            case = load_case(data, path=path)
-            if case_filter.accepts(case):
-                found.append(case)
+            folder = path[: -len(CASE_FILE) - 1]
+            case = load_case_header(data, folder=folder)
+            if not case_filter.accepts(case):
+                continue
+            if case_filter.needs_findings:
+                findings = snapshot.read(f"{folder}/{FINDINGS_FILE}")
+                if not case_filter.exposes(load_case(data, findings, folder=folder)):
+                    continue
+            found.append(case)
     return sorted(found, key=lambda c: c.key)
 
 
@@ -100,12 +113,15 @@ def find_case(
     """The case with this key, its file bytes, and its path (UsageError when there is none)."""
     subject = parse_key(key)
     require_existing(cases_repo)
-    path = f"{subject.folder}/{CASE_FILE}"
-    with open_store(cases_repo, identity=identity, paths=[subject.folder]) as store:
-        data = store.snapshot().read(path)
-    if data is None:
+    folder = subject.folder
+    path = f"{folder}/{CASE_FILE}"
+    with open_store(cases_repo, identity=identity, paths=[folder]) as store:
+        snapshot = store.snapshot()
+        case_yaml = snapshot.read(path)
+        findings_json = snapshot.read(f"{folder}/{FINDINGS_FILE}")
+    if case_yaml is None:
         raise UsageError(
             f"no case {key!r} in {cases_repo} (looked for {path})",
             hint="`securecase cases list` shows the keys",
         )
-    return load_case(data, path=path), data, path
+    return load_case(case_yaml, findings_json, folder=folder), case_yaml, path

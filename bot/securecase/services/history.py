@@ -1,12 +1,12 @@
 """A case's timeline, read from the git history of its ``case.yaml``.
 
-One ``git log`` lists every commit that changed the file with the file's old and new blob ids;
-the commit objects themselves (author, time, the bot's ``Securecase-Case/Commit/Decision/
-Status/Counts[/Stale]`` trailers) are read through the store's one ``cat-file`` process. A bot
-commit whose trailers say everything needs no file read. Human commits (triage by pull
-request) carry no trailers, and trailers are only trusted from the bot's own identity, so for
-those the file at that commit is read, together with the version before it, to tell what the
-human changed: status, assignee, tags, notes. All such file versions are read in one batch.
+One ``git log -z`` lists every commit that changed the file: its id, author, time and subject,
+the bot's ``Securecase-Case/Commit/Decision/Status/Counts[/Stale]`` trailers as git itself
+parses them, and the file's old and new blob ids. A bot commit whose trailers say everything
+needs no file read. Human commits (triage by pull request) carry no trailers, and trailers are
+only trusted from the bot's own identity, so for those the file at that commit is read,
+together with the version before it, to tell what the human changed: status, assignee, tags,
+notes. All such file versions are read in one batch.
 """
 
 from __future__ import annotations
@@ -14,81 +14,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
-from securecase.domain.case import Case
+from securecase.domain.case import CaseHeader
 from securecase.domain.findings import SEVERITIES_WORST_FIRST
 from securecase.domain.subjects import parse_key
+from securecase.domain.timeline import AuthorKind, CaseHistory, FileChange, HistoryEntry
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, load_case
-from securecase.storage.commitobj import parse_commit
+from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.repos import open_store
 
 TRAILER_PREFIX = "Securecase-"
-# The log prints commit ids and raw diff lines only: no text a human wrote, so nothing in a
-# commit message can forge a record. Authors and messages come from the commit objects.
-_LOG_FORMAT = "commit %H"
+TRAILER_NAMES = ("case", "commit", "decision", "status", "counts", "stale")
+# One NUL-separated field per placeholder. Git cuts whatever it prints from a commit at the
+# first NUL, so no text a human wrote (name, subject, message) can add a field and shift the
+# others: a human's "trailers" arrive in their own fields, and are ignored (see _record).
+_FIELDS = ("%H", "%an", "%ae", "%cI", "%s") + tuple(
+    f"%(trailers:key={TRAILER_PREFIX}{name},valueonly,unfold,separator=%x1f)"
+    for name in TRAILER_NAMES
+)
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _NULL_OID = frozenset({"0" * 40, "0" * 64})
 COUNT_KEYS = tuple(s.count_key for s in SEVERITIES_WORST_FIRST)
-
-
-class AuthorKind(StrEnum):
-    """Who made a commit: the bot (its configured identity) or a human."""
-
-    BOT = "bot"
-    HUMAN = "human"
-
-
-class Change(StrEnum):
-    """What a commit did to the case file."""
-
-    CREATED = "created"
-    UPDATED = "updated"
-    DELETED = "deleted"
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One commit in a case's timeline, with the facts of the case after it.
-
-    ``facts_from`` says where the facts came from: ``trailers`` (the bot's commit message) or
-    ``case file`` (the file at that commit). ``problem`` is set when the file at that commit
-    could not be read (a human broke it); the facts are then unknown (None).
-    """
-
-    commit: str
-    time: str
-    author_name: str
-    author_email: str
-    author_kind: AuthorKind
-    subject: str
-    change: Change
-    scanned_commit: str | None
-    decision: str | None
-    status: str | None
-    previous_status: str | None
-    counts: Mapping[str, int] | None
-    triage_changes: tuple[str, ...]
-    stale: bool
-    facts_from: str
-    problem: str | None = None
-
-    @property
-    def status_changed(self) -> bool:
-        """True when this commit moved the case to another status."""
-        return self.status is not None and self.status != self.previous_status
-
-
-@dataclass(frozen=True, slots=True)
-class CaseHistory:
-    """A case's timeline, oldest commit first."""
-
-    key: str
-    path: str
-    entries: tuple[HistoryEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +62,7 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
     # Only the case file's blob up front; older versions are fetched in one batch if needed.
     with open_store(cases_repo, paths=[path]) as store:
         head = store.snapshot().head
-        changes = [] if head is None else _parse_log(store.log(_log_args(head, path)), path)
-        commits = store.read_commits([commit for commit, _, _ in changes])
-        records = [_record(commit, old, new, commits[commit]) for commit, old, new in changes]
+        records = [] if head is None else _parse_log(store.log(_log_args(head, path)), path, bot)
         trusted = [_trusts_trailers(r, key, bot) for r in records]
         wanted: set[str] = set()
         for record, trust in zip(records, trusted, strict=True):
@@ -142,7 +88,7 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
         entries.append(entry)
         if record.new_blob is not None and entry.status is not None:
             status_of_blob[record.new_blob] = entry.status
-        if entry.status is not None or entry.change is Change.DELETED:
+        if entry.status is not None or entry.change is FileChange.DELETED:
             last_status = entry.status
     return CaseHistory(key=key, path=path, entries=tuple(entries))
 
@@ -155,8 +101,10 @@ def _log_args(head: str, path: str) -> list[str]:
     # merge of a triage pull request), which --diff-merges=first-parent alone would list as a
     # second copy of the side branch's change.
     return [
+        "-z",
         "--reverse",
-        f"--format={_LOG_FORMAT}",
+        "--format=" + "%x00".join(_FIELDS),
+        "--no-show-signature",
         "--raw",
         "--no-abbrev",
         "--no-renames",
@@ -168,49 +116,35 @@ def _log_args(head: str, path: str) -> list[str]:
     ]
 
 
-def _parse_log(out: bytes, path: str) -> list[tuple[str, str | None, str | None]]:
-    """(commit, old blob, new blob) of the file per commit, in log order."""
-    found: list[tuple[str, str | None, str | None]] = []
-    for line in out.decode("utf-8", "surrogateescape").splitlines():
-        if line.startswith("commit "):
-            commit = line[len("commit ") :]
-            if not _HEX.match(commit):
-                raise ValueError(f"unexpected git log line {line!r}")
-            found.append((commit, None, None))
-        elif line.startswith(":") and found:
-            meta, _, changed = line.partition("\t")
+def _parse_log(out: bytes, path: str, bot: GitIdentity) -> list[_LogRecord]:
+    """The commits of a ``git log -z`` in ``_log_args`` format, with the file's blob ids."""
+    tokens = out.decode("utf-8", "replace").split("\0")
+    records = []
+    n = 0
+    while n < len(tokens) and tokens[n].strip("\n"):
+        fields = [tokens[n].lstrip("\n"), *tokens[n + 1 : n + len(_FIELDS)]]
+        n += len(_FIELDS)
+        if len(fields) != len(_FIELDS) or not _HEX.match(fields[0]):
+            raise StoreError(f"unexpected git log output for {path} near {fields[0][:60]!r}")
+        old = new = None
+        while n + 1 < len(tokens) and tokens[n].lstrip("\n").startswith(":"):
+            meta, changed = tokens[n].lstrip("\n").split(), tokens[n + 1]
+            n += 2
             if changed == path:
-                parts = meta.split()
-                old = None if parts[2] in _NULL_OID else parts[2]
-                new = None if parts[3] in _NULL_OID else parts[3]
-                found[-1] = (found[-1][0], old, new)
-    return found
+                old = None if meta[2] in _NULL_OID else meta[2]
+                new = None if meta[3] in _NULL_OID else meta[3]
+        records.append(_record(fields, old, new, bot))
+    return records
 
 
-def _record(commit: str, old: str | None, new: str | None, data: bytes) -> _LogRecord:
-    try:
-        info = parse_commit(data)
-    except ValueError as exc:
-        raise StoreError(f"commit {commit} of the cases repo cannot be read: {exc}") from exc
-    return _LogRecord(
-        commit=commit,
-        author_name=info.author_name,
-        author_email=info.author_email,
-        time=info.committed_at,
-        subject=info.subject,
-        trailers=_trailers(info.trailers),
-        old_blob=old,
-        new_blob=new,
-    )
-
-
-def _trailers(found: dict[str, str]) -> dict[str, str]:
-    """The ``Securecase-*`` trailers, by lower-case name without the prefix."""
-    return {
-        name[len(TRAILER_PREFIX) :].lower(): value
-        for name, value in found.items()
-        if name.startswith(TRAILER_PREFIX)
-    }
+def _record(fields: list[str], old: str | None, new: str | None, bot: GitIdentity) -> _LogRecord:
+    commit, name, email, time, subject, *values = fields
+    trailers = {}
+    if is_bot(name, email, bot):  # a human's "trailers" are only text
+        for trailer, value in zip(TRAILER_NAMES, values, strict=True):
+            if value:
+                trailers[trailer] = value.split("\x1f")[0]  # the first, when repeated
+    return _LogRecord(commit, name, email, time, subject, trailers, old, new)
 
 
 def is_bot(name: str, email: str, bot: GitIdentity) -> bool:
@@ -242,14 +176,19 @@ def parse_counts(text: str) -> dict[str, int] | None:
     return counts if set(counts) == set(COUNT_KEYS) else None
 
 
-def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> Case | str | None:
-    """The case in a blob, a problem description when it cannot be read, None for no blob."""
+def _load(blobs: Mapping[str, bytes], oid: str | None, where: str) -> CaseHeader | str | None:
+    """The case.yaml in a blob, a problem description when it cannot be read, None for no blob.
+
+    ``where`` is ``folder@commit``: the commit is named in the problem.
+    """
     if oid is None:
         return None
+    folder, _, revision = where.rpartition("@")
     try:
-        return load_case(blobs[oid], path=where)
+        # Versions written before the two-file layout are part of the case's history.
+        return load_case_header(blobs[oid], folder=folder, old_layout=True)
     except CaseFileError as exc:
-        return "; ".join([exc.message, *exc.problems[:3]])
+        return f"at {revision}: " + "; ".join([exc.message, *exc.problems[:3]])
 
 
 def _entry(
@@ -262,10 +201,10 @@ def _entry(
 ) -> HistoryEntry:
     by_bot = is_bot(record.author_name, record.author_email, bot)
     if record.new_blob is None:
-        change = Change.DELETED
+        change = FileChange.DELETED
     else:
-        change = Change.CREATED if record.old_blob is None else Change.UPDATED
-    trailers = record.trailers if by_bot else {}  # a human's "trailers" are only text
+        change = FileChange.CREATED if record.old_blob is None else FileChange.UPDATED
+    trailers = record.trailers  # empty unless the bot made the commit
     scanned = trailers.get("commit")
     base = HistoryEntry(
         commit=record.commit,
@@ -293,23 +232,24 @@ def _entry(
             facts_from="trailers",
         )
     short = record.commit[:12]
-    after = _load(blobs, record.new_blob, f"{path}@{short}")
+    folder = path[: -len(CASE_FILE) - 1]
+    after = _load(blobs, record.new_blob, f"{folder}@{short}")
     if after is None:
         return base  # the file was deleted
-    if not isinstance(after, Case):
+    if not isinstance(after, CaseHeader):
         return replace(base, problem=after)
-    before = _load(blobs, record.old_blob, f"{path}@{short}^")
+    before = _load(blobs, record.old_blob, f"{folder}@{short}^")
     return replace(
         base,
         scanned_commit=base.scanned_commit or (after.latest.commit if by_bot else None),
         decision=after.gate.decision,
         status=after.status.value,
         counts=after.counts,
-        triage_changes=triage_changes(before if isinstance(before, Case) else None, after),
+        triage_changes=triage_changes(before if isinstance(before, CaseHeader) else None, after),
     )
 
 
-def triage_changes(before: Case | None, after: Case) -> tuple[str, ...]:
+def triage_changes(before: CaseHeader | None, after: CaseHeader) -> tuple[str, ...]:
     """What a commit changed in the human-owned triage fields, one phrase per field."""
     if before is None:
         return ()

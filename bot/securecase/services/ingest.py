@@ -47,8 +47,7 @@ from securecase.scanners.jsonload import (
     read_report_bytes,
 )
 from securecase.services.slots import assign_slots
-from securecase.storage.casecache import CaseCache
-from securecase.storage.casefile import CASE_FILE, dump_case, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
 
@@ -182,14 +181,10 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
-        # The raw reports are most of the bytes a commit writes: hash them while the case is
-        # read, merged and dumped.
-        store.write_ahead([r.raw for r in parsed])
-        cache = CaseCache(store.cache_dir)
 
         def plan(snapshot: Snapshot) -> Plan[IngestResult]:
             policy = explicit_policy or _repo_policy(snapshot)
-            found = _read_case(snapshot, folder, request.subject, cache)
+            found = _read_case(snapshot, folder, request.subject)
             previous = found[0] if found else None
             # A run that does not name the target branch judges against the one the case knows
             # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
@@ -197,12 +192,10 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
             base = target
             if base is None and previous is not None and request.subject.is_pr:
                 base = baseline_subject(previous.subject)
-            in_base = _read_case(snapshot, base.folder, base, cache) if base else None
+            in_base = _read_case(snapshot, base.folder, base) if base else None
             baseline = in_base[0] if in_base else None
             placed = assign_slots(parsed, previous, reparse)
-            return _plan(
-                request, placed, policy, found, folder, received_at, baseline, today, base, cache
-            )
+            return _plan(request, placed, policy, found, folder, received_at, baseline, today, base)
 
         committed = store.update(plan)
     result = committed.result
@@ -227,36 +220,37 @@ def _repo_policy(snapshot: Snapshot) -> Policy:
     return load_policy(data, origin=POLICY_FILE)
 
 
-def _read_case(
-    snapshot: Snapshot, folder: str, subject: Subject, cache: CaseCache
-) -> tuple[Case, bytes] | None:
-    """The subject's case and its bytes, None when it has none yet."""
-    path = f"{folder}/{CASE_FILE}"
-    data = snapshot.read(path)
-    if data is None:
+def _read_case(snapshot: Snapshot, folder: str, subject: Subject) -> tuple[Case, bool] | None:
+    """The subject's case and whether its folder is in the first layout; None if no case yet.
+
+    A folder in the first layout (findings inside case.yaml) is read so this run rewrites it
+    in the current one, every finding carried over.
+    """
+    case_yaml = snapshot.read(f"{folder}/{CASE_FILE}")
+    if case_yaml is None:
         return None
-    case = load_case(data, path=path, cache=cache)
+    findings_json = snapshot.read(f"{folder}/{FINDINGS_FILE}")
+    case = load_case(case_yaml, findings_json, folder=folder, old_layout=True)
     if case.key != subject.key:
         raise CaseFileError(
-            f"{path}: holds case {case.key!r}, expected {subject.key!r}",
+            f"{folder}/{CASE_FILE}: holds case {case.key!r}, expected {subject.key!r}",
             hint="the folder name and the case key disagree; fix the file by pull request",
         )
-    return case, data
+    return case, findings_json is None
 
 
 def _plan(
     request: IngestRequest,
     parsed: list[Report],
     policy: Policy,
-    found: tuple[Case, bytes] | None,
+    found: tuple[Case, bool] | None,
     folder: str,
     received_at: str,
     baseline: Case | None,
     today: date,
     target: Subject | None,
-    cache: CaseCache,
 ) -> Plan[IngestResult]:
-    previous, previous_bytes = found if found else (None, None)
+    previous, first_layout = found if found else (None, False)
     raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
@@ -324,10 +318,12 @@ def _plan(
         fixed=() if stale else merged.fixed,
         baseline_key=target.key if target else None,
     )
-    if previous is not None and (case is previous or _unchanged(previous, case, raw_sha, stale)):
+    unchanged = case is previous or (
+        previous is not None and _unchanged(previous, case, raw_sha, stale)
+    )
+    if previous is not None and unchanged and not first_layout:
         return Plan(change=None, result=replace(result, case=previous))
-    # Cached before the commit exists: an entry for bytes that never land is merely unused.
-    files[f"{folder}/{CASE_FILE}"] = dump_case(case, cache=cache, previous=previous_bytes)
+    files.update({f"{folder}/{name}": data for name, data in dump_case(case).items()})
     message = _commit_message(case, decision, scan, result)
     change = Change(files=files, message=message, authored_at=received_at)
     return Plan(change=change, result=result)

@@ -38,7 +38,7 @@ from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS
 from securecase.domain.subjects import CASES_ROOT, Subject
 from securecase.errors import UsageError
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case
 from securecase.storage.repos import is_remote, open_store
 
 POLICY_FILE = "policy.yaml"
@@ -145,13 +145,14 @@ def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> 
     """Judge every open case under ``old`` and ``new`` and collect what changes."""
     require_existing(cases_repo)
     # A remote is cloned without file contents (paths=[policy.yaml] makes the clone partial);
-    # the case files alone are then fetched in one batch, never the raw reports beside them.
+    # the case files alone (case.yaml and findings.json) are then fetched in one batch, never
+    # the raw reports beside them.
     with open_store(cases_repo, paths=[POLICY_FILE]) as store:
         head = store.snapshot().head
         case_blobs = {
             path: oid
             for path, oid in store.blob_ids(head, CASES_ROOT).items()
-            if path.endswith("/" + CASE_FILE)
+            if path.endswith(("/" + CASE_FILE, "/" + FINDINGS_FILE))
         }
         contents = store.read_blobs(list(case_blobs.values()))
     reader = _CaseReader({path: contents[oid] for path, oid in case_blobs.items()})
@@ -197,23 +198,30 @@ def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> 
 
 
 class _CaseReader:
-    """Parses case files (path → bytes, all read in one batch), each at most once."""
+    """Parses case folders (file path → bytes, all read in one batch), each at most once."""
 
     def __init__(self, files: Mapping[str, bytes]) -> None:
         self._files = files
         self._cache: dict[str, Case | None] = {}
 
-    def _case(self, path: str) -> Case | None:
-        if path not in self._cache:
-            data = self._files.get(path)
-            self._cache[path] = None if data is None else load_case(data, path=path)
-        return self._cache[path]
+    def _case(self, folder: str) -> Case | None:
+        if folder not in self._cache:
+            case_yaml = self._files.get(f"{folder}/{CASE_FILE}")
+            self._cache[folder] = (
+                None
+                if case_yaml is None
+                else load_case(
+                    case_yaml, self._files.get(f"{folder}/{FINDINGS_FILE}"), folder=folder
+                )
+            )
+        return self._cache[folder]
 
     def open_cases(self) -> list[tuple[str, Case]]:
-        """Every open case with its path, sorted by key (a broken file fails, with file:line)."""
+        """Every open case with its case.yaml path, sorted by key (a broken file fails, with
+        file:line)."""
         found = []
-        for path in sorted(self._files):
-            case = self._case(path)
+        for path in sorted(p for p in self._files if p.endswith("/" + CASE_FILE)):
+            case = self._case(path[: -len(CASE_FILE) - 1])
             if case is not None and case.status.coarse == "OPEN":
                 found.append((path, case))
         return sorted(found, key=lambda item: item[1].key)
@@ -229,4 +237,4 @@ class _CaseReader:
             repo=subject.repo,
             branch=subject.target_branch,
         )
-        return self._case(f"{target.folder}/{CASE_FILE}")
+        return self._case(target.folder)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from securecase.clock import Clock
-from securecase.domain.case import Case
+from securecase.domain.case import Case, CaseHeader
 from securecase.domain.metrics import (
     AuthorKind,
     CommitEvent,
@@ -31,7 +31,7 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
@@ -116,17 +116,19 @@ def _policy(data: bytes | None) -> Policy:
 
 def _cases_at(store: CasesStore, head: str | None) -> tuple[list[Case], dict[str, str]]:
     """Every case at ``head`` and its file's path by key."""
-    wanted = {
-        path: oid
-        for path, oid in store.blob_ids(head, CASES_ROOT).items()
-        if path.endswith("/" + CASE_FILE)
-    }
-    blobs = store.read_blobs(list(wanted.values()))
+    listed = store.blob_ids(head, CASES_ROOT)
+    folders = sorted(p[: -len(CASE_FILE) - 1] for p in listed if p.endswith("/" + CASE_FILE))
+    blobs = store.read_blobs(list(listed.values()))
     cases, paths = [], {}
-    for path in sorted(wanted):
-        case = load_case(blobs[wanted[path]], path=path)
+    for folder in folders:
+        findings_oid = listed.get(f"{folder}/{FINDINGS_FILE}")
+        case = load_case(
+            blobs[listed[f"{folder}/{CASE_FILE}"]],
+            blobs[findings_oid] if findings_oid else None,
+            folder=folder,
+        )
         cases.append(case)
-        paths[case.key] = path
+        paths[case.key] = f"{folder}/{CASE_FILE}"
     return cases, paths
 
 
@@ -169,11 +171,15 @@ def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[Commi
     return events
 
 
-def _readable(blobs: dict[str, bytes], oid: str | None, entry: _LogEntry) -> Case | None:
+def _readable(blobs: dict[str, bytes], oid: str | None, entry: _LogEntry) -> CaseHeader | None:
+    """The case.yaml version ``oid`` (either layout: history spans the change), None when a
+    human left it unreadable."""
     if oid is None:
         return None
     try:
-        return load_case(blobs[oid], path=f"{CASE_FILE}@{entry.commit[:12]}")
+        return load_case_header(
+            blobs[oid], folder=f"{CASE_FILE}@{entry.commit[:12]}", old_layout=True
+        )
     except CaseFileError:
         return None
 

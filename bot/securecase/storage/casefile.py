@@ -1,18 +1,26 @@
-"""``case.yaml``: the case as a deterministic YAML document, validated on read and write.
+"""Case files: ``case.yaml`` (what people read and edit) and ``findings.json`` (the findings).
 
-Key order follows the design contract; empty optional fields are left out so a finding stays a
-few lines. A file a human broke is reported with ``file:line`` and never overwritten. Given a
-:class:`~securecase.storage.casecache.CaseCache`, reading takes a document this code validated before
-for the very same bytes instead of parsing them again.
+Both are deterministic: ``case.yaml`` through :mod:`securecase.storage.yamldoc` (contract key
+order, block style), ``findings.json`` as canonical JSON (fixed key order, 2-space indent,
+findings sorted by id, one trailing newline), so a rescan's diff shows only what changed.
+Empty optional fields are left out. Every read is validated against the JSON Schemas; a file
+a human broke is reported with ``file:line`` (YAML) or its JSON path and never overwritten.
+
+A folder in the first layout (schema ``securecase/case/v1``: findings inside ``case.yaml``)
+is refused by readers with a message saying what to do; the ingest of that subject reads it
+(``old_layout=True``) and writes it back in this layout with every finding carried over.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Sequence
+from typing import Any
 
 from securecase.domain.case import (
     SCHEMA_ID,
     Case,
+    CaseHeader,
     ExceptionRef,
     GateRecord,
     Latest,
@@ -22,19 +30,27 @@ from securecase.domain.case import (
     Status,
     Tracked,
     Triage,
+    sort_key,
 )
 from securecase.domain.findings import Finding, Instance, Kind, Location, Package, Severity
 from securecase.domain.subjects import Provider, Subject
 from securecase.errors import CaseFileError
-from securecase.storage import schemas, yamlfast, yamlio
-
-if TYPE_CHECKING:
-    from securecase.storage.casecache import CaseCache
+from securecase.storage import schemas, yamldoc
 
 CASE_FILE = "case.yaml"
+FINDINGS_FILE = "findings.json"
+FINDINGS_SCHEMA_ID = "securecase/findings/v1"
+#: The first layout: one case.yaml holding the findings too.
+OLD_SCHEMA_ID = "securecase/case/v1"
+
+_FIX_HINT = "fix the file by pull request (or revert the commit that broke it); it was not changed"
 
 
-def case_to_dict(case: Case) -> dict[str, Any]:
+class CaseLayoutError(CaseFileError):
+    """A case folder written in another layout than this version reads."""
+
+
+def case_document(case: Case) -> dict[str, Any]:
     """The document written to ``case.yaml``, keys in contract order."""
     subject = case.subject
     subject_doc: dict[str, Any] = {
@@ -78,8 +94,6 @@ def case_to_dict(case: Case) -> dict[str, Any]:
         "max_severity": max_severity.value if max_severity else None,
         "gate": gate_doc,
         "sources": {name: _source_doc(rec) for name, rec in case.sources.items()},
-        "findings": [_tracked_doc(t) for t in case.findings],
-        "resolved": [_tracked_doc(t) for t in case.resolved],
     }
     if case.stale_scans:
         doc["stale_scans"] = [_stale_doc(s) for s in case.stale_scans]
@@ -88,114 +102,169 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return doc
 
 
-def dump_case(
-    case: Case, *, cache: CaseCache | None = None, previous: bytes | None = None
-) -> bytes:
-    """Serialize and self-check a case; the same case always gives the same bytes.
+def findings_document(case: Case) -> dict[str, Any]:
+    """The document written to ``findings.json``: open and resolved findings, each by id."""
+    return {
+        "schema": FINDINGS_SCHEMA_ID,
+        "findings": [_tracked_doc(t) for t in sorted(case.findings, key=_by_id)],
+        "resolved": [_tracked_doc(t) for t in sorted(case.resolved, key=_by_id)],
+    }
 
-    With ``cache``, the document is remembered for the bytes, so reading them back is quick.
-    ``previous`` (the bytes of the case this one updates, read through the same cache) lets
-    the findings it already holds, unchanged, be copied rather than written and checked again.
+
+def case_data(case: Case) -> dict[str, Any]:
+    """The whole case as one JSON document (``cases show --output json``): case.yaml's keys,
+    then ``findings`` and ``resolved`` as findings.json holds them."""
+    findings_doc = findings_document(case)
+    return {
+        **case_document(case),
+        "findings": findings_doc["findings"],
+        "resolved": findings_doc["resolved"],
+    }
+
+
+def dump_case(case: Case) -> dict[str, bytes]:
+    """The files of a case folder (name -> bytes, ``raw/`` aside); same case, same bytes.
+
+    Both documents are checked against their schemas first: an invalid case is a bug here,
+    never written.
     """
-    doc = case_to_dict(case)
-    written: dict[str, list[str | None]] | None = None
-    checked = doc
-    earlier = cache.emitted(previous) if cache is not None and previous is not None else None
-    if earlier is not None and previous is not None:
-        written, checked = _unchanged_items(doc, earlier, previous)
-    if not schemas.is_valid(checked, schemas.CASE):
-        found = schemas.problems(doc, schemas.CASE, text="", path=CASE_FILE)
+    case_doc = case_document(case)
+    findings_doc = findings_document(case)
+    found = [
+        *schemas.problems(case_doc, schemas.CASE, path=CASE_FILE),
+        *schemas.problems(findings_doc, schemas.FINDINGS, path=FINDINGS_FILE),
+    ]
+    if found:
         raise AssertionError("securecase built an invalid case:\n" + "\n".join(found))
-    data = yamlio.dump(doc, written).encode("utf-8")
-    if cache is not None:
-        cache.put(data, doc, written=True)
-    return data
+    findings_text = json.dumps(findings_doc, indent=2, ensure_ascii=False) + "\n"
+    return {
+        CASE_FILE: yamldoc.dump(case_doc).encode("utf-8"),
+        FINDINGS_FILE: findings_text.encode("utf-8"),
+    }
 
 
-#: Lists of case.yaml whose schema checks each item alone ({"type": "array", "items": ...}),
-#: so an item equal to one of an already valid document needs no check.
-ITEM_LISTS = ("findings", "resolved")
+def load_case_header(case_yaml: bytes, *, folder: str, old_layout: bool = False) -> CaseHeader:
+    """What ``case.yaml`` says, without reading the findings (for listings and history).
 
-
-def _unchanged_items(
-    doc: dict[str, Any], earlier: dict[str, Any], text: bytes
-) -> tuple[dict[str, list[str | None]], dict[str, Any]]:
-    """For each item list: the text written for items equal to ``earlier``'s (None for the
-    others), and ``doc`` with only the other items left in those lists, to be checked.
-
-    ``earlier`` is the valid document ``text`` was written from. Equal items give equal text
-    because a document's values have fixed Python types per field (``case_to_dict``): an
-    integer field never holds 1.0, a boolean never 1.
+    With ``old_layout``, a ``case.yaml`` of the first layout is read too (history spans it).
     """
-    written: dict[str, list[str | None]] = {}
-    checked = dict(doc)
-    decoded = text.decode("utf-8")
-    for key in ITEM_LISTS:
-        before = earlier.get(key) or []
-        blocks = yamlfast.sequence_items(decoded, key) if before else None
-        if blocks is None or len(blocks) != len(before):
-            continue
-        known = {item["id"]: (item, block) for item, block in zip(before, blocks, strict=True)}
-        texts: list[str | None] = []
-        changed = []
-        for item in doc[key]:
-            match = known.get(item["id"])
-            # The block's first line names the same id: a cheap check that blocks and items
-            # line up (they do by construction).
-            if match is not None and match[0] == item and match[1].startswith(_id_line(item)):
-                texts.append(match[1])
-            else:
-                texts.append(None)
-                changed.append(item)
-        written[key] = texts
-        checked[key] = changed
-    return written, checked
+    doc, _ = _read_case_yaml(case_yaml, folder=folder, old_layout=old_layout)
+    return _header_from(doc)
 
 
-def load_case(data: bytes, *, path: str, cache: CaseCache | None = None) -> Case:
-    """Parse ``case.yaml`` bytes; CaseFileError with ``path:line`` for every problem.
+def load_case(
+    case_yaml: bytes, findings_json: bytes | None, *, folder: str, old_layout: bool = False
+) -> Case:
+    """The case in a folder's ``case.yaml`` and ``findings.json`` bytes.
 
-    With ``cache``, a document validated earlier for these exact bytes is used when there is
-    one, and a freshly validated one is stored.
+    CaseFileError names ``folder/case.yaml:LINE`` or ``folder/findings.json`` and the JSON
+    path of every problem. With ``old_layout``, a ``case.yaml`` of the first layout (findings
+    inside, no ``findings.json``) is read too, so the caller can write it back in this one.
     """
-    if cache is not None:
-        entry = cache.get(data)
-        if entry is not None:
-            try:
-                case = case_from_dict(entry[0])
-            except (KeyError, TypeError, ValueError, AttributeError):
-                pass  # not what this version stores: parse the bytes
-            else:
-                cache.used(data, *entry)
-                return case
-    hint = "fix the file by pull request (or revert the commit that broke it); it was not changed"
+    doc, located = _read_case_yaml(case_yaml, folder=folder, old_layout=old_layout)
+    if located is not None:  # the first layout: the findings came with case.yaml
+        if findings_json is not None:
+            raise CaseLayoutError(
+                f"{folder}: {CASE_FILE} is in the first layout ({OLD_SCHEMA_ID}, findings "
+                f"inside) but {FINDINGS_FILE} exists beside it",
+                hint=f"restore {CASE_FILE} from the commit that wrote {FINDINGS_FILE}",
+            )
+        findings_doc = {
+            "schema": FINDINGS_SCHEMA_ID,
+            "findings": located.data.get("findings"),
+            "resolved": located.data.get("resolved"),
+        }
+        found = schemas.problems(
+            findings_doc,
+            schemas.FINDINGS,
+            path=f"{folder}/{CASE_FILE}",
+            line_of=lambda parts: yamldoc.line_of(located.node, parts),
+        )
+        if found:
+            raise CaseFileError(
+                f"{folder}/{CASE_FILE}: the findings do not match schema {FINDINGS_SCHEMA_ID}",
+                problems=found,
+                hint=_FIX_HINT,
+            )
+    else:
+        if findings_json is None:
+            raise CaseFileError(
+                f"{folder}/{FINDINGS_FILE}: missing ({CASE_FILE} is there)",
+                hint=f"restore {FINDINGS_FILE} from the git history of the cases repo",
+            )
+        findings_doc = _read_findings_json(findings_json, folder=folder)
+    header = _header_from(doc)
+    return Case(
+        subject=header.subject,
+        status=header.status,
+        triage=header.triage,
+        latest=header.latest,
+        gate=header.gate,
+        sources=header.sources,
+        findings=_tracked_list(findings_doc["findings"]),
+        resolved=_tracked_list(findings_doc["resolved"]),
+        created_at=header.created_at,
+        updated_at=header.updated_at,
+        reopened=header.reopened,
+        stale_scans=header.stale_scans,
+    )
+
+
+def _read_case_yaml(
+    data: bytes, *, folder: str, old_layout: bool
+) -> tuple[dict[str, Any], yamldoc.Located | None]:
+    """The validated case.yaml document; for the first layout also its parse (with findings)."""
+    path = f"{folder}/{CASE_FILE}"
     try:
-        doc, plain = yamlio.load_document(data, path=path)
-    except CaseFileError:
-        raise
-    except Exception as exc:
+        located = yamldoc.load_located(data, path=path)
+    except yamldoc.YamlError as exc:
         raise CaseFileError(
-            f"{path}: the case file is not valid YAML", problems=[str(exc)], hint=hint
+            f"{path}: the case file is not valid YAML", problems=[exc.message], hint=_FIX_HINT
         ) from exc
-    if not schemas.is_valid(doc, schemas.CASE):
-        found = schemas.problems(doc, schemas.CASE, text=data, path=path)
-        raise CaseFileError(
-            f"{path}: the case file does not match schema {SCHEMA_ID}", problems=found, hint=hint
+    doc = located.data
+    first_layout = isinstance(doc, dict) and doc.get("schema") == OLD_SCHEMA_ID
+    if first_layout and not old_layout:
+        raise CaseLayoutError(
+            f"{folder}: the case is in the first layout ({CASE_FILE} of schema {OLD_SCHEMA_ID}, "
+            f"findings inside); this version reads {CASE_FILE} ({SCHEMA_ID}) with "
+            f"{FINDINGS_FILE} beside it",
+            hint="run `securecase ingest` for this subject once (its next scan): it rewrites "
+            "the folder in the new layout and carries every finding over",
         )
-    if not all(type(name) is str for name in doc["sources"]):
-        # The one mapping whose keys the schema leaves open; YAML reads `123:` as a number.
-        line = yamlio.locate(data, ["sources"])
+    if first_layout:
+        doc = {k: v for k, v in doc.items() if k not in ("findings", "resolved")}
+        doc["schema"] = SCHEMA_ID
+    found = schemas.problems(
+        doc, schemas.CASE, path=path, line_of=lambda parts: yamldoc.line_of(located.node, parts)
+    )
+    if found:
         raise CaseFileError(
-            f"{path}:{line or '?'}: $.sources: source names must be strings", hint=hint
+            f"{path}: the case file does not match schema {SCHEMA_ID}",
+            problems=found,
+            hint=_FIX_HINT,
         )
-    case = case_from_dict(doc)
-    if cache is not None and plain:
-        cache.put(data, doc)
-    return case
+    return doc, located if first_layout else None
 
 
-def case_from_dict(doc: dict[str, Any]) -> Case:
-    """Build a :class:`Case` from a schema-valid document."""
+def _read_findings_json(data: bytes, *, folder: str) -> dict[str, Any]:
+    path = f"{folder}/{FINDINGS_FILE}"
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CaseFileError(
+            f"{path}: not valid JSON", problems=[yamldoc.clip(str(exc))], hint=_FIX_HINT
+        ) from exc
+    found = schemas.problems(doc, schemas.FINDINGS, path=path)
+    if found:
+        raise CaseFileError(
+            f"{path}: the findings file does not match schema {FINDINGS_SCHEMA_ID}",
+            problems=found,
+            hint=_FIX_HINT,
+        )
+    return doc
+
+
+def _header_from(doc: dict[str, Any]) -> CaseHeader:
     subj = doc["subject"]
     subject = Subject(
         provider=Provider(subj["provider"]),
@@ -210,7 +279,8 @@ def case_from_dict(doc: dict[str, Any]) -> Case:
     gate = doc["gate"]
     policy = gate.get("policy") or {}
     triage = doc["triage"]
-    return Case(
+    worst = doc["max_severity"]
+    return CaseHeader(
         subject=subject,
         status=Status(doc["status"]),
         reopened=doc.get("reopened", 0),
@@ -238,8 +308,8 @@ def case_from_dict(doc: dict[str, Any]) -> Case:
             reasons=tuple(gate.get("reasons", ())),
         ),
         sources={name: _source_from(rec) for name, rec in doc["sources"].items()},
-        findings=tuple(_tracked_from(item) for item in doc["findings"]),
-        resolved=tuple(_tracked_from(item) for item in doc["resolved"]),
+        counts={name: _integer(n) for name, n in doc["counts"].items()},
+        max_severity=Severity(worst) if worst is not None else None,
         stale_scans=tuple(
             StaleScan(
                 commit=s.get("commit"),
@@ -252,6 +322,15 @@ def case_from_dict(doc: dict[str, Any]) -> Case:
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
+
+
+def _by_id(tracked: Tracked) -> str:
+    return tracked.finding.id
+
+
+def _tracked_list(items: Sequence[dict[str, Any]]) -> tuple[Tracked, ...]:
+    # The file is sorted by id (stable diffs); the case keeps worst first (domain order).
+    return tuple(sorted((_tracked_from(item) for item in items), key=sort_key))
 
 
 def _put(doc: dict[str, Any], key: str, value: Any) -> None:
@@ -270,7 +349,6 @@ def _source_doc(rec: SourceRecord) -> dict[str, Any]:
         "commit": rec.commit,
         "artifact": rec.artifact,
         "findings": rec.findings,
-        # only when the scan did not complete, so complete sources stay as they were
         **({"incomplete": list(rec.incomplete)} if rec.incomplete else {}),
     }
 
@@ -383,12 +461,6 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
         new=doc.get("new"),
         exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
     )
-
-
-def _id_line(item: dict[str, Any]) -> tuple[str, str]:
-    """The first line the emitter writes for a list item with this id (plain or quoted)."""
-    oid = item["id"]
-    return f"  - id: {oid}\n", f'  - id: "{oid}"\n'
 
 
 def _integer(value: Any) -> Any:

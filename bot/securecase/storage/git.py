@@ -9,6 +9,7 @@ shows the command and git's stderr with credentials removed.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
@@ -22,7 +23,16 @@ from typing import IO
 
 from securecase.errors import StoreError
 
-__all__ = ["DEFAULT_IDENTITY", "Git", "GitIdentity", "GitResult", "redact", "url_secrets"]
+__all__ = [
+    "DEFAULT_IDENTITY",
+    "Git",
+    "GitIdentity",
+    "GitResult",
+    "RemoteCredentials",
+    "remote_credentials",
+    "redact",
+    "url_secrets",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,56 @@ def url_secrets(location: str) -> tuple[str, ...]:
         if value:
             found.update({value, urllib.parse.unquote(value), urllib.parse.quote(value, safe="")})
     return tuple(sorted(found))
+
+
+#: Environment variable holding a token for an https cases repo (the Action sets it).
+CASES_TOKEN_ENV = "SECURECASE_CASES_TOKEN"
+
+
+@dataclass(frozen=True)
+class RemoteCredentials:
+    """A remote URL without credentials, and what git needs to authenticate to it.
+
+    ``config`` pairs are meant for :class:`Git`'s ``env_config`` (the process environment);
+    ``secrets`` are every form of the credential, for redaction.
+    """
+
+    url: str
+    config: tuple[tuple[str, str], ...]
+    secrets: tuple[str, ...]
+
+
+def remote_credentials(location: str, environ: Mapping[str, str]) -> RemoteCredentials:
+    """Split credentials off an http(s) ``location`` and add ``$SECURECASE_CASES_TOKEN``.
+
+    User-info in the URL (``https://user:token@host/...``) or the token variable become an
+    ``Authorization`` header scoped to the URL, passed to git through its environment, so no
+    credential reaches a command line, ``.git/config`` or a file a killed run leaves behind.
+    Other URLs (ssh, file, paths) are returned as they are.
+    """
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme.lower() not in ("http", "https"):
+        return RemoteCredentials(location, (), url_secrets(location))
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = environ.get(CASES_TOKEN_ENV, "")
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if ":" in (parts.hostname or ""):
+        host = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port is not None else "")
+    clean = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    if token:
+        user, password = "x-access-token", token
+    if not user and not password:
+        return RemoteCredentials(clean, (), ())
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    header = f"Authorization: Basic {basic}"
+    secrets = {basic, *(s for s in (password, user) if s and s != "x-access-token")}
+    secrets.update(url_secrets(location))
+    return RemoteCredentials(
+        clean, ((f"http.{clean}.extraHeader", header),), tuple(sorted(secrets))
+    )
 
 
 def _owned_by_us(cwd: str) -> bool:
@@ -191,10 +251,17 @@ class Git:
         *,
         identity: GitIdentity = DEFAULT_IDENTITY,
         secrets: Iterable[str] = (),
+        env_config: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.cwd = cwd
         self.secrets = tuple(secrets)
         self.env = _base_env(identity)
+        # Settings that hold credentials go to git through its environment
+        # (GIT_CONFIG_COUNT): never on a command line, never in a config file.
+        self.env["GIT_CONFIG_COUNT"] = str(len(env_config))
+        for n, (key, value) in enumerate(env_config):
+            self.env[f"GIT_CONFIG_KEY_{n}"] = key
+            self.env[f"GIT_CONFIG_VALUE_{n}"] = value
         self.inherit_fds: tuple[int, ...] = ()  # e.g. a held lock, kept by children that outlive us
         config = list(_FORCED_CONFIG)
         if not _owned_by_us(cwd):

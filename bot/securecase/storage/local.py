@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from securecase.errors import StoreError
 from securecase.storage.git import Git, GitIdentity
-from securecase.storage.store import HEX_LENGTHS, Built, Change, Snapshot, _CatFile, touched_paths
+from securecase.storage.store import Built, Change, Snapshot, _CatFile, touched_paths
 
 BACKDATE_NS = 5 * 10**9  # written files get an mtime this far back (see _write)
 WRITTEN_KEPT = 2000  # files remembered in the written-files record
@@ -35,6 +35,7 @@ HISTORY_DEPTH = 50  # commits per path searched for the versions a run may have 
 STALE_LOCK_AGE = 60.0  # a ref lock older than this while we hold our lock is debris
 _CONFLICT, _NOT_A_FILE = "<conflict>", "<not a regular file>"
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+OBJECT_FORMATS = frozenset({"sha1", "sha256"})
 
 
 INIT_WAIT = 10.0  # seconds to wait for a concurrent run creating the same repository
@@ -87,18 +88,11 @@ def _probe(path: str, identity: GitIdentity) -> LocalBackend | str | None:
     answers = probe.text.splitlines()
     if len(answers) >= 2 and answers[0] == "true":
         return path if os.path.realpath(answers[1]) == path else None
-    if probe.returncode != 0 or len(answers) != 6 or answers[4] not in HEX_LENGTHS:
+    if probe.returncode != 0 or len(answers) != 6 or answers[4] not in OBJECT_FORMATS:
         return None
-    _, git_dir, common_dir, index, object_format, top = answers
+    _, git_dir, common_dir, index, _, top = answers
     if os.path.realpath(top) == path:
-        return LocalBackend(
-            path,
-            identity,
-            git_dir=git_dir,
-            common_dir=common_dir,
-            index=index,
-            hex_len=HEX_LENGTHS[object_format],
-        )
+        return LocalBackend(path, identity, git_dir=git_dir, common_dir=common_dir, index=index)
     return None
 
 
@@ -144,17 +138,14 @@ class LocalBackend:
         git_dir: str,
         common_dir: str,
         index: str,
-        hex_len: int,
     ) -> None:
         self.git = Git(worktree, identity=identity)
-        self.hex_len = hex_len
         self.catfile = _CatFile(self.git)
         self.root = worktree
         self._index = index
         self._lock_path = os.path.join(common_dir, "securecase.lock")
         self._tmp = os.path.join(git_dir, "securecase-tmp")
         self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
-        self.cache_dir: str | None = os.path.join(git_dir, "securecase-cache")
         self._lock_fd: int | None = None
         self._ref: str | None = None
         self._checked: dict[str, Signature | None] = {}

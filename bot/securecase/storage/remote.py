@@ -1,7 +1,9 @@
 """Remote cases repo: a shallow, partial, temporary clone; push without force; refetch on race.
 
-The clone is ``git init`` + a remote configured in the repository config (so no token ever
-appears on a command line) + ``fetch --depth 1 --filter=blob:none`` of the default branch.
+The clone is ``git init`` + a remote configured in the repository config (its URL without
+credentials: a token reaches git only through the environment, see
+:func:`~securecase.storage.git.remote_credentials`) + ``fetch --depth 1 --filter=blob:none``
+of the default branch.
 Only the blobs under the store's ``paths`` are fetched up front (one batched fetch by object
 id); other blobs stay on the server and are fetched lazily if something reads them.
 """
@@ -14,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 
 from securecase.errors import StoreError
-from securecase.storage.git import Git, GitIdentity, GitResult, redact, url_secrets
+from securecase.storage.git import Git, GitIdentity, GitResult, redact, remote_credentials
 from securecase.storage.store import Built, Change, Snapshot, _CatFile
 
 _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token or SSH key)"
@@ -35,12 +37,12 @@ class RemoteBackend:
     ) -> None:
         self._tmp = tempfile.mkdtemp(prefix="securecase-")
         repo = os.path.join(self._tmp, "repo")
-        self.git = Git(repo, identity=identity, secrets=url_secrets(url))
+        credentials = remote_credentials(url, os.environ)
+        url = credentials.url
+        self.git = Git(
+            repo, identity=identity, secrets=credentials.secrets, env_config=credentials.config
+        )
         self.catfile = _CatFile(self.git)
-        self.cache_dir: str | None = None  # the clone is gone after this run
-        # `git init` here ignores the user's config, so the clone is SHA-1 (git refuses to
-        # fetch a SHA-256 repository into it).
-        self.hex_len = 40
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)

@@ -4,29 +4,25 @@
 under a lock) or a remote (a shallow, partial, temporary clone; pushed without force).
 ``store.update(compute)`` hands ``compute`` a :class:`Snapshot` of the current head and commits
 the :class:`Change` it plans as exactly one commit; when the remote moved meanwhile, ``compute``
-runs again on the new head. Commits are built with plumbing (trees computed from the parent's
-in ``gittree``, or a private index), so the shared ``.git/index`` and the work tree are never
-needed to commit (see ``store_local`` for how the
-work tree is kept in sync).
+runs again on the new head. Commits are built with git's plumbing on a private index
+(``GIT_INDEX_FILE``), so the shared ``.git/index`` and the work tree are never needed to
+commit (see :mod:`securecase.storage.local` for how the work tree is kept in sync).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import StoreError
-from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity, GitResult
-from securecase.storage.gittree import TreeUnavailable, new_trees, object_id
+from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -44,14 +40,7 @@ T = TypeVar("T")
 BACKOFF_BASE = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_CAP = 3.0
-#: Length of an object id in hex, by the repository's object format.
-HEX_LENGTHS = {"sha1": 40, "sha256": 64}
-EMPTY_TREE = {
-    40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-    64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
-}
 _HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class Snapshot(Protocol):
@@ -69,14 +58,6 @@ class Snapshot(Protocol):
 
     def list_files(self, prefix: str) -> list[str]:
         """Relpaths of the files under ``prefix`` (a folder or a file) at head, sorted."""
-        ...
-
-    def tree_id(self) -> str | None:
-        """The root tree id of head, None when there is no head yet."""
-        ...
-
-    def tree(self, oid: str) -> bytes | None:
-        """The content of tree object ``oid``, None when it is not here."""
         ...
 
 
@@ -213,11 +194,6 @@ class GitSnapshot:
                 return meta.split()[2].decode()
         return None
 
-    def tree(self, oid: str) -> bytes | None:
-        """The content of tree object ``oid``, None when it is not here."""
-        found = self._catfile.contents(oid)
-        return found[1] if found is not None and found[0] == "tree" else None
-
     def tree_id(self) -> str | None:
         """The root tree of head (None when there is no head yet)."""
         if self.head is None:
@@ -258,6 +234,13 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
         if not isinstance(data, bytes):
             raise ValueError(f"content of {path!r} must be bytes")
         files[validate_relpath(path)] = data
+    for path in files:
+        # git's index would silently keep only one of a file and a file inside it
+        folder = path.rpartition("/")[0]
+        while folder:
+            if folder in files:
+                raise ValueError(f"{path!r} is inside {folder!r}, which the same change writes")
+            folder = folder.rpartition("/")[0]
     removed: set[str] = set()
     for path in change.delete:
         if validate_relpath(path) in files:
@@ -268,58 +251,22 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
     return files, tuple(sorted(removed))
 
 
-def build_commit(
-    git: Git,
-    tmpdir: str,
-    snap: Snapshot,
-    change: Change,
-    known_blob: Callable[[bytes], str | None] | None = None,
-    hex_len: int | None = None,
-) -> Built | None:
-    """Write blobs, trees and commit for ``change`` on top of ``snap.head``.
+def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Built | None:
+    """Write blobs, tree and commit for ``change`` on top of ``snap.head``.
 
-    ``known_blob`` gives the id of content already written (see :class:`BlobsAhead`);
-    ``hex_len`` the length of the repository's object ids, which a repository without commits
-    cannot tell (unknown: its first commit is built through an index). Returns None when the
-    resulting tree equals the current one. Nothing outside the object database is modified,
-    so an interruption at any point leaves at most unreachable objects.
+    The tree is built by git on a private index (``GIT_INDEX_FILE`` in ``tmpdir``): read from
+    the parent's tree, edited with ``update-index``, written with ``write-tree``. That needs
+    trees only, so it works on a partial clone. Returns None when the tree would not change.
+    Nothing outside the object database is modified, so an interruption at any point leaves
+    at most unreachable objects.
     """
     files, removed = touched_paths(snap, change)
-    blobs: dict[str, str] = {}
-    for path, data in files.items():
-        found = known_blob(data) if known_blob is not None else None
-        if found is not None:
-            blobs[path] = found
-    unknown = {path: files[path] for path in files if path not in blobs}
-    writing = _ObjectWrite(git, tmpdir, "blob", unknown.values())
-    tree = None
-    try:
-        old_tree = snap.tree_id()
-        base = old_tree if old_tree is not None else EMPTY_TREE.get(hex_len or 0)
-        if base is not None:
-            # The trees can be computed and written while git writes the blobs: their ids are
-            # known up front, and git checks them once it is done.
-            expected = [object_id(b"blob", data, len(base)) for data in unknown.values()]
-            blobs.update(zip(unknown, expected, strict=True))
-            try:
-                root, trees = new_trees(base, {**dict.fromkeys(removed), **blobs}, snap.tree)
-            except TreeUnavailable:
-                pass  # not all of it is here (a partial clone): let git's index do it
-            else:
-                contents = [content for _, content in trees]
-                if _ObjectWrite(git, tmpdir, "tree", contents).ids() != [o for o, _ in trees]:
-                    raise StoreError("git stored a tree under another id than computed")
-                tree = root or EMPTY_TREE[len(base)]
-            if writing.ids() != expected:
-                raise StoreError("git stored a file under another id than computed")
-        else:
-            blobs.update(zip(unknown, writing.ids(), strict=True))
-    finally:
-        writing.close()
-    blobs = {path: blobs[path] for path in files}  # in the order of the change
-    if tree is None:
-        tree = _tree_through_index(git, tmpdir, snap, blobs, removed)
-    if tree == (old_tree or EMPTY_TREE.get(len(tree))):
+    if not files and not removed:
+        return None
+    with tempfile.TemporaryDirectory(prefix="commit-", dir=tmpdir) as folder:
+        blobs = dict(zip(files, _write_blobs(git, folder, files.values()), strict=True))
+        tree = _write_tree(git, folder, snap.head, blobs, removed)
+    if tree == snap.tree_id():
         return None
     message = git.redact(change.message)
     if message and not message.endswith("\n"):
@@ -333,163 +280,35 @@ def build_commit(
     return Built(commit, files, blobs, removed, message)
 
 
-class _ObjectWrite:
-    """``contents`` being written as objects of ``kind`` by one ``git hash-object``."""
-
-    def __init__(self, git: Git, tmpdir: str, kind: str, contents: Iterable[bytes]) -> None:
-        self._paths: list[str] = []
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._args = ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"]
-        self._git = git
-        # Files, not pipes, for the list in and the messages out: neither can fill up and
-        # stall git while this process is not reading yet.
-        self._stderr = tempfile.TemporaryFile(dir=tmpdir)
-        try:
-            for data in contents:
-                fd, path = tempfile.mkstemp(prefix=f"{kind}-", dir=tmpdir)
-                self._paths.append(path)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-            if self._paths:
-                with tempfile.TemporaryFile(dir=tmpdir) as listing:
-                    listing.write("".join(f"{p}\n" for p in self._paths).encode())
-                    listing.seek(0)
-                    self._proc = git.popen(
-                        self._args, stderr=self._stderr, stdin=listing, inherit=True
-                    )
-        except BaseException:
-            self.close()
-            raise
-
-    def ids(self) -> list[str]:
-        """The ids git gave the contents, in order (raises StoreError when git failed)."""
-        if self._proc is None:
-            return []
-        try:
-            out = cast(IO[bytes], self._proc.stdout).read()
-            if self._proc.wait() != 0:
-                self._stderr.seek(0)
-                err = self._git.redact(self._stderr.read().decode("utf-8", "replace"))
-                raise self._git.error(self._args, GitResult(self._proc.returncode, out, err))
-        finally:
-            self.close()
-        return out.decode().split()
-
-    def close(self) -> None:
-        """Wait for git and remove the temporary files (again: nothing to do)."""
-        if self._proc is not None:
-            # Unread ids could fill the pipe and block git forever: closing it ends git early
-            # (each object it wrote is complete).
-            cast(IO[bytes], self._proc.stdout).close()
-            self._proc.wait()
-            self._proc = None
-        self._stderr.close()
-        for path in self._paths:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        self._paths = []
+def _write_blobs(git: Git, folder: str, contents: Iterable[bytes]) -> list[str]:
+    """Store ``contents`` as blobs with one ``git hash-object``; their ids, in order."""
+    paths = []
+    for n, data in enumerate(contents):
+        paths.append(os.path.join(folder, f"blob-{n}"))
+        with open(paths[-1], "wb") as handle:
+            handle.write(data)
+    if not paths:
+        return []
+    listing = "".join(f"{path}\n" for path in paths).encode()
+    args = ["hash-object", "-w", "--no-filters", "--stdin-paths"]
+    ids = git.run(args, input=listing).text.split()
+    if len(ids) != len(paths):
+        raise StoreError(f"git hash-object stored {len(ids)} of {len(paths)} files")
+    return ids
 
 
-def _tree_through_index(
-    git: Git, tmpdir: str, snap: Snapshot, blobs: Mapping[str, str], removed: Sequence[str]
+def _write_tree(
+    git: Git, folder: str, head: str | None, blobs: Mapping[str, str], removed: Sequence[str]
 ) -> str:
-    """The new root tree, built by git on a private index (first commit, partial clones)."""
-    fd, index = tempfile.mkstemp(prefix="index-", dir=tmpdir)
-    os.close(fd)
-    os.unlink(index)  # git wants to create it; an empty file is not a valid index
-    env = {"GIT_INDEX_FILE": index}
-    try:
-        if snap.head is not None:
-            git.run(["read-tree", snap.head], env=env)
-        info = [f"0 {'0' * len(snap.head or '')}\t{p}\0" for p in removed]  # removed: head set
-        info += [f"100644 {oid}\t{p}\0" for p, oid in blobs.items()]
-        if info:
-            git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
-        return git.run(["write-tree", "--missing-ok"], env=env).text
-    finally:
-        for path in (index, f"{index}.lock"):
-            if os.path.exists(path):
-                os.unlink(path)
-
-
-class BlobsAhead:
-    """Contents being written as blobs in the background, one ``git hash-object`` each.
-
-    Hashing and compressing a large raw report takes tens of milliseconds; started while the
-    case is read, merged and dumped, it runs on another core and the commit does not wait.
-    Only a head start: content whose writing failed is written again by the commit.
-    """
-
-    def __init__(self, git: Git, contents: Sequence[bytes]) -> None:
-        self._contents = list(contents)
-        self._ids: list[str | None] | None = None
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._feeders: list[threading.Thread] = []
-        try:
-            with open(os.devnull, "wb") as quiet:
-                for data in self._contents:
-                    args = ["hash-object", "-w", "--no-filters", "--stdin"]
-                    proc = git.popen(args, stderr=quiet)
-                    self._procs.append(proc)
-                    # Megabytes through a pipe take milliseconds of waiting on git to read
-                    # them; a thread waits instead (writes release the GIL).
-                    feeder = threading.Thread(target=_feed, args=(proc, data), daemon=True)
-                    feeder.start()
-                    self._feeders.append(feeder)
-        except BaseException:
-            self.close(wait=False)
-            raise
-
-    def blob_id(self, data: bytes) -> str | None:
-        """The blob id of ``data`` if it is one of the contents written ahead."""
-        for n, known in enumerate(self._contents):
-            if known is data or known == data:
-                return self._results()[n]
-        return None
-
-    def _results(self) -> list[str | None]:
-        if self._ids is None:
-            self._ids = []
-            for feeder in self._feeders:
-                feeder.join()
-            for proc in self._procs:
-                try:
-                    out = cast(IO[bytes], proc.stdout).read()
-                    proc.wait(timeout=600)
-                except (OSError, subprocess.TimeoutExpired):
-                    out = b""
-                text = out.decode("ascii", "replace").strip()
-                ok = proc.returncode == 0 and _OBJECT_ID.fullmatch(text) is not None
-                self._ids.append(text if ok else None)
-        return self._ids
-
-    def close(self, *, wait: bool = True) -> None:
-        """Let running writes finish (killing one would leave a half-written temporary object
-        file behind), or stop them when ``wait`` is false (the run is failing anyway)."""
-        for proc in self._procs:
-            if not wait and proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(timeout=600)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for feeder in self._feeders:
-            feeder.join()  # git is gone: a write still pending fails at once
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Write ``data`` to git's stdin and close it; a git that died early just ends the feed."""
-    stdin = cast(IO[bytes], proc.stdin)
-    try:
-        stdin.write(data)
-    except OSError:
-        pass  # blob_id() finds no id and the commit writes the content itself
-    finally:
-        with contextlib.suppress(OSError):
-            stdin.close()
+    """The root tree of ``head`` with ``blobs`` written and ``removed`` gone, built by git."""
+    env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
+    if head is not None:
+        git.run(["read-tree", head], env=env)
+    info = [f"0 {'0' * len(head or '')}\t{path}\0" for path in removed]  # removed: head set
+    info += [f"100644 {oid}\t{path}\0" for path, oid in blobs.items()]
+    git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
+    # --missing-ok: a partial clone lacks the blobs of the files outside the change.
+    return git.run(["write-tree", "--missing-ok"], env=env).text
 
 
 class Backend(Protocol):
@@ -497,8 +316,6 @@ class Backend(Protocol):
 
     git: Git
     catfile: _CatFile
-    cache_dir: str | None  # where parsed case files may be kept between runs (None: nowhere)
-    hex_len: int  # object ids in hex: 40 (SHA-1) or 64 (SHA-256)
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -531,17 +348,11 @@ class CasesStore:
         self._sleep = sleep
         self._monotonic = monotonic
         self._closed = False
-        self._ahead: BlobsAhead | None = None
 
     @property
     def workdir(self) -> str:
         """Directory git runs in (the work tree, or the temporary clone for a remote)."""
         return self._backend.git.cwd
-
-    @property
-    def cache_dir(self) -> str | None:
-        """A private folder that outlives this run (see :mod:`securecase.storage.casecache`), if any."""
-        return self._backend.cache_dir
 
     def __enter__(self) -> CasesStore:
         return self
@@ -552,14 +363,12 @@ class CasesStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close(failing=exc is not None)
+        self.close()
 
-    def close(self, *, failing: bool = False) -> None:
+    def close(self) -> None:
         """Stop helper processes and remove temporary clones."""
         if not self._closed:
             self._closed = True
-            if self._ahead is not None:
-                self._ahead.close(wait=not failing)
             self._backend.catfile.close()
             self._backend.close()
 
@@ -567,20 +376,12 @@ class CasesStore:
         if self._closed:
             raise StoreError("the cases store is already closed")
 
-    def write_ahead(self, contents: Sequence[bytes]) -> None:
-        """Start writing ``contents`` (large files a coming change will hold) as blobs now, in
-        the background; :meth:`update` then uses them instead of hashing again."""
-        self._check_open()
-        if self._ahead is not None:
-            self._ahead.close()
-        self._ahead = BlobsAhead(self._backend.git, contents)
-
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> GitSnapshot:
         """The committed state now (local: the checked-out branch; remote: the fetched tip)."""
         self._check_open()
         return GitSnapshot(self._backend.git, self._backend.catfile, self._backend.current_head())
 
-    def snapshot_at(self, ref: str) -> Snapshot | None:
+    def snapshot_at(self, ref: str) -> GitSnapshot | None:
         """The committed state at ``ref``, None if unknown.
 
         ``ref`` is a branch, tag or sha the repository has, or a branch of its ``origin``
@@ -633,19 +434,11 @@ class CasesStore:
         wanted = sorted(set(blob_ids))
         if wanted:
             self._backend.fetch_blobs(wanted)
-        return self._objects(wanted, "blob")
-
-    def read_commits(self, commit_ids: Sequence[str]) -> dict[str, bytes]:
-        """The raw commit objects by id (after :meth:`log`, a remote clone has them all)."""
-        self._check_open()
-        return self._objects(sorted(set(commit_ids)), "commit")
-
-    def _objects(self, ids: Sequence[str], kind: str) -> dict[str, bytes]:
         found = {}
-        for oid in ids:
+        for oid in wanted:
             got = self._backend.catfile.contents(oid)
-            if got is None or got[0] != kind:
-                raise StoreError(f"the cases repo has no {kind} {oid}")
+            if got is None or got[0] != "blob":
+                raise StoreError(f"the cases repo has no blob {oid}")
             found[oid] = got[1]
         return found
 
@@ -668,10 +461,7 @@ class CasesStore:
                 if plan.change is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 backend.prepare(snap, plan.change)
-                known = self._ahead.blob_id if self._ahead is not None else None
-                built = build_commit(
-                    backend.git, backend.build_dir(), snap, plan.change, known, backend.hex_len
-                )
+                built = build_commit(backend.git, backend.build_dir(), snap, plan.change)
                 if built is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 if backend.publish(snap.head, built):

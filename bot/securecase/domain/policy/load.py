@@ -7,7 +7,6 @@ problem is refused (fail closed: an invalid policy never lets a scan pass).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from securecase.domain.policy.model import (
     When,
 )
 from securecase.errors import InputError, PolicyError
-from securecase.storage import schemas, yamlio
+from securecase.storage import schemas, yamldoc
 
 BUILTIN_ORIGIN = "builtin:policies/default.yaml"
 DATA = Path(__file__).parents[2] / "data"
@@ -43,54 +42,40 @@ def builtin_policy_bytes(folder: Path = DATA) -> bytes:
 def builtin_policy(folder: Path = DATA) -> Policy:
     """The default policy: block pull requests into main with HIGH or CRITICAL findings.
 
-    ``folder`` holds ``default-policy.yaml`` and its JSON twin (the package's data folder).
+    ``folder`` holds ``default-policy.yaml`` (the package's data folder).
     """
-    data = builtin_policy_bytes(folder)
-    # The default policy is read on most runs; its parsed twin spares loading a YAML parser
-    # for a commented file. The twin names the bytes it was made from, so a stale twin is
-    # never used.
-    try:
-        twin = json.loads((folder / "default-policy.json").read_bytes())
-    except (OSError, ValueError):
-        twin = None
-    if isinstance(twin, dict) and twin.get("source_blob") == git_blob_id(data):
-        # The tests keep the twin equal to what the YAML parses to, which the schema accepts;
-        # checking it again would load the schema validator before any case needs it.
-        return policy_from_document(
-            twin.get("document"), data, origin=BUILTIN_ORIGIN, schema_checked=True
-        )
-    return load_policy(data, origin=BUILTIN_ORIGIN)
-
-
-def builtin_policy_twin() -> str:
-    """The JSON twin of the default policy, as ``data/default-policy.json`` should hold it."""
-    data = builtin_policy_bytes()
-    twin = {"source_blob": git_blob_id(data), "document": yamlio.load(data, path=BUILTIN_ORIGIN)}
-    return json.dumps(twin, indent=2, sort_keys=True) + "\n"
+    return load_policy(builtin_policy_bytes(folder), origin=BUILTIN_ORIGIN)
 
 
 def load_policy(data: bytes, *, origin: str) -> Policy:
     """Parse and validate policy bytes; ``origin`` names the file in messages and the case."""
-    return policy_from_document(yamlio.load(data, path=origin), data, origin=origin)
+    try:
+        located = yamldoc.load_located(data, path=origin)
+    except yamldoc.YamlError as exc:
+        raise PolicyError(
+            exc.message, hint="see `securecase policy validate --help` and policies/ for examples"
+        ) from exc
+    return policy_from_document(located, data, origin=origin)
 
 
-def policy_from_document(
-    document: Any, data: bytes, *, origin: str, schema_checked: bool = False
-) -> Policy:
-    """Validate a parsed policy ``document`` (from ``data``, for line numbers) into a Policy.
-
-    ``schema_checked`` skips the JSON Schema check, for a document known to pass it.
-    """
+def policy_from_document(located: yamldoc.Located, data: bytes, *, origin: str) -> Policy:
+    """Validate a parsed policy (from ``data``, with its node tree for lines) into a Policy."""
+    document = located.data
     if document is None:
         raise PolicyError(f"{origin}: the policy is empty", hint="start from policies/default.yaml")
-    if not schema_checked and not schemas.is_valid(document, schemas.POLICY):
-        found = schemas.problems(document, schemas.POLICY, text=data, path=origin)
+    found = schemas.problems(
+        document,
+        schemas.POLICY,
+        path=origin,
+        line_of=lambda parts: yamldoc.line_of(located.node, parts),
+    )
+    if found:
         raise PolicyError(
             f"{origin}: the policy is invalid ({len(found)} problem(s))",
             problems=found,
             hint="see `securecase policy validate --help` and policies/ for examples",
         )
-    found = _semantic_problems(document, data, origin)
+    found = _semantic_problems(document, located, origin)
     if found:
         raise PolicyError(
             f"{origin}: the policy is invalid ({len(found)} problem(s))", problems=found
@@ -139,7 +124,7 @@ def _expired_problems(
     found = []
     for index, exc_id, expires in expiries:
         if today > expires:
-            line = yamlio.locate(data, ["exceptions", index, "expires"])
+            line = _line(data, origin, ["exceptions", index, "expires"])
             found.append(
                 f"{origin}:{line or '?'}: $.exceptions[{index}].expires: exception {exc_id} "
                 f"expired on {expires.isoformat()} (today is {today.isoformat()}); "
@@ -151,7 +136,7 @@ def _expired_problems(
 def _raw_expiries(data: bytes, origin: str) -> list[tuple[int, str, date]]:
     """(index, id, expires) of the well-formed exceptions of a policy that failed to load."""
     try:
-        document = yamlio.load(data, path=origin)
+        document = yamldoc.load(data, path=origin)
     except InputError:
         return []
     raw = document.get("exceptions") if isinstance(document, dict) else None
@@ -169,14 +154,23 @@ def _raw_expiries(data: bytes, origin: str) -> list[tuple[int, str, date]]:
     return found
 
 
-def _semantic_problems(document: dict[str, Any], data: bytes, origin: str) -> list[str]:
-    # Lines are looked up only for problems: locating needs a full YAML parse.
+def _line(data: bytes, origin: str, path: list[str | int]) -> int | None:
+    """The line of ``path`` in a policy text (None when the text does not parse)."""
+    try:
+        return yamldoc.line_of(yamldoc.load_located(data, path=origin).node, path)
+    except InputError:
+        return None
+
+
+def _semantic_problems(
+    document: dict[str, Any], located: yamldoc.Located, origin: str
+) -> list[str]:
     def where(*path: str | int) -> str:
-        line = yamlio.locate(data, list(path))
+        line = yamldoc.line_of(located.node, list(path))
         return f"{origin}:{line}" if line else origin
 
     def line_of(*path: str | int) -> int:
-        return yamlio.locate(data, list(path)) or 0
+        return yamldoc.line_of(located.node, list(path)) or 0
 
     found = []
     seen: dict[str, int] = {}

@@ -1,82 +1,74 @@
-"""JSON Schemas for securecase files, and validation that reports problems as ``file:line``.
+"""JSON Schemas for securecase files, checked with jsonschema-rs.
 
-Every document takes a fast yes/no path (:mod:`securecase.storage.schemacheck`, compiled once per
-process: about 1 ms to compile and 3 ms per 1,000 findings, where loading a general validator
-alone costs more than that); only an invalid document pays for jsonschema, which lists every
-problem with its JSON path. Both read ``pattern`` the way JSON Schema specifies (ECMA-262).
+Problems come back as ``file:line: $.json.path: message`` (the line when the document came
+from YAML and its node tree is given), sorted by line, capped in number and length.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from securecase.storage import schemacheck, yamlio
+import jsonschema_rs
 
-if TYPE_CHECKING:
-    import jsonschema
+from securecase.storage.yamldoc import clip
 
 POLICY = "policy.schema.json"
 CASE = "case.schema.json"
+FINDINGS = "findings.schema.json"
+#: At most this many problems are listed; the rest are counted.
+MAX_PROBLEMS = 20
 
 
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
-    """The parsed JSON Schema shipped as package data under ``securecase/schemas``."""
-    # A plain path, not importlib.resources: that import alone costs ~25 ms of start-up.
-    text = (Path(__file__).parent / name).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    """The parsed JSON Schema shipped as package data beside this module."""
+    schema: dict[str, Any] = json.loads((Path(__file__).parent / name).read_text("utf-8"))
     return schema
 
 
 @functools.cache
-def _fast_validator(name: str) -> Callable[[Any], bool]:
-    return schemacheck.compile_schema(load_schema(name))
+def validator(name: str) -> jsonschema_rs.Draft202012Validator:
+    """The compiled draft 2020-12 validator of the named schema (once per process)."""
+    return jsonschema_rs.Draft202012Validator(load_schema(name))
 
 
-def is_valid(document: Any, name: str) -> bool:
-    """Quick yes/no check of ``document`` against the named schema."""
-    return _fast_validator(name)(document)
-
-
-def json_path(parts: Any) -> str:
-    """Render a sequence of keys and indices as ``$.a.b[3].c``."""
+def json_path(parts: Sequence[str | int]) -> str:
+    """Render keys and indices as ``$.a.b[3].c``."""
     out = "$"
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
-def problems(document: Any, name: str, *, text: str | bytes, path: str) -> list[str]:
-    """Every schema problem of ``document`` as ``path:line: $.json.path: message``, in order."""
-    validator = reporting_validator(load_schema(name))
+def problems(
+    document: Any,
+    name: str,
+    *,
+    path: str,
+    line_of: Callable[[Sequence[str | int]], int | None] | None = None,
+) -> list[str]:
+    """Every schema problem of ``document``, as ``path[:line]: $.json.path: message``.
+
+    ``line_of`` maps a JSON path to a line of the file (YAML); without it only the JSON path
+    is given. An empty list means the document is valid.
+    """
+    check = validator(name)
+    if check.is_valid(document):
+        return []
     found = []
-    for error in validator.iter_errors(document):
-        parts = list(error.absolute_path)
-        line = yamlio.locate(text, parts)
+    for error in check.iter_errors(document):
+        parts = list(error.instance_path)
+        line = line_of(parts) if line_of is not None else None
         where = f"{path}:{line}" if line is not None else path
-        found.append((line or 0, json_path(parts), f"{where}: {json_path(parts)}: {error.message}"))
+        found.append(
+            (line or 0, json_path(parts), f"{where}: {json_path(parts)}: {clip(error.message)}")
+        )
     found.sort()
-    if not found:  # never a silent pass: the quick check said no
-        found.append((0, "$", f"{path}: $: the document does not match the schema"))
-    return [message for _, _, message in found]
-
-
-def reporting_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    """jsonschema's draft 2020-12 validator, with ``pattern`` read as ECMA-262 reads it."""
-    import jsonschema
-
-    def pattern(
-        validator: Any, expected: str, instance: Any, schema: Any
-    ) -> Iterator[jsonschema.ValidationError]:
-        if validator.is_type(instance, "string"):
-            translated = schemacheck.ecma_pattern(expected, "pattern")
-            if re.search(translated, instance) is None:
-                yield jsonschema.ValidationError(f"{instance!r} does not match {expected!r}")
-
-    kind = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": pattern})
-    return kind(schema)
+    messages = [message for _, _, message in found[:MAX_PROBLEMS]]
+    if len(found) > MAX_PROBLEMS:
+        messages.append(f"{path}: ... and {len(found) - MAX_PROBLEMS} more problem(s)")
+    return messages
