@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import TRIVY, commit_count, ingest_json, run_cli
+from conftest import TRIVY, commit_count, ingest_json, read_case_files, run_cli
 
 FAILED = Path(__file__).parent / "fixtures" / "realworld" / "failed-scans"
 PR42 = ("--repo", "acme/shop", "--pr", "42", "--target-branch", "main", "--commit", "abc1234")
@@ -26,7 +25,7 @@ def args(work: Path) -> tuple[str, ...]:
 
 
 def read_case(work: Path) -> dict:
-    return yaml.safe_load((cases(work) / CASE).read_text())
+    return read_case_files(cases(work) / CASE)
 
 
 # ---------------------------------------------------------------- scans that did not complete
