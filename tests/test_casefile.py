@@ -279,7 +279,7 @@ def test_a_rescan_adding_one_finding_to_1000_changes_at_most_30_lines(work: Path
     args = ("--repo", "acme/shop", "--branch", "main")
     assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
     code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
-    assert code == 0 and out["new"] == 1, err
+    assert code == 0 and out["appeared"] == 1, err
     numstat = git(work / "security-cases", "diff", "--numstat", "HEAD~1", "HEAD").splitlines()
     outside_raw = [line.split("\t") for line in numstat if "/raw/" not in line]
     assert len(outside_raw) == 2

@@ -206,6 +206,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     help="Web page of the cases repo (https://HOST/OWNER/NAME) for links to the case file. "
     "Default: derived from a GitHub --cases-repo URL; none for local paths.",
 )
+@click.option(
+    "--source-root",
+    envvar="GITHUB_WORKSPACE",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="The checkout the scanners ran in: its root is cut from absolute paths, and the "
+    "flagged line of a result without a snippet is read from it. Default $GITHUB_WORKSPACE, "
+    "else the current directory when every file the reports name is under it.",
+)
 def ingest(
     reports: tuple[Path, ...],
     cases_repo: str,
@@ -238,6 +247,7 @@ def ingest(
     github_app_installation_id: int | None,
     github_max_wait: float,
     cases_web_url: str | None,
+    source_root: Path | None,
 ) -> None:
     """Ingest one or more reports into one case, in one commit, and apply the policy.
 
@@ -307,8 +317,11 @@ def ingest(
         push_timeout=push_timeout,
         max_report_bytes=max_report_bytes,
         max_findings=max_findings,
+        source_root=str(source_root) if source_root else None,
+        fallback_root=os.getcwd(),
     )
     result = run_ingest(request, clock=_clock())
+    _warn(result.warnings, actions=context is not None)
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":

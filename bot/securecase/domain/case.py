@@ -318,13 +318,21 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     appeared_list: list[str] = []
     returned: set[str] = set()
     current: set[str] = set()
+    former = _former_ids(scan.reports, prior_open, prior_resolved)
     for report in scan.reports:
         report_at = scan.report_time(report)
         for finding in report.findings:
             current.add(finding.id)
             before = prior_open.get(finding.id)
+            old_id = former.get(finding.id)
+            if before is None and old_id in prior_open:
+                current.add(old_id)  # the same finding under its earlier id: not fixed
+                before = prior_open[old_id]
             if before is None:
                 earlier = prior_resolved.get(finding.id)
+                if earlier is None and old_id is not None:
+                    earlier = prior_resolved.get(old_id)
+                    returned.add(old_id)
                 if earlier is not None:
                     returned.add(finding.id)
                     first = earlier.first_seen
@@ -405,6 +413,28 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         stale=False,
         incomplete=incomplete,
     )
+
+
+def _former_ids(
+    reports: Iterable[Report],
+    prior_open: Mapping[str, Tracked],
+    prior_resolved: Mapping[str, Tracked],
+) -> dict[str, str]:
+    """Finding id → the id an earlier identity scheme gave it, for findings the case knows
+    only by that earlier id; each earlier id goes to one finding (the first by id), and
+    never when it is also the id of a finding in this scan."""
+    current = {f.id for r in reports for f in r.findings}
+    mapped: dict[str, str] = {}
+    claimed: set[str] = set()
+    for report in reports:
+        for new_id, old_id in sorted(report.former_ids):
+            if new_id in prior_open or new_id in prior_resolved or old_id in current:
+                continue
+            if old_id in claimed or (old_id not in prior_open and old_id not in prior_resolved):
+                continue
+            claimed.add(old_id)
+            mapped[new_id] = old_id
+    return mapped
 
 
 def mark_findings(

@@ -159,6 +159,11 @@ class Report:
     #: this report (None when the slot was given, or is the same): the ingest service keeps
     #: using it for the same artifact, so finding ids do not change.
     legacy_source: str | None = None
+    #: Harmless off-spec fields the parser dropped, one line per kind of problem.
+    warnings: tuple[str, ...] = ()
+    #: (finding id, the id an earlier identity scheme gave the same finding), where they
+    #: differ: a case written before the scheme changed is mapped over on its next scan.
+    former_ids: tuple[tuple[str, str], ...] = ()
 
 
 def fingerprint(source: str, *identity: str) -> str:

@@ -76,6 +76,10 @@ class IngestRequest:
     push_timeout: float = 120.0
     max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES
     max_findings: int = DEFAULT_MAX_FINDINGS
+    #: The scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``); ``fallback_root``
+    #: (the current directory) serves only when the reports' files are all under it.
+    source_root: str | None = None
+    fallback_root: str | None = None
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -91,13 +95,24 @@ def read_reports(
     sources: Sequence[str],
     *,
     max_bytes: int = DEFAULT_MAX_REPORT_BYTES,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> list[Report]:
     """Parse every report up front; two reports may not fill the same source slot."""
-    return [report for report, _ in _read_reports(paths, fmt, sources, max_bytes)]
+    loaded = _read_reports(
+        paths, fmt, sources, max_bytes, source_root=source_root, fallback_root=fallback_root
+    )
+    return [report for report, _ in loaded]
 
 
 def _read_reports(
-    paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str], max_bytes: int
+    paths: Sequence[Path],
+    fmt: ReportFormat | None,
+    sources: Sequence[str],
+    max_bytes: int,
+    *,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> list[tuple[Report, bytes]]:
     """Each report parsed, with the bytes it was read from (to parse it again into an older
     case's slot, see :mod:`securecase.services.slots`)."""
@@ -114,7 +129,14 @@ def _read_reports(
         if source is not None:
             check_source_name(source, str(path))
         data = read_report_bytes(path, max_bytes=max_bytes)
-        report = report_registry.parse_bytes(data, origin=str(path), fmt=fmt, source=source)
+        report = report_registry.parse_bytes(
+            data,
+            origin=str(path),
+            fmt=fmt,
+            source=source,
+            source_root=source_root,
+            fallback_root=fallback_root,
+        )
         loaded.append((report, data))
     seen: dict[str, str] = {}
     for report, _ in loaded:
@@ -149,7 +171,14 @@ def split_image(image: str | None) -> tuple[str | None, str | None]:
 
 def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     """Record the reports in the subject's case, evaluate the policy, commit once."""
-    loaded = _read_reports(request.reports, request.fmt, request.sources, request.max_report_bytes)
+    loaded = _read_reports(
+        request.reports,
+        request.fmt,
+        request.sources,
+        request.max_report_bytes,
+        source_root=request.source_root,
+        fallback_root=request.fallback_root,
+    )
     parsed = [report for report, _ in loaded]
     _check_findings_limit(
         sum(len(r.findings) for r in parsed), request.max_findings, "the reports hold"
@@ -161,7 +190,12 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         if (index, slot) not in reparsed:
             report, data = loaded[index]
             reparsed[index, slot] = report_registry.parse_bytes(
-                data, origin=report.path, fmt=request.fmt, source=slot
+                data,
+                origin=report.path,
+                fmt=request.fmt,
+                source=slot,
+                source_root=request.source_root,
+                fallback_root=request.fallback_root,
             )
         return reparsed[index, slot]
 
@@ -203,6 +237,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
+        warnings=tuple(w for report in parsed for w in report.warnings),
     )
 
 
