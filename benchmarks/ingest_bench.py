@@ -211,7 +211,9 @@ def breakdown(base: Path, plus: Path) -> None:
     import importlib
 
     repo = Path(tempfile.mkdtemp()) / "cases"
-    first = subprocess.run(ingest_argv(base, repo, "c1000001"), env=env(), stdout=subprocess.DEVNULL)
+    first = subprocess.run(
+        ingest_argv(base, repo, "c1000001"), env=env(), stdout=subprocess.DEVNULL
+    )
     if first.returncode not in (0, 1):
         raise SystemExit(f"the first ingest failed ({first.returncode})")
     spent: dict[str, float] = {}
