@@ -103,6 +103,18 @@ def commit_count(repo: Path) -> int:
     return int(proc.stdout.strip()) if proc.returncode == 0 else 0
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _parse_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The parse cache of every test run (in process and in child processes, whose
+    environment keeps XDG_CACHE_HOME) lives in a temporary folder, never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        patch.setenv("SECURECASE_CACHE_DIR", str(folder / "securecase"))
+        patch.delenv("SECURECASE_CACHE", raising=False)
+        yield
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     """A scratch working directory for one test."""

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, emit_json
+from securecase.cli.common import (
+    cache_option,
+    cases_repo_option,
+    clock_from_env,
+    echo_text,
+    emit_json,
+    parse_cache,
+)
 
 
 @click.command("report")
@@ -60,6 +67,7 @@ from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, 
     metavar="EMAIL",
     help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
 )
+@cache_option
 def report(
     cases_repo: str,
     repos: tuple[str, ...],
@@ -69,6 +77,7 @@ def report(
     html_dir: Path | None,
     cases_web_url: str | None,
     git_email: str,
+    use_cache: bool,
 ) -> None:
     """Security posture from the cases repo: open cases and findings, weekly trend, MTTR,
     MTTA, SLA, exceptions, the gate and exposure.
@@ -81,16 +90,18 @@ def report(
     from securecase.services.report import ReportRequest, build_report, case_links
     from securecase.storage.store import GitIdentity
 
-    result = build_report(
-        ReportRequest(
-            cases_repo=cases_repo,
-            since=since.date() if since else None,
-            until=until.date() if until else None,
-            repos=tuple(r for r in repos if r.strip()),
-            bot=GitIdentity("securecase-bot", git_email),
-        ),
-        clock=clock_from_env(),
-    )
+    with parse_cache(use_cache) as cache:
+        result = build_report(
+            ReportRequest(
+                cases_repo=cases_repo,
+                since=since.date() if since else None,
+                until=until.date() if until else None,
+                repos=tuple(r for r in repos if r.strip()),
+                bot=GitIdentity("securecase-bot", git_email),
+            ),
+            clock=clock_from_env(),
+            cache=cache,
+        )
     if html_dir is not None:
         from securecase.render.dashboard import render_dashboard
         from securecase.services.report import write_page

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from securecase.cli.common import cache_option, parse_cache
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
+@cache_option
 def sweep(
     cases_repo: str,
     repo_glob: str | None,
@@ -112,6 +115,7 @@ def sweep(
     git_name: str,
     git_email: str,
     push_timeout: float,
+    use_cache: bool,
 ) -> None:
     """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
     re-judge open cases under the current policy and today's date, commit one change per case
@@ -140,7 +144,10 @@ def sweep(
         max_wait=github_max_wait,
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
-    with _progress(enabled=not actions and sys.stderr.isatty()) as progress:
+    with (
+        _progress(enabled=not actions and sys.stderr.isatty()) as progress,
+        parse_cache(use_cache) as cache,
+    ):
         result = run_sweep(
             SweepRequest(
                 cases_repo=cases_repo,
@@ -155,6 +162,7 @@ def sweep(
                 progress=progress,
             ),
             clock=clock_from_env(os.environ),
+            cache=cache,
         )
     if output == "json":
         click.echo(json.dumps(sweep_data(result), indent=2, ensure_ascii=False))

@@ -11,6 +11,7 @@ are read (before and after, in one batch) to tell whether it changed a status or
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,8 +32,10 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
+from securecase.storage.casefile import CASE_FILE
+from securecase.storage.caseread import CaseReader, case_folders, header_documents
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
+from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
 
@@ -87,8 +90,12 @@ def window_for(since: date | None, until: date | None, today: date) -> Window:
     return Window(first, last)
 
 
-def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
-    """Read the cases repo and compute every metric of the report."""
+def build_report(
+    request: ReportRequest, *, clock: Clock, cache: ParseCache | None = None
+) -> ReportResult:
+    """Read the cases repo and compute every metric of the report (``cache``, by blob id,
+    spares parsing case files read before)."""
+    cache = cache or no_cache()
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
     require_existing(request.cases_repo)
@@ -96,8 +103,8 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
-        cases, paths = _cases_at(store, head)
-        events = _events(store, head, request.bot)
+        cases, paths = _cases_at(store, head, cache)
+        events = _events(store, head, request.bot, cache)
     metrics = compute(
         cases,
         events,
@@ -114,25 +121,22 @@ def _policy(data: bytes | None) -> Policy:
     return builtin_policy() if data is None else load_policy(data, origin=POLICY_FILE)
 
 
-def _cases_at(store: CasesStore, head: str | None) -> tuple[list[Case], dict[str, str]]:
-    """Every case at ``head`` and its file's path by key."""
-    listed = store.blob_ids(head, CASES_ROOT)
-    folders = sorted(p[: -len(CASE_FILE) - 1] for p in listed if p.endswith("/" + CASE_FILE))
-    blobs = store.read_blobs(list(listed.values()))
+def _cases_at(
+    store: CasesStore, head: str | None, cache: ParseCache
+) -> tuple[list[Case], dict[str, str]]:
+    """Every case at ``head`` and its file's path by key (a broken case file fails)."""
     cases, paths = [], {}
-    for folder in folders:
-        findings_oid = listed.get(f"{folder}/{FINDINGS_FILE}")
-        case = load_case(
-            blobs[listed[f"{folder}/{CASE_FILE}"]],
-            blobs[findings_oid] if findings_oid else None,
-            folder=folder,
-        )
+    for folder, case in CaseReader(store, cache).cases(case_folders(store, head)):
+        if isinstance(case, CaseFileError):
+            raise case
         cases.append(case)
-        paths[case.key] = f"{folder}/{CASE_FILE}"
+        paths[case.key] = folder.path
     return cases, paths
 
 
-def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[CommitEvent]:
+def _events(
+    store: CasesStore, head: str | None, bot: GitIdentity, cache: ParseCache
+) -> list[CommitEvent]:
     """One event per bot commit (its case from the trailers) and per case file a human commit
     changed (its case and whether it was acknowledged from the files)."""
     if head is None:
@@ -152,10 +156,10 @@ def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[Commi
         elif entry.case_files:
             human.append(entry)
     wanted = {b for e in human for pair in e.case_files for b in pair if b is not None}
-    blobs = store.read_blobs(sorted(wanted))
+    headers = header_documents(store, cache, sorted(wanted), folder=f"history of {CASES_ROOT}")
     for entry in human:
         for old, new in entry.case_files:
-            before, after = _readable(blobs, old, entry), _readable(blobs, new, entry)
+            before, after = _readable(headers, old), _readable(headers, new)
             case = after or before
             if case is None:
                 continue  # a version a human broke tells nothing; `cases validate` reports it
@@ -171,17 +175,15 @@ def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[Commi
     return events
 
 
-def _readable(blobs: dict[str, bytes], oid: str | None, entry: _LogEntry) -> CaseHeader | None:
+def _readable(
+    headers: Mapping[str, CaseHeader | CaseFileError], oid: str | None
+) -> CaseHeader | None:
     """The case.yaml version ``oid`` (either layout: history spans the change), None when a
     human left it unreadable."""
     if oid is None:
         return None
-    try:
-        return load_case_header(
-            blobs[oid], folder=f"{CASE_FILE}@{entry.commit[:12]}", old_layout=True
-        )
-    except CaseFileError:
-        return None
+    found = headers[oid]
+    return None if isinstance(found, CaseFileError) else found
 
 
 def parse_log(out: bytes) -> list[_LogEntry]:

@@ -106,7 +106,7 @@ class SweepMemo:
 
     def remember(
         self,
-        cases: Mapping[str, tuple[Case, str, bytes]],
+        cases: Mapping[str, tuple[Case, str]],
         sweeps: Mapping[str, CaseSweep],
         policy: Policy,
         today: date,
@@ -114,8 +114,8 @@ class SweepMemo:
         """Note every case read that this sweep left as it was."""
         if self.folder is None or policy.blob != self.policy:
             return
-        blobs = {folder: oid for folder, (_, oid, _) in cases.items()}
-        for folder, (case, oid, _) in cases.items():
+        blobs = {folder: oid for folder, (_, oid) in cases.items()}
+        for folder, (case, oid) in cases.items():
             swept = sweeps.get(folder)
             if swept is not None and (swept.changed or swept.case != case):
                 self.dirty |= self.entries.pop(folder, None) is not None
