@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from securecase import __version__
 
@@ -119,7 +120,10 @@ class ParseCache:
         wanted = list(dict.fromkeys(blobs))
         if db is None or not wanted:
             return {}
-        found: dict[str, str] = {}
+        found = {
+            blob: self._pending[(kind, blob)] for blob in wanted if (kind, blob) in self._pending
+        }
+        wanted = [blob for blob in wanted if blob not in found]
         try:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
@@ -140,8 +144,8 @@ class ParseCache:
         found = {}
         for blob, value in self.get(kind, blobs).items():
             try:
-                doc = json.loads(value)
-            except ValueError:
+                doc = orjson.loads(value)
+            except orjson.JSONDecodeError:
                 continue
             if isinstance(doc, dict):
                 found[blob] = doc
@@ -153,9 +157,14 @@ class ParseCache:
             self._pending[(kind, blob)] = value
 
     def put_document(self, kind: str, blob: str, document: dict[str, Any]) -> None:
-        """Remember a JSON document for ``blob``."""
-        if self.enabled:
-            self.put(kind, blob, json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+        """Remember a JSON document for ``blob`` (one orjson cannot write is not kept)."""
+        if not self.enabled:
+            return
+        try:
+            text = orjson.dumps(document).decode("utf-8")
+        except (orjson.JSONEncodeError, TypeError):
+            return  # e.g. an integer beyond 64 bits: read from the file each time instead
+        self.put(kind, blob, text)
 
     def flush(self) -> None:
         """Write the remembered entries in one transaction (a failure turns the cache off)."""
