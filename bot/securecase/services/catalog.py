@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from securecase.domain.case import Case, CaseHeader, Status
+from securecase.domain.case import Case, CaseHeader, CaseSummary, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import parse_key
@@ -45,7 +45,7 @@ class CaseFilter:
         """True when the filter looks into findings (findings.json), not only case.yaml."""
         return bool(self.advisory or self.package)
 
-    def accepts(self, case: CaseHeader) -> bool:
+    def accepts(self, case: CaseHeader | CaseSummary) -> bool:
         """Whether the case's subject and status pass (what case.yaml alone tells)."""
         subject = case.subject
         if self.repo and not glob_match(self.repo, subject.slug, ignore_case=True):
@@ -87,7 +87,7 @@ class CaseListing:
     """The cases that pass a filter, sorted by key, and the case files that could not be read
     (one message each, ``file:line`` first): a broken case never hides the others."""
 
-    cases: tuple[CaseHeader, ...]
+    cases: tuple[CaseSummary, ...]
     broken: tuple[str, ...]
 
 
@@ -106,10 +106,10 @@ def list_cases(
     with open_store(cases_repo, identity=identity, paths=None) as store:
         reader = CaseReader(store, cache)
         folders = case_folders(store, store.snapshot().head)
-        found: list[CaseHeader] = []
+        found: list[CaseSummary] = []
         broken: list[str] = []
-        accepted: dict[str, CaseHeader] = {}
-        for folder, header in reader.headers(folders):
+        accepted: dict[str, CaseSummary] = {}
+        for folder, header in reader.summaries(folders):
             if isinstance(header, CaseLayoutError):
                 raise header  # the whole repo needs migrating, not one file mending: say so
             if isinstance(header, CaseFileError):

@@ -24,6 +24,7 @@ from securecase.domain.case import (
     SCHEMA_ID,
     Case,
     CaseHeader,
+    CaseSummary,
     Closed,
     CloseReason,
     ExceptionRef,
@@ -344,6 +345,39 @@ def findings_document_of(data: bytes, *, folder: str, checked: bool = False) -> 
             hint=_FIX_HINT,
         )
     return doc
+
+
+def summary_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a validated ``case.yaml`` document a listing needs (see
+    :func:`summary_from_document`)."""
+    return {
+        "subject": doc["subject"],
+        "status": doc["status"],
+        "decision": doc["gate"]["decision"],
+        "counts": doc["counts"],
+        "updated_at": doc["updated_at"],
+    }
+
+
+def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
+    """The listing line of a :func:`summary_document`."""
+    subj = doc["subject"]
+    subject = Subject(
+        provider=Provider(subj["provider"]),
+        org=subj["org"],
+        repo=subj["repo"],
+        pr=subj.get("pr"),
+        branch=subj.get("branch"),
+        target_branch=subj.get("target_branch"),
+    )
+    return CaseSummary(
+        key=subject.key,
+        subject=subject,
+        status=Status(doc["status"]),
+        decision=doc["decision"],
+        counts={name: _integer(n) for name, n in doc["counts"].items()},
+        updated_at=doc["updated_at"],
+    )
 
 
 def header_from_document(doc: dict[str, Any]) -> CaseHeader:

@@ -12,11 +12,11 @@ Results are the same with or without the cache (tests/test_parsecache.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from securecase.domain.case import Case, CaseHeader
+from securecase.domain.case import Case, CaseHeader, CaseSummary
 from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError
 from securecase.storage.casefile import (
@@ -27,8 +27,10 @@ from securecase.storage.casefile import (
     findings_document_of,
     findings_missing,
     header_from_document,
+    summary_document,
+    summary_from_document,
 )
-from securecase.storage.parsecache import CASE_DOC, FINDINGS_OK, ParseCache
+from securecase.storage.parsecache import CASE_DOC, CASE_SUMMARY, FINDINGS_OK, ParseCache
 from securecase.storage.store import CasesStore
 
 
@@ -48,7 +50,7 @@ class CaseFolder:
 
 def case_folders(store: CasesStore, head: str | None) -> list[CaseFolder]:
     """Every folder holding a ``case.yaml`` at ``head``, sorted by path (one ``ls-tree``)."""
-    listed = store.blob_ids(head, CASES_ROOT)
+    listed = store.blob_ids(head, CASES_ROOT, names=(CASE_FILE, FINDINGS_FILE))
     suffix = "/" + CASE_FILE
     return [
         CaseFolder(path[: -len(suffix)], oid, listed.get(path[: -len(CASE_FILE)] + FINDINGS_FILE))
@@ -64,16 +66,27 @@ class CaseReader:
         self._store = store
         self._cache = cache
 
-    def headers(
+    def summaries(
         self, folders: Sequence[CaseFolder]
-    ) -> Iterator[tuple[CaseFolder, CaseHeader | CaseFileError]]:
-        """What each folder's ``case.yaml`` says, in the order given, or why it is unreadable
-        (findings are not read)."""
-        for folder, doc in self._case_docs(folders, findings=False):
-            if isinstance(doc, CaseFileError):
-                yield folder, doc
-            else:
-                yield folder, header_from_document(doc[0])
+    ) -> Iterator[tuple[CaseFolder, CaseSummary | CaseFileError]]:
+        """The listing line of each folder (``cases list``), in the order given, or why its
+        ``case.yaml`` is unreadable. The cache keeps these lines apart from whole documents,
+        so a warm listing decodes only what it prints."""
+        known = self._cache.documents(CASE_SUMMARY, (f.case_blob for f in folders))
+        unknown = self._case_docs([f for f in folders if f.case_blob not in known], findings=False)
+        try:
+            for folder in folders:
+                summary = known.get(folder.case_blob)
+                if summary is None:
+                    _, doc = next(unknown)
+                    if isinstance(doc, CaseFileError):
+                        yield folder, doc
+                        continue
+                    summary = summary_document(doc[0])
+                    self._cache.put_document(CASE_SUMMARY, folder.case_blob, summary)
+                yield folder, summary_from_document(summary)
+        finally:
+            unknown.close()
 
     def cases(
         self, folders: Sequence[CaseFolder]
@@ -97,7 +110,7 @@ class CaseReader:
                 yield folder, error
                 continue
             if not checked:
-                self._cache.put(FINDINGS_OK, folder.findings_blob, "")
+                self._cache.put(FINDINGS_OK, folder.findings_blob, b"")
                 valid.add(folder.findings_blob)
             yield folder, case_from_documents(case_doc, findings_doc)
 
@@ -107,7 +120,9 @@ class CaseReader:
 
     def _case_docs(
         self, folders: Sequence[CaseFolder], *, findings: bool
-    ) -> Iterator[tuple[CaseFolder, tuple[dict[str, Any], bytes | None] | CaseFileError]]:
+    ) -> Generator[
+        tuple[CaseFolder, tuple[dict[str, Any], bytes | None] | CaseFileError], None, None
+    ]:
         """(validated case.yaml document, findings.json bytes when asked) per folder, in the
         order given: cached documents as they are, the rest read in one stream and parsed."""
         known = self._cache.documents(CASE_DOC, (f.case_blob for f in folders))
@@ -154,7 +169,7 @@ def parse_case(
     checked = bool(cache.get(FINDINGS_OK, [folder.findings_blob]))
     findings_doc = findings_document_of(findings, folder=folder.folder, checked=checked)
     if not checked:
-        cache.put(FINDINGS_OK, folder.findings_blob, "")
+        cache.put(FINDINGS_OK, folder.findings_blob, b"")
     return case_from_documents(doc, findings_doc)
 
 

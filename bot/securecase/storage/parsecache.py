@@ -29,15 +29,19 @@ import orjson
 from securecase import __version__
 
 #: Bumped whenever what an entry holds changes meaning.
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 #: How long a write waits for another process's write to finish before giving up (seconds).
 BUSY_TIMEOUT = 5.0
 #: Keys per query (SQLite allows 32,766 parameters; a few hundred keeps statements small).
 _CHUNK = 500
+#: Entries written at once (one transaction each).
+_PENDING = 2000
 _SCHEMAS = ("case.schema.json", "findings.schema.json")
 
-#: Kinds of entries: a validated case.yaml document (JSON text), a findings.json known valid.
+#: Kinds of entries: a validated case.yaml document (JSON), the part of it a listing shows
+#: (JSON), a findings.json known to match its schema (empty).
 CASE_DOC = "case"
+CASE_SUMMARY = "summary"
 FINDINGS_OK = "findings"
 
 
@@ -77,7 +81,7 @@ class ParseCache:
         self.path = folder / f"parsed-{cache_version()}.sqlite3" if folder is not None else None
         self.warning: str | None = None
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[tuple[str, str], str] = {}
+        self._pending: dict[tuple[str, str], bytes] = {}
         self._opened = False
 
     @property
@@ -96,7 +100,7 @@ class ParseCache:
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS parsed (kind TEXT NOT NULL, blob TEXT NOT NULL, "
-                    "value TEXT NOT NULL, PRIMARY KEY (kind, blob)) WITHOUT ROWID"
+                    "value BLOB NOT NULL, PRIMARY KEY (kind, blob)) WITHOUT ROWID"
                 )
                 self._db = db
             except (OSError, sqlite3.Error) as exc:
@@ -114,7 +118,7 @@ class ParseCache:
             self._db = None
         self._pending.clear()
 
-    def get(self, kind: str, blobs: Iterable[str]) -> dict[str, str]:
+    def get(self, kind: str, blobs: Iterable[str]) -> dict[str, bytes]:
         """The stored values of these blobs (blob id -> value) that the cache holds."""
         db = self._connection()
         wanted = list(dict.fromkeys(blobs))
@@ -125,6 +129,7 @@ class ParseCache:
         }
         wanted = [blob for blob in wanted if blob not in found]
         try:
+            wanted.sort()  # neighbouring keys: fewer pages read
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -151,20 +156,23 @@ class ParseCache:
                 found[blob] = doc
         return found
 
-    def put(self, kind: str, blob: str, value: str) -> None:
-        """Remember ``value`` for ``blob`` (written by :meth:`flush`)."""
+    def put(self, kind: str, blob: str, value: bytes) -> None:
+        """Remember ``value`` for ``blob`` (written by :meth:`flush`, or now when many wait:
+        what a run learns is not all held until its end)."""
         if self.enabled:
             self._pending[(kind, blob)] = value
+            if len(self._pending) >= _PENDING:
+                self.flush()
 
     def put_document(self, kind: str, blob: str, document: dict[str, Any]) -> None:
         """Remember a JSON document for ``blob`` (one orjson cannot write is not kept)."""
         if not self.enabled:
             return
         try:
-            text = orjson.dumps(document).decode("utf-8")
+            value = orjson.dumps(document)
         except (orjson.JSONEncodeError, TypeError):
             return  # e.g. an integer beyond 64 bits: read from the file each time instead
-        self.put(kind, blob, text)
+        self.put(kind, blob, value)
 
     def flush(self) -> None:
         """Write the remembered entries in one transaction (a failure turns the cache off)."""
@@ -173,7 +181,7 @@ class ParseCache:
         db = self._connection()
         if db is None:
             return
-        rows: Sequence[tuple[str, str, str]] = [
+        rows: Sequence[tuple[str, str, bytes]] = [
             (kind, blob, value) for (kind, blob), value in self._pending.items()
         ]
         self._pending = {}

@@ -408,8 +408,11 @@ class CasesStore:
                 return GitSnapshot(self._backend.git, self._backend.catfile, found.text)
         return None
 
-    def blob_ids(self, head: str | None, prefix: str) -> dict[str, str]:
-        """Path → blob id of every file under ``prefix`` at commit ``head`` (one ``ls-tree``).
+    def blob_ids(
+        self, head: str | None, prefix: str, *, names: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Path → blob id of every file under ``prefix`` at commit ``head`` (one ``ls-tree``);
+        with ``names``, only the files of these names (e.g. ``case.yaml``).
 
         Reads trees only, so a partial clone fetches no file content for it; pair it with
         :meth:`read_blobs` to read a chosen subset in one batch.
@@ -418,9 +421,12 @@ class CasesStore:
         if head is None:
             return {}
         prefix = validate_relpath(prefix.rstrip("/"))
+        wanted = tuple(b"/" + name.encode() for name in names)
         out = self._backend.git.run(["ls-tree", "-r", "-z", "--full-tree", head, "--", prefix])
         found = {}
         for entry in out.stdout.split(b"\0"):
+            if wanted and not entry.endswith(wanted):
+                continue
             meta, _, name = entry.partition(b"\t")
             parts = meta.split()
             if len(parts) == 3 and parts[1] == b"blob":
