@@ -18,7 +18,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -68,7 +67,9 @@ class Runner:
         runner does not know fails the test (the action must not grow unevaluated ones)."""
         return _EXPRESSION.sub(lambda m: self.value(m.group(1), inputs, steps), text)
 
-    def value(self, expression: str, inputs: dict[str, str], steps: dict[str, dict[str, str]]) -> str:
+    def value(
+        self, expression: str, inputs: dict[str, str], steps: dict[str, dict[str, str]]
+    ) -> str:
         if "||" in expression:
             for part in expression.split("||"):
                 found = self.value(part.strip(), inputs, steps)
@@ -255,7 +256,8 @@ def test_sweep_mode_dry_run_writes_nothing_and_says_so(work: Path, fake: FakeGit
     )
 
     assert run.failed_step is None, run.stderr
-    assert run.argv == "-m securecase sweep --output text --dry-run --repo acme/* --push-timeout 120\n"
+    expected = "-m securecase sweep --output text --dry-run --repo acme/* --push-timeout 120"
+    assert run.argv == expected + "\n"
     assert run.outputs["dry_run"] == "true" and run.outputs["changed"] == "1"
     assert run.outputs["commits"] == "0" and run.outputs["closed"] == "1"
     assert git(remote, "rev-parse", "main") == before
@@ -267,7 +269,7 @@ def test_sweep_mode_dry_run_writes_nothing_and_says_so(work: Path, fake: FakeGit
     ("command", "given", "named"),
     [
         ("sweep", {"reports": "trivy.json", "mode": "pr_gate"}, "reports mode"),
-        ("sweep", {"github_app_private_key": "-----BEGIN KEY-----\nsecret-pem"}, "github-app-private-key"),
+        ("sweep", {"github_app_private_key": "PEM\nsecret-pem"}, "github-app-private-key"),
         ("ingest", {"reports": "trivy.json", "notify": "https://hooks.example/s3cr3t"}, "notify"),
         ("ingest", {"reports": "trivy.json", "dry_run": "true", "repos": "a/*"}, "repos dry-run"),
     ],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs `securecase sweep` with the action's inputs, all read from the environment. The
-# webhook URLs ($SECURECASE_NOTIFY) and the tokens stay in the environment, where securecase
+# webhook URLs (SECURECASE_NOTIFY) and the tokens stay in the environment, where securecase
 # reads them: none is put on a command line.
 set -euo pipefail
 
