@@ -6,7 +6,8 @@ and dumper on a real fixture) is cloned into --cases subjects over a few dozen r
 --commits commits then rewrite case files, most as the bot (the ingest's trailers, a PR scan
 that blocks one time in four), one in twenty as a human who triages the case.
 
-Target (issue 16): 10,000 cases and 50,000 commits, cold run within 5x the floor.
+Target (issue 16): 10,000 cases and 50,000 commits, cold run (an empty parse cache) within
+5x the floor, warm run (the parse cache the cold run left) within 1 s.
 
 Usage: python benchmarks/report_bench.py [--cases 10000] [--commits 50000] [--keep DIR]
        (small and quick: --cases 500 --commits 2500)
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 5.0
+WARM_TARGET = 1.0
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
 
@@ -144,26 +146,21 @@ def main() -> None:
             **_env(),
             "SECURECASE_NOW": (START + timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        env["SECURECASE_CACHE_DIR"] = str(folder / "parse-cache")
+        shutil.rmtree(folder / "parse-cache", ignore_errors=True)
         floor = timed(["git", "-C", str(repo), "log", "--format=%(trailers)"], folder, env)
-        report = timed(
-            [
-                sys.executable,
-                "-m",
-                "securecase",
-                "report",
-                "--output",
-                "json",
-                "--cases-repo",
-                str(repo),
-            ],
-            folder,
-            env,
-        )
-        ratio = report / floor
+        argv = [sys.executable, "-m", "securecase", "report", "--output", "json"]
+        argv += ["--cases-repo", str(repo)]
+        cold = timed(argv, folder, env)  # an empty parse cache: every case file parsed
+        warm = min(timed(argv, folder, env) for _ in range(3))  # the cache the cold run left
         print(f"floor git log --format=%(trailers): {floor:.2f}s")
         print(
-            f"securecase report (cold):          {report:.2f}s  ratio {ratio:.1f}x "
+            f"securecase report (cold):          {cold:.2f}s  ratio {cold / floor:.1f}x "
             f"(target <= {TARGET_RATIO:.0f}x)"
+        )
+        print(
+            f"securecase report (warm, best of 3): {warm:.2f}s  ratio {warm / floor:.1f}x "
+            f"(target <= {WARM_TARGET:.0f} s)"
         )
     finally:
         if args.keep is None:
