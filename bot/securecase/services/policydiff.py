@@ -4,8 +4,8 @@ Every OPEN case (NEW, TRIAGED, IN_PROGRESS) in the cases repo is judged under th
 new policy; the result lists the cases that flip pass → block or block → pass with the reasons
 of each side, the cases that stay blocked for other reasons, and exceptions that become stale
 or expired. The case files are read in one pass over one commit (one ``ls-tree``, one
-long-running ``cat-file``; a remote fetches them in one call), so thousands of cases take
-about a second.
+``cat-file --batch`` stream, through the parse cache; a remote fetches them in one call), one
+repository's folder at a time.
 
 Each case is judged as ingest judges it: against its target branch's case as baseline, with
 the policy's exceptions and ages as of ``today``.

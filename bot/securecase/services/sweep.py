@@ -220,7 +220,7 @@ def _read_cases(
 
     Files are read once per blob id, so on a retry only the ones that moved are parsed again.
     """
-    blobs = store.blob_ids(snapshot.head, CASES_ROOT)
+    blobs = store.blob_ids(snapshot.head, CASES_ROOT, names=(CASE_FILE, FINDINGS_FILE))
     listed = {
         path[: -len(CASE_FILE) - 1]: _version(
             oid, blobs.get(path[: -len(CASE_FILE)] + FINDINGS_FILE)

@@ -1,13 +1,14 @@
 """Reading many case folders of one commit: one tree listing, one batch of blobs, the cache.
 
 The reading commands (``cases list``, ``cases show``, ``policy diff``, ``sweep``, ``report``)
-look at thousands of case folders. They list the folders once (``ls-tree``: blob ids only),
-ask the parse cache (:mod:`securecase.storage.parsecache`) for every ``case.yaml`` blob at
-once, and read the rest in one ``git cat-file --batch`` stream: each case is parsed, handed
-out and let go before the next, so memory holds one case at a time. A ``case.yaml`` parsed and
-validated here is remembered by blob id as its JSON document, and a ``findings.json`` found
-valid by blob id too; a later run reads those with ``json.loads`` and no schema check.
-Results are the same with or without the cache (tests/test_parsecache.py).
+look at thousands of case folders. They list the folders once (``ls-tree``: blob ids of the
+case files only), ask the parse cache (:mod:`securecase.storage.parsecache`) for every
+``case.yaml`` blob at once, and read the rest in one ``git cat-file --batch`` stream: each
+case is parsed, handed out and let go before the next, so findings are held one case at a
+time. What is parsed and validated here is remembered by blob id: a ``case.yaml`` as its JSON
+document and as the summary a listing prints, a ``findings.json`` as valid; a later run
+decodes JSON instead of parsing YAML and skips the schema checks. Results are the same with
+or without the cache (tests/test_parsecache.py).
 """
 
 from __future__ import annotations
