@@ -134,12 +134,15 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="report-bench-"))
     repo = folder / "security-cases"
     try:
-        began = time.perf_counter()
-        build(repo, args.cases, args.commits)
-        print(
-            f"built {args.cases} cases, {args.commits} commits "
-            f"in {time.perf_counter() - began:.1f}s"
-        )
+        if (repo / ".git").is_dir():
+            print(f"reusing the cases repo built earlier in {repo}")
+        else:
+            began = time.perf_counter()
+            build(repo, args.cases, args.commits)
+            print(
+                f"built {args.cases} cases, {args.commits} commits "
+                f"in {time.perf_counter() - began:.1f}s"
+            )
         env = {
             **_env(),
             "SECURECASE_NOW": (START + timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -6,10 +6,16 @@ policy, and one ``git log -z`` over ``cases/`` that prints, per commit, its id, 
 author date and ``Securecase-*`` trailers, then the case files it changed. A bot commit's
 trailers say which case it recorded and what the gate decided; a human commit's case files
 are read (before and after, in one batch) to tell whether it changed a status or triage.
+
+The events derived from the log are kept in a cache outside the work tree
+(:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
+the commits since, when HEAD extends that commit without a merge, and reads all history
+otherwise (a rewritten history, no cache, caching off), with the same result.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,8 +37,9 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
+from securecase.services.eventcache import EventCache
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
-from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
+from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity, redact
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
 
@@ -55,6 +62,7 @@ class ReportRequest:
     until: date | None = None
     repos: tuple[str, ...] = ()
     bot: GitIdentity = DEFAULT_IDENTITY
+    cache_dir: Path | None = None  # None: no cache is read or written
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,7 @@ class ReportResult:
     metrics: Metrics
     head: str | None
     case_paths: dict[str, str]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +101,13 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
     require_existing(request.cases_repo)
+    cache = EventCache(request.cache_dir, repo_identity(request.cases_repo), request.bot.email)
     with open_store(request.cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head)
-        events = _events(store, head, request.bot)
+        events = _events(store, head, request.bot, cache)
     metrics = compute(
         cases,
         events,
@@ -107,7 +117,16 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
         sla_days=policy.sla_days,
         exceptions=policy.exceptions,
     )
-    return ReportResult(metrics=metrics, head=head, case_paths=paths)
+    warnings = (cache.warning,) if cache.warning else ()
+    return ReportResult(metrics=metrics, head=head, case_paths=paths, warnings=warnings)
+
+
+def repo_identity(location: str) -> str:
+    """What names one cases repo across runs: its resolved path, or its URL without
+    credentials (only a hash of it is ever written)."""
+    if is_remote(location):
+        return redact(location.strip())
+    return os.path.realpath(location)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -132,28 +151,50 @@ def _cases_at(store: CasesStore, head: str | None) -> tuple[list[Case], dict[str
     return cases, paths
 
 
-def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[CommitEvent]:
-    """One event per bot commit (its case from the trailers) and per case file a human commit
-    changed (its case and whether it was acknowledged from the files)."""
+def _events(
+    store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache
+) -> list[CommitEvent]:
+    """The events of every commit up to ``head``: the cached ones plus those of the commits
+    since, or all of them derived afresh when the cache does not apply."""
     if head is None:
         return []
+    cached = cache.load()
+    if cached is not None and cached.head == head:
+        return cached.events
+    if cached is not None and store.extends_linearly(cached.head, head):
+        events = _derive_events(store, f"{cached.head}..{head}", bot) + cached.events
+    else:
+        events = _derive_events(store, head, bot)
+    cache.save(head, events)
+    return events
+
+
+def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[CommitEvent]:
+    """In ``git log`` order, one event per bot commit of ``revisions`` (its case from the
+    trailers) and per case file a human commit changed (its case and whether it was
+    acknowledged, from the files)."""
     args = ["-z", f"--format={_LOG_FORMAT}", "--raw", "--no-abbrev", "--no-renames"]
-    entries = parse_log(store.log([*args, head, "--", CASES_ROOT + "/"]))
+    entries = parse_log(store.log([*args, revisions, "--", CASES_ROOT + "/"]))
     bot_email = bot.email.strip().lower()
+    is_bot = [entry.email.strip().lower() == bot_email for entry in entries]
+    wanted = {
+        blob
+        for entry, by_bot in zip(entries, is_bot, strict=True)
+        if not by_bot
+        for pair in entry.case_files
+        for blob in pair
+        if blob is not None
+    }
+    blobs = store.read_blobs(sorted(wanted))
     events: list[CommitEvent] = []
-    human: list[_LogEntry] = []
-    for entry in entries:
-        if entry.email.strip().lower() == bot_email:
+    for entry, by_bot in zip(entries, is_bot, strict=True):
+        if by_bot:
             key = entry.trailers.get("case")
             if key:
                 events.append(
                     CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, entry.trailers)
                 )
-        elif entry.case_files:
-            human.append(entry)
-    wanted = {b for e in human for pair in e.case_files for b in pair if b is not None}
-    blobs = store.read_blobs(sorted(wanted))
-    for entry in human:
+            continue
         for old, new in entry.case_files:
             before, after = _readable(blobs, old, entry), _readable(blobs, new, entry)
             case = after or before

@@ -43,6 +43,7 @@ BACKOFF_BASE = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_CAP = 3.0
 _HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class Snapshot(Protocol):
@@ -436,6 +437,25 @@ class CasesStore:
         self._check_open()
         self._backend.fetch_history()
         return self._backend.git.run(["log", *args]).stdout
+
+    def extends_linearly(self, base: str, head: str) -> bool:
+        """True when commit ``head`` is ``base`` or descends from it through commits of one
+        parent each. Then ``git log head`` (path limits included) is exactly
+        ``git log base..head`` followed by ``git log base``; a merge in between could make
+        history simplification drop commits below ``base``. False for an unknown ``base``
+        (a rewritten history).
+        """
+        self._check_open()
+        if base == head:
+            return True
+        if not (_COMMIT_ID.match(base) and _COMMIT_ID.match(head)):
+            return False  # never an option or a revision expression to git
+        self._backend.fetch_history()
+        git = self._backend.git
+        if git.run(["merge-base", "--is-ancestor", base, head], check=False).returncode != 0:
+            return False
+        merges = git.run(["rev-list", "--min-parents=2", "--count", f"{base}..{head}"])
+        return merges.text.strip() == "0"
 
     def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         """The contents of these blobs by id (a remote fetches the missing ones in one call)."""
