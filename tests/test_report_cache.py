@@ -174,19 +174,29 @@ def test_corrupt_cache_warns_once_and_is_replaced(work: Path, tmp_path: Path) ->
     cold, _ = run_report(work, None)
     run_report(work, cache)
     (saved,) = cache_files(cache)
-    for damage in (b"{not json", b'{"format": 1, "version": "0.1.0", "head": 7}'):
+    good = json.loads(saved.read_text())
+    damaged = [
+        b"{not json",
+        json.dumps({**good, "head": 7}).encode(),
+        json.dumps({**good, "times": ["2026-11-02T09:00:00"] * len(good["times"])}).encode(),
+        json.dumps({**good, "acknowledges": good["acknowledges"][1:]}).encode(),
+    ]
+    for damage in damaged:
         saved.write_bytes(damage)
         data, stderr = run_report(work, cache)
         assert data == cold
         (line,) = stderr.splitlines()
         assert line.startswith("securecase: warning: ") and "corrupt report cache" in line
-        assert json.loads(saved.read_text())["head"] == head(work / "security-cases")
-    # A forged head the repo does not have: read everything, silently.
-    doc = json.loads(saved.read_text())
-    doc["head"], doc["events"] = "ab" * 20, []
-    saved.write_text(json.dumps(doc))
+        assert json.loads(saved.read_text()) == good  # replaced by a sound one
+    # A head the repo does not have (another repo's, or a history since rewritten): read
+    # everything, silently.
+    saved.write_text(json.dumps({**good, "head": "ab" * 20}))
     data, stderr = run_report(work, cache)
     assert data == cold and stderr == ""
+    # A cache another release wrote: silently replaced.
+    saved.write_text(json.dumps({**good, "version": "0.0.1", "commits": []}))
+    data, stderr = run_report(work, cache)
+    assert data == cold and stderr == "" and json.loads(saved.read_text()) == good
 
 
 def test_unwritable_cache_warns_once(work: Path, tmp_path: Path) -> None:

@@ -40,13 +40,19 @@ class AuthorKind(StrEnum):
     HUMAN = "human"
 
 
+#: The bot's trailers the metrics read (lower-case, without the ``Securecase-`` prefix). An
+#: event carries no others: tens of thousands of events are kept between runs.
+EVENT_TRAILERS = frozenset({"decision", "rules", "stale", "sweep"})
+
+
 @dataclass(frozen=True, slots=True)
 class CommitEvent:
     """One commit's effect on one case, as the history tells it.
 
-    ``trailers`` are the bot's ``Securecase-*`` trailers by lower-case name without the prefix
-    (empty for a human commit: a human's trailers are only text). ``acknowledges`` is true for
-    a commit that changed the case's status or triage fields (read from the case file).
+    ``trailers`` are the bot's ``Securecase-*`` trailers named in :data:`EVENT_TRAILERS`, by
+    lower-case name without the prefix (empty for a human commit: a human's trailers are only
+    text). ``acknowledges`` is true for a commit that changed the case's status or triage
+    fields (read from the case file).
     """
 
     commit: str

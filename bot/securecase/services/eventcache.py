@@ -19,14 +19,16 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from securecase import __version__
-from securecase.domain.metrics import AuthorKind, CommitEvent
+from securecase.domain.metrics import EVENT_TRAILERS, AuthorKind, CommitEvent
 
 SUBDIR = "report-events"
-_FORMAT = 1
+_FORMAT = 2
 _AUTHORS = {AuthorKind.BOT: "b", AuthorKind.HUMAN: "h"}
 _KINDS = {code: kind for kind, code in _AUTHORS.items()}
 
@@ -80,9 +82,13 @@ class EventCache:
             doc = json.loads(text)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
-            if doc.get("format") != _FORMAT or doc.get("version") != __version__:
+            if (
+                doc.get("format") != _FORMAT
+                or doc.get("version") != __version__
+                or doc.get("trailer_names") != sorted(EVENT_TRAILERS)
+            ):
                 return None  # another release wrote it: recompute, then replace it
-            return CachedEvents(_commit_id(doc.get("head")), _events(doc.get("events")))
+            return CachedEvents(_commit_id(doc.get("head")), _events(doc))
         except (ValueError, TypeError, KeyError) as exc:
             self._warn(f"ignored the corrupt report cache {path} ({exc}); read all history")
             return None
@@ -92,11 +98,18 @@ class EventCache:
         path = self.path
         if path is None:
             return
+        # One list per field rather than one record per event: about half the time to load.
         doc = {
             "format": _FORMAT,
             "version": __version__,
+            "trailer_names": sorted(EVENT_TRAILERS),
             "head": head,
-            "events": [_record(e) for e in events],
+            "commits": [e.commit for e in events],
+            "authors": "".join(_AUTHORS[e.author] for e in events),
+            "times": [e.at.isoformat() for e in events],
+            "cases": [e.case_key for e in events],
+            "trailers": [dict(e.trailers) for e in events],
+            "acknowledges": "".join("1" if e.acknowledges else "0" for e in events),
         }
         data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         temp: str | None = None
@@ -117,17 +130,6 @@ class EventCache:
             self.warning = message
 
 
-def _record(event: CommitEvent) -> list[Any]:
-    return [
-        event.commit,
-        _AUTHORS[event.author],
-        event.at.isoformat(),
-        event.case_key,
-        dict(event.trailers),
-        event.acknowledges,
-    ]
-
-
 def _commit_id(value: object) -> str:
     if not isinstance(value, str) or len(value) not in (40, 64):
         raise ValueError("no commit id under 'head'")
@@ -135,25 +137,41 @@ def _commit_id(value: object) -> str:
     return value
 
 
-def _events(records: object) -> list[CommitEvent]:
-    if not isinstance(records, list):
-        raise ValueError("no list under 'events'")
-    events = []
-    for index, record in enumerate(records):
-        if not (isinstance(record, list) and len(record) == 6):
-            raise ValueError(f"events[{index}] is not a 6-item list")
-        commit, author, at, key, trailers, acknowledges = record
-        if not (
-            isinstance(commit, str)
-            and isinstance(key, str)
-            and isinstance(at, str)
-            and isinstance(trailers, dict)
-            and all(isinstance(v, str) for v in trailers.values())
-            and isinstance(acknowledges, bool)
-        ):
-            raise ValueError(f"events[{index}] has a field of the wrong type")
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None:
-            raise ValueError(f"events[{index}] has a time without an offset")
-        events.append(CommitEvent(commit, _KINDS[author], moment, key, trailers, acknowledges))
-    return events
+def _events(doc: dict[str, Any]) -> list[CommitEvent]:
+    """The events of a cache document, each field checked for its type.
+
+    The checks run over whole columns in C (``map``, ``set``): a Python loop per event would
+    cost as much as the JSON parsing.
+    """
+    commits, authors, times = doc["commits"], doc["authors"], doc["times"]
+    cases, trailers, acks = doc["cases"], doc["trailers"], doc["acknowledges"]
+    if not (isinstance(authors, str) and isinstance(acks, str)):
+        raise ValueError("'authors' and 'acknowledges' must be strings")
+    columns = (commits, times, cases, trailers)
+    if not all(isinstance(c, list) for c in columns):
+        raise ValueError("'commits', 'times', 'cases' and 'trailers' must be lists")
+    if len({len(c) for c in (*columns, authors, acks)}) > 1:
+        raise ValueError("the event fields differ in length")
+    if not (
+        set(map(type, commits)) <= {str}
+        and set(map(type, cases)) <= {str}
+        and set(map(type, trailers)) <= {dict}
+        and set(map(type, chain.from_iterable(map(dict.values, trailers)))) <= {str}
+        and set(authors) <= set(_KINDS)
+        and set(acks) <= {"0", "1"}
+    ):
+        raise ValueError("an event field has the wrong type")
+    moments = list(map(datetime.fromisoformat, times))
+    if None in set(map(attrgetter("tzinfo"), moments)):
+        raise ValueError("an event time has no offset")
+    return list(
+        map(
+            CommitEvent,
+            commits,
+            map(_KINDS.__getitem__, authors),
+            moments,
+            cases,
+            trailers,
+            map("1".__eq__, acks),
+        )
+    )

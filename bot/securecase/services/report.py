@@ -24,6 +24,7 @@ from pathlib import Path
 from securecase.clock import Clock
 from securecase.domain.case import Case, CaseHeader
 from securecase.domain.metrics import (
+    EVENT_TRAILERS,
     AuthorKind,
     CommitEvent,
     Metrics,
@@ -191,9 +192,8 @@ def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[
         if by_bot:
             key = entry.trailers.get("case")
             if key:
-                events.append(
-                    CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, entry.trailers)
-                )
+                kept = {k: v for k, v in entry.trailers.items() if k in EVENT_TRAILERS}
+                events.append(CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, kept))
             continue
         for old, new in entry.case_files:
             before, after = _readable(blobs, old, entry), _readable(blobs, new, entry)
