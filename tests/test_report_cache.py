@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import git, run_cli
+from conftest import clean_env, git, run_cli
 from reportrepo import DAY0, NOW, PR43, commit_as_human, ingest_at, report_at, stamp
 from reportrepo import build as build_repo
 from securecase.storage.cachedir import cache_dir
@@ -256,3 +258,31 @@ def test_default_location_is_outside_the_work_tree(work: Path, tmp_path: Path) -
 def test_cache_dir_rules(environ: dict[str, str], expected: str | None) -> None:
     found = cache_dir(environ)
     assert (str(found) if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "loaded", "absent"),
+    [
+        ("json", (), ("prometheus_client", "pygal", "jinja2")),
+        ("openmetrics", ("prometheus_client",), ("pygal", "jinja2")),
+    ],
+)
+def test_report_imports_only_what_its_output_needs(
+    work: Path, output: str, loaded: tuple[str, ...], absent: tuple[str, ...]
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "securecase", "report", "--output", output],
+        cwd=work,
+        env=clean_env(SECURECASE_NOW=stamp(NOW), SECURECASE_CACHE="off"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "securecase" in imported
+    assert set(loaded) <= imported and not set(absent) & imported

@@ -86,7 +86,6 @@ def report(
     triage commits) over a window of days, by default the last 90. Now is $SECURECASE_NOW
     (ISO 8601, UTC) when set, else the system clock.
     """
-    from securecase.github.outputs import warning_line
     from securecase.render import report as render
     from securecase.services.report import ReportRequest, build_report, case_links
     from securecase.storage.cachedir import cache_dir
@@ -103,10 +102,12 @@ def report(
         ),
         clock=clock_from_env(),
     )
-    for warning in result.warnings:
-        click.echo(
-            warning_line(warning, actions=os.environ.get("GITHUB_ACTIONS") == "true"), err=True
-        )
+    if result.warnings:
+        from securecase.github.outputs import warning_line  # rare: not worth its import time
+
+        actions = os.environ.get("GITHUB_ACTIONS") == "true"
+        for warning in result.warnings:
+            click.echo(warning_line(warning, actions=actions), err=True)
     if html_dir is not None:
         from securecase.render.dashboard import render_dashboard
         from securecase.services.report import write_page
