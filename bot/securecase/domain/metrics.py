@@ -9,6 +9,7 @@ aware datetimes (a time without an offset is UTC).
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,16 +73,21 @@ class Window:
 
     @property
     def start(self) -> datetime:
-        return datetime(self.since.year, self.since.month, self.since.day, tzinfo=UTC)
+        return _midnight(self.since)
 
     @property
     def end(self) -> datetime:
         """The first moment after the window."""
-        last = self.until + timedelta(days=1)
-        return datetime(last.year, last.month, last.day, tzinfo=UTC)
+        return _midnight(self.until + timedelta(days=1))
 
     def holds(self, moment: datetime | None) -> bool:
         return moment is not None and self.start <= moment < self.end
+
+
+@functools.lru_cache(maxsize=64)
+def _midnight(day: date) -> datetime:
+    """The start of ``day`` in UTC (asked for once per event: worth remembering)."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
