@@ -206,6 +206,24 @@ def test_unwritable_cache_warns_once(work: Path, tmp_path: Path) -> None:
     assert blocker.read_text() == "a file where the cache directory should be\n"
 
 
+def test_concurrent_runs_leave_one_sound_cache(work: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cold, _ = run_report(work, None)
+    env = clean_env(SECURECASE_NOW=stamp(NOW), SECURECASE_CACHE_DIR=str(cache))
+    command = [sys.executable, "-m", "securecase", "report", "--output", "json"]
+    runs = [
+        subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4
+    assert all(json.loads(out) == cold for out in outputs)
+    (saved,) = cache_files(cache)  # no temporary file left behind
+    assert json.loads(saved.read_text())["head"] == head(work / "security-cases")
+    data, stderr = run_report(work, cache)
+    assert data == cold and stderr == ""
+
+
 def test_cache_is_per_bot_identity(work: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     run_report(work, cache)
