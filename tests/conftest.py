@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,17 @@ from securecase.domain.findings import Finding, Kind, Package, Severity, fingerp
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 TRIVY = FIXTURES / "trivy"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every securecase the suite runs keeps its cache in a temporary directory, never the
+    user's: ``clean_env`` drops SECURECASE_* settings but passes ``XDG_CACHE_HOME`` on."""
+    folder = tmp_path_factory.mktemp("cache-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        patch.delenv("SECURECASE_CACHE_DIR", raising=False)
+        yield folder
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -101,18 +113,6 @@ def commit_count(repo: Path) -> int:
         env=clean_env(),
     )
     return int(proc.stdout.strip()) if proc.returncode == 0 else 0
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _parse_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The parse cache of every test run (in process and in child processes, whose
-    environment keeps XDG_CACHE_HOME) lives in a temporary folder, never in ~/.cache."""
-    folder = tmp_path_factory.mktemp("xdg-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(folder))
-        patch.setenv("SECURECASE_CACHE_DIR", str(folder / "securecase"))
-        patch.delenv("SECURECASE_CACHE", raising=False)
-        yield
 
 
 @pytest.fixture

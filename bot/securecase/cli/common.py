@@ -28,24 +28,21 @@ cases_repo_option = click.option(
 )
 
 cache_option = click.option(
-    "--cache/--no-cache",
-    "use_cache",
-    envvar="SECURECASE_CACHE",
-    default=True,
-    show_default=True,
-    help="Keep what was parsed from case files, by git blob id, in a cache outside the work "
-    "tree ($SECURECASE_CACHE_DIR, else $XDG_CACHE_HOME/securecase, else ~/.cache/securecase); "
-    "SECURECASE_CACHE=off turns it off.",
+    "--no-cache",
+    is_flag=True,
+    help="Read every case file afresh and leave the cache alone (also: env "
+    "SECURECASE_CACHE=off). By default what was parsed is kept, by git blob id, in "
+    "$SECURECASE_CACHE_DIR, else $XDG_CACHE_HOME/securecase, else ~/.cache/securecase.",
 )
 
 
 @contextlib.contextmanager
-def parse_cache(use_cache: bool) -> Iterator[ParseCache]:
+def parse_cache(no_cache: bool) -> Iterator[ParseCache]:
     """The parse cache of one command: written at the end; a cache that failed is named in
     one warning on stderr (the command itself goes on without it)."""
     from securecase.storage.parsecache import open_cache
 
-    cache = open_cache(os.environ, enabled=use_cache)
+    cache = open_cache(os.environ, enabled=not no_cache)
     try:
         yield cache
     finally:

@@ -499,7 +499,7 @@ def cases_list(
     advisory: str | None,
     package: str | None,
     output: str,
-    use_cache: bool,
+    no_cache: bool,
 ) -> None:
     """List cases, newest state of each.
 
@@ -516,7 +516,7 @@ def cases_list(
         advisory=advisory,
         package=package,
     )
-    with parse_cache(use_cache) as cache:
+    with parse_cache(no_cache) as cache:
         listing = list_cases(cases_repo, case_filter, cache=cache)
     for broken in listing.broken:
         click.echo(f"securecase: warning: skipped a broken case file: {broken}", err=True)
@@ -538,13 +538,13 @@ def cases_list(
     "--output", type=click.Choice(["text", "yaml", "json"]), default="text", show_default=True
 )
 @cache_option
-def cases_show(key: str, cases_repo: str, output: str, use_cache: bool) -> None:
+def cases_show(key: str, cases_repo: str, output: str, no_cache: bool) -> None:
     """Show one case by key, e.g. github::acme::shop::PR::42."""
     from securecase.render import text as render
     from securecase.services.catalog import find_case
     from securecase.storage.casefile import case_data
 
-    with parse_cache(use_cache) as cache:
+    with parse_cache(no_cache) as cache:
         case, data, path = find_case(cases_repo, key, cache=cache)
     if output == "yaml":
         _echo_text(data.decode("utf-8"), nl=False)
@@ -696,7 +696,7 @@ def policy_diff(
     today: datetime | None,
     fail_on_new_blocks: bool,
     output: str,
-    use_cache: bool,
+    no_cache: bool,
 ) -> None:
     """Show which open cases would change decision if policy OLD were replaced by NEW.
 
@@ -730,7 +730,7 @@ def policy_diff(
             hint="e.g. securecase policy diff --base-ref origin/main",
         )
     day = today.date() if today is not None else _clock().now().astimezone(UTC).date()
-    with parse_cache(use_cache) as cache:
+    with parse_cache(no_cache) as cache:
         diff = diff_policies(cases_repo, old, new, today=day, cache=cache)
     if output == "json":
         _emit_json(render.policy_diff_data(diff))

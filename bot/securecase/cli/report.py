@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def report(
     html_dir: Path | None,
     cases_web_url: str | None,
     git_email: str,
-    use_cache: bool,
+    no_cache: bool,
 ) -> None:
     """Security posture from the cases repo: open cases and findings, weekly trend, MTTR,
     MTTA, SLA, exceptions, the gate and exposure.
@@ -88,9 +89,10 @@ def report(
     """
     from securecase.render import report as render
     from securecase.services.report import ReportRequest, build_report, case_links
+    from securecase.storage.cachedir import cache_dir
     from securecase.storage.store import GitIdentity
 
-    with parse_cache(use_cache) as cache:
+    with parse_cache(no_cache) as cache:
         result = build_report(
             ReportRequest(
                 cases_repo=cases_repo,
@@ -98,10 +100,17 @@ def report(
                 until=until.date() if until else None,
                 repos=tuple(r for r in repos if r.strip()),
                 bot=GitIdentity("securecase-bot", git_email),
+                cache_dir=None if no_cache else cache_dir(),
             ),
             clock=clock_from_env(),
-            cache=cache,
+            parse_cache=cache,
         )
+    if result.warnings:
+        from securecase.github.outputs import warning_line  # rare: not worth its import time
+
+        actions = os.environ.get("GITHUB_ACTIONS") == "true"
+        for warning in result.warnings:
+            click.echo(warning_line(warning, actions=actions), err=True)
     if html_dir is not None:
         from securecase.render.dashboard import render_dashboard
         from securecase.services.report import write_page
@@ -114,6 +123,8 @@ def report(
     elif output == "csv":
         echo_text(render.report_csv(result.metrics), nl=False)
     elif output == "openmetrics":
-        click.echo(render.report_openmetrics(result.metrics), nl=False)
+        from securecase.render.openmetrics import report_openmetrics
+
+        click.echo(report_openmetrics(result.metrics), nl=False)
     else:
         echo_text(render.report_text(result.metrics))

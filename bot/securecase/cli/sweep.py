@@ -121,7 +121,7 @@ def sweep(
     git_name: str,
     git_email: str,
     push_timeout: float,
-    use_cache: bool,
+    no_cache: bool,
 ) -> None:
     """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
     re-judge open cases under the current policy and today's date, commit one change per case
@@ -152,7 +152,7 @@ def sweep(
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
     with (
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
-        parse_cache(use_cache) as cache,
+        parse_cache(no_cache) as cache,
     ):
         result = run_sweep(
             SweepRequest(

@@ -13,11 +13,11 @@ or without the cache (tests/test_parsecache.py).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from securecase.domain.case import Case, CaseHeader, CaseSummary
+from securecase.domain.case import Case, CaseSummary
 from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError
 from securecase.storage.casefile import (
@@ -27,7 +27,6 @@ from securecase.storage.casefile import (
     case_yaml_document,
     findings_document_of,
     findings_missing,
-    header_from_document,
     summary_document,
     summary_from_document,
 )
@@ -172,25 +171,3 @@ def parse_case(
     if not checked:
         cache.put(FINDINGS_OK, folder.findings_blob, b"")
     return case_from_documents(doc, findings_doc)
-
-
-def header_documents(
-    store: CasesStore, cache: ParseCache, blob_ids: Iterable[str], *, folder: str
-) -> dict[str, CaseHeader | CaseFileError]:
-    """The header of each of these ``case.yaml`` versions (history: the first layout is read
-    too), by blob id; an unreadable version maps to its error."""
-    wanted = list(dict.fromkeys(blob_ids))
-    known = cache.documents(CASE_DOC, wanted)
-    found: dict[str, CaseHeader | CaseFileError] = {
-        oid: header_from_document(doc) for oid, doc in known.items()
-    }
-    for oid, data in store.iter_blobs([oid for oid in wanted if oid not in known]):
-        try:
-            doc, first_layout = case_yaml_document(data, folder=folder, old_layout=True)
-        except CaseFileError as error:
-            found[oid] = error
-            continue
-        if first_layout is None:
-            cache.put_document(CASE_DOC, oid, doc)
-        found[oid] = header_from_document(doc)
-    return found

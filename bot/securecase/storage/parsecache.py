@@ -7,8 +7,9 @@ schema texts, the layout of the stored entries): a new parser opens a new file a
 an entry an old one wrote. One SQLite file holds the entries (standard library; it serialises
 concurrent writers itself, and a busy one is waited for, briefly).
 
-Where: ``$SECURECASE_CACHE_DIR``, else ``$XDG_CACHE_HOME/securecase``, else
-``~/.cache/securecase``. ``SECURECASE_CACHE=off`` (or ``--no-cache``) turns it off. The cache
+Where: the cache directory of :mod:`securecase.storage.cachedir` (``$SECURECASE_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/securecase``, else ``~/.cache/securecase``); ``SECURECASE_CACHE=off``
+(or ``--no-cache``) turns it off. The cache
 is an accelerator only: a file that is corrupt, locked for too long, or not writable turns it
 off for the rest of the run with one warning (:attr:`ParseCache.warning`), never an error and
 never a different answer.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from securecase import __version__
+from securecase.storage.cachedir import cache_dir
 
 #: Bumped whenever what an entry holds changes meaning.
 ENTRY_FORMAT = 2
@@ -43,22 +44,6 @@ _SCHEMAS = ("case.schema.json", "findings.schema.json")
 CASE_DOC = "case"
 CASE_SUMMARY = "summary"
 FINDINGS_OK = "findings"
-
-
-def cache_dir(environ: Mapping[str, str]) -> Path:
-    """The folder the cache file lives in (see the module docstring)."""
-    chosen = environ.get("SECURECASE_CACHE_DIR")
-    if chosen:
-        return Path(chosen)
-    xdg = environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "securecase"
-    return Path.home() / ".cache" / "securecase"
-
-
-def cache_enabled(environ: Mapping[str, str]) -> bool:
-    """False when ``SECURECASE_CACHE`` says off (``off``, ``0``, ``false``, ``no``)."""
-    return environ.get("SECURECASE_CACHE", "").strip().lower() not in ("off", "0", "false", "no")
 
 
 def cache_version() -> str:
@@ -207,10 +192,9 @@ class ParseCache:
 
 
 def open_cache(environ: Mapping[str, str], *, enabled: bool = True) -> ParseCache:
-    """The parse cache for this run (a disabled one when turned off by flag or environment)."""
-    if not enabled or not cache_enabled(environ):
-        return ParseCache(None)
-    return ParseCache(cache_dir(environ))
+    """The parse cache for this run, in the cache directory of :mod:`securecase.storage.cachedir`
+    (a disabled one when turned off by flag or environment)."""
+    return ParseCache(cache_dir(environ) if enabled else None)
 
 
 def no_cache() -> ParseCache:
