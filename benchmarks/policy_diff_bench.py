@@ -182,7 +182,10 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
 
 def timed_diff(argv: list[str], cwd: Path) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env(), capture_output=True, text=True)
+    # The parse cache lives in the work folder: the first run of each kind fills it (cold),
+    # the later ones read it (warm); never the user's own cache.
+    environ = {**env(), "SECURECASE_CACHE_DIR": str(cwd / "parse-cache")}
+    proc = subprocess.run(argv, cwd=cwd, env=environ, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed ({proc.returncode}):\n{proc.stderr}")

@@ -58,8 +58,8 @@ def cache_version() -> str:
 class ParseCache:
     """Validated parse results by (kind, blob id); does nothing when ``folder`` is None.
 
-    Reads go to the file at once; writes are collected and written in one transaction by
-    :meth:`flush` (the reading commands call it once, at the end).
+    Reads go to the file at once; writes are collected and written by :meth:`flush`, one
+    transaction per batch of entries (and what is left at the end of a command).
     """
 
     def __init__(self, folder: Path | None) -> None:
