@@ -47,7 +47,7 @@ def parse_cache(no_cache: bool) -> Iterator[ParseCache]:
         yield cache
     finally:
         cache.close()
-        if cache.warning:
+        if cache.warning and not cache.warned:
             click.echo(f"securecase: warning: {cache.warning}", err=True)
 
 

@@ -105,6 +105,8 @@ def report(
             clock=clock_from_env(),
             parse_cache=cache,
         )
+        # The history cache lives in the same folder: its warning covers both.
+        cache.warned = bool(result.warnings)
     if result.warnings:
         from securecase.github.outputs import warning_line  # rare: not worth its import time
 

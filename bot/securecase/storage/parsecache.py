@@ -65,6 +65,8 @@ class ParseCache:
     def __init__(self, folder: Path | None) -> None:
         self.path = folder / f"parsed-{cache_version()}.sqlite3" if folder is not None else None
         self.warning: str | None = None
+        #: Set by a caller that already warned about the cache folder (one warning per run).
+        self.warned = False
         self._db: sqlite3.Connection | None = None
         self._pending: dict[tuple[str, str], bytes] = {}
         self._opened = False
