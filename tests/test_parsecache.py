@@ -26,7 +26,7 @@ from securecase.errors import CaseFileError, ReportError
 from securecase.services.catalog import CaseFilter, find_case, list_cases
 from securecase.services.policydiff import diff_policies
 from securecase.services.report import ReportRequest, build_report
-from securecase.storage import caseread
+from securecase.storage import caseread, parsecache
 from securecase.storage.casefile import dump_case, load_case
 from securecase.storage.caseread import CaseReader, case_folders
 from securecase.storage.parsecache import ParseCache, no_cache
@@ -334,3 +334,22 @@ def test_processes_listing_at_once_share_one_cache(cases_repo: Path, tmp_path: P
         assert stored == {"case": _case_count(), "summary": _case_count()}
     warm = _list(cases_repo, tmp_path / "shared")
     assert warm.stdout == expected and warm.stderr == ""
+
+
+def test_another_parser_version_never_reads_the_entries(
+    cases_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ParseCache(tmp_path)
+    _every_case(cases_repo, cache)
+    assert cache.path is not None and cache.path.exists()
+    monkeypatch.setattr(parsecache, "ENTRY_FORMAT", parsecache.ENTRY_FORMAT + 1)
+    newer = ParseCache(tmp_path)
+    assert newer.path != cache.path
+    blobs = [folder.case_blob for folder in _folders(cases_repo)]
+    assert newer.documents(parsecache.CASE_DOC, blobs) == {}
+    assert len(cache.documents(parsecache.CASE_DOC, blobs)) == len(blobs)
+
+
+def _folders(repo: Path) -> list[caseread.CaseFolder]:
+    with open_store(str(repo)) as store:
+        return case_folders(store, store.snapshot().head)
