@@ -25,7 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,20 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SECURECASE_"))}
 
 
-def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
-    """Write ``count`` case folders with the real parser, merge and dumper; commit once."""
+@dataclass(frozen=True)
+class GeneratedCase:
+    """One generated case folder: its files and its raw report (relative paths)."""
+
+    folder: str
+    files: dict[str, bytes]  # file name -> bytes (case.yaml, findings.json)
+    raw_path: str
+    raw: bytes
+    findings: int
+    open: bool
+
+
+def generate_cases(count: int, work: Path) -> Iterator[GeneratedCase]:
+    """``count`` realistic case folders from the real parser, merge, policy and dumper."""
     from securecase import scanners as reports
     from securecase.domain.case import GateRecord, Scan, Status, Triage, merge
     from securecase.domain.policy import builtin_policy, evaluate
@@ -87,10 +100,7 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
         sources.append(path)
     parsed = {path: reports.parse(path) for path in sources}
     weights = [3] * len(SMALL_REPORTS) + [2, 1, 1]
-    stats = {"cases": 0, "findings": 0, "open": 0}
     placeholder = GateRecord(mode="pr_gate", decision="pass", gate=False)
-    repo.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env())
     for index in range(count):
         org_repo = f"acme/svc-{index // (PRS_PER_REPO + 1):03d}"
         slot = index % (PRS_PER_REPO + 1)
@@ -107,7 +117,6 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
                 target_branch="main",
             )
         report = parsed[rng.choices(sources, weights)[0]]
-        folder = repo / subject.folder
         raw_rel = f"{subject.folder}/raw/{report.source}{report.raw_suffix}"
         scan = Scan(
             subject=subject,
@@ -138,25 +147,45 @@ def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
                 status=Status.TRIAGED,
                 triage=Triage(assignee="@alice", tags=("upgrade",), notes="base image bump"),
             )
+        yield GeneratedCase(
+            folder=subject.folder,
+            files=dump_case(case),
+            raw_path=raw_rel,
+            raw=report.raw,
+            findings=len(case.findings),
+            open=case.status.coarse == "OPEN",
+        )
+
+
+def build_cases_repo(repo: Path, count: int, work: Path) -> dict[str, int]:
+    """Write ``count`` case folders with the real parser, merge and dumper; commit once."""
+    stats = {"cases": 0, "findings": 0, "open": 0}
+    repo.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env())
+    for made in generate_cases(count, work):
+        folder = repo / made.folder
         (folder / "raw").mkdir(parents=True, exist_ok=True)
-        for name, data in dump_case(case).items():
+        for name, data in made.files.items():
             (folder / name).write_bytes(data)
-        (repo / raw_rel).write_bytes(report.raw)
+        (repo / made.raw_path).write_bytes(made.raw)
         stats["cases"] += 1
-        stats["findings"] += len(case.findings)
-        stats["open"] += case.status.coarse == "OPEN"
+        stats["findings"] += made.findings
+        stats["open"] += made.open
     (repo / "policy.yaml").write_bytes(
         (ROOT / "bot/securecase/data/default-policy.yaml").read_bytes()
     )
     git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
     subprocess.run([*git, "add", "-A"], check=True, env=env())
-    subprocess.run([*git, "commit", "-qm", "1,000 cases"], check=True, env=env())
+    subprocess.run([*git, "commit", "-qm", f"{count:,} cases"], check=True, env=env())
     return stats
 
 
 def timed_diff(argv: list[str], cwd: Path) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env(), capture_output=True, text=True)
+    # The parse cache lives in the work folder: the first run of each kind fills it (cold),
+    # the later ones read it (warm); never the user's own cache.
+    environ = {**env(), "SECURECASE_CACHE_DIR": str(cwd / "parse-cache")}
+    proc = subprocess.run(argv, cwd=cwd, env=environ, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed ({proc.returncode}):\n{proc.stderr}")

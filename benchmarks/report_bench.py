@@ -159,6 +159,7 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
     from securecase.services import report as service
     from securecase.services.eventcache import EventCache
     from securecase.storage.git import DEFAULT_IDENTITY
+    from securecase.storage.parsecache import no_cache
     from securecase.storage.repos import open_store
 
     steps: dict[str, Timing] = {}
@@ -175,7 +176,7 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
         head = str(snapshot.head)
         policy = service._policy(snapshot.read(service.POLICY_FILE))
         step("policy")
-        cases, _ = service._cases_at(store, head)
+        cases, _ = service._cases_at(store, head, no_cache())
         step("cases at HEAD (read + parse)")
         out = store.log(["-z", f"--format={service._LOG_FORMAT}", head])
         step("git log of the history")

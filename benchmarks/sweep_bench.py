@@ -45,10 +45,15 @@ assert len(out) > 0
 """
 
 
+#: The parse cache of the runs (set by main): its own folder, never the user's.
+CACHE_DIR: dict[str, str] = {}
+
+
 def env(**extra: str) -> dict[str, str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SECURECASE_", "GITHUB_"))
     }
+    clean.update(CACHE_DIR)
     clean.update(extra)
     return clean
 
@@ -83,6 +88,7 @@ def build_repo(where: Path, cases: int, changed_pct: float) -> Path:
         capture_output=True,
     )
     template = (repo / "cases/github/acme/r0/pr-1/case.yaml").read_text()
+    findings = (repo / "cases/github/acme/r0/pr-1/findings.json").read_bytes()
     stale = template.replace("decision: block", "decision: pass").replace(
         "gate: true", "gate: false"
     )
@@ -95,6 +101,7 @@ def build_repo(where: Path, cases: int, changed_pct: float) -> Path:
         folder = repo / f"cases/github/acme/{name}/pr-{number}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "case.yaml").write_text(text)
+        (folder / "findings.json").write_bytes(findings)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "generated cases")
     return repo
@@ -108,6 +115,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path)
     args = parser.parse_args()
     where = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    CACHE_DIR["SECURECASE_CACHE_DIR"] = str(where / "parse-cache")
     try:
         built = time.perf_counter()
         repo = build_repo(where, args.cases, 0)

@@ -79,7 +79,8 @@ def logged(trace: Path) -> list[str]:
 
 
 def cache_files(cache: Path) -> list[Path]:
-    return sorted(p for p in cache.rglob("*") if p.is_file())
+    """The history cache's files (the parse cache of case files keeps its own file beside)."""
+    return sorted(p for p in cache.rglob("*") if p.is_file() and p.parent.name == "report-events")
 
 
 def head(repo: Path) -> str:

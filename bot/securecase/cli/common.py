@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
     from securecase.clock import Clock
+    from securecase.storage.parsecache import ParseCache
 
 DEFAULT_CASES_REPO = "./security-cases"
 
@@ -23,6 +26,29 @@ cases_repo_option = click.option(
     help="The security-cases git repository: a local path (ingest creates a missing one) or a "
     "git URL.",
 )
+
+cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every case file afresh and leave the cache alone (also: env "
+    "SECURECASE_CACHE=off). By default what was parsed is kept, by git blob id, in "
+    "$SECURECASE_CACHE_DIR, else $XDG_CACHE_HOME/securecase, else ~/.cache/securecase.",
+)
+
+
+@contextlib.contextmanager
+def parse_cache(no_cache: bool) -> Iterator[ParseCache]:
+    """The parse cache of one command: written at the end; a cache that failed is named in
+    one warning on stderr (the command itself goes on without it)."""
+    from securecase.storage.parsecache import open_cache
+
+    cache = open_cache(os.environ, enabled=not no_cache)
+    try:
+        yield cache
+    finally:
+        cache.close()
+        if cache.warning and not cache.warned:
+            click.echo(f"securecase: warning: {cache.warning}", err=True)
 
 
 def clock_from_env() -> Clock:

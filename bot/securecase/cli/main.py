@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from securecase import __version__
-from securecase.cli.common import cases_repo_option
+from securecase.cli.common import cache_option, cases_repo_option, parse_cache
 from securecase.cli.common import clock_from_env as _clock
 from securecase.cli.common import echo_text as _echo_text
 from securecase.cli.common import emit_json as _emit_json
@@ -490,6 +490,7 @@ def cases() -> None:
 @click.option(
     "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
+@cache_option
 def cases_list(
     cases_repo: str,
     repo: str | None,
@@ -498,6 +499,7 @@ def cases_list(
     advisory: str | None,
     package: str | None,
     output: str,
+    no_cache: bool,
 ) -> None:
     """List cases, newest state of each.
 
@@ -507,16 +509,15 @@ def cases_list(
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
 
-    listing = list_cases(
-        cases_repo,
-        CaseFilter(
-            repo=repo,
-            branch=branch,
-            status=status.upper() if status else None,
-            advisory=advisory,
-            package=package,
-        ),
+    case_filter = CaseFilter(
+        repo=repo,
+        branch=branch,
+        status=status.upper() if status else None,
+        advisory=advisory,
+        package=package,
     )
+    with parse_cache(no_cache) as cache:
+        listing = list_cases(cases_repo, case_filter, cache=cache)
     for broken in listing.broken:
         click.echo(f"securecase: warning: skipped a broken case file: {broken}", err=True)
     found = list(listing.cases)
@@ -536,13 +537,15 @@ def cases_list(
 @click.option(
     "--output", type=click.Choice(["text", "yaml", "json"]), default="text", show_default=True
 )
-def cases_show(key: str, cases_repo: str, output: str) -> None:
+@cache_option
+def cases_show(key: str, cases_repo: str, output: str, no_cache: bool) -> None:
     """Show one case by key, e.g. github::acme::shop::PR::42."""
     from securecase.render import text as render
     from securecase.services.catalog import find_case
     from securecase.storage.casefile import case_data
 
-    case, data, path = find_case(cases_repo, key)
+    with parse_cache(no_cache) as cache:
+        case, data, path = find_case(cases_repo, key, cache=cache)
     if output == "yaml":
         _echo_text(data.decode("utf-8"), nl=False)
     elif output == "json":
@@ -685,6 +688,7 @@ def policy_validate(file: Path | None, output: str) -> None:
     help="Exit 1 when some open case that passes today would block under NEW.",
 )
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@cache_option
 def policy_diff(
     policies: tuple[Path, ...],
     base_ref: str | None,
@@ -692,6 +696,7 @@ def policy_diff(
     today: datetime | None,
     fail_on_new_blocks: bool,
     output: str,
+    no_cache: bool,
 ) -> None:
     """Show which open cases would change decision if policy OLD were replaced by NEW.
 
@@ -725,7 +730,8 @@ def policy_diff(
             hint="e.g. securecase policy diff --base-ref origin/main",
         )
     day = today.date() if today is not None else _clock().now().astimezone(UTC).date()
-    diff = diff_policies(cases_repo, old, new, today=day)
+    with parse_cache(no_cache) as cache:
+        diff = diff_policies(cases_repo, old, new, today=day, cache=cache)
     if output == "json":
         _emit_json(render.policy_diff_data(diff))
     else:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, emit_json
+from securecase.cli.common import (
+    cache_option,
+    cases_repo_option,
+    clock_from_env,
+    echo_text,
+    emit_json,
+    parse_cache,
+)
 
 
 @click.command("report")
@@ -61,13 +68,7 @@ from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, 
     metavar="EMAIL",
     help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
 )
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    help="Read the whole history and leave the cache alone (also: env SECURECASE_CACHE=off). "
-    "By default the history already read is kept in $SECURECASE_CACHE_DIR, else "
-    "$XDG_CACHE_HOME/securecase, else ~/.cache/securecase.",
-)
+@cache_option
 def report(
     cases_repo: str,
     repos: tuple[str, ...],
@@ -91,17 +92,21 @@ def report(
     from securecase.storage.cachedir import cache_dir
     from securecase.storage.store import GitIdentity
 
-    result = build_report(
-        ReportRequest(
-            cases_repo=cases_repo,
-            since=since.date() if since else None,
-            until=until.date() if until else None,
-            repos=tuple(r for r in repos if r.strip()),
-            bot=GitIdentity("securecase-bot", git_email),
-            cache_dir=None if no_cache else cache_dir(),
-        ),
-        clock=clock_from_env(),
-    )
+    with parse_cache(no_cache) as cache:
+        result = build_report(
+            ReportRequest(
+                cases_repo=cases_repo,
+                since=since.date() if since else None,
+                until=until.date() if until else None,
+                repos=tuple(r for r in repos if r.strip()),
+                bot=GitIdentity("securecase-bot", git_email),
+                cache_dir=None if no_cache else cache_dir(),
+            ),
+            clock=clock_from_env(),
+            parse_cache=cache,
+        )
+        # The history cache lives in the same folder: its warning covers both.
+        cache.warned = bool(result.warnings)
     if result.warnings:
         from securecase.github.outputs import warning_line  # rare: not worth its import time
 

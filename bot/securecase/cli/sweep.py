@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from securecase.cli.common import echo_text
+from securecase.cli.common import cache_option, echo_text, parse_cache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -105,6 +105,7 @@ SUMMARY_ROWS = 50
     show_default=True,
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
+@cache_option
 def sweep(
     cases_repo: str,
     repo_glob: str | None,
@@ -120,6 +121,7 @@ def sweep(
     git_name: str,
     git_email: str,
     push_timeout: float,
+    no_cache: bool,
 ) -> None:
     """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
     re-judge open cases under the current policy and today's date, commit one change per case
@@ -148,7 +150,10 @@ def sweep(
         max_wait=github_max_wait,
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
-    with _progress(enabled=not actions and sys.stderr.isatty()) as progress:
+    with (
+        _progress(enabled=not actions and sys.stderr.isatty()) as progress,
+        parse_cache(no_cache) as cache,
+    ):
         result = run_sweep(
             SweepRequest(
                 cases_repo=cases_repo,
@@ -163,6 +168,7 @@ def sweep(
                 progress=progress,
             ),
             clock=clock_from_env(os.environ),
+            cache=cache,
         )
     warnings = list(result.warnings)
     if actions:

@@ -243,6 +243,19 @@ class CaseHeader:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseSummary:
+    """A case as a listing shows it: what ``cases list`` prints and filters on (key, subject,
+    status, the gate's decision, counts, last update), from ``case.yaml`` alone."""
+
+    key: str
+    subject: Subject
+    status: Status
+    decision: str
+    counts: dict[str, int]
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class Scan:
     """One ingest: the reports of one run and what the run knows about the scanned commit."""
 

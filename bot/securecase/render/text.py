@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from securecase.domain.case import Case, CaseHeader
+from securecase.domain.case import Case, CaseSummary
 from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding
 from securecase.domain.outcome import (
     BlockingFinding,
@@ -174,13 +174,13 @@ def ingest_text(result: IngestResult) -> str:
 CASE_COLUMNS = ("key", "status", "decision", "critical", "high", "medium", "low", "updated_at")
 
 
-def case_row(case: CaseHeader) -> dict[str, Any]:
+def case_row(case: CaseSummary) -> dict[str, Any]:
     """One line of ``cases list``."""
     counts = case.counts
     return {
         "key": case.key,
         "status": case.status.value,
-        "decision": case.gate.decision,
+        "decision": case.decision,
         "critical": counts["critical"],
         "high": counts["high"],
         "medium": counts["medium"],
@@ -189,7 +189,7 @@ def case_row(case: CaseHeader) -> dict[str, Any]:
     }
 
 
-def cases_table(cases: list[CaseHeader]) -> str:
+def cases_table(cases: list[CaseSummary]) -> str:
     """An aligned plain-text table."""
     rows = [[str(v) for v in case_row(c).values()] for c in cases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(CASE_COLUMNS)]
@@ -198,7 +198,7 @@ def cases_table(cases: list[CaseHeader]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
-def cases_csv(cases: list[CaseHeader]) -> str:
+def cases_csv(cases: list[CaseSummary]) -> str:
     """CSV with a header row."""
     import csv  # only `cases list --output csv` needs it
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from securecase.domain.case import Case, CaseHeader, Status
+from securecase.domain.case import Case, CaseHeader, CaseSummary, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
-from securecase.domain.subjects import CASES_ROOT, parse_key
+from securecase.domain.subjects import parse_key
 from securecase.errors import CaseFileError, UsageError
-from securecase.storage.casefile import (
-    CASE_FILE,
-    FINDINGS_FILE,
-    CaseLayoutError,
-    load_case,
-    load_case_header,
-)
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, CaseLayoutError
+from securecase.storage.caseread import CaseFolder, CaseReader, case_folders, parse_case
+from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
 
@@ -49,7 +45,7 @@ class CaseFilter:
         """True when the filter looks into findings (findings.json), not only case.yaml."""
         return bool(self.advisory or self.package)
 
-    def accepts(self, case: CaseHeader) -> bool:
+    def accepts(self, case: CaseHeader | CaseSummary) -> bool:
         """Whether the case's subject and status pass (what case.yaml alone tells)."""
         subject = case.subject
         if self.repo and not glob_match(self.repo, subject.slug, ignore_case=True):
@@ -91,48 +87,58 @@ class CaseListing:
     """The cases that pass a filter, sorted by key, and the case files that could not be read
     (one message each, ``file:line`` first): a broken case never hides the others."""
 
-    cases: tuple[CaseHeader, ...]
+    cases: tuple[CaseSummary, ...]
     broken: tuple[str, ...]
 
 
 def list_cases(
-    cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
+    cases_repo: str,
+    case_filter: CaseFilter,
+    *,
+    identity: GitIdentity = DEFAULT_IDENTITY,
+    cache: ParseCache | None = None,
 ) -> CaseListing:
     """Every readable case in the cases repo that passes the filter, sorted by key (case.yaml
     only, plus findings.json of the cases that pass when the filter asks about findings), and
-    the broken case files, skipped."""
+    the broken case files, skipped. ``cache`` (by blob id) spares parsing files read before."""
     require_existing(cases_repo)
+    cache = cache or no_cache()
     with open_store(cases_repo, identity=identity, paths=None) as store:
-        snapshot = store.snapshot()
-        found = []
-        broken = []
-        for path in snapshot.list_files(CASES_ROOT + "/"):
-            if not path.endswith("/" + CASE_FILE):
-                continue
-            data = snapshot.read(path)
-            if data is None:
-                continue
-            folder = path[: -len(CASE_FILE) - 1]
-            try:
-                case = load_case_header(data, folder=folder)
-                if not case_filter.accepts(case):
-                    continue
-                if case_filter.needs_findings:
-                    findings = snapshot.read(f"{folder}/{FINDINGS_FILE}")
-                    if not case_filter.exposes(load_case(data, findings, folder=folder)):
-                        continue
-            except CaseLayoutError:
-                raise  # the whole repo needs migrating, not one file mending: say so, loudly
-            except CaseFileError as error:
-                first = error.problems[0] if error.problems else ""
-                broken.append(f"{error.message}{': ' + first if first else ''}")
-                continue
-            found.append(case)
+        reader = CaseReader(store, cache)
+        folders = case_folders(store, store.snapshot().head)
+        found: list[CaseSummary] = []
+        broken: list[str] = []
+        accepted: dict[str, CaseSummary] = {}
+        for folder, header in reader.summaries(folders):
+            if isinstance(header, CaseLayoutError):
+                raise header  # the whole repo needs migrating, not one file mending: say so
+            if isinstance(header, CaseFileError):
+                broken.append(_broken(header))
+            elif case_filter.accepts(header) and case_filter.needs_findings:
+                accepted[folder.folder] = header
+            elif case_filter.accepts(header):
+                found.append(header)
+        exposing = [f for f in folders if f.folder in accepted]
+        for folder, case in reader.cases(exposing):
+            if isinstance(case, CaseFileError):
+                broken.append(_broken(case))
+            elif case_filter.exposes(case):
+                found.append(accepted[folder.folder])
+        reader.finish()
     return CaseListing(tuple(sorted(found, key=lambda c: c.key)), tuple(broken))
 
 
+def _broken(error: CaseFileError) -> str:
+    first = error.problems[0] if error.problems else ""
+    return f"{error.message}{': ' + first if first else ''}"
+
+
 def find_case(
-    cases_repo: str, key: str, *, identity: GitIdentity = DEFAULT_IDENTITY
+    cases_repo: str,
+    key: str,
+    *,
+    identity: GitIdentity = DEFAULT_IDENTITY,
+    cache: ParseCache | None = None,
 ) -> tuple[Case, bytes, str]:
     """The case with this key, its file bytes, and its path (UsageError when there is none)."""
     subject = parse_key(key)
@@ -141,11 +147,17 @@ def find_case(
     path = f"{folder}/{CASE_FILE}"
     with open_store(cases_repo, identity=identity, paths=[folder]) as store:
         snapshot = store.snapshot()
+        listed = store.blob_ids(snapshot.head, folder)
+        case_blob, findings_blob = listed.get(path), listed.get(f"{folder}/{FINDINGS_FILE}")
         case_yaml = snapshot.read(path)
         findings_json = snapshot.read(f"{folder}/{FINDINGS_FILE}")
-    if case_yaml is None:
+    if case_yaml is None or case_blob is None:
         raise UsageError(
             f"no case {key!r} in {cases_repo} (looked for {path})",
             hint="`securecase cases list` shows the keys",
         )
-    return load_case(case_yaml, findings_json, folder=folder), case_yaml, path
+    cache = cache or no_cache()
+    where = CaseFolder(folder, case_blob, findings_blob)
+    case = parse_case(cache, where, case_yaml, findings_json)
+    cache.flush()
+    return case, case_yaml, path

@@ -4,8 +4,8 @@ Every OPEN case (NEW, TRIAGED, IN_PROGRESS) in the cases repo is judged under th
 new policy; the result lists the cases that flip pass → block or block → pass with the reasons
 of each side, the cases that stay blocked for other reasons, and exceptions that become stale
 or expired. The case files are read in one pass over one commit (one ``ls-tree``, one
-long-running ``cat-file``; a remote fetches them in one call), so thousands of cases take
-about a second.
+``cat-file --batch`` stream, through the parse cache; a remote fetches them in one call), one
+repository's folder at a time.
 
 Each case is judged as ingest judges it: against its target branch's case as baseline, with
 the policy's exceptions and ages as of ``today``.
@@ -14,7 +14,7 @@ the policy's exceptions and ages as of ``today``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -36,10 +36,12 @@ from securecase.domain.policy.diff import (
     PolicySide,
 )
 from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS
-from securecase.domain.subjects import CASES_ROOT, Subject
-from securecase.errors import UsageError
+from securecase.domain.subjects import Subject
+from securecase.errors import CaseFileError, UsageError
 from securecase.services.catalog import require_existing
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case
+from securecase.storage.casefile import CASE_FILE
+from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
+from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
@@ -64,17 +66,42 @@ def exception_notes(
     Stale: unexpired, yet matching no finding of any open case. Expired: ``expires`` is
     before ``today``. Expiring: ends within :data:`EXPIRY_WARNING_DAYS` days.
     """
-    return split_exception_notes(old, new, cases, today)[0]
+    old_unmatched, new_unmatched = Unmatched(old, today), Unmatched(new, today)
+    for case in cases:
+        old_unmatched.see(case)
+        new_unmatched.see(case)
+    return split_exception_notes(old, new, old_unmatched, new_unmatched, today)[0]
+
+
+class Unmatched:
+    """The unexpired exceptions of a policy that no open case seen so far has a finding for:
+    fed one case at a time, so the cases need not all be held at once."""
+
+    def __init__(self, policy: Policy, today: date) -> None:
+        self._policy = policy
+        self._today = today
+        self._waiting = set(stale_exceptions(policy, (), today))
+
+    def see(self, case: Case) -> None:
+        """Take one case into account."""
+        if self._waiting:
+            self._waiting.intersection_update(stale_exceptions(self._policy, (case,), self._today))
+
+    @property
+    def ids(self) -> frozenset[str]:
+        """The exceptions still unmatched (the stale ones, once every case was seen)."""
+        return frozenset(self._waiting)
 
 
 def split_exception_notes(
-    old: Policy, new: Policy, cases: Sequence[Case], today: date
+    old: Policy, new: Policy, old_stale: Unmatched, new_stale: Unmatched, today: date
 ) -> tuple[tuple[ExceptionNote, ...], tuple[ExceptionNote, ...]]:
     """The notes on ``new``'s exceptions (see :func:`exception_notes`), split in two: those
     this change brings, and those already true under ``old`` (still worth cleaning up).
+    ``old_stale`` and ``new_stale`` have seen every open case.
     """
 
-    def states(policy: Policy) -> dict[tuple[str, str], str]:
+    def states(policy: Policy, stale: Unmatched) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
         horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
         for exc in policy.exceptions:
@@ -82,15 +109,16 @@ def split_exception_notes(
                 found[(exc.id, "expired")] = f"expired on {exc.expires.isoformat()}"
             elif exc.expires <= horizon:
                 found[(exc.id, "expiring")] = f"expires on {exc.expires.isoformat()}"
-        for exc_id in stale_exceptions(policy, cases, today):
-            found[(exc_id, "stale")] = "matches no finding of any open case"
+        for exc in policy.exceptions:
+            if exc.id in stale.ids:
+                found[(exc.id, "stale")] = "matches no finding of any open case"
         return found
 
-    before = states(old) if old.exceptions else {}
+    before = states(old, old_stale) if old.exceptions else {}
     order = {exc.id: n for n, exc in enumerate(new.exceptions)}
     changed: list[ExceptionNote] = []
     unchanged: list[ExceptionNote] = []
-    for (exc_id, state), detail in states(new).items():
+    for (exc_id, state), detail in states(new, new_stale).items():
         note = ExceptionNote(exc_id, state, detail)
         (unchanged if (exc_id, state) in before else changed).append(note)
     for notes in (changed, unchanged):
@@ -139,100 +167,119 @@ def policy_at_ref(cases_repo: str, ref: str) -> Policy:
 # -- the diff ------------------------------------------------------------------------------
 
 
-def diff_policies(cases_repo: str, old: Policy, new: Policy, *, today: date) -> PolicyDiff:
-    """Judge every open case under ``old`` and ``new`` and collect what changes."""
+def diff_policies(
+    cases_repo: str, old: Policy, new: Policy, *, today: date, cache: ParseCache | None = None
+) -> PolicyDiff:
+    """Judge every open case under ``old`` and ``new`` and collect what changes.
+
+    The cases are read in one stream, one repository's folder at a time (a pull request's
+    baseline is its target branch's case, in the same folder), so memory holds one
+    repository's cases, not the whole cases repo's. A broken case file fails the diff.
+    """
     require_existing(cases_repo)
+    cache = cache or no_cache()
+    flips: list[Flip] = []
+    changed: list[Flip] = []
+    blocked_before = blocked_after = open_cases = 0
+    old_unmatched, new_unmatched = Unmatched(old, today), Unmatched(new, today)
     # A remote is cloned without file contents (paths=[policy.yaml] makes the clone partial);
     # the case files alone (case.yaml and findings.json) are then fetched in one batch, never
     # the raw reports beside them.
     with open_store(cases_repo, paths=[POLICY_FILE]) as store:
         head = store.snapshot().head
-        case_blobs = {
-            path: oid
-            for path, oid in store.blob_ids(head, CASES_ROOT).items()
-            if path.endswith(("/" + CASE_FILE, "/" + FINDINGS_FILE))
-        }
-        contents = store.read_blobs(list(case_blobs.values()))
-    reader = _CaseReader({path: contents[oid] for path, oid in case_blobs.items()})
-    opened = reader.open_cases()
-    flips: list[Flip] = []
-    changed: list[Flip] = []
-    blocked_before = blocked_after = 0
-    for path, case in opened:
-        baseline = reader.baseline(case)
-        before = judge(old, case, baseline=baseline, today=today)
-        after = judge(new, case, baseline=baseline, today=today)
-        blocked_before += before.gate
-        blocked_after += after.gate
-        if before.gate == after.gate and (not after.gate or before.reasons == after.reasons):
-            continue
-        if before.gate == after.gate:
-            direction = Direction.STILL_BLOCKED
-        else:
-            direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
-        flip = Flip(
-            key=case.key,
-            path=path,
-            direction=direction,
-            old_reasons=before.reasons,
-            new_reasons=after.reasons,
-            baseline=baseline.key if baseline is not None else None,
-        )
-        (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
-    notes, standing = split_exception_notes(old, new, [case for _, case in opened], today)
+        reader = CaseReader(store, cache)
+        folders = case_folders(store, head)
+        by_path = {f.folder: f for f in folders}
+        for group in _by_repository(reader.cases(folders)):
+            for path, case in group.items():
+                if case.status.coarse != "OPEN":
+                    continue
+                open_cases += 1
+                old_unmatched.see(case)
+                new_unmatched.see(case)
+                baseline = _baseline(case, group, reader, by_path)
+                before = judge(old, case, baseline=baseline, today=today)
+                after = judge(new, case, baseline=baseline, today=today)
+                blocked_before += before.gate
+                blocked_after += after.gate
+                if before.gate == after.gate and (
+                    not after.gate or before.reasons == after.reasons
+                ):
+                    continue
+                if before.gate == after.gate:
+                    direction = Direction.STILL_BLOCKED
+                else:
+                    direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
+                flip = Flip(
+                    key=case.key,
+                    path=f"{path}/{CASE_FILE}",
+                    direction=direction,
+                    old_reasons=before.reasons,
+                    new_reasons=after.reasons,
+                    baseline=baseline.key if baseline is not None else None,
+                )
+                (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
+        reader.finish()
+    notes, standing = split_exception_notes(old, new, old_unmatched, new_unmatched, today)
     return PolicyDiff(
         old=PolicySide(old.origin, old.blob, old.mode),
         new=PolicySide(new.origin, new.blob, new.mode),
         today=today,
         cases_commit=head,
-        open_cases=len(opened),
+        open_cases=open_cases,
         blocked_before=blocked_before,
         blocked_after=blocked_after,
-        flips=tuple(flips),
-        reasons_changed=tuple(changed),
+        flips=tuple(sorted(flips, key=_by_key)),
+        reasons_changed=tuple(sorted(changed, key=_by_key)),
         exceptions=notes,
         exceptions_unchanged=standing,
     )
 
 
-class _CaseReader:
-    """Parses case folders (file path → bytes, all read in one batch), each at most once."""
+def _by_key(flip: Flip) -> str:
+    return flip.key
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
-        self._files = files
-        self._cache: dict[str, Case | None] = {}
 
-    def _case(self, folder: str) -> Case | None:
-        if folder not in self._cache:
-            case_yaml = self._files.get(f"{folder}/{CASE_FILE}")
-            self._cache[folder] = (
-                None
-                if case_yaml is None
-                else load_case(
-                    case_yaml, self._files.get(f"{folder}/{FINDINGS_FILE}"), folder=folder
-                )
-            )
-        return self._cache[folder]
+def _by_repository(
+    read: Iterator[tuple[CaseFolder, Case | CaseFileError]],
+) -> Iterator[dict[str, Case]]:
+    """The cases of one repository's folder at a time (folder path -> case), from a stream in
+    path order; a broken case file stops the diff with its error."""
+    group: dict[str, Case] = {}
+    parent = None
+    for folder, case in read:
+        if isinstance(case, CaseFileError):
+            raise case
+        here = folder.folder.rpartition("/")[0]
+        if here != parent and group:
+            yield group
+            group = {}
+        parent = here
+        group[folder.folder] = case
+    if group:
+        yield group
 
-    def open_cases(self) -> list[tuple[str, Case]]:
-        """Every open case with its case.yaml path, sorted by key (a broken file fails, with
-        file:line)."""
-        found = []
-        for path in sorted(p for p in self._files if p.endswith("/" + CASE_FILE)):
-            case = self._case(path[: -len(CASE_FILE) - 1])
-            if case is not None and case.status.coarse == "OPEN":
-                found.append((path, case))
-        return sorted(found, key=lambda item: item[1].key)
 
-    def baseline(self, case: Case) -> Case | None:
-        """For a pull request: the case of its target branch in the same repository."""
-        subject = case.subject
-        if not subject.is_pr or not subject.target_branch:
-            return None
-        target = Subject(
-            provider=subject.provider,
-            org=subject.org,
-            repo=subject.repo,
-            branch=subject.target_branch,
-        )
-        return self._case(target.folder)
+def _baseline(
+    case: Case, group: Mapping[str, Case], reader: CaseReader, folders: Mapping[str, CaseFolder]
+) -> Case | None:
+    """For a pull request: the case of its target branch in the same repository."""
+    subject = case.subject
+    if not subject.is_pr or not subject.target_branch:
+        return None
+    target = Subject(
+        provider=subject.provider,
+        org=subject.org,
+        repo=subject.repo,
+        branch=subject.target_branch,
+    ).folder
+    if target in group:
+        return group[target]
+    if target not in folders:
+        return None
+    # A case file moved by hand away from its subject's folder: read the baseline on its own.
+    for _, found in reader.cases([folders[target]]):
+        if isinstance(found, CaseFileError):
+            raise found
+        return found
+    return None

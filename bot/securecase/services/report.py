@@ -42,8 +42,10 @@ from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.eventcache import EventCache
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
+from securecase.storage.casefile import CASE_FILE, load_case_header
+from securecase.storage.caseread import CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity, redact
+from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
 
@@ -102,8 +104,11 @@ def window_for(since: date | None, until: date | None, today: date) -> Window:
     return Window(first, last)
 
 
-def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
-    """Read the cases repo and compute every metric of the report."""
+def build_report(
+    request: ReportRequest, *, clock: Clock, parse_cache: ParseCache | None = None
+) -> ReportResult:
+    """Read the cases repo and compute every metric of the report (``parse_cache``, by blob
+    id, spares parsing case files read before)."""
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
     require_existing(request.cases_repo)
@@ -112,7 +117,7 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
-        cases, paths = _cases_at(store, head)
+        cases, paths = _cases_at(store, head, parse_cache or no_cache())
         events = _events(store, head, request.bot, cache)
     metrics = compute(
         cases,
@@ -139,21 +144,16 @@ def _policy(data: bytes | None) -> Policy:
     return builtin_policy() if data is None else load_policy(data, origin=POLICY_FILE)
 
 
-def _cases_at(store: CasesStore, head: str | None) -> tuple[list[Case], dict[str, str]]:
-    """Every case at ``head`` and its file's path by key."""
-    listed = store.blob_ids(head, CASES_ROOT)
-    folders = sorted(p[: -len(CASE_FILE) - 1] for p in listed if p.endswith("/" + CASE_FILE))
-    blobs = store.read_blobs(list(listed.values()))
+def _cases_at(
+    store: CasesStore, head: str | None, cache: ParseCache
+) -> tuple[list[Case], dict[str, str]]:
+    """Every case at ``head`` and its file's path by key (a broken case file fails)."""
     cases, paths = [], {}
-    for folder in folders:
-        findings_oid = listed.get(f"{folder}/{FINDINGS_FILE}")
-        case = load_case(
-            blobs[listed[f"{folder}/{CASE_FILE}"]],
-            blobs[findings_oid] if findings_oid else None,
-            folder=folder,
-        )
+    for folder, case in CaseReader(store, cache).cases(case_folders(store, head)):
+        if isinstance(case, CaseFileError):
+            raise case
         cases.append(case)
-        paths[case.key] = f"{folder}/{CASE_FILE}"
+        paths[case.key] = folder.path
     return cases, paths
 
 

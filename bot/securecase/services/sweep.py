@@ -33,14 +33,16 @@ from securecase.domain.sweep import (
     state_event_ids,
     sweep_case,
 )
-from securecase.errors import GitHubError
+from securecase.errors import CaseFileError, GitHubError
 from securecase.github.links import repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.ingest import POLICY_FILE, baseline_subject
 from securecase.services.notify import Webhook, deliver
 from securecase.services.sweepgithub import playbook_issues, post_check_runs
 from securecase.services.sweepmemo import Known, SweepMemo
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case
+from securecase.storage.caseread import CaseFolder, CaseReader
+from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import open_store
 from securecase.storage.store import (
     CasesStore,
@@ -105,14 +107,17 @@ class SweepResult:
 class _Judged:
     """Cases as read (by blob id, so a retry re-reads only files that moved) and judged."""
 
-    cases: dict[str, Case] = field(default_factory=dict)  # blob id -> case
-    data: dict[str, bytes] = field(default_factory=dict)  # blob id -> its bytes
+    cases: dict[str, Case] = field(default_factory=dict)  # version -> case
     sweeps: dict[tuple[str, str | None, str], CaseSweep] = field(default_factory=dict)
 
 
-def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
-    """Run one sweep (see the module docstring); never raises for a GitHub or webhook failure."""
+def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = None) -> SweepResult:
+    """Run one sweep (see the module docstring); never raises for a GitHub or webhook failure.
+
+    ``cache`` (by blob id) spares parsing case files read before.
+    """
     require_existing(request.cases_repo)
+    cache = cache or no_cache()
     now_dt = clock.now()
     now, today = iso(now_dt), now_dt.astimezone(UTC).date()
     warnings: list[str] = []
@@ -124,10 +129,10 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
         policy = _policy(snapshot)
         memo = SweepMemo.load(store.private_dir, policy.blob)
         channels = _channels(request)
-        cases, known = _read_cases(store, snapshot, request, judged, memo, today, channels)
+        cases, known = _read_cases(store, cache, snapshot, request, judged, memo, today, channels)
         client = _client(request, cases, known, warnings)
         states = _list_repos(client, cases, known, warnings)
-        cases.update(_closing_too(store, known, states, now, judged))
+        cases.update(_closing_too(store, cache, known, states, now, judged))
         sweeps = _judge_all(cases, policy, states, today, now, judged, request.progress)
         closed_pending = _closed_pending(cases, today) if channels else []
         events = [e for s in sweeps.values() for e in s.events] + closed_pending
@@ -148,9 +153,9 @@ def sweep(request: SweepRequest, *, clock: Clock) -> SweepResult:
                 policy = _policy(snap)
                 again_memo = memo if memo.policy == policy.blob else SweepMemo(policy.blob)
                 cases, moved = _read_cases(
-                    store, snap, request, judged, again_memo, today, channels
+                    store, cache, snap, request, judged, again_memo, today, channels
                 )
-                cases.update(_closing_too(store, moved, states, now, judged))
+                cases.update(_closing_too(store, cache, moved, states, now, judged))
                 judgements = _judge_all(cases, policy, states, today, now, judged, None)
             else:
                 judgements = sweeps
@@ -180,15 +185,18 @@ def _version(case_oid: str, findings_oid: str | None) -> str:
     return f"{case_oid}:{findings_oid or ''}"
 
 
-def _load(store: CasesStore, folders: Mapping[str, str]) -> dict[str, tuple[Case, bytes]]:
-    """Read the cases of these folders (folder -> version) in one batch: (case, case.yaml)."""
-    parts = {folder: version.split(":") for folder, version in folders.items()}
-    contents = store.read_blobs([oid for pair in parts.values() for oid in pair if oid])
+def _load(store: CasesStore, cache: ParseCache, folders: Mapping[str, str]) -> dict[str, Case]:
+    """Read the cases of these folders (folder -> version) in one batch."""
+    wanted = []
+    for folder, version in sorted(folders.items()):
+        case_oid, findings_oid = version.split(":")
+        wanted.append(CaseFolder(folder, case_oid, findings_oid or None))
+    reader = CaseReader(store, cache)
     found = {}
-    for folder, (case_oid, findings_oid) in parts.items():
-        case_yaml = contents[case_oid]
-        findings = contents[findings_oid] if findings_oid else None
-        found[folder] = (load_case(case_yaml, findings, folder=folder), case_yaml)
+    for where, case in reader.cases(wanted):
+        if isinstance(case, CaseFileError):
+            raise case
+        found[where.folder] = case
     return found
 
 
@@ -199,19 +207,20 @@ def _dump(case: Case) -> dict[str, bytes]:
 
 def _read_cases(
     store: CasesStore,
+    cache: ParseCache,
     snapshot: Snapshot,
     request: SweepRequest,
     judged: _Judged,
     memo: SweepMemo,
     today: date,
     channels: bool,
-) -> tuple[dict[str, tuple[Case, str, bytes]], dict[str, Known]]:
-    """The cases at the snapshot: folder -> (case, blob id, bytes) for those read, and
+) -> tuple[dict[str, tuple[Case, str]], dict[str, Known]]:
+    """The cases at the snapshot: folder -> (case, version) for those read, and
     folder -> what the memo knows for those it says cannot have changed (not read).
 
     Files are read once per blob id, so on a retry only the ones that moved are parsed again.
     """
-    blobs = store.blob_ids(snapshot.head, CASES_ROOT)
+    blobs = store.blob_ids(snapshot.head, CASES_ROOT, names=(CASE_FILE, FINDINGS_FILE))
     listed = {
         path[: -len(CASE_FILE) - 1]: _version(
             oid, blobs.get(path[: -len(CASE_FILE)] + FINDINGS_FILE)
@@ -225,11 +234,10 @@ def _read_cases(
         if hit is not None:
             known[folder] = hit
     wanted = {f: oid for f, oid in listed.items() if f not in known}
-    loaded = _load(store, {f: oid for f, oid in wanted.items() if oid not in judged.cases})
-    for folder, (case, data) in loaded.items():
+    loaded = _load(store, cache, {f: oid for f, oid in wanted.items() if oid not in judged.cases})
+    for folder, case in loaded.items():
         judged.cases[wanted[folder]] = case
-        judged.data[wanted[folder]] = data
-    found = {folder: (judged.cases[oid], oid, judged.data[oid]) for folder, oid in wanted.items()}
+    found = {folder: (judged.cases[oid], oid) for folder, oid in wanted.items()}
     glob = request.repo_glob
     if glob:
         found = {
@@ -243,11 +251,12 @@ def _read_cases(
 
 def _closing_too(
     store: CasesStore,
+    cache: ParseCache,
     known: Mapping[str, Known],
     states: Mapping[tuple[str, str], RepoState],
     now: str,
     judged: _Judged,
-) -> dict[str, tuple[Case, str, bytes]]:
+) -> dict[str, tuple[Case, str]]:
     """The cases the memo let us skip that the listings close after all: read them now."""
     closing = {
         folder: k.blob
@@ -256,10 +265,10 @@ def _closing_too(
         and close_reason(k.subject, states.get((k.subject.org, k.subject.repo)), now=now)
     }
     found = {}
-    for folder, (case, data) in _load(store, closing).items():
+    for folder, case in _load(store, cache, closing).items():
         oid = closing[folder]
-        judged.cases[oid], judged.data[oid] = case, data
-        found[folder] = (case, oid, data)
+        judged.cases[oid] = case
+        found[folder] = (case, oid)
     return found
 
 
@@ -273,7 +282,7 @@ def _policy(snapshot: Snapshot) -> Policy:
 
 def _client(
     request: SweepRequest,
-    cases: Mapping[str, tuple[Case, str, bytes]],
+    cases: Mapping[str, tuple[Case, str]],
     known: Mapping[str, Known],
     warnings: list[str],
 ) -> SweepClient | None:
@@ -299,18 +308,16 @@ def _client(
     return SweepClient(request.github)
 
 
-def _live(
-    cases: Mapping[str, tuple[Case, str, bytes]], known: Mapping[str, Known]
-) -> list[Case | Known]:
+def _live(cases: Mapping[str, tuple[Case, str]], known: Mapping[str, Known]) -> list[Case | Known]:
     """The cases that are not CLOSED, read or known from the memo."""
-    live: list[Case | Known] = [c for c, _, _ in cases.values() if c.status is not Status.CLOSED]
+    live: list[Case | Known] = [c for c, _ in cases.values() if c.status is not Status.CLOSED]
     live += [k for k in known.values() if k.status is not Status.CLOSED]
     return live
 
 
 def _list_repos(
     client: SweepClient | None,
-    cases: Mapping[str, tuple[Case, str, bytes]],
+    cases: Mapping[str, tuple[Case, str]],
     known: Mapping[str, Known],
     warnings: list[str],
 ) -> dict[tuple[str, str], RepoState]:
@@ -351,7 +358,7 @@ def _time(value: str) -> datetime:
 
 
 def _judge_all(
-    cases: Mapping[str, tuple[Case, str, bytes]],
+    cases: Mapping[str, tuple[Case, str]],
     policy: Policy,
     states: Mapping[tuple[str, str], RepoState],
     today: date,
@@ -362,7 +369,7 @@ def _judge_all(
     """folder -> what the sweep does to each case that is not CLOSED."""
     live = {f: v for f, v in cases.items() if v[0].status is not Status.CLOSED}
     out = {}
-    for done, (folder, (case, oid, _)) in enumerate(sorted(live.items()), start=1):
+    for done, (folder, (case, oid)) in enumerate(sorted(live.items()), start=1):
         base = baseline_subject(case.subject)
         baseline = cases[base.folder][0] if base is not None and base.folder in cases else None
         # Keyed by the case's and its baseline's blobs: unchanged files are not judged again.
@@ -379,11 +386,11 @@ def _judge_all(
     return out
 
 
-def _closed_pending(cases: Mapping[str, tuple[Case, str, bytes]], today: date) -> list[Event]:
+def _closed_pending(cases: Mapping[str, tuple[Case, str]], today: date) -> list[Event]:
     """Closing events of CLOSED cases whose notification has not gone out yet."""
     return [
         e
-        for case, _, _ in cases.values()
+        for case, _ in cases.values()
         if case.status is Status.CLOSED and case.closed is not None
         for e in pending_events(case, None, today=today)
     ]
@@ -394,7 +401,7 @@ def _channels(request: SweepRequest) -> bool:
 
 
 def _changes(
-    cases: Mapping[str, tuple[Case, str, bytes]],
+    cases: Mapping[str, tuple[Case, str]],
     sweeps: Mapping[str, CaseSweep],
     delivered: set[tuple[str, str]],
     today: date,
@@ -403,7 +410,7 @@ def _changes(
     changes = []
     final: dict[str, CaseSweep] = {}
     for folder in sorted(cases):
-        case, _, data = cases[folder]
+        case, _ = cases[folder]
         swept = sweeps.get(folder)
         after = swept.case if swept is not None else case
         what = list(swept.what) if swept is not None and swept.changed else []

@@ -106,7 +106,7 @@ class SweepMemo:
 
     def remember(
         self,
-        cases: Mapping[str, tuple[Case, str, bytes]],
+        cases: Mapping[str, tuple[Case, str]],
         sweeps: Mapping[str, CaseSweep],
         policy: Policy,
         today: date,
@@ -114,8 +114,8 @@ class SweepMemo:
         """Note every case read that this sweep left as it was."""
         if self.folder is None or policy.blob != self.policy:
             return
-        blobs = {folder: oid for folder, (_, oid, _) in cases.items()}
-        for folder, (case, oid, _) in cases.items():
+        blobs = {folder: oid for folder, (_, oid) in cases.items()}
+        for folder, (case, oid) in cases.items():
             swept = sweeps.get(folder)
             if swept is not None and (swept.changed or swept.case != case):
                 self.dirty |= self.entries.pop(folder, None) is not None
@@ -168,11 +168,27 @@ class SweepMemo:
 
 def _valid(entry: dict[str, Any]) -> bool:
     """A memo entry as :meth:`SweepMemo.remember` writes it (anything else is ignored)."""
-    strings = ("key", "status", "created_at", "blob")
-    optional = ("until", "base", "base_folder")
+    try:
+        key, status, created_at, blob = (
+            entry["key"],
+            entry["status"],
+            entry["created_at"],
+            entry["blob"],
+        )
+        until, base, base_folder = entry["until"], entry["base"], entry["base_folder"]
+    except KeyError:
+        return False
     return (
-        all(isinstance(entry.get(k), str) for k in strings)
-        and entry["status"] in Status.__members__
-        and isinstance(entry.get("events"), bool)
-        and all(entry.get(k) is None or isinstance(entry.get(k), str) for k in optional)
+        type(key) is str
+        and type(created_at) is str
+        and type(blob) is str
+        and type(status) is str
+        and status in _STATUSES
+        and type(entry.get("events")) is bool
+        and (until is None or type(until) is str)
+        and (base is None or type(base) is str)
+        and (base_folder is None or type(base_folder) is str)
     )
+
+
+_STATUSES = frozenset(Status.__members__)

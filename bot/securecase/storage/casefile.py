@@ -24,6 +24,7 @@ from securecase.domain.case import (
     SCHEMA_ID,
     Case,
     CaseHeader,
+    CaseSummary,
     Closed,
     CloseReason,
     ExceptionRef,
@@ -212,8 +213,8 @@ def load_case_header(case_yaml: bytes, *, folder: str, old_layout: bool = False)
 
     With ``old_layout``, a ``case.yaml`` of the first layout is read too (history spans it).
     """
-    doc, _ = _read_case_yaml(case_yaml, folder=folder, old_layout=old_layout)
-    return _header_from(doc)
+    doc, _ = case_yaml_document(case_yaml, folder=folder, old_layout=old_layout)
+    return header_from_document(doc)
 
 
 def load_case(
@@ -225,7 +226,7 @@ def load_case(
     path of every problem. With ``old_layout``, a ``case.yaml`` of the first layout (findings
     inside, no ``findings.json``) is read too, so the caller can write it back in this one.
     """
-    doc, located = _read_case_yaml(case_yaml, folder=folder, old_layout=old_layout)
+    doc, located = case_yaml_document(case_yaml, folder=folder, old_layout=old_layout)
     if located is not None:  # the first layout: the findings came with case.yaml
         if findings_json is not None:
             raise CaseLayoutError(
@@ -252,12 +253,22 @@ def load_case(
             )
     else:
         if findings_json is None:
-            raise CaseFileError(
-                f"{folder}/{FINDINGS_FILE}: missing ({CASE_FILE} is there)",
-                hint=f"restore {FINDINGS_FILE} from the git history of the cases repo",
-            )
-        findings_doc = _read_findings_json(findings_json, folder=folder)
-    header = _header_from(doc)
+            raise findings_missing(folder)
+        findings_doc = findings_document_of(findings_json, folder=folder)
+    return case_from_documents(doc, findings_doc)
+
+
+def findings_missing(folder: str) -> CaseFileError:
+    """The error for a case folder whose ``findings.json`` is gone."""
+    return CaseFileError(
+        f"{folder}/{FINDINGS_FILE}: missing ({CASE_FILE} is there)",
+        hint=f"restore {FINDINGS_FILE} from the git history of the cases repo",
+    )
+
+
+def case_from_documents(case_doc: dict[str, Any], findings_doc: dict[str, Any]) -> Case:
+    """The case of a validated ``case.yaml`` document and a validated findings document."""
+    header = header_from_document(case_doc)
     return Case(
         subject=header.subject,
         status=header.status,
@@ -276,10 +287,14 @@ def load_case(
     )
 
 
-def _read_case_yaml(
-    data: bytes, *, folder: str, old_layout: bool
+def case_yaml_document(
+    data: bytes, *, folder: str, old_layout: bool = False
 ) -> tuple[dict[str, Any], yamldoc.Located | None]:
-    """The validated case.yaml document; for the first layout also its parse (with findings)."""
+    """The validated case.yaml document; for the first layout also its parse (with findings).
+
+    The document is plain JSON data (what the parse caches keep): ``(doc, None)`` for this
+    layout, ``(doc without findings, parse)`` for the first one (``old_layout`` only).
+    """
     path = f"{folder}/{CASE_FILE}"
     try:
         located = yamldoc.load_located(data, path=path)
@@ -312,7 +327,9 @@ def _read_case_yaml(
     return doc, located if first_layout else None
 
 
-def _read_findings_json(data: bytes, *, folder: str) -> dict[str, Any]:
+def findings_document_of(data: bytes, *, folder: str, checked: bool = False) -> dict[str, Any]:
+    """The findings document in ``findings.json`` bytes, validated against its schema unless
+    ``checked`` (these very bytes were found valid before: a cache hit by blob id)."""
     path = f"{folder}/{FINDINGS_FILE}"
     try:
         doc = json.loads(data)
@@ -320,7 +337,7 @@ def _read_findings_json(data: bytes, *, folder: str) -> dict[str, Any]:
         raise CaseFileError(
             f"{path}: not valid JSON", problems=[yamldoc.clip(str(exc))], hint=_FIX_HINT
         ) from exc
-    found = schemas.problems(doc, schemas.FINDINGS, path=path)
+    found = [] if checked else schemas.problems(doc, schemas.FINDINGS, path=path)
     if found:
         raise CaseFileError(
             f"{path}: the findings file does not match schema {FINDINGS_SCHEMA_ID}",
@@ -330,7 +347,41 @@ def _read_findings_json(data: bytes, *, folder: str) -> dict[str, Any]:
     return doc
 
 
-def _header_from(doc: dict[str, Any]) -> CaseHeader:
+def summary_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a validated ``case.yaml`` document a listing needs (see
+    :func:`summary_from_document`)."""
+    return {
+        "subject": doc["subject"],
+        "status": doc["status"],
+        "decision": doc["gate"]["decision"],
+        "counts": doc["counts"],
+        "updated_at": doc["updated_at"],
+    }
+
+
+def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
+    """The listing line of a :func:`summary_document`."""
+    subj = doc["subject"]
+    subject = Subject(
+        provider=Provider(subj["provider"]),
+        org=subj["org"],
+        repo=subj["repo"],
+        pr=subj.get("pr"),
+        branch=subj.get("branch"),
+        target_branch=subj.get("target_branch"),
+    )
+    return CaseSummary(
+        key=subject.key,
+        subject=subject,
+        status=Status(doc["status"]),
+        decision=doc["decision"],
+        counts={name: _integer(n) for name, n in doc["counts"].items()},
+        updated_at=doc["updated_at"],
+    )
+
+
+def header_from_document(doc: dict[str, Any]) -> CaseHeader:
+    """The header a validated ``case.yaml`` document describes."""
     subj = doc["subject"]
     subject = Subject(
         provider=Provider(subj["provider"]),

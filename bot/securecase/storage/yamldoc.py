@@ -81,35 +81,72 @@ class _Loader(_LoaderBase):  # type: ignore[misc,valid-type]
     }
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Hashable, Any]:
-        if isinstance(node, MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                line = key_node.start_mark.line + 1
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise yaml.constructor.ConstructorError(
-                        None, None, "merge keys (<<) are not allowed", key_node.start_mark
-                    )
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, str):
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"mapping keys must be strings, found {type(key).__name__} "
-                        f"{clip(repr(key), 60)} (quote it)",
-                        key_node.start_mark,
-                    )
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {clip(repr(key), 80)} (first at line {seen[key]})",
-                        key_node.start_mark,
-                    )
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+        # Built here in one pass over the entries (PyYAML's own would first look for merge
+        # keys, which are refused, and then construct every key a second time).
+        if not isinstance(node, MappingNode):
+            return super().construct_mapping(node, deep=deep)
+        mapping: dict[Hashable, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not allowed", key_node.start_mark
+                )
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"mapping keys must be strings, found {type(key).__name__} "
+                    f"{clip(repr(key), 60)} (quote it)",
+                    key_node.start_mark,
+                )
+            if key in mapping:
+                first = next((k for k, _ in node.value if k.value == key_node.value), key_node)
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {clip(repr(key), 80)} "
+                    f"(first at line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    # A plain scalar's tag depends on its text alone (this loader has no path resolvers), and
+    # case files repeat the same short texts (null, true, severities, dates): each is
+    # matched against the resolvers' patterns once per process, not once per occurrence.
+    _plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit == (True, False):
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(value) <= _MEMO_TEXT and len(self._plain_tags) < _MEMO_ENTRIES:
+                    self._plain_tags[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    # No path resolvers are registered, so there is no path to track while composing.
+    def descend_resolver(self, current_node: Node | None, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+#: Plain scalar texts whose tags are remembered: short ones, at most this many.
+_MEMO_TEXT = 64
+_MEMO_ENTRIES = 4096
+
+
+def _construct_str(loader: _Loader, node: Node) -> Any:
+    # PyYAML's own str constructor, minus two layers of calls for the common case.
+    return node.value if isinstance(node, ScalarNode) else loader.construct_yaml_str(node)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +185,10 @@ def load_located(text: str | bytes, *, path: str) -> Located:
     """:func:`load`, keeping the node tree for locating JSON paths."""
     source = decode(text, path)
     try:
-        _refuse_anchors(source)
+        if "&" in source or "*" in source:
+            # An anchor is written with "&" and an alias with "*": text holding neither
+            # cannot have one, and the event pass below is skipped (most files).
+            _refuse_anchors(source)
         loader = _Loader(source)
         try:
             node = loader.get_single_node()
