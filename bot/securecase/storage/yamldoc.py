@@ -112,41 +112,8 @@ class _Loader(_LoaderBase):  # type: ignore[misc,valid-type]
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
-    # A plain scalar's tag depends on its text alone (this loader has no path resolvers), and
-    # case files repeat the same short texts (null, true, severities, dates): each is
-    # matched against the resolvers' patterns once per process, not once per occurrence.
-    _plain_tags: dict[str, str] = {}
-
-    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is ScalarNode and implicit == (True, False):
-            tag = self._plain_tags.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(value) <= _MEMO_TEXT and len(self._plain_tags) < _MEMO_ENTRIES:
-                    self._plain_tags[value] = tag
-            return tag
-        return super().resolve(kind, value, implicit)
-
-    # No path resolvers are registered, so there is no path to track while composing.
-    def descend_resolver(self, current_node: Node | None, current_index: Any) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
-
-
-#: Plain scalar texts whose tags are remembered: short ones, at most this many.
-_MEMO_TEXT = 64
-_MEMO_ENTRIES = 4096
-
-
-def _construct_str(loader: _Loader, node: Node) -> Any:
-    # PyYAML's own str constructor, minus two layers of calls for the common case.
-    return node.value if isinstance(node, ScalarNode) else loader.construct_yaml_str(node)
-
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
-_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
 @dataclass(frozen=True, slots=True)
