@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import urllib.parse
 from collections.abc import Sequence
 
 from securecase.errors import StoreError
 from securecase.storage.git import Git, GitIdentity, GitResult, redact, remote_credentials
+from securecase.storage.locks import describe_lock
+from securecase.storage.scratch import run_directory
 from securecase.storage.store import Built, Change, Snapshot, _CatFile
 
 _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token or SSH key)"
@@ -29,13 +31,20 @@ def _config_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _local_path(url: str) -> str | None:
+    """The folder of a bare repository given as a path or ``file://`` URL, else None."""
+    if url.startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return url if os.path.isabs(url) else None
+
+
 class RemoteBackend:
     """Commits through a temporary clone of a remote (see the module docstring)."""
 
     def __init__(
         self, url: str, identity: GitIdentity, paths: Sequence[str] | None, timeout: float
     ) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="securecase-")
+        self._tmp = run_directory()
         repo = os.path.join(self._tmp, "repo")
         credentials = remote_credentials(url, os.environ)
         url = credentials.url
@@ -46,6 +55,7 @@ class RemoteBackend:
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)
+        self._bare_dir = _local_path(url)
         self._tip: str | None = None
         self._unshallowed = False
         try:
@@ -197,6 +207,15 @@ class RemoteBackend:
 
     def after_publish(self, old: str | None, built: Built) -> None:
         """Nothing to sync: the clone has no work tree in use."""
+
+    def obstacle(self) -> str | None:
+        """A ref lock in a bare repository on this machine that refuses our pushes, named."""
+        if self._bare_dir is None:
+            return None
+        lock = os.path.join(self._bare_dir, "refs", "heads", f"{self._branch}.lock")
+        if not os.path.exists(lock):
+            return None
+        return f"{describe_lock(lock)} in the bare repository blocks every push to {self._branch}"
 
     def close(self) -> None:
         """Remove the temporary clone."""

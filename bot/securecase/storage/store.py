@@ -324,6 +324,7 @@ class Backend(Protocol):
     def build_dir(self) -> str: ...
     def publish(self, old: str | None, built: Built) -> bool: ...
     def after_publish(self, old: str | None, built: Built) -> None: ...
+    def obstacle(self) -> str | None: ...
     def refresh(self) -> None: ...
     def close(self) -> None: ...
     def fetch_history(self) -> None: ...
@@ -469,10 +470,17 @@ class CasesStore:
                     return Committed(built.commit, built.commit, attempt, plan.result)
                 elapsed = self._monotonic() - start
                 if elapsed >= self._timeout:
+                    obstacle = backend.obstacle()
+                    reason = obstacle or "the cases repo kept moving (or stayed locked)"
                     raise StoreError(
                         f"gave up recording the change after {attempt} attempts in "
-                        f"{elapsed:.1f}s: the cases repo kept moving (or stayed locked)",
-                        hint="retry later, or raise the store timeout",
+                        f"{elapsed:.1f}s: {reason}",
+                        hint="retry later, or raise the store timeout"
+                        + (
+                            "; remove the lock file if no git command is using it"
+                            if obstacle
+                            else ""
+                        ),
                     )
                 ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** (attempt - 1))
                 self._sleep(min(self._rng.uniform(0, ceiling), self._timeout - elapsed))
