@@ -489,10 +489,24 @@ def test_fresh_ref_lock_makes_update_give_up_in_time(tmp_path: Path) -> None:
     repo = tmp_path / "r"
     with open_store(str(repo)) as store:
         store.update(append("one"))
-    (repo / ".git" / "refs" / "heads" / "main.lock").write_text("")
-    with open_store(str(repo), timeout=0.5) as store, pytest.raises(StoreError) as info:
-        store.update(append("two"))
-    assert "attempts" in str(info.value)
+    lock = repo / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    busy = threading.Event()
+
+    def keep_fresh() -> None:  # a git command that is alive keeps writing near its lock
+        while not busy.wait(0.05):
+            os.utime(lock)
+
+    toucher = threading.Thread(target=keep_fresh)
+    toucher.start()
+    try:
+        with open_store(str(repo), timeout=1) as store, pytest.raises(StoreError) as info:
+            store.update(append("two"))
+    finally:
+        busy.set()
+        toucher.join()
+    assert "attempts" in str(info.value) and lock.exists()
+    assert f"{lock} (0s old) blocks the branch update" in str(info.value)
 
 
 # -- remote mode -----------------------------------------------------------------------------

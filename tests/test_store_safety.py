@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import TRIVY, clean_env
 from git_http import serve_git
 from reportgen import TEMPLATE_FILES
@@ -248,3 +250,106 @@ def test_a_killed_remote_ingest_leaves_a_clone_the_next_run_removes(tmp_path: Pa
     parent = scratch / f"securecase-{os.getuid()}"
     assert parent.stat().st_mode & 0o777 == 0o700
     assert [p for p in scratch.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()] == []
+
+
+# -- secrets in every stored byte -----------------------------------------------------------
+
+REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
+EXAMPLE_KEYS = [
+    b"AKIAIOSFODNN7EXAMPLE",
+    b"AKIAIOSFODNN7EXAMAAA",
+    b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMAAAKEY",
+]
+
+
+def all_object_bytes(repo: Path) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+        env=clean_env(),
+    ).stdout
+
+
+@pytest.mark.parametrize("kind", ["local", "remote"])
+def test_no_key_byte_of_real_iac_reports_reaches_the_cases_repo(tmp_path: Path, kind: str) -> None:
+    if kind == "remote":
+        repo = tmp_path / "cases.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
+    else:
+        repo = tmp_path / "cases"
+    history = sorted((REALWORLD / "checkov-terragoat-history").glob("*.sarif"))
+    reports = [*history[:3], history[16]]  # AWS example keys inside non-secret results
+    assert all(any(key in r.read_bytes() for key in EXAMPLE_KEYS) for r in reports)
+    for n, report in enumerate(reports):
+        run = ingest(repo, report, "--branch", "main", "--commit", f"c{n}")
+        _, err = run.communicate(timeout=180)
+        assert run.returncode in (0, 1), err
+    stored = all_object_bytes(repo)
+    assert [key for key in EXAMPLE_KEYS if key in stored] == []
+    assert b"AKIA****************" in stored  # masked, not dropped
+    # the stored raw reports are still the scanner's format, every result kept
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    raws = [p for p in listed if "/raw/" in p]
+    assert raws
+    for path in raws:
+        blob = subprocess.run(
+            ["git", "-C", str(repo), "show", f"main:{path}"], capture_output=True, check=True
+        ).stdout
+        doc = json.loads(blob)
+        assert doc  # valid JSON after masking
+
+
+def test_secret_fingerprints_are_hashed_and_files_stay_valid() -> None:
+    from securecase.storage.secrets import fingerprint_digest, masked_file
+
+    log = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "gitleaks"}},
+                "results": [
+                    {
+                        "ruleId": "aws-access-token",
+                        "message": {"text": "key AKIAIOSFODNN7EXAMPLE found"},
+                        "partialFingerprints": {"secret/v1": "AKIAIOSFODNN7EXAMPLE:cfg.env:3"},
+                    },
+                    {
+                        "ruleId": "generic-secret",
+                        "message": {"text": "a secret"},
+                        "partialFingerprints": {"commitSha": "fp-of-a-secret-rule"},
+                    },
+                    {
+                        "ruleId": "CKV_AWS_1",
+                        "message": {"text": "open bucket"},
+                        "partialFingerprints": {"hash": "kept-as-is"},
+                    },
+                ],
+            }
+        ],
+    }
+    stored = masked_file("raw/gitleaks.sarif", json.dumps(log, indent=1).encode())
+    doc = json.loads(stored)
+    results = doc["runs"][0]["results"]
+    assert b"AKIAIOSFODNN7EXAMPLE" not in stored
+    assert results[0]["message"]["text"] == "key AKIA**************** found"
+    assert results[0]["partialFingerprints"]["secret/v1"] == fingerprint_digest(
+        "AKIAIOSFODNN7EXAMPLE:cfg.env:3"
+    )
+    assert results[1]["partialFingerprints"]["commitSha"].startswith("sha256:")
+    assert results[2]["partialFingerprints"]["hash"] == "kept-as-is"
+    xml = b'<r><alert evidence="AKIAIOSFODNN7EXAMPLE">x</alert></r>'
+    assert (
+        masked_file("raw/zap.xml", xml)
+        == b'<r><alert evidence="AKIA****************">x</alert></r>'
+    )
+    yml = b"title: 'token AKIAIOSFODNN7EXAMPLE'\n"
+    assert masked_file("c/case.yaml", yml) == b"title: 'token AKIA****************'\n"
+    unchanged = b'{"a": "nothing to see"}'
+    assert masked_file("raw/x.json", unchanged) is unchanged

@@ -17,12 +17,13 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import IO, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
+from securecase.storage.secrets import masked_file, masked_text
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -311,6 +312,12 @@ def _write_tree(
     return git.run(["write-tree", "--missing-ok"], env=env).text
 
 
+def masked_change(change: Change) -> Change:
+    """``change`` with secrets masked in every file and in the message (see storage.secrets)."""
+    files = {path: masked_file(path, data) for path, data in change.files.items()}
+    return replace(change, files=files, message=masked_text(change.message))
+
+
 class Backend(Protocol):
     """What differs between a local work tree and a remote (see store_local, store_remote)."""
 
@@ -461,8 +468,9 @@ class CasesStore:
                 plan = compute(snap)
                 if plan.change is None:
                     return Committed(None, snap.head, attempt, plan.result)
-                backend.prepare(snap, plan.change)
-                built = build_commit(backend.git, backend.build_dir(), snap, plan.change)
+                change = masked_change(plan.change)
+                backend.prepare(snap, change)
+                built = build_commit(backend.git, backend.build_dir(), snap, change)
                 if built is None:
                     return Committed(None, snap.head, attempt, plan.result)
                 if backend.publish(snap.head, built):
