@@ -56,7 +56,7 @@ def template_case() -> object:
 def build(repo: Path, cases: int, commits: int) -> None:
     from securecase.domain.case import Status, Triage
     from securecase.domain.subjects import make_subject
-    from securecase.storage.casefile import CASE_FILE, dump_case
+    from securecase.storage.casefile import dump_case
 
     base = template_case()
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=_env())
@@ -106,8 +106,9 @@ def build(repo: Path, cases: int, commits: int) -> None:
         out.write(b"commit refs/heads/main\n")
         out.write(f"author {who} {seconds} +0000\ncommitter {who} {seconds} +0000\n".encode())
         data(message.encode())
-        out.write(f"M 100644 inline {subject.folder}/{CASE_FILE}\n".encode())
-        data(dump_case(case))  # type: ignore[arg-type]
+        for name, content in dump_case(case).items():  # type: ignore[arg-type]
+            out.write(f"M 100644 inline {subject.folder}/{name}\n".encode())
+            data(content)
     out.close()
     if proc.wait() != 0:
         raise SystemExit("git fast-import failed")

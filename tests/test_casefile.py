@@ -279,7 +279,7 @@ def test_a_rescan_adding_one_finding_to_1000_changes_at_most_30_lines(work: Path
     args = ("--repo", "acme/shop", "--branch", "main")
     assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
     code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
-    assert code == 0 and out["new"] == 1, err
+    assert code == 0 and out["appeared"] == 1, err
     numstat = git(work / "security-cases", "diff", "--numstat", "HEAD~1", "HEAD").splitlines()
     outside_raw = [line.split("\t") for line in numstat if "/raw/" not in line]
     assert len(outside_raw) == 2
@@ -298,3 +298,31 @@ def test_history_reads_first_layout_versions(work: Path):
     human = entries[-1]
     assert human["author"]["kind"] == "human" and human["problem"] is None
     assert human["counts"]["critical"] == 3 and human["decision"] == "block"
+
+
+def test_sweep_fields_round_trip_in_contract_order() -> None:
+    from dataclasses import replace
+
+    from securecase.domain.case import Closed, CloseReason, SlaMark, Status
+
+    case = sample_case("pip.json")
+    first, *rest = case.findings
+    swept = replace(
+        case,
+        status=Status.CLOSED,
+        closed=Closed(CloseReason.MERGED, "2027-01-09T08:00:00Z"),
+        notified=("closed:merged:2027-01-09T08:00:00Z",),
+        findings=(replace(first, sla=SlaMark("2027-02-09", True)), *rest),
+    )
+    files = dump_case(swept)
+    assert load_case(files[CASE_FILE], files[FINDINGS_FILE], folder=FOLDER) == swept
+    doc = yaml.safe_load(files[CASE_FILE])
+    keys = list(doc)
+    assert keys.index("status") + 1 == keys.index("closed")
+    assert keys.index("notified") == keys.index("created_at") - 1
+    assert doc["closed"] == {"reason": "merged", "at": "2027-01-09T08:00:00Z"}
+    findings = json.loads(files[FINDINGS_FILE])["findings"]
+    marked = next(f for f in findings if f["id"] == first.finding.id)
+    assert marked["sla"] == {"due": "2027-02-09", "breached": True}
+    header = load_case_header(files[CASE_FILE], folder=FOLDER)
+    assert header.closed == swept.closed and header.notified == swept.notified

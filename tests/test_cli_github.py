@@ -222,37 +222,16 @@ def test_help_never_shows_the_token(work: Path) -> None:
 
 def test_the_actions_ingest_script(work: Path, fake: FakeGitHub) -> None:
     """Run action.yml's ingest step with bash, as the runner would, against the fake GitHub."""
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
-    action = yaml.safe_load((root / "action.yml").read_text())
-    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "ingest"]
-    runner_temp = work / "runner-temp"
-    bin_dir = runner_temp / "securecase-venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    wrapper = bin_dir / "securecase"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
-    wrapper.chmod(0o755)
     remote = work / "cases.git"
     git(work, "init", "--quiet", "--bare", str(remote))
     env = actions_env(work, fake, "pull_request", EVENTS / "pull_request.synchronize.json")
-    env.update(
-        RUNNER_TEMP=str(runner_temp),
-        SC_REPORTS=f"\n  {TRIVY / 'pip.json'}  \n\n{TRIVY / 'npm.json'}\n",
-        SC_SOURCES="python-deps\n node-deps \n",
-        SC_CASES_REPO=str(remote),
-        SC_CASES_TOKEN="",
-        SC_POLICY=str(policy(work)),
-        SC_MODE="",
-        SC_REPORT="github",
-    )
-    proc = subprocess.run(
-        ["bash", "-c", step["run"]],
-        cwd=work,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_action_ingest_step(
+        work,
+        env,
+        reports=f"\n  {TRIVY / 'pip.json'}  \n\n{TRIVY / 'npm.json'}\n",
+        sources="python-deps\n node-deps \n",
+        report="github",
+        **{"cases-repo": str(remote), "policy": str(policy(work))},
     )
     assert proc.returncode == 1, proc.stderr  # pip.json has a HIGH finding: blocked
     values = read_github_output(work / "output.txt")
@@ -395,7 +374,11 @@ def test_reading_commands_cannot_inject_workflow_commands(
 def run_action_ingest_step(
     work: Path, env: dict[str, str], **inputs: str
 ) -> subprocess.CompletedProcess[str]:
-    """action.yml's ingest step under bash with the action's defaults for inputs not given."""
+    """action.yml's ingest step as the runner runs it: its ``env`` mapping evaluated with the
+    given inputs (the action's defaults for the others), then its script under bash, with the
+    private environment's python standing in for the installed one."""
+    import re
+
     import yaml
 
     root = Path(__file__).resolve().parents[1]
@@ -404,14 +387,17 @@ def run_action_ingest_step(
     runner_temp = work / "runner-temp"
     bin_dir = runner_temp / "securecase-venv" / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    wrapper = bin_dir / "securecase"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m securecase "$@"\n')
+    wrapper = bin_dir / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     wrapper.chmod(0o755)
+    context = {"github.action_path": str(root)}
     for name, spec in action["inputs"].items():
-        variable = "SC_" + name.upper().replace("-", "_")
-        value = inputs.get(name, str(spec.get("default", "")))
-        if name != "github-token" and name != "python-version":
-            env[variable] = value
+        default = str(spec.get("default", ""))
+        if "github.token" in default:  # the job's token, as the runner fills it in
+            default = env.get("GITHUB_TOKEN", "")
+        context[f"inputs.{name}"] = inputs.get(name, default)
+    for name, template in step["env"].items():
+        env[name] = re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m.group(1)], template)
     env["RUNNER_TEMP"] = str(runner_temp)
     return subprocess.run(
         ["bash", "-c", step["run"]],
@@ -470,11 +456,10 @@ def test_the_action_masks_the_cases_token_and_never_prints_it(work: Path, fake: 
         **{"cases-repo": f"https://127.0.0.1:{port}/acme/cases.git", "cases-token": secret},
     )
     assert proc.returncode == 3, proc.stderr  # the cases repo cannot be reached
-    lines = proc.stdout.splitlines()
-    # The runner masks the token from the first line on; nothing else carries it.
-    assert lines[0] == f"::add-mask::{secret}"
-    assert secret not in "\n".join(lines[1:]) + proc.stderr
+    # The token stays in the environment: no output line, error or URL carries it.
+    assert secret not in proc.stdout + proc.stderr
     assert "securecase: error:" in proc.stderr
+    assert f"https://127.0.0.1:{port}/acme/cases.git" in proc.stderr  # still says where
 
 
 def test_markdown_redirected_to_a_file_is_not_wrapped(work: Path) -> None:

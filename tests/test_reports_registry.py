@@ -161,7 +161,6 @@ def test_xml_with_a_forced_json_format_is_refused(tmp_path: Path) -> None:
     ("document", "text"),
     [
         ({"bomFormat": "CycloneDX", "components": []}, "a CycloneDX SBOM"),
-        ({"matches": [], "descriptor": {"name": "grype"}}, "a Grype JSON report"),
         ({"vulnerabilities": [], "packageManager": "npm"}, "a Snyk JSON report"),
     ],
 )

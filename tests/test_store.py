@@ -770,4 +770,47 @@ def test_thousands_of_files_in_one_commit(tmp_path: Path) -> None:
     assert git(repo, "show", f"HEAD:{CASE}/raw/r2999.json") == "2999\n"
     assert (repo / CASE / "raw" / "r1234.json").read_bytes() == b"1234\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("remote", [True, False])
+def test_update_chain_makes_one_commit_per_change_and_retries_as_a_whole(
+    tmp_path: Path, remote: bool
+) -> None:
+    from securecase.storage.store import ChainPlan
+
+    files = {"policy.yaml": b"p\n"}
+    if remote:
+        location = f"file://{bare_remote(tmp_path, files)}"
+    else:
+        location = str(human_repo(tmp_path, files))
+    heads: list[str | None] = []
+
+    def racing(snap: Snapshot) -> ChainPlan[int]:
+        heads.append(snap.head)
+        if len(heads) == 1 and remote:
+            with open_store(location, paths=None) as other:
+                other.update(append("intruder"))
+        elif len(heads) == 1:  # a human commits meanwhile (the store holds the lock)
+            (Path(location) / LOG).parent.mkdir(parents=True, exist_ok=True)
+            (Path(location) / LOG).write_text("intruder\n")
+            git(location, "add", LOG)
+            git(location, "commit", "-qm", "append intruder")
+        changes = tuple(
+            Change({f"cases/x/{n}/case.yaml": f"{n} on {snap.head}\n".encode()}, message=f"c{n}\n")
+            for n in range(3)
+        ) + (Change({"policy.yaml": b"p\n"}, message="unchanged: no commit\n"),)
+        return ChainPlan(changes, len(heads))
+
+    with open_store(location, paths=None, rng=random.Random(1), sleep=lambda _: None) as store:
+        done = store.update_chain(racing)
+        assert done.attempts == 2 and done.result == 2 and heads[0] != heads[1]
+        assert len(done.commits) == 3 and store.snapshot().head == done.commits[-1]
+    repo = Path(location.removeprefix("file://"))
+    subjects = git(repo, "log", "--format=%s", "main").split("\n")
+    assert subjects[:4] == ["c2", "c1", "c0", "append intruder"]
+    for n, commit in enumerate(done.commits):
+        changed = git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
+        assert changed == [f"cases/x/{n}/case.yaml"]
+    if not remote:  # the work tree follows the branch
+        assert (repo / "cases/x/2/case.yaml").read_text() == f"2 on {heads[1]}\n"
     assert_fsck_clean(repo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -32,3 +33,23 @@ class FixedClock:
 def iso(moment: datetime) -> str:
     """UTC timestamp with second precision, as stored in case files: 2026-11-23T07:48:00Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock_from_env(environ: Mapping[str, str]) -> Clock:
+    """The system clock, or the fixed moment in ``SECURECASE_NOW`` (replays and tests).
+
+    Raises UsageError when the variable is set but is not an ISO 8601 time.
+    """
+    value = environ.get("SECURECASE_NOW")
+    if not value:
+        return SystemClock()
+    from securecase.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
+            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
+        ) from None
+    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))

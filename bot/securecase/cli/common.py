@@ -27,23 +27,9 @@ cases_repo_option = click.option(
 
 def clock_from_env() -> Clock:
     """The clock: the system's, or the fixed moment in $SECURECASE_NOW (replays and tests)."""
-    from securecase.clock import FixedClock, SystemClock
+    from securecase import clock
 
-    value = os.environ.get("SECURECASE_NOW")
-    if not value:
-        return SystemClock()
-    from datetime import UTC, datetime
-
-    from securecase.errors import UsageError
-
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"SECURECASE_NOW={value!r} is not an ISO 8601 time",
-            hint="for example 2027-02-01T00:00:00Z, or unset it to use the system clock",
-        ) from None
-    return FixedClock(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return clock.clock_from_env(os.environ)
 
 
 def emit_json(data: Any) -> None:

@@ -178,6 +178,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     help="Web page of the cases repo (https://HOST/OWNER/NAME) for links to the case file. "
     "Default: derived from a GitHub --cases-repo URL; none for local paths.",
 )
+@click.option(
+    "--source-root",
+    envvar="GITHUB_WORKSPACE",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="The checkout the scanners ran in: its root is cut from absolute paths, and the "
+    "flagged line of a result without a snippet is read from it. Default $GITHUB_WORKSPACE, "
+    "else the current directory when every file the reports name is under it.",
+)
 def ingest(
     reports: tuple[Path, ...],
     cases_repo: str,
@@ -207,6 +216,7 @@ def ingest(
     github_app_installation_id: int | None,
     github_max_wait: float,
     cases_web_url: str | None,
+    source_root: Path | None,
 ) -> None:
     """Ingest one or more reports into one case, in one commit, and apply the policy.
 
@@ -274,8 +284,11 @@ def ingest(
         policy_file=policy_file,
         mode=Mode(mode) if mode else None,
         push_timeout=push_timeout,
+        source_root=str(source_root) if source_root else None,
+        fallback_root=os.getcwd(),
     )
     result = run_ingest(request, clock=_clock())
+    _warn(result.warnings, actions=context is not None)
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":
@@ -618,6 +631,12 @@ def _run(argv: list[str] | None) -> int:
             )
         return EXIT_INFRA
     return EXIT_PASS
+
+
+# Commands kept in their own modules, registered on the group (they import nothing from here).
+from securecase.cli.sweep import sweep  # noqa: E402
+
+cli.add_command(sweep)
 
 
 def _exit_code(code: object) -> int:

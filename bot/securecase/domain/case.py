@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from enum import StrEnum
 
 from securecase.domain.findings import (
@@ -57,6 +58,15 @@ class ExceptionRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SlaMark:
+    """When a finding's SLA (the policy's ``sla_days`` for its severity) runs out, and whether
+    it has: ``due`` is the last day within the SLA (YYYY-MM-DD)."""
+
+    due: str
+    breached: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Tracked:
     """A finding as the case keeps it: the latest data plus when it was first (and last) seen.
 
@@ -70,6 +80,7 @@ class Tracked:
     resolved: Seen | None = None
     new: bool | None = None
     exception: ExceptionRef | None = None
+    sla: SlaMark | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +145,29 @@ class StaleScan:
     sources: tuple[str, ...]
 
 
+class CloseReason(StrEnum):
+    """Why the sweep closed a case."""
+
+    MERGED = "merged"
+    CLOSED = "closed"
+    BRANCH_DELETED = "branch_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Set when the sweep closed the case: why, and when (the PR's close time, or the sweep's)."""
+
+    reason: CloseReason
+    at: str
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One security case: a repository plus a pull request or branch."""
+    """One security case: a repository plus a pull request or branch.
+
+    ``closed`` is set by the sweep when it closes the case; ``notified`` holds the ids of the
+    sweep events already sent to the configured channels (see ``domain.sweep``).
+    """
 
     subject: Subject
     status: Status
@@ -150,6 +181,8 @@ class Case:
     updated_at: str
     reopened: int = 0
     stale_scans: tuple[StaleScan, ...] = ()
+    closed: Closed | None = None
+    notified: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -201,6 +234,8 @@ class CaseHeader:
     updated_at: str
     reopened: int = 0
     stale_scans: tuple[StaleScan, ...] = ()
+    closed: Closed | None = None
+    notified: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -318,13 +353,21 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     appeared_list: list[str] = []
     returned: set[str] = set()
     current: set[str] = set()
+    former = _former_ids(scan.reports, prior_open, prior_resolved)
     for report in scan.reports:
         report_at = scan.report_time(report)
         for finding in report.findings:
             current.add(finding.id)
             before = prior_open.get(finding.id)
+            old_id = former.get(finding.id)
+            if before is None and old_id in prior_open:
+                current.add(old_id)  # the same finding under its earlier id: not fixed
+                before = prior_open[old_id]
             if before is None:
                 earlier = prior_resolved.get(finding.id)
+                if earlier is None and old_id is not None:
+                    earlier = prior_resolved.get(old_id)
+                    returned.add(old_id)
                 if earlier is not None:
                     returned.add(finding.id)
                     first = earlier.first_seen
@@ -383,6 +426,12 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
     appeared_ids = set(appeared_list)
     appeared = any(t.finding.id in appeared_ids and not t.finding.suppressed for t in findings)
     status, reopened = _next_status(previous, has_active=has_active, appeared=appeared)
+    closed = previous.closed if previous else None
+    if previous is not None and previous.closed is not None:
+        # The sweep closed it (its PR was closed or its branch deleted); a new scan means the PR
+        # was reopened or the branch pushed again: the case is live again.
+        status = Status.NEW if has_active else Status.RESOLVED
+        reopened, closed = previous.reopened + 1, None
     case = Case(
         subject=_merged_subject(previous, scan.subject),
         status=status,
@@ -396,6 +445,8 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         stale_scans=previous.stale_scans if previous else (),
         created_at=previous.created_at if previous else scan.received_at,
         updated_at=scan.received_at,
+        closed=closed,
+        notified=previous.notified if previous else (),
     )
     incomplete = tuple(sorted(r.source for r in scan.reports if r.incomplete))
     return MergeResult(
@@ -405,6 +456,28 @@ def merge(previous: Case | None, scan: Scan, gate: GateRecord) -> MergeResult:
         stale=False,
         incomplete=incomplete,
     )
+
+
+def _former_ids(
+    reports: Iterable[Report],
+    prior_open: Mapping[str, Tracked],
+    prior_resolved: Mapping[str, Tracked],
+) -> dict[str, str]:
+    """Finding id → the id an earlier identity scheme gave it, for findings the case knows
+    only by that earlier id; each earlier id goes to one finding (the first by id), and
+    never when it is also the id of a finding in this scan."""
+    current = {f.id for r in reports for f in r.findings}
+    mapped: dict[str, str] = {}
+    claimed: set[str] = set()
+    for report in reports:
+        for new_id, old_id in sorted(report.former_ids):
+            if new_id in prior_open or new_id in prior_resolved or old_id in current:
+                continue
+            if old_id in claimed or (old_id not in prior_open and old_id not in prior_resolved):
+                continue
+            claimed.add(old_id)
+            mapped[new_id] = old_id
+    return mapped
 
 
 def mark_findings(
@@ -423,10 +496,44 @@ def mark_findings(
         unchanged = t.new is is_new and t.exception == exception
         findings.append(t if unchanged else replace(t, new=is_new, exception=exception))
     resolved = tuple(
-        t if t.new is None and t.exception is None else replace(t, new=None, exception=None)
+        t
+        if t.new is None and t.exception is None and t.sla is None
+        else replace(t, new=None, exception=None, sla=None)
         for t in case.resolved
     )
     return replace(case, findings=tuple(findings), resolved=resolved)
+
+
+def mark_sla(
+    case: Case,
+    sla_days: Mapping[Severity, int],
+    *,
+    today: date,
+    known_since: Mapping[str, str] | None = None,
+) -> Case:
+    """Record on each open finding when its SLA runs out and whether it has, as of ``today``.
+
+    A finding's clock starts at its ``first_seen`` day, or at the day it was first seen on the
+    target branch (``known_since``: finding id -> time) when that is earlier, as the policy's
+    ``sla_breached`` condition counts it. Breached means ``today`` is past the due day.
+    Findings of a severity without ``sla_days`` (and suppressed ones) carry no mark.
+    """
+    known = known_since or {}
+    findings = []
+    for t in case.findings:
+        limit = sla_days.get(t.finding.severity)
+        mark = None
+        if limit is not None and not t.finding.suppressed:
+            since = min(t.first_seen.at, known.get(t.finding.id, t.first_seen.at))
+            try:
+                start = date.fromisoformat(since[:10])
+            except ValueError:
+                start = None
+            if start is not None:
+                due = start + timedelta(days=limit)
+                mark = SlaMark(due.isoformat(), today > due)
+        findings.append(t if t.sla == mark else replace(t, sla=mark))
+    return replace(case, findings=tuple(findings))
 
 
 def record_stale(previous: Case, scan: Scan) -> Case:

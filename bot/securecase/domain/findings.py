@@ -155,6 +155,11 @@ class Report:
     #: Why the scanner says this scan did not complete (empty when it did). An incomplete
     #: report adds what it found but resolves nothing: its silence proves no fix.
     incomplete: tuple[str, ...] = ()
+    #: Harmless off-spec fields the parser dropped, one line per kind of problem.
+    warnings: tuple[str, ...] = ()
+    #: (finding id, the id an earlier identity scheme gave the same finding), where they
+    #: differ: a case written before the scheme changed is mapped over on its next scan.
+    former_ids: tuple[tuple[str, str], ...] = ()
 
 
 def fingerprint(source: str, *identity: str) -> str:

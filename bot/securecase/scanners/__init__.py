@@ -59,22 +59,42 @@ _SHOWN_KEYS = 8
 
 
 def parse(
-    path: str | Path, *, fmt: ReportFormat | None = None, source: str | None = None
+    path: str | Path,
+    *,
+    fmt: ReportFormat | None = None,
+    source: str | None = None,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> Report:
     """Read and parse one report file; ``fmt`` None detects the format from the content.
 
     ``source`` names the report's slot in the case (default derived from the report, e.g.
-    ``trivy-image``). Raises :class:`~securecase.errors.ReportError` for any input problem and
+    ``trivy-image``). ``source_root`` and ``fallback_root`` locate the scanned checkout for
+    SARIF logs (see :func:`securecase.scanners.sarif.parse_document`). Raises
+    :class:`~securecase.errors.ReportError` for any input problem and
     :class:`~securecase.errors.UsageError` for an invalid source name.
     """
     origin = str(path)
     if source is not None:
         check_source_name(source, origin)
-    return parse_bytes(read_report_bytes(path), origin=origin, fmt=fmt, source=source)
+    return parse_bytes(
+        read_report_bytes(path),
+        origin=origin,
+        fmt=fmt,
+        source=source,
+        source_root=source_root,
+        fallback_root=fallback_root,
+    )
 
 
 def parse_bytes(
-    data: bytes, *, origin: str, fmt: ReportFormat | None = None, source: str | None = None
+    data: bytes,
+    *,
+    origin: str,
+    fmt: ReportFormat | None = None,
+    source: str | None = None,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> Report:
     """Parse a report already in memory; ``origin`` (usually the path) starts every message."""
     if source is not None:
@@ -98,6 +118,12 @@ def parse_bytes(
     document = decode_json(data, origin)
     if chosen is None:
         chosen = detect(document, origin=origin)
+    if chosen is ReportFormat.SARIF and (source_root or fallback_root):
+        from securecase.scanners import sarif
+
+        return sarif.parse_document(
+            origin, data, document, source, source_root=source_root, fallback_root=fallback_root
+        )
     return PARSERS[chosen](origin, data, document, source)
 
 
@@ -135,6 +161,13 @@ def detect(document: object, *, origin: str = "report") -> ReportFormat:
     if trivy.looks_like_trivy(document):
         trivy.check_document(document, origin)  # schema version, cluster reports
         return ReportFormat.TRIVY
+    sarif_producer = shapes.sarif_capable_json(document)
+    if sarif_producer is not None:
+        tool, command = sarif_producer
+        raise ReportError(
+            f"{origin}: this is {tool}'s JSON output, which securecase does not read",
+            hint=f"run it with SARIF output ({command}) and ingest that",
+        )
     if isinstance(document, dict):
         if "ClusterName" in document:
             trivy.check_document(document, origin)  # raises the cluster-report error
@@ -156,8 +189,6 @@ def _other_format(document: dict[str, Any]) -> str | None:
         return "a CycloneDX SBOM"
     if "spdxVersion" in document:
         return "an SPDX SBOM"
-    if "matches" in document and "descriptor" in document:
-        return "a Grype JSON report (grype -o sarif writes SARIF, which securecase reads)"
     if "vulnerabilities" in document and "scan" in document:
         return "a GitLab security report"
     if "vulnerabilities" in document and "packageManager" in document:

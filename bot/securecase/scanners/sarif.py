@@ -9,10 +9,9 @@ region's snippet (or the message) and an occurrence number, never the bare line 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +22,6 @@ from securecase.domain.findings import (
     Report,
     ReportFormat,
     Severity,
-    fingerprint,
 )
 from securecase.errors import ReportError
 from securecase.scanners import sarif_fields as fields
@@ -38,12 +36,29 @@ from securecase.scanners.jsonload import (
     type_name,
 )
 from securecase.scanners.sarif_fields import Where
+from securecase.scanners.sarif_identity import (
+    Candidate,
+    Dropped,
+    SourceRoot,
+    first_line,
+    identified,
+    identity_prints,
+    legacy_identity,
+    with_path,
+)
 from securecase.scanners.sarif_mask import mask_invocations, masked_copy
 from securecase.scanners.sarif_run import WEB_SCHEMES, Run, tool_slug
 from securecase.scanners.urls import without_query_values
 
 SUPPORTED_VERSION = "2.1.0"
 REPORT_HINT = "regenerate the log with the scanner's SARIF 2.1.0 output; it was not ingested"
+#: For a SARIF log whose content breaks the format where it decides: regenerating as SARIF
+#: would not help, the scanner (or what edited the log) has to.
+INVALID_HINT = (
+    "the log is SARIF, but these fields would change a finding's identity, severity or place; "
+    "fix or update what wrote it (harmless off-spec fields are only warned about); "
+    "it was not ingested"
+)
 
 _LEVELS: Mapping[str, Severity] = {
     "error": Severity.HIGH,
@@ -97,14 +112,10 @@ def check_document(document: object, origin: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- one result
 
-#: One result's normalized fields before its identity is final:
-#: (base identity, order key, finding without id)
-_Candidate = tuple[tuple[str, ...], tuple[Any, ...], Finding]
-
 
 def _result(
-    run: Run, result: object, where: Where, source: str, problems: Problems
-) -> tuple[_Candidate | None, bool]:
+    run: Run, result: object, where: Where, source: str, problems: Problems, dropped: Dropped
+) -> tuple[Candidate | None, bool]:
     """One result as a candidate finding (None when it is not a problem or is invalid), and
     whether its text must be masked in the stored copy."""
     if not isinstance(result, dict):
@@ -126,10 +137,11 @@ def _result(
     message = fields.message_text(result, rule, where, problems)
     level = fields.level(result, rule, kind_word, where, problems)
     suppressed = fields.suppressed(result, where, problems)
-    location_obj, path, start, end, snippet = _location(run, result, where, problems)
-    prints = fields.fingerprints(result, where, problems)
+    place = _location(run, result, where, problems, dropped)
+    prints = fields.fingerprints(result, where, problems, dropped)
     if len(problems.items) != before:
         return None, kind is Kind.SECRET
+    path = place.path
     url = None
     if path is not None and urlsplit(path).scheme in WEB_SCHEMES:
         # a DAST result at a tested URL: its query values may be tokens and vary per scan
@@ -150,20 +162,7 @@ def _result(
         kind = Kind.CODE
     title = meta.title(rule, message, rule_id, secret=kind is Kind.SECRET)
     tool = run.tool.lower()
-    if package is not None:
-        identity: tuple[str, ...] = ("vuln", tool, rule_id, package.name)
-        order: tuple[Any, ...] = ()
-    else:
-        place = path or url or ""
-        if prints:
-            identity = ("fp", tool, rule_id, place, *prints)
-        else:
-            anchor = snippet if snippet is not None else message
-            digest = hashlib.sha256(" ".join(anchor.split()).encode("utf-8", "replace"))
-            identity = ("loc", tool, rule_id, place, digest.hexdigest())
-        # Equal identities at different places are told apart by their order in the file,
-        # which a line shift above them does not change; the same place twice is one finding.
-        order = (start or 0, end or start or 0)
+    start, end = place.start, place.end
     finding = Finding(
         id="",
         source=source,
@@ -173,44 +172,94 @@ def _result(
         title=title,
         package=package,
         location=Location(path=path, start_line=start, end_line=end, url=url)
-        if location_obj
+        if place.located
         else None,
         cvss=score,
         suppressed=suppressed,
         confidence=meta.confidence(rule_props, result_props),
         cwe=cwe,
     )
-    return (identity, order, finding), kind is Kind.SECRET
+    spot = path or url or ""
+    candidate = Candidate(
+        finding=finding,
+        tool=tool,
+        rule_id=rule_id,
+        place=spot,
+        prints=identity_prints(prints),
+        logical=place.logical,
+        line_text=first_line(place.snippet),
+        message=message,
+        line=start or 0,
+        end_line=end or start or 0,
+        column=place.column or 0,
+        legacy=legacy_identity(tool, rule_id, spot, prints, place.snippet, message),
+        located=package is None,
+        package_identity=("vuln", tool, rule_id, package.name) if package is not None else None,
+    )
+    return candidate, kind is Kind.SECRET
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """What a result's first location says."""
+
+    located: bool = False
+    path: str | None = None
+    start: int | None = None
+    end: int | None = None
+    column: int | None = None
+    snippet: str | None = None
+    logical: str | None = None
 
 
 def _location(
-    run: Run, result: dict[str, Any], where: Where, problems: Problems
-) -> tuple[bool, str | None, int | None, int | None, str | None]:
-    """(has a physical location, path, start line, end line, region snippet text)."""
+    run: Run, result: dict[str, Any], where: Where, problems: Problems, dropped: Dropped
+) -> _Place:
+    """The result's first location: path, lines, start column, snippet, logical name."""
     locations = fields.array(result, "locations", where, problems)
     if not locations:
-        return False, None, None, None, None
+        return _Place()
     first = locations[0]
     l_where: Where = (*where, "locations", 0)
     if not isinstance(first, dict):
         problems.add(l_where, f"expected an object, got {type_name(first)}")
-        return False, None, None, None, None
+        return _Place()
+    logical = _logical_name(first)
     physical = fields.obj(first, "physicalLocation", l_where, problems)
     if physical is None:
-        return False, None, None, None, None
+        return _Place(logical=logical)
     p_where: Where = (*l_where, "physicalLocation")
     path = run.path(physical, p_where, problems)
     region = fields.obj(physical, "region", p_where, problems)
-    start = end = None
+    start = end = column = None
     snippet = None
     if region is not None:
         r_where: Where = (*p_where, "region")
-        start = fields.line(region, "startLine", r_where, problems)
-        end = fields.line(region, "endLine", r_where, problems)
+        start = fields.region_line(region, "startLine", r_where, problems, dropped)
+        end = fields.region_line(region, "endLine", r_where, problems, dropped)
+        if start is None:
+            end = None  # an end without its start places nothing
+        raw_column = region.get("startColumn")
+        column = raw_column if type(raw_column) is int and raw_column > 0 else None
         snippet_obj = fields.obj(region, "snippet", r_where, problems)
         if snippet_obj is not None:
             snippet = fields.string(snippet_obj, "text", (*r_where, "snippet"), problems)
-    return path is not None or start is not None, path, start, end, snippet
+    located = path is not None or start is not None
+    return _Place(located, path, start, end, column, snippet, logical)
+
+
+def _logical_name(location: dict[str, Any]) -> str | None:
+    """The first logical location's fully qualified name, else its name (a function, a
+    class, a cloud resource such as ``aws_s3_bucket.data``)."""
+    logical = location.get("logicalLocations")
+    first = logical[0] if isinstance(logical, list) and logical else None
+    if not isinstance(first, dict):
+        return None
+    for key in ("fullyQualifiedName", "name"):
+        value = first.get(key)
+        if isinstance(value, str) and 0 < len(value) <= fields.FIELD_LIMIT:
+            return value
+    return None
 
 
 def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
@@ -226,10 +275,24 @@ def _rule_named_in(message: str, run: Run, *, secret: bool) -> str | None:
 # --------------------------------------------------------------------------- the parser
 
 
-def parse_document(origin: str, data: bytes, document: object, source: str | None = None) -> Report:
-    """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from."""
+def parse_document(
+    origin: str,
+    data: bytes,
+    document: object,
+    source: str | None = None,
+    *,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
+) -> Report:
+    """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from.
+
+    ``source_root`` is the scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``):
+    its root is cut from absolute paths and, for results without a snippet, the flagged line
+    is read from it. ``fallback_root`` (the current directory) serves the same way only when
+    every file the log names exists under it."""
     doc = check_document(document, origin)
     problems = Problems()
+    dropped = Dropped()
     runs: list[Run] = []
     for index, run in enumerate(doc["runs"]):
         if not isinstance(run, dict):
@@ -237,13 +300,13 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
             continue
         runs.append(Run(run, index, problems))
     if problems.items:
-        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
     tools = list(dict.fromkeys(r.tool for r in runs))
     default = "-".join(tool_slug(t) for t in tools)[:63].strip("-._") or "sarif"
     source = check_source_name(source or default, origin)
 
-    candidates: dict[tuple[str, ...], list[tuple[tuple[Any, ...], Finding]]] = {}
+    candidates: list[Candidate] = []
     masked: set[tuple[int, int]] = set()
     for run in runs:
         run_doc = doc["runs"][run.index]
@@ -257,16 +320,17 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
             continue
         for r_index, result in enumerate(results):
             where: Where = ("runs", run.index, "results", r_index)
-            candidate, secret = _result(run, result, where, source, problems)
+            candidate, secret = _result(run, result, where, source, problems, dropped)
             if secret:
                 masked.add((run.index, r_index))
             if candidate is not None:
-                identity, order, finding = candidate
-                candidates.setdefault(identity, []).append((order, finding))
+                candidates.append(candidate)
     if problems.items:
-        raise problems_error(origin, "invalid SARIF log", problems.items, hint=REPORT_HINT)
+        raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
-    findings = _identified(source, candidates)
+    root, outside = _repo_relative(candidates, source_root, fallback_root)
+    findings, former_ids = identified(source, candidates, root)
+    warnings = dropped.warnings(origin) + _outside_warning(origin, outside)
     build_secrets = mask_invocations(doc)
     first = runs[0] if runs else None
     run_docs = doc["runs"]
@@ -283,6 +347,46 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
         raw=_masked_raw(origin, data, doc, masked) if masked or build_secrets else data,
         raw_suffix=".sarif",
         path=origin,
+        warnings=warnings,
+        former_ids=former_ids,
+    )
+
+
+def _repo_relative(
+    candidates: list[Candidate], source_root: str | None, fallback_root: str | None
+) -> tuple[SourceRoot | None, list[str]]:
+    """Make every candidate's path repo-relative (in place); the root to read flagged lines
+    from, if any, and the absolute paths left outside the checkout."""
+    root = SourceRoot(source_root, fallback_root)
+    outside: list[str] = []
+    for candidate in candidates:
+        location = candidate.finding.location
+        if location is None or location.path is None:
+            continue
+        relative = root.relative(location.path)
+        if relative is None:
+            outside.append(location.path)
+            continue
+        if relative != location.path:
+            candidate.place = relative
+            candidate.finding = with_path(candidate.finding, relative or None)
+    unread = {
+        c.place for c in candidates if c.located and c.line_text is None and c.place and c.line
+    }
+    return (root if root.usable_for(p for p in unread if not p.startswith("/")) else None), outside
+
+
+def _outside_warning(origin: str, outside: list[str]) -> tuple[str, ...]:
+    """One warning for absolute paths outside the checkout: kept as they are, so the same
+    code scanned from another directory will not match them."""
+    if not outside:
+        return ()
+    distinct = sorted(set(outside))
+    more = f" (and {len(distinct) - 1} more)" if len(distinct) > 1 else ""
+    return (
+        f"{origin}: {distinct[0]}{more}: absolute path outside the checkout root, kept "
+        "absolute; give --source-root (the checkout the scanner ran in) to make it "
+        "repo-relative",
     )
 
 
@@ -300,51 +404,6 @@ def _masked_raw(
             + (f" at {where}" if where else ""),
             hint=REPORT_HINT,
         ) from None
-
-
-def _identified(
-    source: str, candidates: Mapping[tuple[str, ...], list[tuple[tuple[Any, ...], Finding]]]
-) -> tuple[Finding, ...]:
-    """Final findings: equal identities without an order key are one finding (the worst);
-    with one (located results), each place in line order is its own finding, the first
-    keeping the bare identity."""
-    findings: list[Finding] = []
-    for identity, group in candidates.items():
-        if not group[0][0]:
-            best = min(group, key=lambda g: _preference(g[1]))[1]
-            findings.append(_with_id(best, fingerprint_of(source, identity)))
-            continue
-        places: dict[tuple[Any, ...], Finding] = {}
-        for order, finding in group:
-            held = places.get(order)
-            if held is None or _preference(finding) < _preference(held):
-                places[order] = finding
-        for occurrence, order in enumerate(sorted(places)):
-            parts = identity if occurrence == 0 else (*identity, str(occurrence))
-            findings.append(_with_id(places[order], fingerprint_of(source, parts)))
-    findings.sort(key=lambda f: (-f.severity.rank, f.id))
-    return tuple(findings)
-
-
-def fingerprint_of(source: str, identity: tuple[str, ...]) -> str:
-    """The finding id for an identity (see :func:`securecase.domain.findings.fingerprint`)."""
-    return fingerprint(source, *identity)
-
-
-def _preference(finding: Finding) -> tuple[Any, ...]:
-    location = finding.location or Location()
-    return (
-        -finding.severity.rank,
-        finding.suppressed,
-        location.path or "",
-        location.start_line or 0,
-        location.end_line or 0,
-        finding.title,
-    )
-
-
-def _with_id(finding: Finding, finding_id: str) -> Finding:
-    return replace(finding, id=finding_id)
 
 
 def _tool_version(runs: list[Any]) -> str | None:

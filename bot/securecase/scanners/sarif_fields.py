@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from securecase.scanners.jsonload import Problems, array_member, short_repr, type_name
+from securecase.scanners.jsonload import (
+    Problems,
+    array_member,
+    json_path,
+    short_repr,
+    type_name,
+)
+from securecase.scanners.sarif_identity import Dropped
 
 #: Titles are cut to this many characters (the last one an ellipsis).
 TITLE_LIMIT = 500
@@ -150,19 +157,46 @@ def suppressed(result: Mapping[str, Any], where: Where, problems: Problems) -> b
 PLACEHOLDER_FINGERPRINTS = frozenset({"requires login"})
 
 
-def fingerprints(result: Mapping[str, Any], where: Where, problems: Problems) -> tuple[str, ...]:
-    """``name=value`` for every (partial) fingerprint, sorted; empty when there are none
-    (placeholders such as Semgrep's ``requires login`` do not count)."""
+def fingerprints(
+    result: Mapping[str, Any], where: Where, problems: Problems, dropped: Dropped
+) -> tuple[str, ...]:
+    """``table:name=value`` for every (partial) fingerprint, sorted; empty when there are none
+    (placeholders such as Semgrep's ``requires login`` do not count).
+
+    A value that is not a string (some tools write objects), or too long, identifies nothing
+    reliably: it is dropped with a warning, and the result is identified without it."""
     found: list[str] = []
     for key in ("fingerprints", "partialFingerprints"):
-        table = obj(result, key, where, problems)
-        for name, value in (table or {}).items():
-            if type(value) is not str or len(value) > FIELD_LIMIT:
-                problems.add((*where, key, name), f"expected a string, got {short_repr(value)}")
+        table = result.get(key)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            dropped.add(json_path(*where, key), f"expected an object, got {type_name(table)}")
+            continue
+        for name, value in table.items():
+            if type(value) is not str:
+                dropped.add(
+                    json_path(*where, key, name), f"expected a string, got {type_name(value)}"
+                )
+                continue
+            if len(value) > FIELD_LIMIT:
+                dropped.add(json_path(*where, key, name), f"longer than the {FIELD_LIMIT} allowed")
                 continue
             if value.strip().lower() not in PLACEHOLDER_FINGERPRINTS:
                 found.append(f"{key}:{name}={value}")
     return tuple(sorted(found))
+
+
+def region_line(
+    record: Mapping[str, Any], key: str, where: Where, problems: Problems, dropped: Dropped
+) -> int | None:
+    """A 1-based line number (None when absent). ``0`` (bandit 1.7 writes it for a finding
+    it cannot place) says nothing: dropped with a warning; any other non-line is a problem."""
+    value = record.get(key)
+    if type(value) is int and value == 0:
+        dropped.add(json_path(*where, key), "line 0 is not a line (SARIF lines start at 1)")
+        return None
+    return line(record, key, where, problems)
 
 
 def clip(value: str | None, limit: int) -> str | None:

@@ -32,7 +32,7 @@ def masked_copy(doc: dict[str, Any], results: Set[tuple[int, int]]) -> bytes:
         run = runs[run_index]
         for artifact in run.get("artifacts") or ():
             if isinstance(artifact, dict) and "contents" in artifact:
-                artifact["contents"] = MASK
+                artifact["contents"] = _all_text_masked(artifact["contents"])
     for run_index, result_index in results:
         records = runs[run_index]["results"]
         records[result_index] = _masked(records[result_index])
@@ -44,10 +44,12 @@ def masked_copy(doc: dict[str, Any], results: Set[tuple[int, int]]) -> bytes:
 
 
 def _masked(value: Any) -> Any:
+    """``value`` with its text masked and its shape kept: objects stay objects and arrays
+    arrays, so the stored copy is still a valid SARIF log."""
     if isinstance(value, dict):
         return {
-            key: MASK
-            if key in _MASKED_KEYS and item is not None
+            key: _all_text_masked(item)
+            if key in _MASKED_KEYS
             else item
             if key in _KEPT_KEYS and isinstance(item, str)
             else _masked(item)
@@ -58,6 +60,26 @@ def _masked(value: Any) -> Any:
     if isinstance(value, str):  # any other text may quote the secret
         return value if len(value) <= 200 and " " not in value else MASK
     return value
+
+
+def _all_text_masked(value: Any) -> Any:
+    """Every string inside ``value`` replaced by :data:`MASK` (keys, numbers and the nesting
+    kept)."""
+    if isinstance(value, str):
+        return value if _is_number(value) else MASK  # scores such as security-severity stay
+    if isinstance(value, dict):
+        return {key: _all_text_masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_all_text_masked(item) for item in value]
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return len(text) <= 16
 
 
 #: A command-line option whose value is a credential: ``--token=X``, ``--password X``.

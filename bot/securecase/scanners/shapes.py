@@ -28,3 +28,27 @@ def looks_like_zap_json(document: object) -> bool:
             isinstance(site, list) and any(isinstance(s, dict) and "alerts" in s for s in site[:20])
         )
     )
+
+
+def sarif_capable_json(document: object) -> tuple[str, str] | None:
+    """(tool, the command that writes SARIF instead) for the JSON of a scanner that can write
+    SARIF: checkov (one framework: an object; several: a list of them), Grype, OSV-Scanner."""
+    if isinstance(document, list):
+        first = document[0] if document else None
+        return _checkov(first) if isinstance(first, dict) else None
+    if not isinstance(document, dict):
+        return None
+    if "matches" in document and "descriptor" in document:
+        return "Grype", "grype -o sarif"
+    results = document.get("results")
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        if "packages" in results[0] and "source" in results[0]:
+            return "OSV-Scanner", "osv-scanner --format sarif"
+    return _checkov(document)
+
+
+def _checkov(document: dict[str, object]) -> tuple[str, str] | None:
+    results = document.get("results")
+    if "check_type" in document and (isinstance(results, dict) or "summary" in document):
+        return "checkov", "checkov -o sarif"
+    return None

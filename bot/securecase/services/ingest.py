@@ -24,6 +24,7 @@ from securecase.domain.case import (
     Scan,
     is_stale,
     mark_findings,
+    mark_sla,
     merge,
     record_stale,
 )
@@ -65,6 +66,10 @@ class IngestRequest:
     policy_file: Path | None = None
     mode: Mode | None = None
     push_timeout: float = 120.0
+    #: The scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``); ``fallback_root``
+    #: (the current directory) serves only when the reports' files are all under it.
+    source_root: str | None = None
+    fallback_root: str | None = None
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -75,7 +80,12 @@ def baseline_subject(subject: Subject) -> Subject | None:
 
 
 def read_reports(
-    paths: Sequence[Path], fmt: ReportFormat | None, sources: Sequence[str]
+    paths: Sequence[Path],
+    fmt: ReportFormat | None,
+    sources: Sequence[str],
+    *,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
 ) -> list[Report]:
     """Parse every report up front; two reports may not fill the same source slot."""
     if sources and len(sources) != len(paths):
@@ -86,7 +96,13 @@ def read_reports(
     if not paths:
         raise UsageError("no report given", hint="securecase ingest REPORT... (see --help)")
     parsed = [
-        report_registry.parse(path, fmt=fmt, source=sources[i] if sources else None)
+        report_registry.parse(
+            path,
+            fmt=fmt,
+            source=sources[i] if sources else None,
+            source_root=source_root,
+            fallback_root=fallback_root,
+        )
         for i, path in enumerate(paths)
     ]
     seen: dict[str, str] = {}
@@ -98,6 +114,11 @@ def read_reports(
             )
         seen[report.source] = report.path
     return parsed
+
+
+def first_seen_in(baseline: Case | None) -> dict[str, str]:
+    """When each open finding of the target branch's case was first seen there (SLA clocks)."""
+    return {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline else {}
 
 
 def split_image(image: str | None) -> tuple[str | None, str | None]:
@@ -112,7 +133,13 @@ def split_image(image: str | None) -> tuple[str | None, str | None]:
 
 def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     """Record the reports in the subject's case, evaluate the policy, commit once."""
-    parsed = read_reports(request.reports, request.fmt, request.sources)
+    parsed = read_reports(
+        request.reports,
+        request.fmt,
+        request.sources,
+        source_root=request.source_root,
+        fallback_root=request.fallback_root,
+    )
     explicit_policy = None
     if request.policy_file is not None:
         explicit_policy = load_policy(
@@ -150,6 +177,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
+        warnings=tuple(w for report in parsed for w in report.warnings),
     )
 
 
@@ -246,6 +274,7 @@ def _plan(
             for fid, exc in decision.excepted.items()
         },
     )
+    case = mark_sla(case, policy.sla_days, today=today, known_since=first_seen_in(baseline))
     stale = previous is not None and is_stale(previous, scan)
     files = {}
     if stale and previous is not None:

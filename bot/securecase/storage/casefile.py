@@ -21,10 +21,13 @@ from securecase.domain.case import (
     SCHEMA_ID,
     Case,
     CaseHeader,
+    Closed,
+    CloseReason,
     ExceptionRef,
     GateRecord,
     Latest,
     Seen,
+    SlaMark,
     SourceRecord,
     StaleScan,
     Status,
@@ -83,6 +86,10 @@ def case_document(case: Case) -> dict[str, Any]:
         "key": case.key,
         "subject": subject_doc,
         "status": case.status.value,
+    }
+    if case.closed is not None:
+        doc["closed"] = {"reason": case.closed.reason.value, "at": case.closed.at}
+    doc |= {
         "reopened": case.reopened,
         "triage": {
             "assignee": case.triage.assignee,
@@ -97,6 +104,8 @@ def case_document(case: Case) -> dict[str, Any]:
     }
     if case.stale_scans:
         doc["stale_scans"] = [_stale_doc(s) for s in case.stale_scans]
+    if case.notified:
+        doc["notified"] = list(case.notified)
     doc["created_at"] = case.created_at
     doc["updated_at"] = case.updated_at
     return doc
@@ -207,6 +216,8 @@ def load_case(
         updated_at=header.updated_at,
         reopened=header.reopened,
         stale_scans=header.stale_scans,
+        closed=header.closed,
+        notified=header.notified,
     )
 
 
@@ -280,6 +291,7 @@ def _header_from(doc: dict[str, Any]) -> CaseHeader:
     policy = gate.get("policy") or {}
     triage = doc["triage"]
     worst = doc["max_severity"]
+    closed = doc.get("closed")
     return CaseHeader(
         subject=subject,
         status=Status(doc["status"]),
@@ -321,6 +333,8 @@ def _header_from(doc: dict[str, Any]) -> CaseHeader:
         ),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
+        closed=Closed(CloseReason(closed["reason"]), closed["at"]) if closed else None,
+        notified=tuple(doc.get("notified", ())),
     )
 
 
@@ -409,6 +423,8 @@ def _tracked_doc(tracked: Tracked) -> dict[str, Any]:
     _put(doc, "new", tracked.new)
     if tracked.exception is not None:
         doc["exception"] = {"id": tracked.exception.id, "expires": tracked.exception.expires}
+    if tracked.sla is not None:
+        doc["sla"] = {"due": tracked.sla.due, "breached": tracked.sla.breached}
     if tracked.resolved is not None:
         doc["resolved"] = _seen_doc(tracked.resolved)
     return doc
@@ -454,12 +470,14 @@ def _tracked_from(doc: dict[str, Any]) -> Tracked:
     first = doc["first_seen"]
     resolved = doc.get("resolved")
     exception = doc.get("exception")
+    sla = doc.get("sla")
     return Tracked(
         finding=finding,
         first_seen=Seen(first.get("commit"), first["at"]),
         resolved=Seen(resolved.get("commit"), resolved["at"]) if resolved else None,
         new=doc.get("new"),
         exception=ExceptionRef(exception["id"], exception["expires"]) if exception else None,
+        sla=SlaMark(sla["due"], sla["breached"]) if sla else None,
     )
 
 

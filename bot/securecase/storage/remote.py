@@ -52,6 +52,7 @@ class RemoteBackend:
             repo, identity=identity, secrets=credentials.secrets, env_config=credentials.config
         )
         self.catfile = _CatFile(self.git)
+        self.private_dir: str | None = None  # the clone is gone after this run
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)

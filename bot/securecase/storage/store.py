@@ -28,6 +28,8 @@ from securecase.storage.secrets import masked_file, masked_text
 __all__ = [
     "DEFAULT_IDENTITY",
     "CasesStore",
+    "ChainCommitted",
+    "ChainPlan",
     "Change",
     "Committed",
     "GitIdentity",
@@ -323,6 +325,7 @@ class Backend(Protocol):
 
     git: Git
     catfile: _CatFile
+    private_dir: str | None  # inside the git dir, outlives the run (None: a temporary clone)
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -361,6 +364,12 @@ class CasesStore:
     def workdir(self) -> str:
         """Directory git runs in (the work tree, or the temporary clone for a remote)."""
         return self._backend.git.cwd
+
+    @property
+    def private_dir(self) -> str | None:
+        """A folder of securecase's inside the repository's git dir (never committed, kept
+        between runs) for data derived from committed blobs; None for a temporary clone."""
+        return self._backend.private_dir
 
     def __enter__(self) -> CasesStore:
         return self
@@ -450,6 +459,15 @@ class CasesStore:
             found[oid] = got[1]
         return found
 
+    def update_chain(self, compute: Callable[[Snapshot], ChainPlan[T]]) -> ChainCommitted[T]:
+        """Commit each change ``compute`` plans as its own commit, in order, published at once.
+
+        The same retry as :meth:`update`: when the head moved (a push was rejected), ``compute``
+        runs again on the new head and the whole chain is rebuilt. Each change must touch paths
+        no other change of the chain touches (one case folder per commit).
+        """
+        return _update_chain(self, compute)
+
     def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
         """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.
 
@@ -495,3 +513,95 @@ class CasesStore:
                 backend.refresh()
         finally:
             backend.end()
+
+
+# -- several commits, one publish (the sweep) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainPlan(Generic[T]):
+    """What a chain ``compute`` decided: one change per commit (none: nothing to commit)."""
+
+    changes: tuple[Change, ...]
+    result: T
+
+
+@dataclass(frozen=True)
+class ChainCommitted(Generic[T]):
+    """Outcome of :meth:`CasesStore.update_chain`: the commits made, oldest first."""
+
+    commits: tuple[str, ...]
+    head: str | None
+    attempts: int
+    result: T
+
+
+def _update_chain(
+    store: CasesStore, compute: Callable[[Snapshot], ChainPlan[T]]
+) -> ChainCommitted[T]:
+    """See :meth:`CasesStore.update_chain`."""
+    store._check_open()
+    start = store._monotonic()
+    backend = store._backend
+    backend.begin(store._timeout)
+    try:
+        attempt = 0
+        while True:
+            attempt += 1
+            snap = store.snapshot()
+            plan = compute(snap)
+            chain: list[Built] = []
+            tip = snap
+            if plan.changes:
+                # Each change touches its own paths: one check of them all against the head read.
+                backend.prepare(snap, _union(plan.changes))
+            for change in plan.changes:
+                built = build_commit(backend.git, backend.build_dir(), tip, change)
+                if built is not None:
+                    chain.append(built)
+                    tip = GitSnapshot(backend.git, backend.catfile, built.commit)
+            if not chain:
+                return ChainCommitted((), snap.head, attempt, plan.result)
+            if backend.publish(snap.head, chain[-1]):
+                backend.after_publish(snap.head, _squashed(chain))
+                commits = tuple(b.commit for b in chain)
+                return ChainCommitted(commits, chain[-1].commit, attempt, plan.result)
+            elapsed = store._monotonic() - start
+            if elapsed >= store._timeout:
+                raise StoreError(
+                    f"gave up recording {len(chain)} commit(s) after {attempt} attempts in "
+                    f"{elapsed:.1f}s: the cases repo kept moving (or stayed locked)",
+                    hint="retry later, or raise the store timeout",
+                )
+            ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** (attempt - 1))
+            store._sleep(min(store._rng.uniform(0, ceiling), store._timeout - elapsed))
+            backend.refresh()
+    finally:
+        backend.end()
+
+
+def _union(changes: Sequence[Change]) -> Change:
+    """The files all ``changes`` write and delete, as one change (for checking them once)."""
+    files: dict[str, bytes] = {}
+    delete: list[str] = []
+    for change in changes:
+        files.update(change.files)
+        delete.extend(change.delete)
+    return Change(files=files, delete=tuple(delete))
+
+
+def _squashed(chain: Sequence[Built]) -> Built:
+    """The chain's effect as one :class:`Built` at its last commit (for syncing a work tree)."""
+    files: dict[str, bytes] = {}
+    blobs: dict[str, str] = {}
+    removed: set[str] = set()
+    for built in chain:
+        files.update(built.files)
+        blobs.update(built.blobs)
+        removed.difference_update(built.files)
+        removed.update(built.removed)
+        for path in built.removed:
+            files.pop(path, None)
+            blobs.pop(path, None)
+    last = chain[-1]
+    return Built(last.commit, files, blobs, tuple(sorted(removed)), last.message)

@@ -1,0 +1,228 @@
+"""``securecase sweep``: the scheduled upkeep of the cases repo (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from securecase.services.sweep import SweepResult
+
+
+@click.command("sweep")
+@click.option(
+    "--cases-repo",
+    envvar="SECURECASE_CASES_REPO",
+    default="./security-cases",
+    show_default="$SECURECASE_CASES_REPO, else ./security-cases",
+    metavar="PATH|URL",
+    help="The security-cases git repository: a local path or a git URL.",
+)
+@click.option("--repo", "repo_glob", metavar="GLOB", help="Only cases of these repositories.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write and send nothing.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--notify",
+    "notify_urls",
+    multiple=True,
+    metavar="URL",
+    help="Webhook to send new events to (repeatable). A secret: never printed.",
+)
+@click.option(
+    "--notify-format",
+    type=click.Choice(["slack", "teams", "json"]),
+    help="Message shape for every --notify URL. Default: from the URL's host "
+    "(hooks.slack.com: slack; *.webhook.office.com, *.logic.azure.com: teams; else json).",
+)
+@click.option(
+    "--open-issues",
+    "issues_repo",
+    metavar="ORG/NAME",
+    help="Open or update one issue there per case that newly blocks or breaches its SLA; "
+    "close it when the case closes.",
+)
+@click.option(
+    "--github-token",
+    envvar="GITHUB_TOKEN",
+    show_envvar=False,
+    metavar="TOKEN",
+    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
+)
+@click.option(
+    "--github-api-url",
+    envvar="GITHUB_API_URL",
+    default="https://api.github.com",
+    show_default="$GITHUB_API_URL, else https://api.github.com",
+    metavar="URL",
+    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+@click.option(
+    "--github-max-wait",
+    envvar="SECURECASE_GITHUB_MAX_WAIT",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait in total for GitHub rate limits and retries.",
+)
+@click.option(
+    "--cases-web-url",
+    envvar="SECURECASE_CASES_WEB_URL",
+    metavar="URL",
+    help="Web page of the cases repo, for links to the case file in check runs.",
+)
+@click.option(
+    "--git-name",
+    envvar="SECURECASE_GIT_NAME",
+    default="securecase-bot",
+    show_default=True,
+    help="Author name of the bot's commits.",
+)
+@click.option(
+    "--git-email",
+    envvar="SECURECASE_GIT_EMAIL",
+    default="securecase-bot@users.noreply.github.com",
+    show_default=True,
+    help="Author email of the bot's commits.",
+)
+@click.option(
+    "--push-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
+)
+def sweep(
+    cases_repo: str,
+    repo_glob: str | None,
+    dry_run: bool,
+    output: str,
+    notify_urls: tuple[str, ...],
+    notify_format: str | None,
+    issues_repo: str | None,
+    github_token: str | None,
+    github_api_url: str,
+    github_max_wait: float,
+    cases_web_url: str | None,
+    git_name: str,
+    git_email: str,
+    push_timeout: float,
+) -> None:
+    """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
+    re-judge open cases under the current policy and today's date, commit one change per case
+    (one push), post a check run where a pull request's decision changed, and notify.
+
+    Today comes from $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook
+    failures are warnings), 2 for bad input, 3 when the cases repo cannot be written.
+    """
+    from securecase.clock import clock_from_env
+    from securecase.github.client import settings_from_options
+    from securecase.github.outputs import warning_line
+    from securecase.services.notify import webhooks_from_options
+    from securecase.services.sweep import SweepRequest
+    from securecase.services.sweep import sweep as run_sweep
+    from securecase.storage.store import GitIdentity
+
+    for url in notify_urls:
+        if not url.startswith(("https://", "http://")):
+            raise click.BadParameter("a webhook must be an http(s) URL", param_hint="--notify")
+    github = settings_from_options(
+        api_url=github_api_url,
+        token=github_token,
+        app_id=None,
+        app_key_file=None,
+        app_installation_id=None,
+        max_wait=github_max_wait,
+    )
+    actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    with _progress(enabled=not actions and sys.stderr.isatty()) as progress:
+        result = run_sweep(
+            SweepRequest(
+                cases_repo=cases_repo,
+                identity=GitIdentity(git_name, git_email),
+                repo_glob=repo_glob,
+                dry_run=dry_run,
+                webhooks=webhooks_from_options(notify_urls, notify_format),
+                issues_repo=issues_repo,
+                github=github,
+                cases_web_url=cases_web_url,
+                push_timeout=push_timeout,
+                progress=progress,
+            ),
+            clock=clock_from_env(os.environ),
+        )
+    if output == "json":
+        click.echo(json.dumps(sweep_data(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(sweep_text(result))
+    for warning in result.warnings:
+        click.echo(warning_line(warning, actions=actions), err=True)
+    sys.exit(0)
+
+
+class _progress:
+    """A one-line progress bar on stderr while cases are judged (a no-op when disabled)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not self._enabled:
+            return None
+
+        def update(done: int, total: int) -> None:
+            if self._bar is None:
+                self._bar = click.progressbar(
+                    length=total, label="judging cases", file=sys.stderr
+                ).__enter__()
+            self._bar.update(1)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def sweep_data(result: SweepResult) -> dict[str, Any]:
+    """The ``sweep --output json`` document (keys fixed by DESIGN.md)."""
+    return {
+        "closed": [{"case_key": k, "reason": r} for k, r in result.closed],
+        "decision_changes": [
+            {"case_key": c.case_key, "from": c.before, "to": c.after, "reasons": list(c.reasons)}
+            for c in result.decision_changes
+        ],
+        "sla_breaches": [
+            {"case_key": k, "finding": f, "severity": s, "due": d}
+            for k, f, s, d in result.sla_breaches
+        ],
+        "expiring_exceptions": [
+            {"id": i, "expires": e, "cases": list(c)} for i, e, c in result.expiring_exceptions
+        ],
+        "commits": len(result.commits),
+        "api_calls": result.api_calls,
+        "notified": result.notified,
+        "warnings": list(result.warnings),
+        "dry_run": result.dry_run,
+    }
+
+
+def sweep_text(result: SweepResult) -> str:
+    """A short human summary; with --dry-run, the plan."""
+    verb = "would change" if result.dry_run else "changed"
+    lines = [f"sweep: {len(result.planned)} case(s) {verb}"]
+    lines += [f"  {key}: {'; '.join(what)}" for key, what in result.planned]
+    for eid, expires, keys in result.expiring_exceptions:
+        lines.append(f"exception {eid} expires {expires} ({len(keys)} case(s))")
+    if not result.dry_run:
+        lines.append(
+            f"commits: {len(result.commits)}, notified: {result.notified}, "
+            f"api calls: {result.api_calls}"
+        )
+    return "\n".join(lines)
