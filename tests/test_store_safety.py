@@ -19,7 +19,10 @@ import pytest
 
 from conftest import TRIVY, clean_env
 from git_http import serve_git
-from reportgen import TEMPLATE_FILES
+from reportgen import TEMPLATE_FILES, big_report
+from securecase.errors import ReportError
+from securecase.storage.rawfile import GZIP_ABOVE, read_raw, stored_raw
+from securecase.storage.secrets import fingerprint_digest, masked_file
 
 TOKEN = "ghs_test0123456789abcdefKILLED"
 HUMAN = {
@@ -307,8 +310,6 @@ def test_no_key_byte_of_real_iac_reports_reaches_the_cases_repo(tmp_path: Path, 
 
 
 def test_secret_fingerprints_are_hashed_and_files_stay_valid() -> None:
-    from securecase.storage.secrets import fingerprint_digest, masked_file
-
     log = {
         "version": "2.1.0",
         "runs": [
@@ -353,3 +354,36 @@ def test_secret_fingerprints_are_hashed_and_files_stay_valid() -> None:
     assert masked_file("c/case.yaml", yml) == b"title: 'token AKIA****************'\n"
     unchanged = b'{"a": "nothing to see"}'
     assert masked_file("raw/x.json", unchanged) is unchanged
+
+
+# -- growth -------------------------------------------------------------------------------------
+
+
+def test_large_raw_reports_are_stored_gzip_compressed_and_deterministic(tmp_path: Path) -> None:
+    report = tmp_path / "big.json"
+    report.write_bytes(big_report(3000))
+    assert report.stat().st_size > GZIP_ABOVE
+    repo = tmp_path / "cases"
+    blobs = []
+    for commit in ("a1", "a2"):
+        run = ingest(repo, report, "--branch", "main", "--commit", commit)
+        out, err = run.communicate(timeout=300)
+        assert run.returncode in (0, 1), err
+        case = json.loads(out)["case_path"].rsplit("/", 1)[0]
+        raws = list((repo / case / "raw").iterdir())
+        assert len(raws) == 1 and raws[0].name.endswith(".json.gz")
+        blobs.append(human_git(repo, "rev-parse", f"HEAD:{case}/raw/{raws[0].name}").stdout)
+        stored = raws[0].read_bytes()
+        assert stored[4:8] == b"\0\0\0\0"  # gzip MTIME 0: no time stamp
+        assert json.loads(read_raw(raws[0].name, stored)) == json.loads(report.read_bytes())
+        assert len(stored) < report.stat().st_size / 5
+    assert blobs[0] == blobs[1]  # same report, same bytes
+
+
+def test_a_report_too_large_even_compressed_is_refused_with_a_hint() -> None:
+    noise = os.urandom(1_500_000)  # does not compress
+    with pytest.raises(ReportError) as info:
+        stored_raw("c/raw/trivy.json", noise, origin="report trivy", limit=1_000_000)
+    assert "report trivy" in str(info.value) and "split the scan" in (info.value.hint or "")
+    assert info.value.exit_code == 2
+    assert stored_raw("c/raw/trivy.json", b"{}", origin="x") == ("c/raw/trivy.json", b"{}")

@@ -42,6 +42,7 @@ from securecase.domain.policy import (
 from securecase.domain.subjects import Subject
 from securecase.errors import CaseFileError, UsageError
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
+from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
 
@@ -226,7 +227,13 @@ def _plan(
     target: Subject | None,
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
-    raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
+    stored = {
+        r.source: stored_raw(
+            f"{folder}/raw/{r.source}{r.raw_suffix}", r.raw, origin=f"report {r.source}"
+        )
+        for r in parsed
+    }
+    raw_paths = {source: path for source, (path, _) in stored.items()}
     raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
     report_times = {}
     for report in parsed:
@@ -280,7 +287,7 @@ def _plan(
     if stale and previous is not None:
         case = record_stale(previous, scan)
     else:
-        files.update({raw_paths[r.source]: r.raw for r in parsed})
+        files.update(dict(stored.values()))
     result = IngestResult(
         case=case,
         decision=decision,
@@ -300,7 +307,13 @@ def _plan(
         return Plan(change=None, result=replace(result, case=previous))
     files.update({f"{folder}/{name}": data for name, data in dump_case(case).items()})
     message = _commit_message(case, decision, scan, result)
-    change = Change(files=files, message=message, authored_at=received_at)
+    # A report that grew past (or fell below) the compression threshold leaves its other form.
+    other_form = tuple(
+        path[: -len(".gz")] if path.endswith(".gz") else path + ".gz"
+        for path in raw_paths.values()
+        if path in files
+    )
+    change = Change(files=files, delete=other_form, message=message, authored_at=received_at)
     return Plan(change=change, result=result)
 
 

@@ -514,6 +514,8 @@ class LocalBackend:
         revert of it). The new index replaces the old one by renaming the lock.
         """
         touched = sorted({*blobs, *removed})
+        if old is not None:  # a chain publishes several commits' paths: record them all
+            self._index_lock.note(old, tuple(touched))
         edited = set()
         for path in touched:
             if signature(os.path.join(self.root, path)) != self._checked.get(path, MISSING):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.keyword import KeywordDetector
 
 from securecase.errors import StoreError
+from securecase.storage.rawfile import deterministic_gzip
 
 MIN_SECRET = 8  # shorter matches are words, not credentials
 KEPT_PREFIX = 4  # characters of a long secret left visible, so a reader knows what it was
@@ -104,14 +104,6 @@ def masked_file(path: str, data: bytes) -> bytes:
 def masked_text(text: str) -> str:
     """Plain text (a commit message) with its secrets masked."""
     return _patched(text, find_secrets(text), None)
-
-
-def deterministic_gzip(data: bytes) -> bytes:
-    """gzip without a file name or time stamp: the same input always gives the same bytes."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as out:
-        out.write(data)
-    return buffer.getvalue()
 
 
 def _strings(value: Any) -> Iterator[str]:

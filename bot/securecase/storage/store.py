@@ -552,10 +552,11 @@ def _update_chain(
             plan = compute(snap)
             chain: list[Built] = []
             tip = snap
-            if plan.changes:
+            changes = tuple(masked_change(change) for change in plan.changes)
+            if changes:
                 # Each change touches its own paths: one check of them all against the head read.
-                backend.prepare(snap, _union(plan.changes))
-            for change in plan.changes:
+                backend.prepare(snap, _union(changes))
+            for change in changes:
                 built = build_commit(backend.git, backend.build_dir(), tip, change)
                 if built is not None:
                     chain.append(built)
