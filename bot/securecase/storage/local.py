@@ -227,19 +227,15 @@ class LocalBackend:
         owner = left_by_dead_run(self._index_lock, run_lock_held=True)
         if owner is None:
             return
-        os.unlink(self._index_lock.path)
-        log.warning(
-            "securecase: removed %s left by securecase run %d (no longer running); "
-            "bringing %d path(s) it was updating in step with HEAD",
-            self._index_lock.path,
-            owner.pid,
-            len(owner.paths),
-        )
+        self._index_lock.adopt(owner)
+        said = (self._index_lock.path, owner.pid, len(owner.paths))
         head = self.current_head()
-        if head is None or not owner.paths:
+        if head is None:
+            self._index_lock.release()
+            log.warning(
+                "securecase: removed %s left by securecase run %d (no longer running)", *said[:2]
+            )
             return
-        self._index_lock.acquire(self._deadline, what="cannot repair the index")
-        self._index_lock.note(head, owner.paths)
         files: dict[str, bytes] = {}
         blobs: dict[str, str] = {}
         removed = []
@@ -253,6 +249,11 @@ class LocalBackend:
             files[path], blobs[path] = content[1], found[0]
         self._checked = {}
         self._sync(head, files, blobs, tuple(removed))
+        log.warning(
+            "securecase: removed %s left by securecase run %d (no longer running) and brought "
+            "the %d path(s) it was updating in step with HEAD",
+            *said,
+        )
 
     def end(self) -> None:
         """Release the index lock (if an update stopped half-way) and the securecase lock."""

@@ -142,6 +142,16 @@ class GitLock:
             os.unlink(private)
         self._fd = fd
 
+    def adopt(self, owner: Owner) -> None:
+        """Take over the lock a dead run left (see :func:`left_by_dead_run`), never letting
+        go of it in between, so no other git command can slip in before the repair."""
+        fd = os.open(self.path, os.O_RDWR)
+        if os.fstat(fd).st_ino != owner.inode:
+            os.close(fd)
+            raise StoreError(f"{self.path} changed hands while securecase was taking it over")
+        self._fd, self._inode = fd, owner.inode
+        self.note(owner.commit, owner.paths)
+
     def note(self, commit: str, paths: tuple[str, ...]) -> None:
         """Record what the holder is about to change (for the repair after a crash)."""
         owner = {
