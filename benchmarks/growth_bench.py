@@ -72,24 +72,27 @@ def gc(repo: Path) -> int:
 
 def measure(size: int, cases: int, rescans: int, work: Path) -> dict[str, float]:
     repo = work / f"cases-{size}"
+    # Distinct reports for every ingest: the same report would store the same blob again,
+    # which git keeps once (deterministic gzip included), hiding the growth measured.
     reports = []
-    for n in range(max(cases, rescans + 1)):
+    for n in range(cases + rescans + 2):
         path = work / f"report-{size}-{n}.json"
         path.write_bytes(big_report(size, extra=n))
         reports.append(path)
+    rescan_reports = reports[cases + 1 :]
     ingest(repo, reports[0], "--pr", "1", "--commit", "p1")
     start = gc(repo)
     loose_new = 0
     for n in range(1, cases + 1):
-        ingest(repo, reports[n % len(reports)], "--pr", str(1 + n), "--commit", f"p{n}")
+        ingest(repo, reports[n], "--pr", str(1 + n), "--commit", f"p{n}")
         loose_new += packed_kib(repo)[0]
         gc(repo)
     after_cases = gc(repo)
-    ingest(repo, reports[0], "--branch", "main", "--commit", "r0")
+    ingest(repo, rescan_reports[0], "--branch", "main", "--commit", "r0")
     base = gc(repo)
     loose_rescan = 0
     for n in range(1, rescans + 1):
-        ingest(repo, reports[n], "--branch", "main", "--commit", f"r{n}")
+        ingest(repo, rescan_reports[n], "--branch", "main", "--commit", f"r{n}")
         loose_rescan += packed_kib(repo)[0]
         gc(repo)
     after_rescans = gc(repo)
