@@ -87,23 +87,43 @@ def test_title_is_one_line_and_says_why() -> None:
 
 
 def test_summary_leads_with_what_to_do_then_one_table_of_blocking_findings() -> None:
-    text = checkrun.check_summary(data())
-    assert text.startswith("### securecase: BLOCK\n")
-    todo = text.index("**What to do**")
+    text = checkrun.check_summary(data(headline="1 new CRITICAL, 1 new HIGH, 1 HIGH on main"))
+    assert text.startswith("### securecase: BLOCK — 1 new CRITICAL, 1 new HIGH, 1 HIGH on main\n")
+    todo = text.index("**To unblock**")
     table = text.index("| severity | advisory |")
     assert todo < table < text.index("Case file:") < text.index("<details>")
     assert "- Upgrade `openssl` to `1.1.1w` (CVE-2021-1)" in text
     assert "- Fix on the target branch `main`: 1 blocking finding(s)" in text
     assert "- Fix the code or request a policy exception: 1 blocking finding(s)" in text
+    assert "- Or accept the risk for a while: request an exception in the policy" in text
     assert (
         "| CRITICAL | [`CVE-2021-1`](https://nvd.nist.gov/vuln/detail/CVE-2021-1) "
-        "| `openssl 1.0` | `1.1.1w` | `no-high-into-main` | new in this PR |"
+        "| `openssl 1.0` → `1.1.1w` | `no-high-into-main` | new in this PR |"
     ) in text
     assert "(https://github.com/advisories/GHSA-abcd-efgh-ijkl)" in text
-    assert "`zl\\|b 1.0`" in text  # a pipe in a package name cannot break the table
+    assert "`zl\\|b 1.0` → no fix yet" in text  # a pipe in a package name cannot break the table
     assert (
-        "| HIGH | `DSA-5` | `bash 1.0` | - | `no-high-into-main` | on the target branch |" in text
+        "| HIGH | `DSA-5` | `bash 1.0` → no fix yet | `no-high-into-main` | on the target branch |"
+        in text
     )
+
+
+def test_the_policy_is_linked_and_time_rules_show_the_age() -> None:
+    first = data().blocking[0]
+    text = checkrun.check_summary(
+        data(
+            policy_url="https://github.com/acme/security-cases/blob/0123/policy.yaml",
+            timed_rules={"no-high-into-main": "past SLA"},
+            ages={first.finding.id: 45},
+        )
+    )
+    assert (
+        "request an exception in "
+        "[`policy.yaml`](https://github.com/acme/security-cases/blob/0123/policy.yaml)"
+    ) in text
+    assert "| `no-high-into-main` (45 days old, past SLA) | new in this PR |" in text
+    # Findings whose age is unknown show the rule alone.
+    assert "| `no-high-into-main` | on the target branch |" in text
 
 
 def test_summary_counts_are_folded_and_say_new_and_appeared_apart() -> None:
@@ -128,7 +148,7 @@ def test_passing_summary_has_nothing_to_do() -> None:
     text = checkrun.check_summary(
         data(verdict="PASS", gate=False, fails=False, reasons=(), blocking=())
     )
-    assert "What to do" not in text and "| severity |" not in text
+    assert "To unblock" not in text and "| severity |" not in text
 
 
 def test_many_blocking_findings_are_capped_with_a_pointer() -> None:

@@ -92,8 +92,8 @@ def test_partial_app_options_are_a_usage_error(tmp_path: Path, given: list[str])
     with pytest.raises(UsageError) as caught:
         settings_for(token="t0ken", **{name: values[name] for name in given})
     assert caught.value.message == (
-        "GitHub App auth needs --github-app-id, --github-app-key-file and "
-        "--github-app-installation-id together"
+        "GitHub App auth needs --github-app-id, the key (--github-app-key-file or "
+        "$SECURECASE_GITHUB_APP_KEY) and --github-app-installation-id together"
     )
 
 

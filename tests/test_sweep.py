@@ -143,7 +143,10 @@ def sweep(
 
 
 def case_file(remote: Path, folder: str) -> dict[str, Any]:
+    """case.yaml at main, with findings.json's open and resolved findings merged in."""
     data: dict[str, Any] = yaml.safe_load(git(remote, "show", f"main:{folder}/case.yaml"))
+    findings = json.loads(git(remote, "show", f"main:{folder}/findings.json"))
+    data["findings"], data["resolved"] = findings["findings"], findings["resolved"]
     return data
 
 
@@ -224,6 +227,7 @@ def test_listing_calls_grow_with_repositories_not_cases(work: Path, fake: FakeGi
     remote = bare_remote(work, policy=None)
     ingest(work, remote, "--pr", "1")
     template = git(remote, "show", f"main:{PR.format(1)}/case.yaml")
+    findings = git(remote, "show", f"main:{PR.format(1)}/findings.json") + "\n"
     # The other 299 case files are the real one under other keys, committed with real git.
     clone = work / "clone"
     git(work, "clone", "-q", str(remote), str(clone))
@@ -238,6 +242,7 @@ def test_listing_calls_grow_with_repositories_not_cases(work: Path, fake: FakeGi
             )
             text = text.replace("repo: shop", f"repo: {repo}").replace("pr: 1\n", f"pr: {number}\n")
             (folder / "case.yaml").write_text(text)
+            (folder / "findings.json").write_text(findings)
             # Every tenth pull request of each repository was merged; plus unrelated ones.
             fake.add_pull("acme", repo, number, merged=number % 10 == 0)
         for number in range(101, 161):

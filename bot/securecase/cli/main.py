@@ -172,6 +172,21 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     "(env SECURECASE_GITHUB_MAX_WAIT).",
 )
 @click.option(
+    "--comment",
+    type=click.Choice(["never", "on-block", "always"]),
+    default="never",
+    show_default=True,
+    help="Sticky pull-request comment with the summary: one per pull request, edited on each "
+    "push; when the PR passes, deleted (on-block) or edited to say so (always).",
+)
+@click.option(
+    "--from-workflow-run",
+    is_flag=True,
+    help="In a workflow_run job: ingest reports an untrusted pull_request run uploaded (fork "
+    "and Dependabot PRs). The PR, head commit and target branch come from the event and the "
+    "API, never from the reports.",
+)
+@click.option(
     "--cases-web-url",
     envvar="SECURECASE_CASES_WEB_URL",
     metavar="URL",
@@ -215,6 +230,8 @@ def ingest(
     github_app_key_file: Path | None,
     github_app_installation_id: int | None,
     github_max_wait: float,
+    comment: str,
+    from_workflow_run: bool,
     cases_web_url: str | None,
     source_root: Path | None,
 ) -> None:
@@ -235,9 +252,26 @@ def ingest(
     from securecase.services.ingest import ingest as run_ingest
     from securecase.storage.store import GitIdentity
 
-    resolved = resolve_subject(
-        SubjectFlags(repo, pr, branch, target_branch, commit, run_url), os.environ
-    )
+    given = SubjectFlags(repo, pr, branch, target_branch, commit, run_url)
+    if from_workflow_run:
+        from securecase.github.client import settings_from_options
+        from securecase.github.handoff import subject_from_workflow_run
+
+        resolved = subject_from_workflow_run(
+            given,
+            settings_from_options(
+                api_url=github_api_url,
+                token=github_token,
+                app_id=github_app_id,
+                app_key_file=github_app_key_file,
+                app_installation_id=github_app_installation_id,
+                max_wait=github_max_wait,
+                app_key=os.environ.get("SECURECASE_GITHUB_APP_KEY"),
+            ),
+            os.environ,
+        )
+    else:
+        resolved = resolve_subject(given, os.environ)
     flags, context = resolved.flags, resolved.context
     commit, run_url = flags.commit, flags.run_url
     subject = make_subject(
@@ -247,7 +281,13 @@ def ingest(
         branch=flags.branch,
         target_branch=flags.target_branch,
     )
-    credentials = (github_token, github_app_id, github_app_key_file, github_app_installation_id)
+    credentials = (
+        github_token,
+        github_app_id,
+        github_app_key_file,
+        github_app_installation_id,
+        os.environ.get("SECURECASE_GITHUB_APP_KEY"),
+    )
     # With nothing to post to and no Actions files to write, the publishing modules stay
     # unloaded (most runs outside GitHub).
     publishing = (
@@ -267,6 +307,7 @@ def ingest(
             app_key_file=github_app_key_file,
             app_installation_id=github_app_installation_id,
             max_wait=github_max_wait,
+            app_key=os.environ.get("SECURECASE_GITHUB_APP_KEY"),
         )
         plan = plan_posting(publish_to, github, provider=provider)
     request = IngestRequest(
@@ -292,9 +333,15 @@ def ingest(
     if output == "json":
         _emit_json(render.ingest_data(result))
     elif output == "markdown":
+        from securecase.github.links import case_file_url, repo_web_base
         from securecase.render import markdown
 
-        _echo_text(markdown.summary_markdown(markdown.summary_of(result)))
+        # The same summary, links included, as the check run carries.
+        server_url = context.server_url if context is not None else "https://github.com"
+        web_base = cases_web_url or repo_web_base(cases_repo, server_url=server_url)
+        case_url = case_file_url(web_base, result.cases_commit, result.case_path)
+        summary = markdown.summary_of(result, case_url=case_url, run_url=run_url)
+        _echo_text(markdown.summary_markdown(summary))
     else:
         _echo_text(render.ingest_text(result))
     if plan is not None:
@@ -310,6 +357,8 @@ def ingest(
             cases_web_url=cases_web_url,
             context=context,
             now=_clock().now(),
+            pr=flags.pr,
+            comment=comment,
         )
         if published.internal_error is not None and _verbose():
             import traceback
@@ -377,7 +426,7 @@ def cases_list(
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
 
-    found = list_cases(
+    listing = list_cases(
         cases_repo,
         CaseFilter(
             repo=repo,
@@ -387,6 +436,9 @@ def cases_list(
             package=package,
         ),
     )
+    for broken in listing.broken:
+        click.echo(f"securecase: warning: skipped a broken case file: {broken}", err=True)
+    found = list(listing.cases)
     if output == "json":
         _emit_json([render.case_row(c) for c in found])
     elif output == "csv":
@@ -446,6 +498,37 @@ def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> Non
         _emit_json(render.history_data(history))
     else:
         _echo_text(render.history_table(history))
+
+
+@cases.command("validate")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@cases_repo_option
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def cases_validate(paths: tuple[str, ...], cases_repo: str, output: str) -> None:
+    """Check the case folders of a cases repo checkout (all, or the PATHs given).
+
+    Each case.yaml must match its schema (status values included), its key must name the
+    folder it is in, its counts and max_severity must agree with its findings, and each
+    source's raw report must be present with the recorded sha256. Problems are reported as
+    file:line; exit code 2 when there is any, 0 when every case is valid.
+    """
+    from securecase.services.validate import validate_cases
+
+    checked = validate_cases(cases_repo, paths)
+    if output == "json":
+        _emit_json(
+            {
+                "valid": checked.valid,
+                "checked": list(checked.checked),
+                "problems": list(checked.problems),
+            }
+        )
+    else:
+        for problem in checked.problems:
+            click.echo(problem)
+        verdict = "valid" if checked.valid else f"{len(checked.problems)} problem(s)"
+        click.echo(f"{len(checked.checked)} case folder(s) checked: {verdict}", err=True)
+    sys.exit(EXIT_PASS if checked.valid else EXIT_INPUT)
 
 
 @cli.group()

@@ -32,8 +32,9 @@ class IngestResult:
     fixed: tuple[str, ...]
     #: Key of the target branch's case a pull request is compared with (None: not a PR).
     baseline_key: str | None = None
-    #: What the reports' parsers left out as harmless (off-spec fields, paths outside the
-    #: checkout), for the user to see; never part of the decision.
+    #: What did not stop the ingest but the user should see (off-spec fields the parsers
+    #: left out, paths outside the checkout, a broken target-branch case); never part of
+    #: the decision.
     warnings: tuple[str, ...] = ()
 
 

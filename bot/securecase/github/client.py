@@ -26,7 +26,13 @@ from securecase.errors import GitHubError, UsageError
 if TYPE_CHECKING:
     from github import Github
     from securecase.github.checks import Annotation
-    from securecase.github.port import CheckRunFields, CommitStatusFields, ExistingCheckRun
+    from securecase.github.port import (
+        CheckRunFields,
+        CommitStatusFields,
+        ExistingCheckRun,
+        IssueComment,
+        PullRef,
+    )
 
 DEFAULT_API_URL = "https://api.github.com"
 T = TypeVar("T")
@@ -74,25 +80,41 @@ def settings_from_options(
     app_key_file: Path | None,
     app_installation_id: int | None,
     max_wait: float,
+    app_key: str | None = None,
 ) -> GitHubSettings | None:
     """How to reach GitHub from the ``ingest`` options; None when no credentials are given.
 
     App credentials win over a token. The three App options go together, and the private key
     is read here, so a bad combination or an unreadable key is a ``UsageError`` before the
-    ingest commits anything.
+    ingest commits anything. The key comes from ``app_key_file`` or, as PEM text, from
+    ``app_key`` ($SECURECASE_GITHUB_APP_KEY: it stays in memory, never on disk); not both.
     """
     retry = RetryPolicy(max_wait=max_wait)
-    app_given = [v is not None for v in (app_id, app_key_file, app_installation_id)]
+    app_key = app_key if app_key and app_key.strip() else None
+    if app_key is not None and app_key_file is not None:
+        raise UsageError(
+            "the GitHub App key is given twice: --github-app-key-file and "
+            "$SECURECASE_GITHUB_APP_KEY",
+            hint="keep one of them",
+        )
+    key_given = app_key is not None or app_key_file is not None
+    app_given = [app_id is not None, key_given, app_installation_id is not None]
     if any(app_given):
-        if app_id is None or app_key_file is None or app_installation_id is None:
+        if not all(app_given) or app_id is None or app_installation_id is None:
             raise UsageError(
-                "GitHub App auth needs --github-app-id, --github-app-key-file and "
-                "--github-app-installation-id together"
+                "GitHub App auth needs --github-app-id, the key (--github-app-key-file or "
+                "$SECURECASE_GITHUB_APP_KEY) and --github-app-installation-id together"
             )
-        try:
-            key = app_key_file.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--github-app-key-file {app_key_file}: cannot read the key") from exc
+        if app_key is not None:
+            key = app_key
+        else:
+            assert app_key_file is not None
+            try:
+                key = app_key_file.read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(
+                    f"--github-app-key-file {app_key_file}: cannot read the key"
+                ) from exc
         app = AppCredentials(app_id, key, app_installation_id)
         return GitHubSettings(api_url=api_url, app=app, retry=retry)
     if token:
@@ -226,6 +248,71 @@ class GitHubClient:
             )
 
         self._call("POST", "create commit status", create)
+
+    # -- pull requests and comments -------------------------------------------------------
+
+    def pulls_for_commit(self, repo: str, sha: str) -> list[PullRef]:
+        from securecase.github.port import PullRef
+
+        def list_pulls() -> list[PullRef]:
+            found = []
+            for pull in self._repo(repo).get_commit(sha).get_pulls():
+                head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
+                found.append(
+                    PullRef(
+                        number=int(pull.number),
+                        state=str(pull.state),
+                        head_sha=str(pull.head.sha),
+                        head_ref=str(pull.head.ref),
+                        head_repo=head_repo,
+                        base_ref=str(pull.base.ref),
+                        base_repo=str(pull.base.repo.full_name),
+                    )
+                )
+            return found
+
+        return self._call("GET", "list the pull requests of a commit", list_pulls)
+
+    def list_issue_comments(self, repo: str, number: int) -> list[IssueComment]:
+        from securecase.github.port import IssueComment
+
+        def list_all() -> list[IssueComment]:
+            return [
+                IssueComment(
+                    id=int(item.id),
+                    body=item.body or "",
+                    author_is_bot=item.user is not None and item.user.type == "Bot",
+                )
+                for item in self._repo(repo).get_issue(number).get_comments()
+            ]
+
+        return self._call("GET", "list pull-request comments", list_all)
+
+    def create_issue_comment(self, repo: str, number: int, body: str) -> int:
+        attempt = {"n": 0}
+
+        def create() -> int:
+            attempt["n"] += 1
+            if attempt["n"] > 1:
+                # The previous POST may have been applied before the error: never duplicate.
+                for comment in self.list_issue_comments(repo, number):
+                    if comment.body == body:
+                        return comment.id
+            return int(self._repo(repo).get_issue(number).create_comment(body).id)
+
+        return self._call("POST", "create a pull-request comment", create)
+
+    def update_issue_comment(self, repo: str, number: int, comment_id: int, body: str) -> None:
+        def update() -> None:
+            self._repo(repo).get_issue(number).get_comment(comment_id).edit(body)
+
+        self._call("PATCH", "update a pull-request comment", update)
+
+    def delete_issue_comment(self, repo: str, number: int, comment_id: int) -> None:
+        def delete() -> None:
+            self._repo(repo).get_issue(number).get_comment(comment_id).delete()
+
+        self._call("DELETE", "delete a pull-request comment", delete)
 
     # -- plumbing ---------------------------------------------------------------------------
 

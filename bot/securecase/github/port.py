@@ -48,6 +48,29 @@ class CommitStatusFields:
     target_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PullRef:
+    """A pull request as the API lists it for a commit (the hand-off's source of truth)."""
+
+    number: int
+    state: str
+    head_sha: str
+    head_ref: str
+    #: ``owner/name`` of the head repository; None when the fork was deleted.
+    head_repo: str | None
+    base_ref: str
+    base_repo: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssueComment:
+    """A comment on an issue or pull request; ``author_is_bot`` for an App or Actions token."""
+
+    id: int
+    body: str
+    author_is_bot: bool
+
+
 class GitHubPort(Protocol):
     """What securecase asks of GitHub; every method raises ``GitHubError`` on failure."""
 
@@ -69,4 +92,28 @@ class GitHubPort(Protocol):
 
     def create_commit_status(self, repo: str, fields: CommitStatusFields) -> None:
         """Post a commit status."""
+        ...
+
+
+class PullRequestPort(Protocol):
+    """Pull-request look-ups and issue comments (the hand-off and the sticky comment)."""
+
+    def pulls_for_commit(self, repo: str, sha: str) -> list[PullRef]:
+        """Pull requests whose head (or merge) commit is ``sha``."""
+        ...
+
+    def list_issue_comments(self, repo: str, number: int) -> list[IssueComment]:
+        """Every comment on issue or pull request ``number``, oldest first."""
+        ...
+
+    def create_issue_comment(self, repo: str, number: int, body: str) -> int:
+        """Add a comment; returns its id."""
+        ...
+
+    def update_issue_comment(self, repo: str, number: int, comment_id: int, body: str) -> None:
+        """Replace a comment's body."""
+        ...
+
+    def delete_issue_comment(self, repo: str, number: int, comment_id: int) -> None:
+        """Delete a comment."""
         ...

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from securecase.domain.outcome import IngestResult
     from securecase.github.actions import ActionsContext
     from securecase.github.checks import Annotation, CheckContent
-    from securecase.github.client import GitHubSettings
+    from securecase.github.client import GitHubClient, GitHubSettings
     from securecase.github.port import CheckRunFields, ExistingCheckRun, GitHubPort
 
 # Every ingest imports this module to plan its publishing; what posting needs is imported when
@@ -125,13 +125,17 @@ def publish_ingest(
     cases_web_url: str | None,
     context: ActionsContext | None,
     now: datetime,
+    pr: int | None = None,
+    comment: str = "never",
 ) -> Publication:
     """Post an ingest's result as ``plan`` says and write the Actions files; never raises.
 
     The case link points into ``cases_web_url``, else the web page of a GitHub
     ``cases_repo`` URL. A pull request from a fork is not posted unless asked for explicitly
-    (its token is read-only), nor is a result whose scanned commit is unknown. Every failure,
-    a bug included, becomes a warning: the case is already committed.
+    (its token is read-only), nor is a result whose scanned commit is unknown. With
+    ``comment`` on-block or always and a pull request ``pr``, the sticky comment follows the
+    check run (:mod:`securecase.github.comments`). Every failure, a bug included, becomes a
+    warning: the case is already committed.
     """
     if not plan.post and context is None:
         return Publication(())  # nothing to post and no Actions files to write
@@ -171,12 +175,43 @@ def publish_ingest(
             now=now,
         )
         warnings.extend(outcome.warnings)
+        if port is not None and pr is not None and comment != "never":
+            warnings.extend(_sync_comment(port, repo, pr, result, case_url, run_url, comment))
     except SecurecaseError as error:
         warnings.append(f"publishing failed: {error.message}")
     except Exception as exc:  # a publishing bug must not turn a recorded case into a failure
         warnings.append(f"publishing failed (internal error {type(exc).__name__}); see --verbose")
         return Publication(tuple(warnings), internal_error=exc)
     return Publication(tuple(warnings))
+
+
+def _sync_comment(
+    port: GitHubClient,
+    repo: str,
+    pr: int,
+    result: IngestResult,
+    case_url: str | None,
+    run_url: str | None,
+    comment: str,
+) -> tuple[str, ...]:
+    """Keep the sticky comment in step with this result; its warnings."""
+    from securecase.github.comments import COMMENT_LIMIT, CommentMode, marker_line, sync_comment
+    from securecase.render.markdown import size, summary_markdown, summary_of
+
+    # Same summary as the check run, within the comment limit once the marker line is on top.
+    room = COMMENT_LIMIT - size(marker_line(result.case.key)) - 1
+    data = summary_of(result, case_url=case_url, run_url=run_url)
+    markdown = summary_markdown(data, max_bytes=room)
+    outcome = sync_comment(
+        port,
+        repo,
+        pr,
+        case_key=result.case.key,
+        markdown=markdown,
+        blocked=result.decision.gate,
+        mode=CommentMode(comment),
+    )
+    return outcome.warnings
 
 
 def check_content(

@@ -11,7 +11,8 @@ is kept by dropping table rows first, then cutting the text, with a note.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from securecase.domain.findings import SEVERITIES_WORST_FIRST
 from securecase.domain.outcome import (
@@ -22,6 +23,8 @@ from securecase.domain.outcome import (
 )
 from securecase.render.phrases import baseline_line, exception_lines, sentence, verdict
 
+#: Where the cases repo keeps its policy (the origin of a policy read from there).
+REPO_POLICY = "policy.yaml"
 #: Blocking findings listed before "... and N more".
 SHOWN_BLOCKING = 30
 #: Upgrade lines listed under "What to do" before "... and N more".
@@ -63,6 +66,15 @@ class Summary:
     cases_commit: str | None
     case_url: str | None = None
     run_url: str | None = None
+    #: The causes in a few words, e.g. "1 new CRITICAL, 3 findings past SLA" (empty: passes).
+    headline: str = ""
+    #: Per blocking rule id, why it counts a finding when that is time (SLA or age), e.g.
+    #: "past SLA" — the table then shows each finding's age.
+    timed_rules: Mapping[str, str] = field(default_factory=dict)
+    #: Per finding id, days since it was first seen (as of this scan).
+    ages: Mapping[str, int] = field(default_factory=dict)
+    #: Web link to the policy file at the cases-repo commit, when known.
+    policy_url: str | None = None
 
     @property
     def active(self) -> int:
@@ -76,6 +88,9 @@ def summary_of(
     """The summary facts of an ingest, with optional links to the case file and the run."""
     baseline = baseline_line(result)
     notes = ([baseline] if baseline else []) + exception_lines(result)
+    blocking = blocking_findings(result)
+    timed = _timed_rules(result)
+    ages = _ages(result, blocking)
     return Summary(
         case_key=result.case.key,
         verdict=verdict(result),
@@ -87,7 +102,7 @@ def summary_of(
         appeared=len(result.appeared),
         fixed=len(result.fixed),
         counts=breakdown(result),
-        blocking=blocking_findings(result),
+        blocking=blocking,
         target_branch=result.case.subject.target_branch,
         notes=tuple(notes),
         policy_origin=result.policy.origin,
@@ -96,13 +111,92 @@ def summary_of(
         cases_commit=result.cases_commit,
         case_url=case_url,
         run_url=run_url,
+        headline=_headline(result, blocking, timed),
+        timed_rules=timed,
+        ages=ages,
+        policy_url=_policy_url(result, case_url),
     )
+
+
+def _timed_rules(result: IngestResult) -> dict[str, str]:
+    """The blocking rules that select findings by time, with the limit they apply."""
+    timed = {}
+    for outcome in result.decision.outcomes:
+        block = outcome.rule.block
+        if not outcome.blocks:
+            continue
+        if block.sla_breached:
+            timed[outcome.rule.id] = "past SLA"
+        elif block.age_days_over is not None:
+            timed[outcome.rule.id] = f"over {block.age_days_over} days"
+    return timed
+
+
+def _ages(result: IngestResult, blocking: Sequence[BlockingFinding]) -> dict[str, int]:
+    """Days from first seen to this scan, for the blocking findings."""
+    try:
+        now = datetime.fromisoformat(result.case.updated_at.replace("Z", "+00:00"))
+    except ValueError:
+        return {}
+    first_seen = {t.finding.id: t.first_seen.at for t in result.case.findings}
+    ages = {}
+    for item in blocking:
+        try:
+            seen = datetime.fromisoformat(first_seen[item.finding.id].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            continue
+        if (seen.tzinfo is None) == (now.tzinfo is None):
+            ages[item.finding.id] = max((now - seen).days, 0)
+    return ages
+
+
+def _headline(
+    result: IngestResult, blocking: Sequence[BlockingFinding], timed: Mapping[str, str]
+) -> str:
+    """The causes, worst first: new findings by severity, findings past their SLA or age
+    limit, then those already on the target branch (or on the branch) by severity. Each
+    finding counts once, under its most actionable cause."""
+    if not result.decision.gate:
+        return ""
+    new: dict[str, int] = {}
+    old: dict[str, int] = {}
+    late = 0
+    for item in blocking:
+        # The most actionable cause first: new in this pull request, then past a time limit.
+        untimed = [rule for rule in item.rules if rule not in timed]
+        if not (item.new and untimed) and len(untimed) < len(item.rules):
+            late += 1
+            continue
+        bucket = new if item.new else old
+        bucket[item.finding.severity.value] = bucket.get(item.finding.severity.value, 0) + 1
+    order = [s.value for s in SEVERITIES_WORST_FIRST]
+    parts = [f"{new[s]} new {s}" for s in order if s in new]
+    if late:
+        parts.append(f"{late} finding{'s' if late != 1 else ''} past SLA")
+    where = " on the target branch" if result.case.subject.is_pr else ""
+    parts += [f"{old[s]} {s}{where}" for s in order if s in old]
+    if not parts:  # a rule that blocks on a count of findings no table row shows
+        return "; ".join(reason.partition(":")[0] for reason in result.decision.reasons)
+    return ", ".join(parts)
+
+
+def _policy_url(result: IngestResult, case_url: str | None) -> str | None:
+    """The policy file at the case link's commit, when the policy is the cases repo's own
+    (its origin is then the repo path ``policy.yaml``)."""
+    if not case_url or result.policy.origin != REPO_POLICY:
+        return None
+    if not case_url.endswith("/" + result.case_path):
+        return None
+    return case_url[: -len(result.case_path)] + REPO_POLICY
 
 
 def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
     """The Markdown summary; at most ``max_bytes`` UTF-8 bytes when given."""
+    title = f"### securecase: {data.verdict}"
+    if data.headline:
+        title += f" — {_cell(data.headline)}"
     head = [
-        f"### securecase: {data.verdict}",
+        title,
         "",
         f"Case `{data.case_key}` — status **{data.status}**, {data.appeared} appeared and "
         f"{data.fixed} fixed since the last scan. Policy mode `{data.mode}`.",
@@ -110,7 +204,9 @@ def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
     ]
     todo = _what_to_do(data)
     if todo:
-        head += ["**What to do**", "", *todo, ""]
+        head += ["**To unblock**", "", *todo, _exception_line(data), ""]
+    if data.reasons:
+        head += ["**Why it blocks**", ""]
     for reason in data.reasons:
         rule_id, _, why = reason.partition(":")
         head.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
@@ -154,6 +250,15 @@ def _what_to_do(data: Summary) -> list[str]:
     return lines
 
 
+def _exception_line(data: Summary) -> str:
+    """Where an exception is requested: the policy, changed by pull request."""
+    policy = f"[`{REPO_POLICY}`]({data.policy_url})" if data.policy_url else "the policy"
+    return (
+        f"- Or accept the risk for a while: request an exception in {policy} by pull request "
+        "to the cases repo (approved, with an expiry)"
+    )
+
+
 def advisory_link(advisory: str) -> str:
     """The advisory id as Markdown, linked to its public page when it is a CVE or GHSA id."""
     text = f"`{_cell(advisory)}`"
@@ -186,22 +291,36 @@ def _blocking_table(data: Summary) -> list[str]:
     if not blocking:
         return []
     rows = [
-        "| severity | advisory | package or location | fixed in | policy rule | new? |",
-        "|---|---|---|---|---|---|",
+        "| severity | advisory | package → fixed in, or location | policy rule | new? |",
+        "|---|---|---|---|---|",
     ]
     for item in blocking[:SHOWN_BLOCKING]:
         finding = item.finding
         fixed = finding.package.fixed_version if finding.package else None
-        rules = ", ".join(f"`{_cell(r)}`" for r in item.rules)
+        where = f"`{_cell(_where(item))}`"
+        if finding.package is not None:
+            where += f" → `{_cell(fixed)}`" if fixed else " → no fix yet"
         rows.append(
             f"| {finding.severity.value} | {advisory_link(finding.advisory)} "
-            f"| `{_cell(_where(item))}` | {f'`{_cell(fixed)}`' if fixed else '-'} "
-            f"| {rules} | {_novelty(item)} |"
+            f"| {where} | {_rules_cell(data, item)} | {_novelty(item)} |"
         )
     if len(blocking) > SHOWN_BLOCKING:
         more = len(blocking) - SHOWN_BLOCKING
         rows += ["", f"…and {more} more blocking finding(s) in the case file."]
     return [*rows, ""]
+
+
+def _rules_cell(data: Summary, item: BlockingFinding) -> str:
+    """The rules a finding trips; for a rule about time, the finding's age too."""
+    cells = []
+    for rule in item.rules:
+        text = f"`{_cell(rule)}`"
+        limit = data.timed_rules.get(rule)
+        age = data.ages.get(item.finding.id)
+        if limit is not None and age is not None:
+            text += f" ({age} days old, {limit})"
+        cells.append(text)
+    return ", ".join(cells)
 
 
 def _link_line(data: Summary) -> str:

@@ -9,8 +9,14 @@ from securecase.domain.case import Case, CaseHeader, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
 from securecase.domain.subjects import CASES_ROOT, parse_key
-from securecase.errors import UsageError
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
+from securecase.errors import CaseFileError, UsageError
+from securecase.storage.casefile import (
+    CASE_FILE,
+    FINDINGS_FILE,
+    CaseLayoutError,
+    load_case,
+    load_case_header,
+)
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import DEFAULT_IDENTITY, GitIdentity
 
@@ -80,15 +86,26 @@ def require_existing(cases_repo: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CaseListing:
+    """The cases that pass a filter, sorted by key, and the case files that could not be read
+    (one message each, ``file:line`` first): a broken case never hides the others."""
+
+    cases: tuple[CaseHeader, ...]
+    broken: tuple[str, ...]
+
+
 def list_cases(
     cases_repo: str, case_filter: CaseFilter, *, identity: GitIdentity = DEFAULT_IDENTITY
-) -> list[CaseHeader]:
-    """Every case in the cases repo that passes the filter, sorted by key (case.yaml only,
-    plus findings.json of the cases that pass when the filter asks about findings)."""
+) -> CaseListing:
+    """Every readable case in the cases repo that passes the filter, sorted by key (case.yaml
+    only, plus findings.json of the cases that pass when the filter asks about findings), and
+    the broken case files, skipped."""
     require_existing(cases_repo)
     with open_store(cases_repo, identity=identity, paths=None) as store:
         snapshot = store.snapshot()
         found = []
+        broken = []
         for path in snapshot.list_files(CASES_ROOT + "/"):
             if not path.endswith("/" + CASE_FILE):
                 continue
@@ -96,15 +113,22 @@ def list_cases(
             if data is None:
                 continue
             folder = path[: -len(CASE_FILE) - 1]
-            case = load_case_header(data, folder=folder)
-            if not case_filter.accepts(case):
-                continue
-            if case_filter.needs_findings:
-                findings = snapshot.read(f"{folder}/{FINDINGS_FILE}")
-                if not case_filter.exposes(load_case(data, findings, folder=folder)):
+            try:
+                case = load_case_header(data, folder=folder)
+                if not case_filter.accepts(case):
                     continue
+                if case_filter.needs_findings:
+                    findings = snapshot.read(f"{folder}/{FINDINGS_FILE}")
+                    if not case_filter.exposes(load_case(data, findings, folder=folder)):
+                        continue
+            except CaseLayoutError:
+                raise  # the whole repo needs migrating, not one file mending: say so, loudly
+            except CaseFileError as error:
+                first = error.problems[0] if error.problems else ""
+                broken.append(f"{error.message}{': ' + first if first else ''}")
+                continue
             found.append(case)
-    return sorted(found, key=lambda c: c.key)
+    return CaseListing(tuple(sorted(found, key=lambda c: c.key)), tuple(broken))
 
 
 def find_case(

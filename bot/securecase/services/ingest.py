@@ -168,9 +168,25 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
             base = target
             if base is None and previous is not None and request.subject.is_pr:
                 base = baseline_subject(previous.subject)
-            in_base = _read_case(snapshot, base.folder, base) if base else None
+            warnings: tuple[str, ...] = ()
+            try:
+                in_base = _read_case(snapshot, base.folder, base) if base else None
+            except CaseFileError as error:
+                # Another subject's broken file must not stop this ingest; without a
+                # baseline every finding counts as new, so the gate errs on the strict side.
+                in_base = None
+                first = f": {error.problems[0]}" if error.problems else ""
+                warnings = (
+                    f"the target branch's case is broken, so every finding counts as new: "
+                    f"{error.message}{first}",
+                )
             baseline = in_base[0] if in_base else None
-            return _plan(request, parsed, policy, found, folder, received_at, baseline, today, base)
+            planned = _plan(
+                request, parsed, policy, found, folder, received_at, baseline, today, base
+            )
+            if warnings:
+                planned = replace(planned, result=replace(planned.result, warnings=warnings))
+            return planned
 
         committed = store.update(plan)
     result = committed.result
@@ -178,7 +194,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
-        warnings=tuple(w for report in parsed for w in report.warnings),
+        warnings=(*result.warnings, *(w for report in parsed for w in report.warnings)),
     )
 
 
