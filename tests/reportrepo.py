@@ -110,21 +110,21 @@ def build(work: Path) -> Path:
     git(repo, "add", "policy.yaml")
     commit_as_human(repo, "policy", DAY0 - timedelta(days=1))
     h = timedelta(hours=1)
-    assert ingest_at(work, DAY0, report_at(work, "pip.json", DAY0), *PR42, "c1") == 1
-    assert ingest_at(work, DAY0 + h, report_at(work, "pip.json", DAY0 + h), *API, "a1") == 0
+    assert ingest_at(work, DAY0, report_at(work, "pip.json", DAY0), *PR42, "c1000000") == 1
+    assert ingest_at(work, DAY0 + h, report_at(work, "pip.json", DAY0 + h), *API, "a1000000") == 0
     prio = report_at(work, "severity_prio.json", DAY0 + 2 * h)
-    assert ingest_at(work, DAY0 + 2 * h, prio, *WEB, "w1") == 0
+    assert ingest_at(work, DAY0 + 2 * h, prio, *WEB, "f1000000") == 0
     case = repo / "cases/github/acme/shop/pr-42/case.yaml"
     text = case.read_text()
     assert "status: NEW" in text
     case.write_text(text.replace("status: NEW", "status: TRIAGED", 1))
     commit_as_human(repo, "triage PR 42", DAY0 + 5 * h)
     day3 = DAY0 + timedelta(days=3)
-    assert ingest_at(work, day3, report_at(work, "npm.json", day3), *PR43, "d1") == 0
+    assert ingest_at(work, day3, report_at(work, "npm.json", day3), *PR43, "d1000000") == 0
     day9 = DAY0 + timedelta(days=9)
     fixed_web = report_at(work, "severity_prio.json", day9, drop=("CVE-2023-37920",))
-    assert ingest_at(work, day9, fixed_web, *WEB, "w2") == 0
+    assert ingest_at(work, day9, fixed_web, *WEB, "f2000000") == 0
     day10 = DAY0 + timedelta(days=10)
     fixed_shop = report_at(work, "pip.json", day10, drop=("CVE-2019-14806",))
-    assert ingest_at(work, day10, fixed_shop, *PR42, "c2") == 0
+    assert ingest_at(work, day10, fixed_shop, *PR42, "c2000000") == 0
     return repo

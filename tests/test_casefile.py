@@ -229,7 +229,7 @@ def test_cli_names_the_folder_and_ingest_migrates_every_finding(work: Path):
 
     # Only trivy-fs re-runs: trivy-image's findings must come over exactly as they were.
     code, out, err = ingest_json(
-        TRIVY / "misconfigurations_and_secrets.json", *PR42, "--commit", "c2", cwd=work
+        TRIVY / "misconfigurations_and_secrets.json", *PR42, "--commit", "c2000000", cwd=work
     )
     assert code == 1, err and out["committed"] is True
     new = read_case_files(folder / CASE_FILE)
@@ -277,8 +277,8 @@ def test_a_rescan_adding_one_finding_to_1000_changes_at_most_30_lines(work: Path
     base.write_bytes(big_report(1000))
     plus_one.write_bytes(big_report(1000, extra=1))
     args = ("--repo", "acme/shop", "--branch", "main")
-    assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
-    code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
+    assert ingest_json(base, *args, "--commit", "c1000000", cwd=work)[0] == 0
+    code, out, err = ingest_json(plus_one, *args, "--commit", "c2000000", cwd=work)
     assert code == 0 and out["appeared"] == 1, err
     numstat = git(work / "security-cases", "diff", "--numstat", "HEAD~1", "HEAD").splitlines()
     outside_raw = [line.split("\t") for line in numstat if "/raw/" not in line]

@@ -20,7 +20,7 @@ def cases_repo(work: Path) -> Path:
 
 
 def test_pr_into_main_with_high_blocks(work: Path) -> None:
-    code, out, err = ingest_json(HIGH_REPORT, *PR42, "--commit", "abc123", cwd=work)
+    code, out, err = ingest_json(HIGH_REPORT, *PR42, "--commit", "abc12300", cwd=work)
     assert code == 1, err
     assert out["gate"] is True and out["decision"] == "block"
     assert out["case_key"] == "github::acme::shop::PR::42"
@@ -112,11 +112,11 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
     plus_one.write_bytes(big_report(1500, extra=1))
     minus_one.write_bytes(big_report(1500, extra=1, skip=frozenset({7})))
     args = ("--repo", "acme/shop", "--branch", "main")
-    assert ingest_json(base, *args, "--commit", "c1", cwd=work)[0] == 0
+    assert ingest_json(base, *args, "--commit", "c1000000", cwd=work)[0] == 0
     first = read_case_files(repo / "cases/github/acme/shop/branch-main/case.yaml")
     assert len(first["findings"]) == 1500
 
-    code, out, err = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
+    code, out, err = ingest_json(plus_one, *args, "--commit", "c2000000", cwd=work)
     assert code == 0, err
     assert out["appeared"] == 1
     numstat = git(repo, "show", "--numstat", "--format=", "HEAD").splitlines()
@@ -128,18 +128,18 @@ def test_rescan_diff_is_small_resend_is_a_noop_and_removal_resolves(
     assert changed <= 30, numstat
 
     before = commit_count(repo)
-    code, out, _ = ingest_json(plus_one, *args, "--commit", "c2", cwd=work)
+    code, out, _ = ingest_json(plus_one, *args, "--commit", "c2000000", cwd=work)
     assert code == 0 and out["committed"] is False
     assert commit_count(repo) == before
 
-    code, out, _ = ingest_json(minus_one, *args, "--commit", "c3", cwd=work)
+    code, out, _ = ingest_json(minus_one, *args, "--commit", "c3000000", cwd=work)
     assert code == 0 and out["fixed"] == 1
     case = read_case_files(repo / "cases/github/acme/shop/branch-main/case.yaml")
     assert [r["advisory"] for r in case["resolved"]] == ["CVE-2099-000007"]
-    assert case["resolved"][0]["resolved"]["commit"] == "c3"
+    assert case["resolved"][0]["resolved"]["commit"] == "c3000000"
     assert len(case["findings"]) == 1500
-    assert all(f["first_seen"]["commit"] in {"c1", "c2"} for f in case["findings"])
-    assert sum(f["first_seen"]["commit"] == "c2" for f in case["findings"]) == 1
+    assert all(f["first_seen"]["commit"] in {"c1000000", "c2000000"} for f in case["findings"])
+    assert sum(f["first_seen"]["commit"] == "c2000000" for f in case["findings"]) == 1
 
 
 def test_human_triage_and_status_survive_rescans(work: Path) -> None:
@@ -151,7 +151,7 @@ def test_human_triage_and_status_survive_rescans(work: Path) -> None:
     doc["triage"] = {"assignee": "@alice", "tags": ["urgent"], "notes": "line one\nline two"}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     git(repo, "-c", "user.name=Alice", "-c", "user.email=a@example.com", "commit", "-qam", "triage")
-    for commit in ("d1", "d2", "d3"):
+    for commit in ("d1000000", "d2000000", "d3000000"):
         code, out, err = ingest_json(
             TRIVY / "npm.json",
             HIGH_REPORT,
@@ -192,7 +192,16 @@ def test_broken_case_file_is_reported_not_overwritten(work: Path) -> None:
 def test_cases_list_and_show(work: Path) -> None:
     ingest_json(HIGH_REPORT, *PR42, cwd=work)
     ingest_json(TRIVY / "npm.json", "--repo", "acme/web", "--branch", "main", cwd=work)
-    ingest_json(TRIVY / "scheme_2_no_vuln.json", "--repo", "acme/api", "--pr", "1", cwd=work)
+    ingest_json(
+        TRIVY / "scheme_2_no_vuln.json",
+        "--repo",
+        "acme/api",
+        "--pr",
+        "1",
+        "--target-branch",
+        "main",
+        cwd=work,
+    )
     proc = run_cli("cases", "list", "--output", "json", cwd=work)
     rows = json.loads(proc.stdout)
     assert [r["key"] for r in rows] == [

@@ -49,9 +49,13 @@ def test_concurrent_ingests_lose_no_update(work: Path, kind: str) -> None:
     # Five different pull requests, and five runs on one shared pull request, each with its
     # own source slot, all at once.
     subjects: list[tuple[str, ...]] = [
-        ("--pr", str(100 + n), "--commit", f"p{n}") for n in range(5)
+        ("--pr", str(100 + n), "--target-branch", "main", "--commit", f"b{n}000000")
+        for n in range(5)
     ]
-    subjects += [("--pr", "7", "--source", f"scan-{n}", "--commit", "shared") for n in range(5)]
+    subjects += [
+        ("--pr", "7", "--target-branch", "main", "--source", f"scan-{n}", "--commit", "54a0ed00")
+        for n in range(5)
+    ]
     procs = [
         start_ingest(work, str(location), TRIVY / REPORTS[n % 5], "--repo", "acme/shop", *args)
         for n, args in enumerate(subjects)
@@ -94,12 +98,12 @@ def test_killed_ingest_leaves_a_usable_repo(work: Path, tmp_path: Path, kind: st
     rng = random.Random(7)
     args = ("--repo", "acme/shop", "--branch", "main")
     for attempt in range(6):
-        proc = start_ingest(work, str(location), report, *args, "--commit", f"k{attempt}")
+        proc = start_ingest(work, str(location), report, *args, "--commit", f"a{attempt}000000")
         time.sleep(rng.uniform(0.2, 1.6))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     code, out, err = ingest_json(
-        report, *args, "--cases-repo", location, "--commit", "final", cwd=work
+        report, *args, "--cases-repo", location, "--commit", "f10a1000", cwd=work
     )
     assert code == 0, err
     assert out["cases_commit"]
@@ -112,5 +116,5 @@ def test_killed_ingest_leaves_a_usable_repo(work: Path, tmp_path: Path, kind: st
     assert fsck.returncode == 0, fsck.stderr
     if kind == "local":
         case = read_case_files(location / out["case_path"])
-        assert case["latest"]["commit"] == "final" and len(case["findings"]) == 3000
+        assert case["latest"]["commit"] == "f10a1000" and len(case["findings"]) == 3000
         assert git(location, "status", "--porcelain", "--", "cases") == ""

@@ -79,7 +79,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     repo_arg = ("--cases-repo", str(location))
     # A push scan keeps the main branch's case current.
     code, main, err = ingest(
-        BASE_REPORT, *MAIN, "--source", "app", "--commit", "m1", *repo_arg, cwd=work,
+        BASE_REPORT, *MAIN, "--source", "app", "--commit", "e1000000", *repo_arg, cwd=work,
         now="2027-01-10T09:00:00Z",
     )  # fmt: skip
     assert code == 0, err
@@ -88,7 +88,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
 
     # The PR carries the same findings plus one extra HIGH.
     pr_args = (BASE_REPORT, EXTRA_REPORT, *PR, "--source", "app", "--source", "sbom", *repo_arg)
-    code, out, err = ingest(*pr_args, "--commit", "p1", cwd=work, now="2027-01-15T09:00:00Z")
+    code, out, err = ingest(*pr_args, "--commit", "b1000000", cwd=work, now="2027-01-15T09:00:00Z")
     assert code == 1, err
     assert out["baseline"] == {"case": "github::acme::shop::BR::main", "found": True}
     assert out["rules"] == ["no-new-high-into-main"]
@@ -106,7 +106,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
 
     # An approved exception for exactly that finding lets the PR pass; it is shown, not hidden.
     commit_policy(location, NEW_ONLY_POLICY + EXCEPTION, work)
-    code, out, err = ingest(*pr_args, "--commit", "p1", cwd=work, now="2027-01-15T09:00:00Z")
+    code, out, err = ingest(*pr_args, "--commit", "b1000000", cwd=work, now="2027-01-15T09:00:00Z")
     assert code == 0, err
     assert out["decision"] == "pass" and out["committed"] is True
     assert out["breakdown"]["excepted"]["high"] == 1 and out["breakdown"]["new"]["high"] == 0
@@ -137,7 +137,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
 
     # Within 14 days of expiry the summary warns; on the last day the exception still holds.
     text = run_cli(
-        "ingest", *pr_args, "--commit", "p1", cwd=work, SECURECASE_NOW="2027-01-31T23:59:59Z"
+        "ingest", *pr_args, "--commit", "b1000000", cwd=work, SECURECASE_NOW="2027-01-31T23:59:59Z"
     )
     assert text.returncode == 0, text.stderr
     assert "excepted by EXC-42 (until 2027-01-31): 1 finding(s)" in text.stdout
@@ -146,7 +146,7 @@ def test_new_only_exception_and_expiry(work: Path, kind: str) -> None:
     assert "new: 0" not in text.stdout
 
     # The day after, it stops applying and the gate names it.
-    code, out, err = ingest(*pr_args, "--commit", "p1", cwd=work, now="2027-02-01T00:00:00Z")
+    code, out, err = ingest(*pr_args, "--commit", "b1000000", cwd=work, now="2027-02-01T00:00:00Z")
     assert code == 1, err
     assert out["reasons"] == [
         "no-new-high-into-main: 1 new finding at HIGH or above (at most 0 allowed); "
@@ -177,7 +177,9 @@ def test_pr_without_a_baseline_case_counts_everything_as_new(work: Path) -> None
 def test_human_triage_commit_survives_three_changing_rescans(work: Path) -> None:
     location = work / "security-cases"
     now = "2027-01-05T10:00:00Z"
-    code, _, err = ingest(BASE_REPORT, *PR, "--source", "app", "--commit", "c0", cwd=work, now=now)
+    code, _, err = ingest(
+        BASE_REPORT, *PR, "--source", "app", "--commit", "c0000000", cwd=work, now=now
+    )
     assert code == 1, err
     path = location / PR_CASE
     text = path.read_text()
@@ -195,14 +197,14 @@ def test_human_triage_commit_survives_three_changing_rescans(work: Path) -> None
     ]
     for number, scan in enumerate(scans, start=1):
         before = commit_count(location)
-        commit = ("--commit", f"c{number}", "--commit-time", f"2027-01-0{number}T00:00:00Z")
+        commit = ("--commit", f"c{number}000000", "--commit-time", f"2027-01-0{number}T00:00:00Z")
         code, out, err = ingest(*scan, *PR, *commit, cwd=work, now=now)
         assert code in (0, 1), err
         assert out["committed"] is True and commit_count(location) == before + 1
         case = yaml.safe_load(path.read_text())
         assert case["status"] == "TRIAGED", number
         assert case["triage"]["assignee"] == "@bob", number
-        assert case["latest"]["commit"] == f"c{number}"
+        assert case["latest"]["commit"] == f"c{number}000000"
     # The history still says who triaged: the human commit is an ancestor, authored by Alice.
     log = git(location, "log", "--format=%H %an", "--", PR_CASE).splitlines()
     assert f"{human} Alice Reviewer" in log
@@ -276,7 +278,9 @@ def test_policy_validate_flags_expired_and_warns_expiring(work: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["local", "bare"])
-def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind: str) -> None:
+def test_a_rescan_without_target_branch_is_refused_and_the_case_keeps_its_baseline(
+    work: Path, kind: str
+) -> None:
     location = work / "security-cases"
     if kind == "bare":
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
@@ -284,13 +288,20 @@ def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind
     policy = work / "policy.yaml"
     policy.write_text(NEW_ONLY_POLICY)
     now = "2027-01-10T09:00:00Z"
-    code, _, err = ingest(BASE_REPORT, *MAIN, "--commit", "m1", *repo_arg, cwd=work, now=now)
+    code, _, err = ingest(BASE_REPORT, *MAIN, "--commit", "e1000000", *repo_arg, cwd=work, now=now)
     assert code == 0, err
     pr = ("--repo", "acme/shop", "--pr", "7", "--policy", str(policy), *repo_arg)
     code, out, err = ingest(BASE_REPORT, *pr, "--target-branch", "main", cwd=work, now=now)
     assert code == 0 and out["breakdown"]["new"]["high"] == 0, err
-    # A later run that does not name the target branch: the case knows it is main.
-    code, out, err = ingest(BASE_REPORT, *pr, "--commit", "p2", cwd=work, now=now)
+    # A later run that does not name the target branch is refused (the rules depend on it),
+    # and nothing is committed.
+    before = commit_count(location)
+    code, out, err = ingest(BASE_REPORT, *pr, "--commit", "b2000000", cwd=work, now=now)
+    assert code == 2 and "--pr 7 needs --target-branch" in err, (out, err)
+    assert commit_count(location) == before
+    code, out, err = ingest(
+        BASE_REPORT, *pr, "--target-branch", "main", "--commit", "b2000000", cwd=work, now=now
+    )
     assert code == 0, (out, err)
     assert out["baseline"] == {"case": "github::acme::shop::BR::main", "found": True}
     assert out["breakdown"]["new"]["high"] == 0 and out["reasons"] == []
@@ -301,10 +312,13 @@ def test_a_rescan_without_target_branch_keeps_the_case_baseline(work: Path, kind
     assert "Appeared: 0, fixed: 0, status: NEW." in body and "New:" not in body
 
 
-def test_a_pr_with_no_known_target_branch_says_every_finding_is_new(work: Path) -> None:
+def test_a_pr_without_target_branch_outside_actions_is_refused(work: Path) -> None:
+    # Issue 12, 3: the built-in rule is scoped to PRs into main; without the target branch it
+    # used to pass a CRITICAL in silence.
     proc = run_cli("ingest", BASE_REPORT, "--repo", "acme/shop", "--pr", "8", cwd=work)
-    assert proc.returncode == 0, proc.stderr  # the default policy gates PRs into main only
-    assert "baseline: target branch unknown (--target-branch)" in proc.stdout
+    assert proc.returncode == 2, proc.stderr
+    assert "--pr 8 needs --target-branch" in proc.stderr and "Traceback" not in proc.stderr
+    assert commit_count(work / "security-cases") == 0
 
 
 SLA_POLICY = """version: 1
@@ -345,7 +359,9 @@ def test_a_report_dated_in_the_future_does_not_make_later_scans_stale(work: Path
     report["CreatedAt"] = "2099-01-01T00:00:00Z"  # a runner with a wrong clock
     future = work / "future.json"
     future.write_text(json.dumps(report))
-    code, _, err = ingest(future, *MAIN, "--commit", "c1", cwd=work, now="2027-01-01T08:00:00Z")
+    code, _, err = ingest(
+        future, *MAIN, "--commit", "c1000000", cwd=work, now="2027-01-01T08:00:00Z"
+    )
     assert code == 0, err
     path = work / "security-cases/cases/github/acme/shop/branch-main/case.yaml"
     case = yaml.safe_load(path.read_text())
@@ -353,10 +369,12 @@ def test_a_report_dated_in_the_future_does_not_make_later_scans_stale(work: Path
     report["CreatedAt"] = "2027-01-02T08:00:00Z"
     later = work / "later.json"
     later.write_text(json.dumps(report))
-    code, out, err = ingest(later, *MAIN, "--commit", "c2", cwd=work, now="2027-01-02T09:00:00Z")
+    code, out, err = ingest(
+        later, *MAIN, "--commit", "c2000000", cwd=work, now="2027-01-02T09:00:00Z"
+    )
     assert code == 0, err
     assert out["stale"] is False
-    assert yaml.safe_load(path.read_text())["latest"]["commit"] == "c2"
+    assert yaml.safe_load(path.read_text())["latest"]["commit"] == "c2000000"
 
 
 @pytest.mark.parametrize("edited", ["a while ago", "2026-13-01T00:00:00Z", "2026-01-01"])

@@ -39,7 +39,7 @@ def history(work: Path, *args: str) -> tuple[int, dict[str, Any], str]:
 @pytest.fixture
 def triaged_repo(work: Path) -> Path:
     """PR 42: a bot scan (HIGH: block), a human triage commit, a rescan (pass), a fix (resolved)."""
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     human_commit(
         repo,
@@ -49,9 +49,15 @@ def triaged_repo(work: Path) -> Path:
             "tags: []": "tags:\n  - needs-upgrade",
         },
     )
-    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2", cwd=work)[0] == 0
+    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", cwd=work)[0] == 0
     code, out, err = ingest_json(
-        TRIVY / "scheme_2_no_vuln.json", *PR42, "--source", "trivy-repo", "--commit", "c3", cwd=work
+        TRIVY / "scheme_2_no_vuln.json",
+        *PR42,
+        "--source",
+        "trivy-repo",
+        "--commit",
+        "c3000000",
+        cwd=work,
     )
     assert code == 0 and out["status"] == "RESOLVED", err
     return repo
@@ -70,7 +76,7 @@ def test_timeline_of_bot_and_human_commits(work: Path, triaged_repo: Path) -> No
         "email": "alice@example.com",
         "kind": "human",
     }
-    assert [e["scanned_commit"] for e in entries] == ["c1", None, "c2", "c3"]
+    assert [e["scanned_commit"] for e in entries] == ["c1000000", None, "c2000000", "c3000000"]
     assert [e["decision"] for e in entries] == ["block", "block", "pass", "pass"]
     assert [e["status"] for e in entries] == ["NEW", "TRIAGED", "TRIAGED", "RESOLVED"]
     assert [e["previous_status"] for e in entries] == [None, "NEW", "TRIAGED", "TRIAGED"]
@@ -100,19 +106,19 @@ def test_table_output_names_the_human_change(work: Path, triaged_repo: Path) -> 
 
 
 def test_triage_merged_from_a_branch_while_the_bot_updated_main(work: Path) -> None:
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     git(repo, "checkout", "-qb", "triage")
     triage = human_commit(repo, {"status: NEW": "status: TRIAGED"})
     git(repo, "checkout", "-q", "main")
-    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2", cwd=work)[0] == 0
+    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", cwd=work)[0] == 0
     git(repo, *HUMAN, "merge", "-q", "--no-ff", "triage", "-m", "Merge triage")
     merge = git(repo, "rev-parse", "HEAD").strip()
     code, out, err = history(work, KEY)
     assert code == 0, err
     by_commit = {e["commit"]: e for e in out["entries"]}
     assert len(by_commit) == 4 and {triage, merge} <= set(by_commit)
-    rescan = next(e for e in out["entries"] if e["scanned_commit"] == "c2")
+    rescan = next(e for e in out["entries"] if e["scanned_commit"] == "c2000000")
     # The rescan on main started from the NEW version: no status change there.
     assert rescan["previous_status"] == "NEW" and rescan["status"] == "NEW"
     assert not rescan["status_changed"]
@@ -127,7 +133,7 @@ def test_triage_merged_from_a_branch_while_the_bot_updated_main(work: Path) -> N
 def test_a_merge_that_only_brings_in_a_triage_commit_is_not_a_second_row(work: Path) -> None:
     # GitHub's "create a merge commit": the merge holds exactly the triage branch's file, so
     # the change is the triage commit's; listing the merge too would show it twice.
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     git(repo, "checkout", "-qb", "triage")
     triage = human_commit(repo, {"status: NEW": "status: TRIAGED", "tags: []": "tags: [x]"})
@@ -146,7 +152,7 @@ def test_a_merge_that_only_brings_in_a_triage_commit_is_not_a_second_row(work: P
 
 
 def test_forged_trailers_in_a_human_commit_are_not_trusted(work: Path) -> None:
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     human_commit(
         repo,
@@ -184,7 +190,7 @@ def test_bot_identity_decides_who_is_a_bot(work: Path) -> None:
 
 
 def test_a_broken_version_is_shown_not_fatal(work: Path) -> None:
-    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c1", cwd=work)[0] == 0
+    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 0
     repo = work / "security-cases"
     human_commit(repo, {"status: NEW": "status: [broken"}, message="oops")
     human_commit(repo, {"status: [broken": "status: TRIAGED"}, message="fix")
@@ -226,10 +232,10 @@ def test_history_of_a_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     url = remote.as_uri()
-    ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", "--cases-repo", url, cwd=work)
+    ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", "--cases-repo", url, cwd=work)
     code, out, err = history(work, KEY, "--cases-repo", url)  # a one-commit remote: complete
-    assert code == 0 and [e["scanned_commit"] for e in out["entries"]] == ["c1"], err
-    ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2", "--cases-repo", url, cwd=work)
+    assert code == 0 and [e["scanned_commit"] for e in out["entries"]] == ["c1000000"], err
+    ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", "--cases-repo", url, cwd=work)
     checkout = tmp_path / "checkout"
     git(tmp_path, "clone", "-q", str(remote), str(checkout))
     git(checkout, "config", "user.name", "Bob")
@@ -239,13 +245,15 @@ def test_history_of_a_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     git(checkout, "commit", "-qam", "triage")
     git(checkout, "push", "-q", "origin", "main")
     assert (
-        ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c3", "--cases-repo", url, cwd=work)[0]
+        ingest_json(
+            TRIVY / "pip.json", *PR42, "--commit", "c3000000", "--cases-repo", url, cwd=work
+        )[0]
         == 1
     )
     code, out, err = history(work, KEY, "--cases-repo", url)
     assert code == 0, err
     entries = out["entries"]
-    assert [e["scanned_commit"] for e in entries] == ["c1", "c2", None, "c3"]
+    assert [e["scanned_commit"] for e in entries] == ["c1000000", "c2000000", None, "c3000000"]
     assert [e["author"]["kind"] for e in entries] == ["bot", "bot", "human", "bot"]
     assert entries[2]["status"] == "TRIAGED" and entries[2]["previous_status"] == "NEW"
     assert [e["decision"] for e in entries] == ["block", "pass", "pass", "block"]
@@ -273,7 +281,7 @@ def test_counts_trailer_rejects_anything_incomplete_or_malformed(text: str) -> N
 
 
 def test_text_a_human_wrote_cannot_shift_or_forge_a_field(work: Path) -> None:
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     path = repo / CASE_PATH
     path.write_text(path.read_text().replace("status: NEW", "status: IN_PROGRESS", 1))
@@ -301,7 +309,7 @@ def test_text_a_human_wrote_cannot_shift_or_forge_a_field(work: Path) -> None:
 
 
 def test_bot_trailers_are_read_by_git_s_own_rules(work: Path) -> None:
-    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1", cwd=work)[0] == 1
+    assert ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", cwd=work)[0] == 1
     repo = work / "security-cases"
     path = repo / CASE_PATH
     path.write_text(path.read_text().replace("status: NEW", "status: TRIAGED", 1))

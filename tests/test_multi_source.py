@@ -48,7 +48,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
         ZAP / "owasp_zap.json",
         *PR42,
         "--commit",
-        "c1",
+        "c1000000",
         cwd=work,
     )
     assert code == 1, err  # CodeQL's HIGH findings block the PR into main
@@ -85,27 +85,27 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
 
     # a later run of one scanner replaces only that scanner's findings
     code, out, err = ingest_json(
-        ZAP / "zap-results-first-scan.xml", *PR42, "--commit", "c2", cwd=work
+        ZAP / "zap-results-first-scan.xml", *PR42, "--commit", "c2000000", cwd=work
     )
     assert code == 1, err
     assert commit_count(repo) == 2
     assert out["sources"] == {"codeql": 72, "trivy-image": 4, "zap": 15}
     assert out["fixed"] == 4 and out["appeared"] == 15
     case = read_case(work)
-    assert case["sources"]["codeql"]["commit"] == "c1"
-    assert case["sources"]["trivy-image"]["commit"] == "c1"
-    assert case["sources"]["zap"]["commit"] == "c2"
+    assert case["sources"]["codeql"]["commit"] == "c1000000"
+    assert case["sources"]["trivy-image"]["commit"] == "c1000000"
+    assert case["sources"]["zap"]["commit"] == "c2000000"
     assert case["sources"]["zap"]["raw"].endswith("raw/zap.xml")
     by_source: dict[str, set[str]] = {}
     for finding in case["findings"]:
         by_source.setdefault(finding["source"], set()).add(finding["first_seen"].get("commit"))
-    assert by_source == {"codeql": {"c1"}, "trivy-image": {"c1"}, "zap": {"c2"}}
+    assert by_source == {"codeql": {"c1000000"}, "trivy-image": {"c1000000"}, "zap": {"c2000000"}}
     assert {f["source"] for f in case["resolved"]} == {"zap"}
     assert out["counts"]["high"] == 11 + 4  # ZAP's four HIGH alerts join CodeQL's
 
     # the second ZAP scan updates the same alerts: only the new ones are new
     code, out, err = ingest_json(
-        ZAP / "zap-results-second-scan.xml", *PR42, "--commit", "c3", cwd=work
+        ZAP / "zap-results-second-scan.xml", *PR42, "--commit", "c3000000", cwd=work
     )
     assert code == 1, err
     assert (out["appeared"], out["fixed"]) == (4, 1)
@@ -207,7 +207,7 @@ def test_live_bandit_scan_is_ingested(work: Path, tmp_path: Path) -> None:
         timeout=300,
     )
     assert scan.returncode == 1, scan.stderr  # bandit exits 1 when it found issues
-    code, out, err = ingest_json(log, *PR42, "--commit", "live1", cwd=work)
+    code, out, err = ingest_json(log, *PR42, "--commit", "115e1000", cwd=work)
     assert code == 1, err  # shell=True and md5 are HIGH: the PR into main is blocked
     assert list(out["sources"]) == ["bandit"]
     case = read_case(work)
@@ -228,7 +228,7 @@ def test_live_bandit_scan_is_ingested(work: Path, tmp_path: Path) -> None:
 
     # the same scan again: same findings, no new commit
     before = commit_count(cases_repo(work))
-    code, out, _ = ingest_json(log, *PR42, "--commit", "live1", cwd=work)
+    code, out, _ = ingest_json(log, *PR42, "--commit", "115e1000", cwd=work)
     assert out["committed"] is False and commit_count(cases_repo(work)) == before
 
 

@@ -211,12 +211,22 @@ def test_a_reopened_pull_request_reopens_its_case_on_the_next_scan(
     work: Path, fake: FakeGitHub
 ) -> None:
     remote = bare_remote(work, policy=None)
-    ingest(work, remote, "--pr", "5", "--commit", "a" * 40)
+    ingest(work, remote, "--pr", "5", "--target-branch", "main", "--commit", "a" * 40)
     fake.add_pull("acme", "shop", 5, state="closed")
     sweep(work, remote, fake)
     assert case_file(remote, PR.format(5))["status"] == "CLOSED"
     fake.add_pull("acme", "shop", 5)  # reopened
-    out = ingest(work, remote, "--pr", "5", "--commit", "b" * 40, now="2027-01-11T00:00:00Z")
+    out = ingest(
+        work,
+        remote,
+        "--pr",
+        "5",
+        "--target-branch",
+        "main",
+        "--commit",
+        "b" * 40,
+        now="2027-01-11T00:00:00Z",
+    )
     reopened = case_file(remote, PR.format(5))
     assert out["status"] == "NEW" and reopened["status"] == "NEW"
     assert "closed" not in reopened and reopened["reopened"] == 1
@@ -225,7 +235,7 @@ def test_a_reopened_pull_request_reopens_its_case_on_the_next_scan(
 def test_listing_calls_grow_with_repositories_not_cases(work: Path, fake: FakeGitHub) -> None:
     """300 pull request cases in 3 repositories: a handful of listing calls per repository."""
     remote = bare_remote(work, policy=None)
-    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
     template = git(remote, "show", f"main:{PR.format(1)}/case.yaml")
     findings = git(remote, "show", f"main:{PR.format(1)}/findings.json") + "\n"
     # The other 299 case files are the real one under other keys, committed with real git.
@@ -267,7 +277,7 @@ def test_expired_exception_flips_the_pr_to_block_with_a_check_run(
 ) -> None:
     remote = bare_remote(work)
     head = fake_sha("acme", "shop", "head", 7)
-    first = ingest(work, remote, "--pr", "7", "--commit", head)
+    first = ingest(work, remote, "--pr", "7", "--target-branch", "main", "--commit", head)
     assert first["decision"] == "pass"
     fake.add_pull("acme", "shop", 7, head_sha=head)
 
@@ -315,8 +325,8 @@ def test_expired_exception_flips_the_pr_to_block_with_a_check_run(
 
 def test_webhook_gets_each_new_event_once(work: Path, fake: FakeGitHub, receiver: Receiver) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
-    ingest(work, remote, "--pr", "2")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
+    ingest(work, remote, "--pr", "2", "--target-branch", "main")
     fake.add_pull("acme", "shop", 1, merged=True)
     fake.add_pull("acme", "shop", 2)
     hook = ("--notify", receiver.url)
@@ -342,7 +352,7 @@ def test_webhook_failing_twice_then_succeeding_gets_the_message_once(
     work: Path, fake: FakeGitHub
 ) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
     fake.add_pull("acme", "shop", 1, merged=True)
     flaky = Receiver([500, 500])
     try:
@@ -360,7 +370,7 @@ def test_a_failed_delivery_is_a_warning_and_retried_by_the_next_sweep(
     work: Path, fake: FakeGitHub
 ) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
     fake.add_pull("acme", "shop", 1, merged=True)
     down = Receiver([500] * 4)
     try:
@@ -392,8 +402,8 @@ def assert_secret_nowhere(remote: Path, url: str, *procs: subprocess.CompletedPr
 
 def test_without_credentials_closing_is_skipped_with_one_warning(work: Path) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
-    ingest(work, remote, "--pr", "2")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
+    ingest(work, remote, "--pr", "2", "--target-branch", "main")
     _, out = sweep(work, remote, None, now="2027-01-25T00:00:00Z")
     assert len(out["warnings"]) == 1 and "closing skipped" in out["warnings"][0]
     assert out["closed"] == [] and len(out["decision_changes"]) == 2  # re-judged all the same
@@ -402,7 +412,7 @@ def test_without_credentials_closing_is_skipped_with_one_warning(work: Path) -> 
 
 def test_sla_breach_is_marked_and_reported_once(work: Path, fake: FakeGitHub) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
     fake.add_pull("acme", "shop", 1)
     [finding] = case_file(remote, PR.format(1))["findings"]
     assert finding["sla"] == {"due": "2027-02-09", "breached": False}
@@ -415,7 +425,7 @@ def test_sla_breach_is_marked_and_reported_once(work: Path, fake: FakeGitHub) ->
 
 def test_dry_run_prints_the_plan_and_writes_nothing(work: Path, fake: FakeGitHub) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
     fake.add_pull("acme", "shop", 1, merged=True)
     before = commits(remote)
     proc = run_cli(
@@ -438,7 +448,7 @@ def test_open_issues_opens_updates_and_closes_one_issue_per_case(
     work: Path, fake: FakeGitHub
 ) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "7")
+    ingest(work, remote, "--pr", "7", "--target-branch", "main")
     fake.add_pull("acme", "shop", 7)
     args = ("--open-issues", "acme/security")
     sweep(work, remote, fake, *args, now="2027-01-25T00:00:00Z")  # blocks: exception expired
@@ -466,7 +476,7 @@ def test_bad_input_exits_2_and_an_unwritable_repo_exits_3(work: Path) -> None:
 def test_a_sweep_racing_eight_ingests_loses_no_update(work: Path, fake: FakeGitHub) -> None:
     remote = bare_remote(work)
     for number in range(1, 5):
-        ingest(work, remote, "--pr", str(number))
+        ingest(work, remote, "--pr", str(number), "--target-branch", "main")
         fake.add_pull("acme", "shop", number, merged=number % 2 == 0)
     env = clean_env(
         SECURECASE_NOW="2027-01-25T00:00:00Z", GITHUB_TOKEN=TOKEN, GITHUB_API_URL=fake.base_url
@@ -484,9 +494,10 @@ def test_a_sweep_racing_eight_ingests_loses_no_update(work: Path, fake: FakeGitH
 
     # Ingests into the open cases the sweep re-judges, and into new ones, all at once.
     subjects: list[tuple[str, ...]] = [
-        ("--pr", str(1 + n % 2 * 2), "--source", f"s{n}") for n in range(4)
+        ("--pr", str(1 + n % 2 * 2), "--target-branch", "main", "--source", f"s{n}")
+        for n in range(4)
     ]
-    subjects += [("--pr", str(10 + n)) for n in range(4)]
+    subjects += [("--pr", str(10 + n), "--target-branch", "main") for n in range(4)]
     procs = [
         start(
             "ingest",
@@ -561,8 +572,8 @@ def _stderr_on_a_terminal(work: Path, remote: Path, **env: str) -> str:
 
 def test_progress_line_on_a_terminal_only_and_never_in_actions(work: Path) -> None:
     remote = bare_remote(work)
-    ingest(work, remote, "--pr", "1")
-    ingest(work, remote, "--pr", "2")
+    ingest(work, remote, "--pr", "1", "--target-branch", "main")
+    ingest(work, remote, "--pr", "2", "--target-branch", "main")
     shown = _stderr_on_a_terminal(work, remote)
     assert "judging cases" in shown and "\r" in shown
     assert "judging cases" not in _stderr_on_a_terminal(work, remote, GITHUB_ACTIONS="true")
@@ -578,8 +589,8 @@ def test_a_local_repo_remembers_until_when_time_cannot_change_a_case(
     remote = bare_remote(work)
     local = work / "local-cases"
     git(work, "clone", "-q", str(remote), str(local))
-    ingest(work, local, "--pr", "7")
-    ingest(work, local, "--pr", "8")
+    ingest(work, local, "--pr", "7", "--target-branch", "main")
+    ingest(work, local, "--pr", "8", "--target-branch", "main")
     fake.add_pull("acme", "shop", 7)
     fake.add_pull("acme", "shop", 8)
     _, first = sweep(work, local, fake, now="2027-01-10T12:00:00Z")

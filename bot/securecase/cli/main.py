@@ -23,6 +23,8 @@ from securecase.errors import InputError, SecurecaseError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from securecase.github.client import GitHubSettings
+
 
 EXIT_PASS, EXIT_BLOCK, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 
@@ -274,13 +276,6 @@ def ingest(
         resolved = resolve_subject(given, os.environ)
     flags, context = resolved.flags, resolved.context
     commit, run_url = flags.commit, flags.run_url
-    subject = make_subject(
-        provider=provider,
-        repo=resolved.repo,
-        pr=flags.pr,
-        branch=flags.branch,
-        target_branch=flags.target_branch,
-    )
     credentials = (
         github_token,
         github_app_id,
@@ -295,10 +290,9 @@ def ingest(
         or publish_to == "github"
         or any(value is not None and value != "" for value in credentials)
     )
-    plan = None
+    github = None
     if publishing:
         from securecase.github.client import settings_from_options
-        from securecase.github.publish import plan_posting
 
         github = settings_from_options(
             api_url=github_api_url,
@@ -309,6 +303,25 @@ def ingest(
             max_wait=github_max_wait,
             app_key=os.environ.get("SECURECASE_GITHUB_APP_KEY"),
         )
+    subject = make_subject(
+        provider=provider,
+        repo=resolved.repo,
+        pr=flags.pr,
+        branch=flags.branch,
+        target_branch=flags.target_branch,
+    )
+    if subject.pr is not None and subject.target_branch is None:
+        subject = make_subject(
+            provider=provider,
+            repo=resolved.repo,
+            pr=subject.pr,
+            branch=subject.branch,
+            target_branch=_target_branch_of(subject.pr, resolved.repo, provider, github),
+        )
+    plan = None
+    if publishing:
+        from securecase.github.publish import plan_posting
+
         plan = plan_posting(publish_to, github, provider=provider)
     request = IngestRequest(
         reports=reports,
@@ -368,6 +381,23 @@ def ingest(
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
+def _target_branch_of(pr: int, repo: str, provider: str, github: GitHubSettings | None) -> str:
+    """A pull request's target branch when none was given: asked of GitHub when credentials
+    exist, else a ``UsageError``. Policies scope rules by target branch, so judging a pull
+    request without one could pass what its real target forbids."""
+    from securecase.errors import UsageError
+
+    if provider == "github" and github is not None:
+        from securecase.github.client import lookup_target_branch
+
+        return lookup_target_branch(github, repo, pr)
+    raise UsageError(
+        f"--pr {pr} needs --target-branch: the policy's rules depend on the branch a pull "
+        "request merges into",
+        hint="pass --target-branch NAME, or GitHub credentials (--github-token) to look it up",
+    )
+
+
 def _verbose() -> bool:
     return bool(click.get_current_context().find_root().obj.get("verbose"))
 
@@ -422,7 +452,11 @@ def cases_list(
     package: str | None,
     output: str,
 ) -> None:
-    """List cases, newest state of each."""
+    """List cases, newest state of each.
+
+    A case file that cannot be read is named in a warning on stderr and the others are still
+    listed (`securecase cases validate` is the check that fails on it).
+    """
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
 
@@ -550,13 +584,10 @@ def policy_validate(file: Path | None, output: str) -> None:
 
     from securecase.domain.policy import validate_policy
     from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS
-    from securecase.errors import UsageError
+    from securecase.storage.userfile import read_regular_file
 
     path = file or Path("policy.yaml")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the policy ({exc.strerror})") from exc
+    data = read_regular_file(path, what=str(path))
     today = _clock().now().astimezone(UTC).date()
     loaded = validate_policy(data, origin=str(path), today=today)
     horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
@@ -660,16 +691,30 @@ from securecase.cli.report import report  # noqa: E402  (registered after the gr
 cli.add_command(report)
 
 
+#: Characters of one error message or problem line shown; input can make them any size (a
+#: megabyte-long key, an expanded YAML alias), and an error must stay readable.
+MAX_ERROR_CHARS = 2000
+#: Located problems shown before "... and N more".
+SHOWN_PROBLEMS = 50
+
+
 def _render_error(error: SecurecaseError) -> None:
-    click.echo(f"securecase: error: {error.message}", err=True)
+    click.echo(f"securecase: error: {_capped(error.message)}", err=True)
     if isinstance(error, InputError):
-        shown = error.problems[:50]
+        shown = error.problems[:SHOWN_PROBLEMS]
         for problem in shown:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {_capped(problem)}", err=True)
         if len(error.problems) > len(shown):
             click.echo(f"  ... and {len(error.problems) - len(shown)} more", err=True)
     if error.hint:
-        click.echo(f"hint: {error.hint}", err=True)
+        click.echo(f"hint: {_capped(error.hint)}", err=True)
+
+
+def _capped(text: str) -> str:
+    """``text`` within :data:`MAX_ERROR_CHARS`, marked when cut."""
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}... ({len(text) - MAX_ERROR_CHARS} more characters cut)"
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -33,8 +33,8 @@ class IngestResult:
     #: Key of the target branch's case a pull request is compared with (None: not a PR).
     baseline_key: str | None = None
     #: What did not stop the ingest but the user should see (off-spec fields the parsers
-    #: left out, paths outside the checkout, a broken target-branch case); never part of
-    #: the decision.
+    #: left out, paths outside the checkout, a broken target-branch case, a future
+    #: --commit-time clamped to now); never part of the decision.
     warnings: tuple[str, ...] = ()
 
 

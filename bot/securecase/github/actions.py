@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from securecase.domain.subjects import check_commit_id
 from securecase.errors import InputError, UsageError
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
@@ -55,22 +56,24 @@ def read_context(env: Mapping[str, str]) -> ActionsContext:
     if event_name in PR_EVENTS and isinstance(payload.get("pull_request"), dict):
         number = _get(payload, "pull_request", "number")
         pr = number if isinstance(number, int) else None
-        head_sha = _str(_get(payload, "pull_request", "head", "sha"))
+        head_sha = _commit_of(
+            _str(_get(payload, "pull_request", "head", "sha")), "event pull_request.head.sha"
+        )
         branch = _str(_get(payload, "pull_request", "head", "ref")) or env.get("GITHUB_HEAD_REF")
         target = _str(_get(payload, "pull_request", "base", "ref")) or env.get("GITHUB_BASE_REF")
         head_repo = _str(_get(payload, "pull_request", "head", "repo", "full_name"))
         base_repo = _str(_get(payload, "repository", "full_name")) or repository
         from_fork = head_repo is None or head_repo != base_repo
     elif event_name == "push":
-        after = _str(payload.get("after"))
+        after = _commit_of(_str(payload.get("after")), "event push.after")
         head_sha = after if after and after != _ZERO_SHA else None
         if head_sha is None and not payload.get("deleted"):
-            head_sha = env.get("GITHUB_SHA") or None
+            head_sha = _commit_of(env.get("GITHUB_SHA"), "GITHUB_SHA")
         ref = _str(payload.get("ref")) or env.get("GITHUB_REF")
         branch = _branch_of(ref)
     else:
         # schedule, workflow_dispatch and the rest: the commit and branch the run checked out.
-        head_sha = env.get("GITHUB_SHA") or None
+        head_sha = _commit_of(env.get("GITHUB_SHA"), "GITHUB_SHA")
         branch = _branch_of(env.get("GITHUB_REF") or _str(payload.get("ref")))
     return ActionsContext(
         event_name=event_name,
@@ -87,6 +90,12 @@ def read_context(env: Mapping[str, str]) -> ActionsContext:
         output_path=env.get("GITHUB_OUTPUT") or None,
         ref=ref,
     )
+
+
+def _commit_of(value: str | None, where: str) -> str | None:
+    """A commit id from the environment or the event, checked like ``--commit``: it ends up
+    in commit trailers and API paths, so anything but hex digits is refused."""
+    return check_commit_id(value, where) if value else None
 
 
 def _read_payload(path: str | None) -> dict[str, Any]:
@@ -184,6 +193,8 @@ def resolve_subject(flags: SubjectFlags, env: Mapping[str, str]) -> ResolvedSubj
     Raises ``UsageError`` when the repository is still unknown (outside Actions without
     ``--repo``) and ``InputError`` when the event payload cannot be read.
     """
+    if flags.commit is not None:
+        flags = replace(flags, commit=check_commit_id(flags.commit, "--commit"))
     context = read_context(env) if in_actions(env) else None
     if context is not None:
         flags = with_context_defaults(flags, context)

@@ -74,7 +74,9 @@ def conclusion(data: Summary) -> Conclusion:
 
 def title(data: Summary) -> str:
     """One line saying why: the verdict and the first reason."""
-    if not data.gate:
+    if not data.gate and data.no_rule_note:
+        text = "Passed by default: no policy rule applies to this subject"
+    elif not data.gate:
         active = data.active
         text = f"Passed: {active} active finding{'s' if active != 1 else ''}, no rule blocks"
     else:

@@ -167,6 +167,19 @@ class GitHubClient:
 
         return self._call("GET", "list check runs", list_runs)
 
+    def pull_target_branch(self, repo: str, number: int) -> str:
+        """The branch pull request ``number`` merges into (``base.ref`` of ``GET pulls/{n}``)."""
+
+        def get_base() -> str:
+            ref = self._repo(repo).get_pull(number).base.ref
+            if not isinstance(ref, str) or not ref:
+                raise GitHubError(
+                    f"GitHub gave no base branch for pull request {number}", kind="invalid"
+                )
+            return ref
+
+        return self._call("GET", f"read pull request {number}", get_base)
+
     def create_check_run(self, repo: str, fields: CheckRunFields) -> int:
         attempt = {"n": 0}
 
@@ -439,6 +452,21 @@ class GitHubClient:
         for secret in self._secrets:  # also the short ones redact() leaves alone
             text = text.replace(secret, "***")
         return redact(text, self._secrets)
+
+
+def lookup_target_branch(settings: GitHubSettings, repo: str, pr: int) -> str:
+    """The target branch of pull request ``pr`` of ``repo``, read through the API.
+
+    Raises ``UsageError`` (exit 2, nothing committed) when GitHub cannot tell: a pull request
+    without its target branch is never judged.
+    """
+    try:
+        return GitHubClient(settings).pull_target_branch(repo, pr)
+    except GitHubError as exc:
+        raise UsageError(
+            f"--pr {pr}: cannot read the pull request's target branch from GitHub ({exc.message})",
+            hint="pass --target-branch NAME (the branch the pull request merges into)",
+        ) from exc
 
 
 def _api_message(exc: Any) -> str:

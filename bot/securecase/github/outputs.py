@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 
 from securecase.domain.outcome import IngestResult, new_count
+from securecase.render.phrases import no_rule_note
 
 
 def append_step_summary(path: str, markdown: str) -> None:
@@ -34,7 +35,9 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
     result was published (``published_to``).
 
     ``new`` counts active findings absent from the target branch's case (the summary's new
-    row), ``appeared`` and ``fixed`` the changes since the case's last scan.
+    row), ``appeared`` and ``fixed`` the changes since the case's last scan. ``rules_applied``
+    lists the rules that judged the subject; when it is empty ``note`` says the pass is a
+    default.
     """
     counts = result.case.counts
     values = {
@@ -50,6 +53,10 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
         "appeared": str(len(result.appeared)),
         "fixed": str(len(result.fixed)),
         "published_to": channel,
+        # Empty when no rule judged the subject: a pass by default, which `note` spells out.
+        "rules_applied": " ".join(result.decision.applied_rules),
+        "note": no_rule_note(result) or "",
+        "warnings": "\n".join(result.warnings),
     }
     values.update({name: str(n) for name, n in counts.items()})
     return values

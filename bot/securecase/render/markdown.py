@@ -10,6 +10,7 @@ is kept by dropping table rows first, then cutting the text, with a note.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,13 @@ from securecase.domain.outcome import (
     blocking_findings,
     breakdown,
 )
-from securecase.render.phrases import baseline_line, exception_lines, sentence, verdict
+from securecase.render.phrases import (
+    baseline_line,
+    exception_lines,
+    no_rule_note,
+    sentence,
+    verdict,
+)
 
 #: Where the cases repo keeps its policy (the origin of a policy read from there).
 REPO_POLICY = "policy.yaml"
@@ -32,10 +39,22 @@ SHOWN_UPGRADES = 10
 TRUNCATION_NOTE = (
     "\n\n_…summary truncated to fit GitHub's size limit; the case file has everything._\n"
 )
+#: Advisory ids linked to their public page; anything else is shown as code, never linked.
 _ADVISORY_PAGES = (
-    ("CVE-", "https://nvd.nist.gov/vuln/detail/"),
-    ("GHSA-", "https://github.com/advisories/"),
+    (re.compile(r"CVE-\d{4}-\d+"), "https://nvd.nist.gov/vuln/detail/"),
+    (re.compile(r"GHSA(-[0-9a-z]{4}){3}"), "https://github.com/advisories/"),
 )
+#: Characters that open Markdown syntax inside a line (emphasis, code, links and images,
+#: table cells, strikethrough, headings, GitHub's math); escaped wherever text is shown.
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]|~!#$]")
+#: What GitHub turns into a link by itself (extended autolinks): a scheme's ``://`` and ``www.``.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<![a-z0-9])(www)(\.)")
+#: What opens a block (list, heading, setext underline, numbered list) at the start of a line.
+_MD_LEADING = re.compile(r"^([-+=]|\d+(?=[.)]))")
+_WHITESPACE = re.compile(r"\s+")
+_BACKTICK_RUN = re.compile(r"`+")
+#: Links only to web pages whose URL holds nothing Markdown or HTML could read otherwise.
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +94,11 @@ class Summary:
     ages: Mapping[str, int] = field(default_factory=dict)
     #: Web link to the policy file at the cases-repo commit, when known.
     policy_url: str | None = None
+    #: Ids of the rules that judged the subject; empty: a pass by default, said out loud.
+    rules_applied: tuple[str, ...] = ()
+    #: Said first when no rule applied (see :func:`~securecase.render.phrases.no_rule_note`).
+    no_rule_note: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def active(self) -> int:
@@ -115,6 +139,9 @@ def summary_of(
         timed_rules=timed,
         ages=ages,
         policy_url=_policy_url(result, case_url),
+        rules_applied=result.decision.applied_rules,
+        no_rule_note=no_rule_note(result),
+        warnings=result.warnings,
     )
 
 
@@ -191,17 +218,26 @@ def _policy_url(result: IngestResult, case_url: str | None) -> str | None:
 
 
 def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
-    """The Markdown summary; at most ``max_bytes`` UTF-8 bytes when given."""
+    """The Markdown summary; at most ``max_bytes`` UTF-8 bytes when given.
+
+    Every text that comes from a scanner, a report, a policy or a command line is escaped
+    (:func:`text`, :func:`code`, :func:`link`): no raw HTML, link, image or table syntax in it
+    reaches the reader.
+    """
     title = f"### securecase: {data.verdict}"
     if data.headline:
-        title += f" — {_cell(data.headline)}"
+        title += f" — {text(data.headline)}"
     head = [
         title,
         "",
-        f"Case `{data.case_key}` — status **{data.status}**, {data.appeared} appeared and "
+        f"Case {code(data.case_key)} — status **{data.status}**, {data.appeared} appeared and "
         f"{data.fixed} fixed since the last scan. Policy mode `{data.mode}`.",
         "",
     ]
+    if data.no_rule_note:
+        head += [f"> **Note:** {text(sentence(data.no_rule_note))}.", ""]
+    if data.warnings:
+        head += [f"- **Warning:** {text(w)}" for w in data.warnings] + [""]
     todo = _what_to_do(data)
     if todo:
         head += ["**To unblock**", "", *todo, _exception_line(data), ""]
@@ -209,12 +245,49 @@ def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
         head += ["**Why it blocks**", ""]
     for reason in data.reasons:
         rule_id, _, why = reason.partition(":")
-        head.append(f"- Blocked by `{rule_id}`:{why}")  # noqa: PERF401 (clearer as a loop)
+        head.append(f"- Blocked by {code(rule_id)}:{text(why)}")  # noqa: PERF401 (clearer)
     if data.reasons:
         head.append("")
-    tail = [f"- {sentence(note)}" for note in data.notes]
+    tail = [f"- {text(sentence(note))}" for note in data.notes]
     tail += ["", _link_line(data), "", *_counts_table(data)]
     return _fit("\n".join(head) + "\n", _blocking_table(data), "\n".join(tail) + "\n", max_bytes)
+
+
+def text(value: str) -> str:
+    """``value`` as literal Markdown prose on one line: ``&``, ``<`` and ``>`` as entities (no
+    raw HTML), Markdown's inline syntax characters backslash-escaped (no code span, emphasis,
+    link, image or table cell), ``://`` and ``www.`` escaped (no autolink), a block marker at
+    its start escaped, line breaks as spaces."""
+    flat = " ".join(_WHITESPACE.split(value)).strip()
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    flat = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), flat)
+    flat = _AUTOLINK.sub(lambda m: "\\:" if m.group(1) else m.group(2) + "\\.", flat)
+    # "-" or "1." first on a line would open a list: escape the marker ("\\-", "1\\.").
+    return _MD_LEADING.sub(
+        lambda m: m.group(0) + "\\" if m.group(0)[0].isdigit() else "\\" + m.group(0), flat
+    )
+
+
+def code(value: str, *, cell: bool = False) -> str:
+    """``value`` as an inline code span nothing in it can end: the fence is one backtick
+    longer than the longest run of backticks inside, line breaks become spaces, and in a table
+    cell (``cell``) pipes are escaped, which GitHub reads inside code spans too."""
+    flat = " ".join(_WHITESPACE.split(value)).strip() or " "
+    if cell:
+        flat = flat.replace("|", "\\|")
+    longest = max((len(run) for run in _BACKTICK_RUN.findall(flat)), default=0)
+    fence = "`" * (longest + 1)
+    if flat.startswith("`") or flat.endswith("`"):
+        flat = f" {flat} "
+    return f"{fence}{flat}{fence}"
+
+
+def link(label: str, url: str | None) -> str:
+    """``[label](url)`` for an http(s) URL made only of plain URL characters; anything else
+    (``javascript:``, spaces, brackets) is not linked and shows as code."""
+    if url and _SAFE_URL.fullmatch(url):
+        return f"[{text(label)}]({url})"
+    return code(label) if not url else f"{code(label)} ({code(url)})"
 
 
 def _what_to_do(data: Summary) -> list[str]:
@@ -231,13 +304,13 @@ def _what_to_do(data: Summary) -> list[str]:
         else:
             without_fix += 1
     lines = [
-        f"- Upgrade `{_cell(name)}` to `{_cell(fixed)}` ({', '.join(sorted(set(ids)))})"
+        f"- Upgrade {code(name)} to {code(fixed)} ({text(', '.join(sorted(set(ids))))})"
         for (name, fixed), ids in list(upgrades.items())[:SHOWN_UPGRADES]
     ]
     if len(upgrades) > SHOWN_UPGRADES:
         lines.append(f"- …and {len(upgrades) - SHOWN_UPGRADES} more upgrades in the table below")
     if on_target:
-        branch = f" `{data.target_branch}`" if data.target_branch else ""
+        branch = f" {code(data.target_branch)}" if data.target_branch else ""
         lines.append(
             f"- Fix on the target branch{branch}: {on_target} blocking finding(s) without a "
             "fixed version are already there"
@@ -261,11 +334,11 @@ def _exception_line(data: Summary) -> str:
 
 def advisory_link(advisory: str) -> str:
     """The advisory id as Markdown, linked to its public page when it is a CVE or GHSA id."""
-    text = f"`{_cell(advisory)}`"
-    for prefix, page in _ADVISORY_PAGES:
-        if advisory.startswith(prefix) and advisory.replace("-", "").isalnum():
-            return f"[{text}]({page}{advisory})"
-    return text
+    shown = code(advisory, cell=True)
+    for pattern, page in _ADVISORY_PAGES:
+        if pattern.fullmatch(advisory):
+            return f"[{shown}]({page}{advisory})"
+    return shown
 
 
 def _where(item: BlockingFinding) -> str:
@@ -297,9 +370,9 @@ def _blocking_table(data: Summary) -> list[str]:
     for item in blocking[:SHOWN_BLOCKING]:
         finding = item.finding
         fixed = finding.package.fixed_version if finding.package else None
-        where = f"`{_cell(_where(item))}`"
+        where = code(_where(item), cell=True)
         if finding.package is not None:
-            where += f" → `{_cell(fixed)}`" if fixed else " → no fix yet"
+            where += f" → {code(fixed, cell=True)}" if fixed else " → no fix yet"
         rows.append(
             f"| {finding.severity.value} | {advisory_link(finding.advisory)} "
             f"| {where} | {_rules_cell(data, item)} | {_novelty(item)} |"
@@ -314,25 +387,22 @@ def _rules_cell(data: Summary, item: BlockingFinding) -> str:
     """The rules a finding trips; for a rule about time, the finding's age too."""
     cells = []
     for rule in item.rules:
-        text = f"`{_cell(rule)}`"
+        cell = code(rule, cell=True)
         limit = data.timed_rules.get(rule)
         age = data.ages.get(item.finding.id)
         if limit is not None and age is not None:
-            text += f" ({age} days old, {limit})"
-        cells.append(text)
+            cell += f" ({age} days old, {text(limit)})"
+        cells.append(cell)
     return ", ".join(cells)
 
 
 def _link_line(data: Summary) -> str:
-    at = f" at cases commit `{data.cases_commit[:12]}`" if data.cases_commit else ""
-    if data.case_url:
-        text = f"Case file: [{data.case_path}]({data.case_url}){at}."
-    else:
-        text = f"Case file: `{data.case_path}`{at}."
-    text += f" Policy `{data.policy_origin}` (blob `{data.policy_blob[:12]}`)."
+    at = f" at cases commit {code(data.cases_commit[:12])}" if data.cases_commit else ""
+    line = f"Case file: {link(data.case_path, data.case_url)}{at}."
+    line += f" Policy {code(data.policy_origin)} (blob {code(data.policy_blob[:12])})."
     if data.run_url:
-        text += f" Scanned in [this run]({data.run_url})."
-    return text
+        line += f" Scanned in {link('this run', data.run_url)}."
+    return line
 
 
 def _counts_table(data: Summary) -> list[str]:
@@ -351,11 +421,6 @@ def _counts_table(data: Summary) -> list[str]:
 def _count_row(label: str, counts: Mapping[str, int]) -> str:
     cells = " | ".join(str(counts.get(s.count_key, 0)) for s in SEVERITIES_WORST_FIRST)
     return f"| {label} | {cells} | {sum(counts.values())} |"
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a table cell or code span: pipes escaped, whitespace runs single."""
-    return " ".join(text.replace("|", "\\|").replace("`", "'").split())
 
 
 def _fit(head: str, table: Sequence[str], tail: str, limit: int | None) -> str:

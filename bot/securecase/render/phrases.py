@@ -9,8 +9,22 @@ def verdict(result: IngestResult) -> str:
     """PASS, BLOCK, or BLOCK reported only (ci mode)."""
     decision = result.decision
     if not decision.gate:
-        return "PASS"
+        return "PASS" if decision.applied_rules else "PASS (no rule applied)"
     return "BLOCK" if decision.fails else "BLOCK (reported only: mode ci)"
+
+
+NO_RULE_APPLIED = "no policy rule applies to this subject: it passes by default, nothing was judged"
+
+
+def no_rule_note(result: IngestResult) -> str | None:
+    """Said in every output when no rule's ``when`` selected the subject (None otherwise):
+    such a pass is the policy's silence, not a verdict."""
+    if result.decision.applied_rules:
+        return None
+    subject = result.case.subject
+    if subject.is_pr and not subject.target_branch:
+        return f"{NO_RULE_APPLIED} (the pull request's target branch is unknown)"
+    return NO_RULE_APPLIED
 
 
 def exception_lines(result: IngestResult) -> list[str]:

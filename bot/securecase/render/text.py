@@ -18,7 +18,7 @@ from securecase.domain.outcome import (
     incomplete_sources,
 )
 from securecase.domain.policy import ExceptionUse
-from securecase.render.phrases import baseline_line, exception_lines, verdict
+from securecase.render.phrases import baseline_line, exception_lines, no_rule_note, verdict
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.domain.policy.diff import Flip, PolicyDiff
@@ -53,6 +53,9 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
         "blocking": [_blocking_data(b) for b in blocking_findings(result)],
         "incomplete_sources": list(incomplete_sources(result)),
         "rules": list(result.decision.blocking_rules),
+        "rules_applied": list(result.decision.applied_rules),
+        "note": no_rule_note(result),
+        "warnings": list(result.warnings),
         "reasons": list(result.decision.reasons),
         "policy": {"path": result.policy.origin, "blob": result.policy.blob},
         "sources": {name: rec.findings for name, rec in case.sources.items()},
@@ -131,9 +134,13 @@ def ingest_text(result: IngestResult) -> str:
         f"  since the last scan: {len(result.appeared)} appeared, {len(result.fixed)} fixed",
         f"  policy: {result.policy.origin} (mode {result.decision.mode.value})",
     ]
+    note = no_rule_note(result)
+    if note:
+        lines.append(f"  note: {note}")
     baseline = baseline_line(result)
     if baseline:
         lines.append(f"  {baseline}")
+    lines.extend(f"  warning: {warning}" for warning in result.warnings)
     lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
     lines.extend(f"  {line}" for line in exception_lines(result))
     if result.stale:

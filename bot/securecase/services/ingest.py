@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from securecase import scanners as report_registry
@@ -45,8 +45,12 @@ from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, loa
 from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
+from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
 POLICY_FILE = "policy.yaml"
+#: How far a --commit-time may lie ahead of our clock (runner clocks drift a little). Beyond
+#: it the time is clamped to now: a far-future time would make every later scan look late.
+COMMIT_TIME_SKEW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,8 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     folder = request.subject.folder
     now = clock.now()
     received_at = iso(now)
+    committed_at, warnings = clamp_commit_time(request.committed_at, now)
+    request = replace(request, committed_at=committed_at)
     today = now.astimezone(UTC).date()
     target = baseline_subject(request.subject)
 
@@ -168,7 +174,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
             base = target
             if base is None and previous is not None and request.subject.is_pr:
                 base = baseline_subject(previous.subject)
-            warnings: tuple[str, ...] = ()
+            baseline_warnings: tuple[str, ...] = ()
             try:
                 in_base = _read_case(snapshot, base.folder, base) if base else None
             except CaseFileError as error:
@@ -176,17 +182,23 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
                 # baseline every finding counts as new, so the gate errs on the strict side.
                 in_base = None
                 first = f": {error.problems[0]}" if error.problems else ""
-                warnings = (
+                baseline_warnings = (
                     f"the target branch's case is broken, so every finding counts as new: "
                     f"{error.message}{first}",
                 )
             baseline = in_base[0] if in_base else None
-            planned = _plan(
-                request, parsed, policy, found, folder, received_at, baseline, today, base
+            return _plan(
+                request,
+                parsed,
+                policy,
+                found,
+                folder,
+                received_at,
+                baseline,
+                today,
+                base,
+                (*warnings, *baseline_warnings),
             )
-            if warnings:
-                planned = replace(planned, result=replace(planned.result, warnings=warnings))
-            return planned
 
         committed = store.update(plan)
     result = committed.result
@@ -194,19 +206,38 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         result,
         cases_commit=committed.commit or committed.head,
         committed=committed.commit is not None,
-        warnings=(*result.warnings, *(w for report in parsed for w in report.warnings)),
+        # The parsers' notes, then what this run changed in its input (a clamped time).
+        warnings=(*(w for report in parsed for w in report.warnings), *result.warnings),
+    )
+
+
+def clamp_commit_time(value: str | None, now: datetime) -> tuple[str | None, tuple[str, ...]]:
+    """The commit time to record, and a warning when it lay too far in the future.
+
+    A time more than :data:`COMMIT_TIME_SKEW` after ``now`` becomes ``now``: recorded as
+    given, it would make every later scan of the case count as late and never apply.
+    """
+    if value is None:
+        return None, ()
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment <= now + COMMIT_TIME_SKEW:
+        return value, ()
+    clamped = iso(now)
+    return clamped, (
+        f"--commit-time {value} is in the future (more than "
+        f"{int(COMMIT_TIME_SKEW.total_seconds() // 60)} minutes after this run's clock, "
+        f"{clamped}); recorded as {clamped}",
     )
 
 
 def _read_policy_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--policy {path}: cannot read the file ({exc.strerror})") from exc
+    return read_regular_file(path, what=f"--policy {path}")
 
 
 def _repo_policy(snapshot: Snapshot) -> Policy:
-    data = snapshot.read(POLICY_FILE)
+    data = repo_policy_bytes(snapshot, POLICY_FILE)
     if data is None:
         return builtin_policy()
     return load_policy(data, origin=POLICY_FILE)
@@ -241,6 +272,7 @@ def _plan(
     baseline: Case | None,
     today: date,
     target: Subject | None,
+    warnings: tuple[str, ...],
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
     stored = {
@@ -315,6 +347,7 @@ def _plan(
         appeared=() if stale else merged.appeared,
         fixed=() if stale else merged.fixed,
         baseline_key=target.key if target else None,
+        warnings=warnings,
     )
     unchanged = case is previous or (
         previous is not None and _unchanged(previous, case, raw_sha, stale)
@@ -360,14 +393,36 @@ def _unchanged(previous: Case, case: Case, raw_sha: dict[str, str], stale: bool)
     )
 
 
+#: Anything git could read as a line break or that a terminal would act on.
+_LINE_BREAKS_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one line of a commit message: control characters and line breaks become
+    spaces, and it is cut to ``limit`` characters, so no value can start a line of its own
+    (and with it a ``Securecase-*`` trailer)."""
+    flat = " ".join(_LINE_BREAKS_RE.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _trailer(name: str, value: str) -> str:
+    """One ``Securecase-<name>: value`` line. The values were validated upstream; flattening
+    them again means a missed check still cannot forge a trailer."""
+    return f"Securecase-{name}: {one_line(value, limit=2000)}"
+
+
 def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestResult) -> str:
+    """The bot's commit message. Every interpolated value goes through :func:`one_line`; the
+    trailers carry only validated values (case key, hex commit id, enums, counts, rule ids).
+    """
     counts = case.counts
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no active findings"
-    sources = ", ".join(f"{r.source} ({len(r.findings)})" for r in scan.reports)
+    sources = ", ".join(f"{one_line(r.source)} ({len(r.findings)})" for r in scan.reports)
+    key = one_line(case.key, limit=2000)
     if result.stale:
-        subject = f"securecase: {case.key}: late scan of an older commit recorded, not applied"
+        subject = f"securecase: {key}: late scan of an older commit recorded, not applied"
     else:
-        subject = f"securecase: {case.key}: {decision.decision} ({summary})"
+        subject = f"securecase: {key}: {decision.decision} ({summary})"
     body = [
         subject,
         "",
@@ -375,23 +430,25 @@ def _commit_message(case: Case, decision: Decision, scan: Scan, result: IngestRe
         f"Appeared: {len(result.appeared)}, fixed: {len(result.fixed)}, "
         f"status: {case.status.value}.",
     ]
-    body.extend(f"Blocked by {reason}" for reason in decision.reasons)
+    body.extend(f"Blocked by {one_line(reason)}" for reason in decision.reasons)
     body.extend(
-        f"Excepted by {use.id} (expires {use.expires.isoformat()}): {len(use.findings)} finding(s)."
+        f"Excepted by {one_line(use.id)} (expires {use.expires.isoformat()}): "
+        f"{len(use.findings)} finding(s)."
         for use in decision.exceptions_applied
     )
+    body.extend(f"Warning: {one_line(warning)}" for warning in result.warnings)
     body += [
         "",
-        f"Securecase-Case: {case.key}",
-        f"Securecase-Commit: {scan.commit or 'unknown'}",
-        f"Securecase-Decision: {decision.decision}",
-        f"Securecase-Status: {case.status.value}",
+        _trailer("Case", key),
+        _trailer("Commit", scan.commit or "unknown"),
+        _trailer("Decision", decision.decision),
+        _trailer("Status", case.status.value),
         # Counts too, so `cases history` reads a bot commit's facts without opening the file.
-        "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
+        _trailer("Counts", " ".join(f"{k}={n}" for k, n in counts.items())),
     ]
     if decision.blocking_rules:
         # The rule ids, so `report` counts blocking rules without opening a file version.
-        body.append("Securecase-Rules: " + " ".join(decision.blocking_rules))
+        body.append(_trailer("Rules", " ".join(one_line(r) for r in decision.blocking_rules)))
     if result.stale:
-        body.append("Securecase-Stale: true")
+        body.append(_trailer("Stale", "true"))
     return "\n".join(body) + "\n"

@@ -13,6 +13,7 @@ the policy's exceptions and ages as of ``today``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from securecase.errors import UsageError
 from securecase.services.catalog import require_existing
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case
 from securecase.storage.repos import is_remote, open_store
+from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
 POLICY_FILE = "policy.yaml"
 
@@ -101,11 +103,7 @@ def split_exception_notes(
 
 def policy_from_file(path: Path) -> Policy:
     """Load a policy file given on the command line (PolicyError with file:line if invalid)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the policy ({exc.strerror})") from exc
-    return load_policy(data, origin=str(path))
+    return load_policy(read_regular_file(path, what=str(path)), origin=str(path))
 
 
 def working_policy(cases_repo: str) -> Policy:
@@ -117,7 +115,7 @@ def working_policy(cases_repo: str) -> Policy:
         )
     require_existing(cases_repo)
     path = Path(cases_repo) / POLICY_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is an error below, not "no policy"
         return builtin_policy()
     return policy_from_file(path)
 
@@ -132,7 +130,7 @@ def policy_at_ref(cases_repo: str, ref: str) -> Policy:
                 f"--base-ref {ref!r}: no such commit in the cases repo {cases_repo}",
                 hint="fetch it first (e.g. git fetch origin main), or name a branch, tag or sha",
             )
-        data = snapshot.read(POLICY_FILE)
+        data = repo_policy_bytes(snapshot, POLICY_FILE)
     if data is None:
         return builtin_policy()
     return load_policy(data, origin=f"{ref}:{POLICY_FILE}")

@@ -14,6 +14,7 @@ is refused by readers with a message saying what to do; the ingest of that subje
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -131,12 +132,26 @@ def case_data(case: Case) -> dict[str, Any]:
     }
 
 
+def _refuse_non_finite(case: Case) -> None:
+    """NaN and infinities have no place in a case (JSON has no spelling for them, YAML would
+    store ``.nan``); a score that is not a number is refused, never written."""
+    for tracked in (*case.findings, *case.resolved):
+        score = tracked.finding.cvss
+        if score is not None and not math.isfinite(score):
+            raise CaseFileError(
+                f"finding {tracked.finding.advisory} ({tracked.finding.source}): CVSS score "
+                f"{score!r} is not a finite number; the case was not written",
+                hint="the report holds a score that is not a number: fix it at the scanner",
+            )
+
+
 def dump_case(case: Case) -> dict[str, bytes]:
     """The files of a case folder (name -> bytes, ``raw/`` aside); same case, same bytes.
 
     Both documents are checked against their schemas first: an invalid case is a bug here,
     never written.
     """
+    _refuse_non_finite(case)
     case_doc = case_document(case)
     findings_doc = findings_document(case)
     found = [
