@@ -37,7 +37,16 @@ def writer(url: str, pr: int, count: int, times: list[float], failures: list[str
         start = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "securecase", "ingest", str(REPORT), "--cases-repo", url]
-            + ["--repo", "acme/shop", "--pr", str(pr), "--commit", f"w{pr}-{n}"]
+            + [
+                "--repo",
+                "acme/shop",
+                "--pr",
+                str(pr),
+                "--target-branch",
+                "main",
+                "--commit",
+                f"{pr:03x}{n:04x}",
+            ]
             + ["--report", "none", "--push-timeout", "300"],
             env=env(),
             capture_output=True,

@@ -42,7 +42,8 @@ def env() -> dict[str, str]:
 def ingest(repo: Path, report: Path, *args: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "securecase", "ingest", str(report), "--cases-repo", str(repo)]
-        + ["--repo", "acme/shop", "--report", "none", "--output", "json", *args],
+        + ["--repo", "acme/shop", "--report", "none", "--output", "json", *args]
+        + (["--target-branch", "main"] if "--pr" in args else []),
         env=env(),
         capture_output=True,
         text=True,
@@ -80,19 +81,19 @@ def measure(size: int, cases: int, rescans: int, work: Path) -> dict[str, float]
         path.write_bytes(big_report(size, extra=n))
         reports.append(path)
     rescan_reports = reports[cases + 1 :]
-    ingest(repo, reports[0], "--pr", "1", "--commit", "p1")
+    ingest(repo, reports[0], "--pr", "1", "--commit", "1111111")
     start = gc(repo)
     loose_new = 0
     for n in range(1, cases + 1):
-        ingest(repo, reports[n], "--pr", str(1 + n), "--commit", f"p{n}")
+        ingest(repo, reports[n], "--pr", str(1 + n), "--commit", f"{n:07x}")
         loose_new += packed_kib(repo)[0]
         gc(repo)
     after_cases = gc(repo)
-    ingest(repo, rescan_reports[0], "--branch", "main", "--commit", "r0")
+    ingest(repo, rescan_reports[0], "--branch", "main", "--commit", "a000000")
     base = gc(repo)
     loose_rescan = 0
     for n in range(1, rescans + 1):
-        ingest(repo, rescan_reports[n], "--branch", "main", "--commit", f"r{n}")
+        ingest(repo, rescan_reports[n], "--branch", "main", "--commit", f"a{n:06x}")
         loose_rescan += packed_kib(repo)[0]
         gc(repo)
     after_rescans = gc(repo)

@@ -6,6 +6,7 @@ real processes that are then gone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -43,10 +44,21 @@ def human_git(repo: Path, *args: str, check: bool = True) -> subprocess.Complete
     return proc
 
 
+def commit_id(label: str) -> str:
+    """A git commit id of its own for each label (the CLI takes hex ids only)."""
+    return hashlib.sha1(label.encode()).hexdigest()
+
+
 def ingest(cases: Path | str, report: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    given = list(args)
+    for n, arg in enumerate(given[:-1]):
+        if arg == "--commit":
+            given[n + 1] = commit_id(given[n + 1])
+    if "--pr" in given:
+        given += ["--target-branch", "main"]
     return subprocess.Popen(
         [sys.executable, "-m", "securecase", "ingest", str(report), "--cases-repo", str(cases)]
-        + ["--repo", "acme/shop", "--report", "none", "--output", "json", *args],
+        + ["--repo", "acme/shop", "--report", "none", "--output", "json", *given],
         env=clean_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
