@@ -46,6 +46,24 @@ def ingest_json(*args: str | Path, cwd: Path) -> tuple[int, dict[str, Any], str]
     return proc.returncode, data, proc.stderr
 
 
+def trivy_rescan(report: Path, dest: Path, *fixed: str) -> Path:
+    """A real Trivy report of one artifact, rescanned after the vulnerabilities ``fixed``
+    (their ids) were fixed, or all of them when none is named: written to ``dest``."""
+    doc = json.loads(report.read_text())
+    removed = 0
+    for result in doc["Results"]:
+        found = result.get("Vulnerabilities") or []
+        kept = [v for v in found if fixed and v["VulnerabilityID"] not in fixed]
+        removed += len(found) - len(kept)
+        if kept:
+            result["Vulnerabilities"] = kept
+        else:
+            result.pop("Vulnerabilities", None)
+    assert removed, f"{report}: none of {fixed} to fix"
+    dest.write_text(json.dumps(doc))
+    return dest
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` and return stdout."""
     return subprocess.run(

@@ -161,7 +161,7 @@ def test_schema_problems_in_findings_json_name_the_json_path():
 
 def test_a_source_name_that_is_not_a_string_is_refused_with_its_line() -> None:
     files = dump_case(sample_case("pip.json"))
-    text = files[CASE_FILE].replace(b"  trivy-repo:\n", b"  123:\n")
+    text = files[CASE_FILE].replace(b"  trivy-repo-testdata-fixtures-repo-pip:\n", b"  123:\n")
     assert b"  123:\n" in text
     with pytest.raises(CaseFileError) as caught:
         load_case(text, files[FINDINGS_FILE], folder="cases/x")
@@ -326,3 +326,24 @@ def test_sweep_fields_round_trip_in_contract_order() -> None:
     assert marked["sla"] == {"due": "2027-02-09", "breached": True}
     header = load_case_header(files[CASE_FILE], folder=FOLDER)
     assert header.closed == swept.closed and header.notified == swept.notified
+
+
+def test_an_incomplete_source_round_trips_and_a_complete_one_writes_no_key():
+    failed = parse(FIXTURES / "realworld" / "failed-scans" / "bandit-mistyped-path.sarif")
+    complete = parse(TRIVY / "pip.json")
+    assert failed.incomplete and not complete.incomplete
+    scan = Scan(
+        subject=SUBJECT,
+        reports=(failed, complete),
+        received_at="2026-11-23T08:00:00Z",
+        commit="abc",
+        raw_paths={failed.source: "raw/bandit.sarif", complete.source: "raw/pip.json"},
+        raw_sha256={failed.source: "1" * 64, complete.source: "2" * 64},
+    )
+    case = merge(None, scan, GATE).case
+    files = dump_case(case)
+    assert loaded(files) == case
+    assert loaded(files).sources[failed.source].incomplete == failed.incomplete
+    doc = yaml.safe_load(files[CASE_FILE])
+    assert doc["sources"][failed.source]["incomplete"] == list(failed.incomplete)
+    assert "incomplete" not in doc["sources"][complete.source]

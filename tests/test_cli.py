@@ -43,12 +43,14 @@ def test_pr_into_main_with_high_blocks(work: Path) -> None:
     assert "Securecase-Commit: abc123" in trailers
     assert "Securecase-Decision: block" in trailers
     files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    # The default slot names the scanned artifact (ArtifactName testdata/fixtures/repo/pip).
+    raw = "cases/github/acme/shop/pr-42/raw/trivy-repo-testdata-fixtures-repo-pip.json"
     assert sorted(files) == [
         "cases/github/acme/shop/pr-42/case.yaml",
         "cases/github/acme/shop/pr-42/findings.json",
-        "cases/github/acme/shop/pr-42/raw/trivy-repo.json",
+        raw,
     ]
-    stored = (repo / "cases/github/acme/shop/pr-42/raw/trivy-repo.json").read_bytes()
+    stored = (repo / raw).read_bytes()
     assert stored == HIGH_REPORT.read_bytes()
     case = yaml.safe_load((repo / out["case_path"]).read_text())
     assert case["gate"]["gate"] is True and case["gate"]["rules"] == ["no-high-into-main"]
@@ -99,7 +101,10 @@ def test_several_reports_make_one_commit(work: Path) -> None:
         TRIVY / "alpine-310.json", TRIVY / "misconfigurations_and_secrets.json", *PR42, cwd=work
     )
     assert code == 1, err
-    assert set(out["sources"]) == {"trivy-image", "trivy-fs"}
+    assert set(out["sources"]) == {
+        "trivy-image-testdata-fixtures-images-alpine-310.tar.gz",
+        "trivy-fs",
+    }
     assert commit_count(cases_repo(work)) == 1
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRIVY, commit_count, ingest_json, read_case_files, run_cli
+from conftest import TRIVY, commit_count, ingest_json, read_case_files, run_cli, trivy_rescan
 
 PR = ("--repo", "acme/shop", "--pr", "7", "--target-branch", "main")
+#: A report limit above the 100 MB documents built here (the default limit is 50 MB).
+ABOVE_100_MB = ("--max-report-bytes", "200000000")
 
 
 def refused(work: Path, report: Path, *expected: str, args: tuple[str, ...] = PR) -> str:
@@ -99,7 +101,8 @@ def test_huge_string_in_title_is_cut_and_stored(work: Path) -> None:
     report = work / "huge.json"
     report.write_text(json.dumps(doc))
     del doc
-    code, out, err = ingest_json(report, *PR, cwd=work)
+    # Above the default --max-report-bytes: raised, so the field's own cut is what is tested.
+    code, out, err = ingest_json(report, *PR, *ABOVE_100_MB, cwd=work)
     assert code == 1, err
     case_file = work / "security-cases" / out["case_path"]
     findings_file = case_file.parent / "findings.json"
@@ -114,7 +117,7 @@ def test_huge_string_in_identity_field_is_refused(work: Path) -> None:
     report = work / "huge-id.json"
     report.write_text(json.dumps(doc))
     del doc
-    refused(work, report, "$.Results[0].Vulnerabilities[0].PkgName")
+    refused(work, report, "$.Results[0].Vulnerabilities[0].PkgName", args=(*PR, *ABOVE_100_MB))
 
 
 @pytest.mark.parametrize(
@@ -161,6 +164,9 @@ def test_bad_repo_names_are_refused(work: Path, repo: str) -> None:
 
 
 def test_duplicate_source_slots_are_refused(work: Path) -> None:
-    proc = run_cli("ingest", TRIVY / "npm.json", TRIVY / "pip.json", *PR, cwd=work)
-    assert proc.returncode == 2 and "both fill source 'trivy-repo'" in proc.stderr
+    # Two scans of one artifact in one run: both would fill its slot.
+    rescan = trivy_rescan(TRIVY / "pip.json", work / "rescan.json", "CVE-2019-14806")
+    proc = run_cli("ingest", TRIVY / "pip.json", rescan, *PR, cwd=work)
+    slot = "trivy-repo-testdata-fixtures-repo-pip"
+    assert proc.returncode == 2 and f"both fill source {slot!r}" in proc.stderr
     assert commit_count(work / "security-cases") == 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TRIVY, commit_count, git, read_case_files, run_cli
+from conftest import TRIVY, commit_count, git, read_case_files, run_cli, trivy_rescan
 
 PR = ("--repo", "acme/shop", "--pr", "7", "--target-branch", "main")
 MAIN = ("--repo", "acme/shop", "--branch", "main")
@@ -190,10 +190,11 @@ def test_human_triage_commit_survives_three_changing_rescans(work: Path) -> None
     git(location, *HUMAN, "commit", "-qam", "Triage PR 7: Bob owns it")
     human = git(location, "rev-parse", "HEAD").strip()
     # Three rescans, each changing the findings, each a bot commit.
+    upgraded = trivy_rescan(BASE_REPORT, work / "upgraded.json", "CVE-2019-14806")
     scans = [
         (BASE_REPORT, EXTRA_REPORT, "--source", "app", "--source", "sbom"),
         (EXTRA_REPORT, "--source", "sbom"),
-        (TRIVY / "npm.json", "--source", "app"),
+        (upgraded, "--source", "app"),
     ]
     for number, scan in enumerate(scans, start=1):
         before = commit_count(location)

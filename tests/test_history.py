@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import TRIVY, git, ingest_json, run_cli
+from conftest import TRIVY, git, ingest_json, run_cli, trivy_rescan
 from securecase.services.history import parse_counts
 
 KEY = "github::acme::shop::PR::42"
@@ -49,16 +49,11 @@ def triaged_repo(work: Path) -> Path:
             "tags: []": "tags:\n  - needs-upgrade",
         },
     )
-    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", cwd=work)[0] == 0
-    code, out, err = ingest_json(
-        TRIVY / "scheme_2_no_vuln.json",
-        *PR42,
-        "--source",
-        "trivy-repo",
-        "--commit",
-        "c3000000",
-        cwd=work,
-    )
+    # Rescans of the same artifact: the HIGH upgraded away, then the MEDIUM too.
+    upgraded = trivy_rescan(TRIVY / "pip.json", work / "upgraded.json", "CVE-2019-14806")
+    assert ingest_json(upgraded, *PR42, "--commit", "c2000000", cwd=work)[0] == 0
+    fixed = trivy_rescan(TRIVY / "pip.json", work / "fixed.json")
+    code, out, err = ingest_json(fixed, *PR42, "--commit", "c3000000", cwd=work)
     assert code == 0 and out["status"] == "RESOLVED", err
     return repo
 
@@ -111,7 +106,8 @@ def test_triage_merged_from_a_branch_while_the_bot_updated_main(work: Path) -> N
     git(repo, "checkout", "-qb", "triage")
     triage = human_commit(repo, {"status: NEW": "status: TRIAGED"})
     git(repo, "checkout", "-q", "main")
-    assert ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", cwd=work)[0] == 0
+    upgraded = trivy_rescan(TRIVY / "pip.json", work / "upgraded.json", "CVE-2019-14806")
+    assert ingest_json(upgraded, *PR42, "--commit", "c2000000", cwd=work)[0] == 0
     git(repo, *HUMAN, "merge", "-q", "--no-ff", "triage", "-m", "Merge triage")
     merge = git(repo, "rev-parse", "HEAD").strip()
     code, out, err = history(work, KEY)
@@ -235,7 +231,8 @@ def test_history_of_a_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     ingest_json(TRIVY / "pip.json", *PR42, "--commit", "c1000000", "--cases-repo", url, cwd=work)
     code, out, err = history(work, KEY, "--cases-repo", url)  # a one-commit remote: complete
     assert code == 0 and [e["scanned_commit"] for e in out["entries"]] == ["c1000000"], err
-    ingest_json(TRIVY / "npm.json", *PR42, "--commit", "c2000000", "--cases-repo", url, cwd=work)
+    upgraded = trivy_rescan(TRIVY / "pip.json", tmp_path / "upgraded.json", "CVE-2019-14806")
+    ingest_json(upgraded, *PR42, "--commit", "c2000000", "--cases-repo", url, cwd=work)
     checkout = tmp_path / "checkout"
     git(tmp_path, "clone", "-q", str(remote), str(checkout))
     git(checkout, "config", "user.name", "Bob")

@@ -5,9 +5,8 @@ entry is either refused (exit 2, no new commit, no traceback) or handled (an exi
 names, no traceback). With ``pytest -s`` the module prints one table: tried, refused
 correctly, handled correctly, wrong exit, committed anyway, traceback.
 
-``PENDING_INPUT_BRANCH`` holds the refusals that the failclosed-input branch brings (duplicate
-keys, NaN, non-regular and oversized reports, empty containers, deep ZAP XML). They run under
-the ``pending_input`` marker, deselected in pyproject.toml until that branch is merged.
+``INPUT_REFUSALS`` holds the refusals of malformed report input (duplicate keys, NaN,
+non-regular and oversized reports, empty containers, deep ZAP XML).
 """
 
 from __future__ import annotations
@@ -203,7 +202,7 @@ ENTRIES = [
     Entry("case/wrong-key", wrong_key_case, says="expected 'github::acme::shop::BR::main'"),
 ]  # fmt: skip
 
-PENDING_INPUT_BRANCH = [
+INPUT_REFUSALS = [
     Entry("report/trivy-duplicate-results", report("trivy-duplicate-results.json"), says="Results"),
     Entry("report/trivy-duplicate-severity", report("trivy-duplicate-severity.json"),
           says="Severity"),
@@ -296,10 +295,9 @@ def test_hostile_corpus(entry: Entry, template: Path, work: Path) -> None:
     run_entry(entry, TALLIES.setdefault("securecase", Tally()), template, work)
 
 
-@pytest.mark.pending_input
-@pytest.mark.parametrize("entry", PENDING_INPUT_BRANCH, ids=[e.id for e in PENDING_INPUT_BRANCH])
-def test_hostile_corpus_pending_input_branch(entry: Entry, template: Path, work: Path) -> None:
-    run_entry(entry, TALLIES.setdefault("pending input branch", Tally()), template, work)
+@pytest.mark.parametrize("entry", INPUT_REFUSALS, ids=[e.id for e in INPUT_REFUSALS])
+def test_hostile_corpus_input_refusals(entry: Entry, template: Path, work: Path) -> None:
+    run_entry(entry, TALLIES.setdefault("securecase", Tally()), template, work)
 
 
 def test_every_corpus_file_is_used_and_listed_in_the_readme() -> None:
@@ -310,5 +308,5 @@ def test_every_corpus_file_is_used_and_listed_in_the_readme() -> None:
     for relpath in files:
         assert relpath in readme, relpath
         assert Path(relpath).name in source, relpath
-    for entry in ENTRIES + PENDING_INPUT_BRANCH:
+    for entry in ENTRIES + INPUT_REFUSALS:
         assert f"`{entry.id}`" in readme, entry.id

@@ -25,6 +25,9 @@ ZAP = FIXTURES / "zap"
 SAMPLES = Path(__file__).resolve().parent / "samples"
 PR42 = ("--repo", "acme/shop", "--pr", "42", "--target-branch", "main")
 CASE = "cases/github/acme/shop/pr-42/case.yaml"
+#: The default slots of alpine-310's Trivy JSON and of its Trivy SARIF: named after the image.
+ALPINE_TRIVY = "trivy-image-testdata-fixtures-images-alpine-310.tar.gz"
+ALPINE_SARIF = "trivy-testdata-fixtures-images-alpine-310.tar.gz"
 
 
 def cases_repo(work: Path) -> Path:
@@ -52,7 +55,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
         cwd=work,
     )
     assert code == 1, err  # CodeQL's HIGH findings block the PR into main
-    assert out["sources"] == {"codeql": 72, "trivy-image": 4, "zap": 4}
+    assert out["sources"] == {"codeql": 72, ALPINE_TRIVY: 4, "zap": 4}
     assert out["counts"] == {
         "critical": 0,
         "high": 11,
@@ -68,7 +71,7 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
         CASE,
         "cases/github/acme/shop/pr-42/findings.json",
         "cases/github/acme/shop/pr-42/raw/codeql.sarif",
-        "cases/github/acme/shop/pr-42/raw/trivy-image.json",
+        f"cases/github/acme/shop/pr-42/raw/{ALPINE_TRIVY}.json",
         "cases/github/acme/shop/pr-42/raw/zap.json",
     ]
     case = read_case(work)
@@ -89,17 +92,17 @@ def test_three_scanners_one_commit_one_decision(work: Path) -> None:
     )
     assert code == 1, err
     assert commit_count(repo) == 2
-    assert out["sources"] == {"codeql": 72, "trivy-image": 4, "zap": 15}
+    assert out["sources"] == {"codeql": 72, ALPINE_TRIVY: 4, "zap": 15}
     assert out["fixed"] == 4 and out["appeared"] == 15
     case = read_case(work)
     assert case["sources"]["codeql"]["commit"] == "c1000000"
-    assert case["sources"]["trivy-image"]["commit"] == "c1000000"
+    assert case["sources"][ALPINE_TRIVY]["commit"] == "c1000000"
     assert case["sources"]["zap"]["commit"] == "c2000000"
     assert case["sources"]["zap"]["raw"].endswith("raw/zap.xml")
     by_source: dict[str, set[str]] = {}
     for finding in case["findings"]:
         by_source.setdefault(finding["source"], set()).add(finding["first_seen"].get("commit"))
-    assert by_source == {"codeql": {"c1000000"}, "trivy-image": {"c1000000"}, "zap": {"c2000000"}}
+    assert by_source == {"codeql": {"c1000000"}, ALPINE_TRIVY: {"c1000000"}, "zap": {"c2000000"}}
     assert {f["source"] for f in case["resolved"]} == {"zap"}
     assert out["counts"]["high"] == 11 + 4  # ZAP's four HIGH alerts join CodeQL's
 
@@ -150,12 +153,13 @@ def test_same_cve_from_two_scanners_counts_once(work: Path, tmp_path: Path) -> N
     )
     assert code == 0, err  # eight findings, four distinct: within the budget
     assert out["counts"]["medium"] == 4
-    assert out["sources"] == {"trivy": 4, "trivy-image": 4}
+    assert out["sources"] == {ALPINE_SARIF: 4, ALPINE_TRIVY: 4}
     case = read_case(work)
     assert case["counts"]["medium"] == 4
     pairs = sorted((f["source"], f["advisory"], f["package"]["name"]) for f in case["findings"])
     assert len(pairs) == 8  # both scanners stay visible in the case
-    assert {p[1:] for p in pairs if p[0] == "trivy"} == {p[1:] for p in pairs if p[0] != "trivy"}
+    from_sarif = {p[1:] for p in pairs if p[0] == ALPINE_SARIF}
+    assert from_sarif == {p[1:] for p in pairs if p[0] == ALPINE_TRIVY} and len(from_sarif) == 4
 
 
 def test_suppressed_results_are_kept_but_neither_counted_nor_gated(

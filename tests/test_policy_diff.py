@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, TRIVY, git, ingest_json, run_cli
+from conftest import ROOT, TRIVY, git, ingest_json, run_cli, trivy_rescan
 
 DEFAULT_POLICY = (ROOT / "bot/securecase/data/default-policy.yaml").read_text()
 NO_MEDIUM = """version: 1
@@ -27,9 +27,8 @@ rules:
 HUMAN = ("-c", "user.name=Sec Team", "-c", "user.email=sec@example.com")
 
 
-def scan(work: Path, report: str, *subject: str, source: str | None = None) -> None:
-    extra = ("--source", source) if source else ()
-    code, _, err = ingest_json(TRIVY / report, "--repo", *subject, *extra, cwd=work)
+def scan(work: Path, report: str | Path, *subject: str) -> None:
+    code, _, err = ingest_json(TRIVY / report, "--repo", *subject, cwd=work)
     assert code in (0, 1), err
 
 
@@ -43,7 +42,8 @@ def repo(work: Path) -> Path:
     scan(work, "centos-7.json", "acme/shop", "--branch", "release/1.x")  # MEDIUM + 2 LOW
     pr9 = ("acme/web", "--pr", "9", "--target-branch", "main")
     scan(work, "fluentd-gems.json", *pr9)
-    scan(work, "scheme_2_no_vuln.json", *pr9, source="trivy-image")  # RESOLVED: not evaluated
+    fixed = trivy_rescan(TRIVY / "fluentd-gems.json", work / "fluentd-fixed.json")
+    scan(work, fixed, *pr9)  # RESOLVED: not evaluated
     return work / "security-cases"
 
 

@@ -51,7 +51,12 @@ def test_headline_counts(built: Path) -> None:
     assert by_repo["acme/web"][1]["low"] == 1
     # Most open findings first (2 each: then more open cases first), then by name.
     assert [r["repo"] for r in data["by_repo"]] == ["acme/shop", "acme/api", "acme/web"]
-    assert data["by_source"] == {"trivy-repo": 4, "trivy-sbom": 1}
+    # Default slots name the scanned artifact: pip's in PR 42 and api, npm's in PR 43.
+    assert data["by_source"] == {
+        "trivy-repo-testdata-fixtures-repo-pip": 3,
+        "trivy-repo-testdata-fixtures-repo-npm": 1,
+        "trivy-sbom-sbom.json": 1,
+    }
     assert data["by_kind"] == {"vulnerability": 5}
 
 

@@ -104,7 +104,7 @@ def test_sarif_is_detected(tmp_path: Path) -> None:
 
 
 def test_sarif_without_schema_is_detected(tmp_path: Path) -> None:
-    report = parse(write(tmp_path, {"version": "2.1.0", "runs": []}))
+    report = parse(write(tmp_path, {"version": "2.1.0", "runs": SARIF["runs"]}))
     assert report.format is ReportFormat.SARIF and report.findings == ()
 
 
@@ -228,7 +228,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory(tmp_path: Path) -> None:
-    refused(tmp_path, "cannot read the report")
+    refused(tmp_path, "not a regular file (a directory)")
 
 
 @pytest.mark.parametrize("data", [b"", b"  \n\t", b"\xef\xbb\xbf"])

@@ -147,7 +147,8 @@ def test_raw_is_the_original_bytes_without_secrets() -> None:
 
 def test_report_metadata() -> None:
     report = parse(FIXTURES / "alpine-310.json")
-    assert report.source == "trivy-image"
+    assert report.source == "trivy-image-testdata-fixtures-images-alpine-310.tar.gz"
+    assert report.legacy_source == "trivy-image"
     assert report.tool_version == "dev"
     assert report.scanned_at == "2021-08-25T12:20:30Z"
     assert report.artifact_name == "testdata/fixtures/images/alpine-310.tar.gz"
@@ -187,24 +188,72 @@ def test_scanned_at(created: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("artifact_type", "source"),
+    ("artifact_type", "artifact_name", "source", "legacy"),
     [
-        ("container_image", "trivy-image"),
-        ("filesystem", "trivy-fs"),
-        ("repository", "trivy-repo"),
-        ("cyclonedx", "trivy-sbom"),
-        ("spdx", "trivy-sbom"),
-        ("vm", "trivy-vm"),
-        ("something_new", "trivy"),
-        (None, "trivy"),
+        (
+            "container_image",
+            "ghcr.io/acme/shop:1.2",
+            "trivy-image-ghcr.io-acme-shop",
+            "trivy-image",
+        ),
+        (
+            "container_image",
+            "registry:5000/shop@sha256:" + "ab" * 32,
+            "trivy-image-registry-5000-shop",
+            "trivy-image",
+        ),
+        ("filesystem", "services/api", "trivy-fs-services-api", "trivy-fs"),
+        ("filesystem", ".", "trivy-fs", None),
+        (
+            "repository",
+            "https://github.com/acme/shop",
+            "trivy-repo-https-github.com-acme-shop",
+            "trivy-repo",
+        ),
+        ("cyclonedx", "sbom.json", "trivy-sbom-sbom.json", "trivy-sbom"),
+        ("spdx", "sbom.spdx.json", "trivy-sbom-sbom.spdx.json", "trivy-sbom"),
+        ("vm", "disk.vmdk", "trivy-vm-disk.vmdk", "trivy-vm"),
+        ("something_new", "x", "trivy-x", "trivy"),
+        (None, None, "trivy", None),
     ],
 )
-def test_default_source(artifact_type: str | None, source: str) -> None:
+def test_default_source_is_derived_from_the_artifact(
+    artifact_type: str | None, artifact_name: str | None, source: str, legacy: str | None
+) -> None:
     doc = load("npm.json")
     doc["ArtifactType"] = artifact_type
+    doc["ArtifactName"] = artifact_name
     report = parse_doc(doc)
     assert report.source == source
     assert {f.source for f in report.findings} == {source}
+    # the per-type name cases written before derived slots use
+    assert report.legacy_source == legacy
+
+
+def test_every_build_of_an_image_shares_its_slot_and_another_image_does_not() -> None:
+    doc = load("alpine-310.json")
+    doc["ArtifactName"] = "ghcr.io/acme/shop:pr-12-aaaa"
+    first = parse_doc(doc)
+    doc["ArtifactName"] = "ghcr.io/acme/shop:pr-12-bbbb"
+    rebuilt = parse_doc(doc)
+    doc["ArtifactName"] = "ghcr.io/acme/worker:pr-12-aaaa"
+    other = parse_doc(doc)
+    assert first.source == rebuilt.source == "trivy-image-ghcr.io-acme-shop"
+    assert ids(first) == ids(rebuilt)
+    assert other.source == "trivy-image-ghcr.io-acme-worker"
+    assert not ids(first) & ids(other)
+
+
+def test_a_long_artifact_keeps_a_distinct_valid_slot() -> None:
+    doc = load("npm.json")
+    doc["ArtifactType"] = "filesystem"
+    names = set()
+    for tail in ("a", "b"):
+        doc["ArtifactName"] = "services/" + "x" * 100 + "/" + tail
+        source = parse_doc(doc).source
+        assert len(source) == 63 and source.startswith("trivy-fs-services-xxx")
+        names.add(source)
+    assert len(names) == 2
 
 
 def test_given_source_names_the_slot_and_changes_ids() -> None:
@@ -385,7 +434,8 @@ def test_findings_do_not_depend_on_order(name: str) -> None:
 
 def test_ids_stable_across_retag_rebuild_and_scanner_upgrade() -> None:
     doc = load("alpine-310.json")
-    baseline = ids(parse_doc(doc))
+    # in one named slot; by default another image name is another slot (see above)
+    baseline = ids(parse_doc(doc, source="trivy-image"))
     doc["ArtifactName"] = "ghcr.io/acme/other-name:v2"
     doc["Metadata"]["RepoTags"] = ["ghcr.io/acme/other-name:v2"]
     doc["Metadata"]["RepoDigests"] = ["ghcr.io/acme/other-name@sha256:" + "ab" * 32]
@@ -394,7 +444,7 @@ def test_ids_stable_across_retag_rebuild_and_scanner_upgrade() -> None:
     doc["Results"][0]["Target"] = "ghcr.io/acme/other-name:v2 (alpine 3.10.9)"
     for vuln in doc["Results"][0]["Vulnerabilities"]:
         vuln["Layer"] = {"Digest": "sha256:" + "ef" * 32}
-    report = parse_doc(doc)
+    report = parse_doc(doc, source="trivy-image")
     assert ids(report) == baseline
     assert report.image_digest == "sha256:" + "ab" * 32
 
@@ -771,7 +821,7 @@ def write_huge(tmp_path: Path, field: str) -> Path:
 def test_100mb_title_is_cut_quickly(tmp_path: Path) -> None:
     path = write_huge(tmp_path, "Title")
     started = time.perf_counter()
-    report = parse(path)
+    report = parse(path, max_bytes=200_000_000)
     elapsed = time.perf_counter() - started
     assert elapsed < 5, elapsed
     assert max(len(f.title) for f in report.findings) == TITLE_LIMIT
@@ -783,7 +833,7 @@ def test_100mb_identity_field_is_refused_quickly(tmp_path: Path) -> None:
     path = write_huge(tmp_path, "PkgName")
     started = time.perf_counter()
     with pytest.raises(ReportError) as info:
-        parse(path)
+        parse(path, max_bytes=200_000_000)
     assert time.perf_counter() - started < 5
     (problem,) = info.value.problems
     assert problem.startswith("$.Results[0].Vulnerabilities[0].PkgName: 100000000 characters")

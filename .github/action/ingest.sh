@@ -46,6 +46,7 @@ case "$SC_FROM_WORKFLOW_RUN" in
 esac
 if [ -n "$SC_POLICY" ]; then args+=(--policy "$SC_POLICY"); fi
 if [ -n "$SC_MODE" ]; then args+=(--mode "$SC_MODE"); fi
+if [ -n "${SC_ON_INCOMPLETE:-}" ]; then args+=(--on-incomplete "$SC_ON_INCOMPLETE"); fi
 if [ -n "$SC_IMAGE" ]; then args+=(--image "$SC_IMAGE"); fi
 if [ -n "$SC_IMAGE_DIGEST" ]; then args+=(--image-digest "$SC_IMAGE_DIGEST"); fi
 if [ -n "$SC_COMMIT_TIME" ]; then args+=(--commit-time "$SC_COMMIT_TIME"); fi

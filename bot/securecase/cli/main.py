@@ -19,10 +19,12 @@ from securecase.cli.common import clock_from_env as _clock
 from securecase.cli.common import echo_text as _echo_text
 from securecase.cli.common import emit_json as _emit_json
 from securecase.errors import InputError, SecurecaseError
+from securecase.limits import MAX_FINDINGS, MAX_REPORT_BYTES
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from securecase.domain.outcome import IngestResult
     from securecase.github.client import GitHubSettings
 
 
@@ -92,6 +94,31 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     help="Policy file. Default: policy.yaml at the cases repo root, else the built-in default.",
 )
 @click.option("--mode", type=click.Choice(["ci", "pr_gate"]), help="Override the policy's mode.")
+@click.option(
+    "--on-incomplete",
+    type=click.Choice(["warn", "fail"]),
+    default="warn",
+    show_default=True,
+    envvar="SECURECASE_ON_INCOMPLETE",
+    help="A report whose scanner says the scan did not complete is recorded either way (its "
+    "earlier findings stay open); warn prints a warning, fail then exits 2 "
+    "(env SECURECASE_ON_INCOMPLETE).",
+)
+@click.option(
+    "--max-report-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_REPORT_BYTES,
+    show_default=True,
+    help="Refuse a report file larger than this (its raw copy is committed; GitHub refuses "
+    "files above 100 MB).",
+)
+@click.option(
+    "--max-findings",
+    type=click.IntRange(min=1),
+    default=MAX_FINDINGS,
+    show_default=True,
+    help="Refuse reports, or a case, holding more open findings than this.",
+)
 @click.option(
     "--output",
     type=click.Choice(["text", "json", "markdown"]),
@@ -221,6 +248,9 @@ def ingest(
     sources: tuple[str, ...],
     policy_file: Path | None,
     mode: str | None,
+    on_incomplete: str,
+    max_report_bytes: int,
+    max_findings: int,
     output: str,
     git_name: str,
     git_email: str,
@@ -338,6 +368,8 @@ def ingest(
         policy_file=policy_file,
         mode=Mode(mode) if mode else None,
         push_timeout=push_timeout,
+        max_report_bytes=max_report_bytes,
+        max_findings=max_findings,
         source_root=str(source_root) if source_root else None,
         fallback_root=os.getcwd(),
     )
@@ -378,6 +410,11 @@ def ingest(
 
             traceback.print_exception(published.internal_error)
         _warn(published.warnings, actions=context is not None)
+    incomplete = _incomplete_warnings(result)
+    _warn(incomplete, actions=context is not None)
+    if incomplete and on_incomplete == "fail":
+        click.echo("error: a scan did not complete (--on-incomplete fail)", err=True)
+        sys.exit(EXIT_INPUT)
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
@@ -395,6 +432,16 @@ def _target_branch_of(pr: int, repo: str, provider: str, github: GitHubSettings 
         f"--pr {pr} needs --target-branch: the policy's rules depend on the branch a pull "
         "request merges into",
         hint="pass --target-branch NAME, or GitHub credentials (--github-token) to look it up",
+    )
+
+
+def _incomplete_warnings(result: IngestResult) -> tuple[str, ...]:
+    """One warning per source of this run whose scanner said the scan did not complete."""
+    ran = {name for name, rec in result.case.sources.items() if rec.incomplete}
+    return tuple(
+        f"source {name}: the scan did not complete ({result.case.sources[name].incomplete[0]}); "
+        "its earlier findings stay open"
+        for name in sorted(ran)
     )
 
 

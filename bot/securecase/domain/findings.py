@@ -155,6 +155,10 @@ class Report:
     #: Why the scanner says this scan did not complete (empty when it did). An incomplete
     #: report adds what it found but resolves nothing: its silence proves no fix.
     incomplete: tuple[str, ...] = ()
+    #: The slot a case written before default slots were derived from the artifact used for
+    #: this report (None when the slot was given, or is the same): the ingest service keeps
+    #: using it for the same artifact, so finding ids do not change.
+    legacy_source: str | None = None
     #: Harmless off-spec fields the parser dropped, one line per kind of problem.
     warnings: tuple[str, ...] = ()
     #: (finding id, the id an earlier identity scheme gave the same finding), where they

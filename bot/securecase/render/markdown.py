@@ -25,6 +25,7 @@ from securecase.domain.outcome import (
 from securecase.render.phrases import (
     baseline_line,
     exception_lines,
+    incomplete_line,
     no_rule_note,
     sentence,
     verdict,
@@ -111,7 +112,10 @@ def summary_of(
 ) -> Summary:
     """The summary facts of an ingest, with optional links to the case file and the run."""
     baseline = baseline_line(result)
-    notes = ([baseline] if baseline else []) + exception_lines(result)
+    incomplete = incomplete_line(result)
+    notes = (
+        ([incomplete] if incomplete else []) + ([baseline] if baseline else [])
+    ) + exception_lines(result)
     blocking = blocking_findings(result)
     timed = _timed_rules(result)
     ages = _ages(result, blocking)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from securecase.domain.outcome import IngestResult
+from securecase.domain.outcome import IngestResult, incomplete_sources
 
 
 def verdict(result: IngestResult) -> str:
@@ -58,6 +58,19 @@ def baseline_line(result: IngestResult) -> str | None:
         return f"baseline: no case {result.baseline_key} yet, so every finding counts as new"
     existing = len(result.case.active) - new
     return f"baseline: {result.baseline_key} ({new} new, {existing} already there)"
+
+
+def incomplete_line(result: IngestResult) -> str | None:
+    """What a scan that did not complete means for this case (None when every source did)."""
+    names = incomplete_sources(result)
+    if not names:
+        return None
+    listed = ", ".join(f"`{name}`" for name in names)
+    noun = "source" if len(names) == 1 else "sources"
+    return (
+        f"incomplete: the scanner of {noun} {listed} reported that the scan did not complete; "
+        "its earlier findings stay open and nothing it no longer reports counts as fixed"
+    )
 
 
 def sentence(text: str) -> str:

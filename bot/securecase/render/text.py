@@ -18,7 +18,13 @@ from securecase.domain.outcome import (
     incomplete_sources,
 )
 from securecase.domain.policy import ExceptionUse
-from securecase.render.phrases import baseline_line, exception_lines, no_rule_note, verdict
+from securecase.render.phrases import (
+    baseline_line,
+    exception_lines,
+    incomplete_line,
+    no_rule_note,
+    verdict,
+)
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.domain.policy.diff import Flip, PolicyDiff
@@ -52,6 +58,9 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
         "fixed": len(result.fixed),
         "blocking": [_blocking_data(b) for b in blocking_findings(result)],
         "incomplete_sources": list(incomplete_sources(result)),
+        "incomplete": {
+            name: list(case.sources[name].incomplete) for name in incomplete_sources(result)
+        },
         "rules": list(result.decision.blocking_rules),
         "rules_applied": list(result.decision.applied_rules),
         "note": no_rule_note(result),
@@ -142,6 +151,11 @@ def ingest_text(result: IngestResult) -> str:
         lines.append(f"  {baseline}")
     lines.extend(f"  warning: {warning}" for warning in result.warnings)
     lines.extend(f"  blocked by {reason}" for reason in result.decision.reasons)
+    incomplete = incomplete_line(result)
+    if incomplete:
+        lines.append(f"  {incomplete.replace('`', '')}")
+        for name in incomplete_sources(result):
+            lines.extend(f"    {name}: {why}" for why in result.case.sources[name].incomplete)
     lines.extend(f"  {line}" for line in exception_lines(result))
     if result.stale:
         lines.append("  late scan of an older commit: recorded in history, case not rolled back")

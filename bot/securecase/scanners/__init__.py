@@ -19,6 +19,7 @@ from securecase.domain.findings import Report, ReportFormat
 from securecase.errors import ReportError, UsageError
 from securecase.scanners import shapes, trivy
 from securecase.scanners.jsonload import (
+    DEFAULT_MAX_REPORT_BYTES,
     check_source_name,
     decode_json,
     first_significant_byte,
@@ -65,20 +66,22 @@ def parse(
     source: str | None = None,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    max_bytes: int = DEFAULT_MAX_REPORT_BYTES,
 ) -> Report:
     """Read and parse one report file; ``fmt`` None detects the format from the content.
 
-    ``source`` names the report's slot in the case (default derived from the report, e.g.
-    ``trivy-image``). ``source_root`` and ``fallback_root`` locate the scanned checkout for
-    SARIF logs (see :func:`securecase.scanners.sarif.parse_document`). Raises
-    :class:`~securecase.errors.ReportError` for any input problem and
-    :class:`~securecase.errors.UsageError` for an invalid source name.
+    ``source`` names the report's slot in the case (default derived from the scanned
+    artifact, see :mod:`securecase.scanners.slots`). ``source_root`` and ``fallback_root``
+    locate the scanned checkout for SARIF logs (see
+    :func:`securecase.scanners.sarif.parse_document`). Raises
+    :class:`~securecase.errors.ReportError` for any input problem (a file above ``max_bytes``
+    included) and :class:`~securecase.errors.UsageError` for an invalid source name.
     """
     origin = str(path)
     if source is not None:
         check_source_name(source, origin)
     return parse_bytes(
-        read_report_bytes(path),
+        read_report_bytes(path, max_bytes=max_bytes),
         origin=origin,
         fmt=fmt,
         source=source,

@@ -9,12 +9,15 @@ message starts with the file path and says where the problem is: byte offset for
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from securecase.errors import ReportError, UsageError
+from securecase.limits import MAX_REPORT_BYTES
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -26,16 +29,36 @@ _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _WHITESPACE = b" \t\r\n"
 
 
-def read_report_bytes(path: str | Path) -> bytes:
-    """The file's bytes; unreadable or empty files are a :class:`ReportError`."""
+#: Reports larger than this are refused unless ``--max-report-bytes`` says otherwise.
+DEFAULT_MAX_REPORT_BYTES = MAX_REPORT_BYTES
+
+
+def read_report_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> bytes:
+    """The file's bytes; unreadable, non-regular, oversized or empty files are a
+    :class:`ReportError`.
+
+    The file is checked with ``stat`` before it is opened, so a FIFO, a device such as
+    ``/dev/zero`` or a directory is refused without reading (a FIFO would block forever).
+    """
     try:
-        data = Path(path).read_bytes()
+        info = os.stat(path)
     except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
+        raise _unreadable(path, exc) from None
+    if not stat.S_ISREG(info.st_mode):
         raise ReportError(
-            f"{path}: cannot read the report: {reason}",
-            hint="check the path; the scanner may have failed before writing its report",
-        ) from None
+            f"{path}: not a regular file ({_file_kind(info.st_mode)})",
+            hint="give the path of the report file the scanner wrote",
+        )
+    if info.st_size > max_bytes:
+        raise _too_large(path, info.st_size, max_bytes)
+    try:
+        with open(path, "rb") as handle:
+            # one byte more than allowed: a file that grew since stat is still caught
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if len(data) > max_bytes:
+        raise _too_large(path, len(data), max_bytes)
     # isspace() stops at the first other byte; strip() would copy the whole report.
     if not data or data.isspace() or data == UTF8_BOM:
         raise ReportError(
@@ -43,6 +66,35 @@ def read_report_bytes(path: str | Path) -> bytes:
             hint="the scanner wrote no output; check the scan step's log",
         )
     return data
+
+
+def _unreadable(path: str | Path, exc: OSError) -> ReportError:
+    reason = exc.strerror or exc.__class__.__name__
+    return ReportError(
+        f"{path}: cannot read the report: {reason}",
+        hint="check the path; the scanner may have failed before writing its report",
+    )
+
+
+def _too_large(path: str | Path, size: int, limit: int) -> ReportError:
+    return ReportError(
+        f"{path}: the report is {size:,} bytes, above the limit of {limit:,} (--max-report-bytes)",
+        hint="filter at the scanner (e.g. trivy --severity HIGH,CRITICAL, semgrep with fewer "
+        "rules, one report per component) or raise --max-report-bytes; GitHub refuses files "
+        "above 100 MB in the cases repo",
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def first_significant_byte(data: bytes) -> int | None:
@@ -63,7 +115,20 @@ def decode_json(data: bytes, origin: str) -> object:
     except UnicodeDecodeError as exc:
         raise _encoding_error(data, offset + exc.start, origin) from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey:
+        at, line, column, key = _locate(text, duplicate=True)
+        raise ReportError(
+            f"{origin}:{line}:{column}: {at}: duplicate key {short_repr(key)} "
+            "(a JSON object may name each key once; readers disagree on which value wins)",
+            hint="the report must be the scanner's unmodified JSON output",
+        ) from None
+    except _NonFiniteNumber:
+        at, line, column, word = _locate(text, duplicate=False)
+        raise ReportError(
+            f"{origin}:{line}:{column}: {at}: {word} is not a JSON number",
+            hint="the report must be the scanner's unmodified JSON output",
+        ) from None
     except json.JSONDecodeError as exc:
         # an unterminated string runs to the end of the input too
         at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
@@ -86,6 +151,71 @@ def decode_json(data: bytes, origin: str) -> object:
         ) from None
     except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
         raise ReportError(f"{origin}: invalid JSON: {exc}") from None
+
+
+class _DuplicateKey(ValueError):
+    """An object names a key twice (located afterwards by :func:`_locate`)."""
+
+
+class _NonFiniteNumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's extension, not JSON."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey
+    return document
+
+
+def _no_constant(word: str) -> Any:
+    raise _NonFiniteNumber(word)
+
+
+_LOCATE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]|-?(?:NaN|Infinity)')
+
+
+def _locate(text: str, *, duplicate: bool) -> tuple[str, int, int, str]:
+    """(JSON path, line, column, token) of the first duplicate key (``duplicate``) or the
+    first non-finite constant; only called after the decoder refused the document."""
+    parts: list[str | int] = []
+    stack: list[set[str] | None] = []  # the keys seen so far of each open object
+    last_string: str | None = None
+    last_start = 0
+    for match in _LOCATE_TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            last_string, last_start = token, match.start()
+            continue
+        found: str | None = None
+        if token == ":":
+            key = json.loads(last_string) if last_string else ""
+            keys = stack[-1] if stack else None
+            if keys is not None:
+                if duplicate and key in keys:
+                    found = key
+                keys.add(key)
+                parts[-1] = key
+        elif token == ",":
+            if stack and stack[-1] is None:
+                index = parts[-1]
+                parts[-1] = index + 1 if isinstance(index, int) else 0
+        elif token in "[{":
+            stack.append(set() if token == "{" else None)
+            parts.append("" if token == "{" else 0)
+        elif token in "]}":
+            if stack:
+                stack.pop()
+                parts.pop()
+        elif not duplicate:
+            found = token
+        last_string = None
+        if found is not None:
+            start = last_start if token == ":" else match.start()
+            line = text.count("\n", 0, start) + 1
+            column = start - (text.rfind("\n", 0, start) + 1) + 1
+            return json_path(*parts), line, column, found
+    return "$", 1, 1, ""
 
 
 #: Nesting depth at which :func:`nesting_path` reports where a too-deep document goes deep.

@@ -25,7 +25,9 @@ from securecase.domain.findings import (
 )
 from securecase.errors import ReportError
 from securecase.scanners import sarif_fields as fields
+from securecase.scanners import sarif_invocations as invocations
 from securecase.scanners import sarif_meta as meta
+from securecase.scanners import slots
 from securecase.scanners.jsonload import (
     NESTING_SHOWN,
     Problems,
@@ -299,12 +301,25 @@ def parse_document(
             problems.add(("runs", index), f"expected an object, got {type_name(run)}")
             continue
         runs.append(Run(run, index, problems))
+    if not doc["runs"]:
+        raise ReportError(
+            f"{origin}: $.runs: empty: the log holds no run of any tool, so no results to read",
+            hint="a scanner that ran writes one run (with its results, or an empty results "
+            "array); check the scan step's log",
+        )
+    incomplete = invocations.incomplete_reasons(doc["runs"], problems)
     if problems.items:
         raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
     tools = list(dict.fromkeys(r.tool for r in runs))
-    default = "-".join(tool_slug(t) for t in tools)[:63].strip("-._") or "sarif"
-    source = check_source_name(source or default, origin)
+    legacy = "-".join(tool_slug(t) for t in tools)[:63].strip("-._") or "sarif"
+    categories = invocations.categories(doc["runs"])
+    image = _run_property(doc["runs"][0], "imageName")
+    if source is None:
+        derived = slots.slot_name(legacy, *categories, slots.image_name(image) if image else None)
+        source = check_source_name(derived, origin)
+    else:
+        legacy = source
 
     candidates: list[Candidate] = []
     masked: set[tuple[int, int]] = set()
@@ -340,13 +355,15 @@ def parse_document(
         tool=", ".join(tools) if tools else "sarif",
         tool_version=_tool_version(run_docs),
         scanned_at=_scanned_at(run_docs),
-        artifact_name=_run_property(run_docs[0], "imageName") if first else None,
+        artifact_name=image or ("/".join(categories) if categories else None),
         artifact_type=None,
         image_digest=_image_digest(run_docs[0]) if first else None,
         findings=findings,
         raw=_masked_raw(origin, data, doc, masked) if masked or build_secrets else data,
         raw_suffix=".sarif",
         path=origin,
+        incomplete=incomplete,
+        legacy_source=legacy if legacy != source else None,
         warnings=warnings,
         former_ids=former_ids,
     )

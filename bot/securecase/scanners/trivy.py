@@ -26,6 +26,7 @@ from securecase.domain.findings import (
     fingerprint,
 )
 from securecase.errors import ReportError
+from securecase.scanners import slots
 from securecase.scanners.jsonload import (
     Problems,
     array_member,
@@ -150,8 +151,18 @@ def check_document(document: object, origin: str) -> dict[str, Any]:
 
 
 def default_source(artifact_type: str | None) -> str:
-    """The source slot name for a report of this ArtifactType."""
+    """The per-type slot name of cases written before slots were derived from the artifact."""
     return DEFAULT_SOURCES.get(artifact_type or "", "trivy")
+
+
+def derived_source(artifact_type: str | None, artifact_name: str | None) -> str:
+    """The default slot of a report: its per-type name plus the scanned artifact (an image
+    without its tag, a path), e.g. ``trivy-image-ghcr.io-acme-shop``; ``.`` adds nothing."""
+    if artifact_type == "container_image" and artifact_name:
+        artifact_name = slots.image_name(artifact_name)
+    if artifact_name in (None, "", ".", "./"):
+        return default_source(artifact_type)
+    return slots.slot_name(default_source(artifact_type), artifact_name)
 
 
 # --------------------------------------------------------------------------- field checks
@@ -341,10 +352,20 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
     artifact_type = _identity(doc, "ArtifactType", (), problems, required=False)
     image_digest = _image_digest(doc, problems)
 
-    source = check_source_name(source or default_source(artifact_type), origin)
+    legacy = None
+    if source is None:
+        legacy = default_source(artifact_type)
+        source = derived_source(artifact_type, artifact_name)
+    source = check_source_name(source, origin)
 
     results = doc.get("Results")
     if results is None:
+        if not artifact_type:
+            # Trivy leaves out an empty Results list, never the ArtifactType beside it
+            problems.add(
+                ("Results",),
+                "missing, and no ArtifactType says what was scanned: no Trivy scan result",
+            )
         results = []
     elif not isinstance(results, list):
         problems.add(("Results",), f"expected an array, got {type_name(results)}")
@@ -395,6 +416,7 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
         raw=masked_copy(doc) if has_secrets else data,
         raw_suffix=".json",
         path=origin,
+        legacy_source=legacy if legacy != source else None,
     )
 
 

@@ -83,7 +83,10 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
     alerts: list[_Alert] = []
     sites = document.get("site")
     if sites is None:
-        sites = []
+        raise ReportError(
+            f"{origin}: $.site: missing: no list of scanned sites, so no alerts to read",
+            hint=REPORT_HINT,
+        )
     if not isinstance(sites, list):
         problems.append(f"$.site: expected an array, got {type_name(sites)}")
         sites = []
@@ -137,6 +140,7 @@ def parse_document(origin: str, data: bytes, document: object, source: str | Non
         source,
         version=version if isinstance(version, str) else None,
         suffix=".json",
+        sites=(len(sites), "$.site"),
     )
 
 
@@ -185,7 +189,17 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             "the only XML report securecase reads is OWASP ZAP's (<OWASPZAPReport>)",
             hint=REPORT_HINT,
         )
-    problems: list[str] = []
+    try:
+        problems = _xml_structure(root)
+    except _TooDeep:
+        raise ReportError(
+            f"{origin}: XML nested too deeply to be a scanner report at "
+            f"{_deep_path(root, XML_DEPTH_LIMIT + 1)} "
+            f"(a ZAP report nests at most {XML_DEPTH_LIMIT} levels)",
+            hint=REPORT_HINT,
+        ) from None
+    if problems:
+        raise problems_error(origin, "not an OWASP ZAP report", problems, hint=REPORT_HINT)
     alerts: list[_Alert] = []
     for s_index, site in enumerate(root.findall("site")):
         where = f"/OWASPZAPReport/site[{s_index}]"
@@ -212,7 +226,50 @@ def parse_xml(origin: str, data: bytes, source: str | None = None) -> Report:
             f"{origin}: XML nested too deeply to be a scanner report at {_deep_path(root)}",
             hint=REPORT_HINT,
         ) from None
-    return _report(origin, raw, alerts, problems, source, version=version, suffix=".xml")
+    sites = (len(root.findall("site")), "/OWASPZAPReport/site")
+    return _report(
+        origin, raw, alerts, problems, source, version=version, suffix=".xml", sites=sites
+    )
+
+
+#: Where ZAP's XML report puts its elements: the children each level may have. Below
+#: ``alertitem`` ZAP writes one or two more levels (instances), at most 6 in all.
+_XML_CHILDREN: Mapping[str, frozenset[str]] = {
+    "OWASPZAPReport": frozenset({"site"}),
+    "site": frozenset({"alerts"}),
+    "alerts": frozenset({"alertitem"}),
+}
+#: Levels below the root an XML report may nest: ZAP writes 6.
+XML_DEPTH_LIMIT = 12
+
+
+class _TooDeep(Exception):
+    """The XML nests deeper than a ZAP report does."""
+
+
+def _xml_structure(root: Any) -> list[str]:
+    """Problems with the report's shape: an element ZAP does not write where the alerts are
+    looked for, or nesting deeper than ``XML_DEPTH_LIMIT`` (walked without recursion)."""
+    problems: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(root, "/OWASPZAPReport", 0)]
+    while stack and len(problems) < 10:
+        element, where, depth = stack.pop()
+        allowed = _XML_CHILDREN.get(str(element.tag)) if depth < 3 else None
+        counts: dict[str, int] = {}
+        for child in element:
+            tag = str(child.tag)
+            position = counts[tag] = counts.get(tag, -1) + 1
+            child_where = f"{where}/{short_repr(tag, 40).strip(chr(39))}[{position}]"
+            if allowed is not None and tag not in allowed:
+                problems.append(
+                    f"{child_where}: unknown element (a ZAP report has "
+                    f"{', '.join(sorted(allowed))} here)"
+                )
+                continue
+            if depth + 1 > XML_DEPTH_LIMIT:
+                raise _TooDeep
+            stack.append((child, child_where, depth + 1))
+    return problems
 
 
 #: Element depth at which :func:`_deep_path` names where a document goes deep.
@@ -220,13 +277,13 @@ _DEPTH_SHOWN = 100
 _PATH_PARTS_SHOWN = 12
 
 
-def _deep_path(root: Any) -> str:
-    """The path of the first element ``_DEPTH_SHOWN`` levels deep (found without recursion),
+def _deep_path(root: Any, depth: int = _DEPTH_SHOWN) -> str:
+    """The path of the first element ``depth`` levels deep (found without recursion),
     its first steps shown and the rest counted."""
     stack: list[tuple[Any, tuple[str, ...]]] = [(root, (str(root.tag),))]
     while stack:
         element, steps = stack.pop()
-        if len(steps) >= _DEPTH_SHOWN:
+        if len(steps) >= depth:
             shown = "/" + "/".join(steps[:_PATH_PARTS_SHOWN])
             return f"{shown}… ({len(steps) - _PATH_PARTS_SHOWN} more levels)"
         stack.extend((child, (*steps, str(child.tag))) for child in reversed(list(element)))
@@ -251,7 +308,10 @@ def _report(
     *,
     version: str | None,
     suffix: str,
+    sites: tuple[int, str],
 ) -> Report:
+    """The report of a parsed ZAP document; ``sites`` is (how many sites it lists, where).
+    A report that lists no site scanned nothing: it is incomplete, never "all fixed"."""
     source = check_source_name(source or DEFAULT_SOURCE, origin)
     merged: dict[tuple[str, str], Finding] = {}
     members: dict[tuple[str, str], list[_Alert]] = {}
@@ -277,6 +337,9 @@ def _report(
             )
     findings = sorted(merged.values(), key=lambda f: (-f.severity.rank, f.id))
     return Report(
+        incomplete=()
+        if sites[0]
+        else (f"{sites[1]}: no site was scanned (ZAP reached no target)",),
         format=ReportFormat.ZAP,
         source=source,
         tool="zap",

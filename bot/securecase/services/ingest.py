@@ -41,6 +41,13 @@ from securecase.domain.policy import (
 )
 from securecase.domain.subjects import Subject
 from securecase.errors import CaseFileError, UsageError
+from securecase.limits import MAX_FINDINGS
+from securecase.scanners.jsonload import (
+    DEFAULT_MAX_REPORT_BYTES,
+    check_source_name,
+    read_report_bytes,
+)
+from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
 from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
@@ -51,6 +58,8 @@ POLICY_FILE = "policy.yaml"
 #: How far a --commit-time may lie ahead of our clock (runner clocks drift a little). Beyond
 #: it the time is clamped to now: a far-future time would make every later scan look late.
 COMMIT_TIME_SKEW = timedelta(minutes=10)
+#: Open findings a case may hold: beyond this a case is too large to review or to store.
+DEFAULT_MAX_FINDINGS = MAX_FINDINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,8 @@ class IngestRequest:
     policy_file: Path | None = None
     mode: Mode | None = None
     push_timeout: float = 120.0
+    max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES
+    max_findings: int = DEFAULT_MAX_FINDINGS
     #: The scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``); ``fallback_root``
     #: (the current directory) serves only when the reports' files are all under it.
     source_root: str | None = None
@@ -89,10 +100,28 @@ def read_reports(
     fmt: ReportFormat | None,
     sources: Sequence[str],
     *,
+    max_bytes: int = DEFAULT_MAX_REPORT_BYTES,
     source_root: str | None = None,
     fallback_root: str | None = None,
 ) -> list[Report]:
     """Parse every report up front; two reports may not fill the same source slot."""
+    loaded = _read_reports(
+        paths, fmt, sources, max_bytes, source_root=source_root, fallback_root=fallback_root
+    )
+    return [report for report, _ in loaded]
+
+
+def _read_reports(
+    paths: Sequence[Path],
+    fmt: ReportFormat | None,
+    sources: Sequence[str],
+    max_bytes: int,
+    *,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
+) -> list[tuple[Report, bytes]]:
+    """Each report parsed, with the bytes it was read from (to parse it again into an older
+    case's slot, see :mod:`securecase.services.slots`)."""
     if sources and len(sources) != len(paths):
         raise UsageError(
             f"{len(sources)} --source name(s) for {len(paths)} report(s)",
@@ -100,25 +129,40 @@ def read_reports(
         )
     if not paths:
         raise UsageError("no report given", hint="securecase ingest REPORT... (see --help)")
-    parsed = [
-        report_registry.parse(
-            path,
+    loaded = []
+    for i, path in enumerate(paths):
+        source = sources[i] if sources else None
+        if source is not None:
+            check_source_name(source, str(path))
+        data = read_report_bytes(path, max_bytes=max_bytes)
+        report = report_registry.parse_bytes(
+            data,
+            origin=str(path),
             fmt=fmt,
-            source=sources[i] if sources else None,
+            source=source,
             source_root=source_root,
             fallback_root=fallback_root,
         )
-        for i, path in enumerate(paths)
-    ]
+        loaded.append((report, data))
     seen: dict[str, str] = {}
-    for report in parsed:
+    for report, _ in loaded:
         if report.source in seen:
             raise UsageError(
                 f"{seen[report.source]} and {report.path} both fill source {report.source!r}",
                 hint="name each report's slot with --source (once per report, in order)",
             )
         seen[report.source] = report.path
-    return parsed
+    return loaded
+
+
+def _check_findings_limit(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise UsageError(
+            f"{what} {count:,} findings, above the limit of {limit:,} (--max-findings)",
+            hint="filter at the scanner (severity threshold, ignore files, fewer rules) or "
+            "split the scan into several sources; a case this large is too big to review "
+            "and to store (GitHub refuses files above 100 MB)",
+        )
 
 
 def first_seen_in(baseline: Case | None) -> dict[str, str]:
@@ -138,13 +182,34 @@ def split_image(image: str | None) -> tuple[str | None, str | None]:
 
 def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     """Record the reports in the subject's case, evaluate the policy, commit once."""
-    parsed = read_reports(
+    loaded = _read_reports(
         request.reports,
         request.fmt,
         request.sources,
+        request.max_report_bytes,
         source_root=request.source_root,
         fallback_root=request.fallback_root,
     )
+    parsed = [report for report, _ in loaded]
+    _check_findings_limit(
+        sum(len(r.findings) for r in parsed), request.max_findings, "the reports hold"
+    )
+    reparsed: dict[tuple[int, str], Report] = {}
+
+    def reparse(index: int, slot: str) -> Report:
+        # an older case's per-tool slot: the ids depend on the slot, so parse again (once)
+        if (index, slot) not in reparsed:
+            report, data = loaded[index]
+            reparsed[index, slot] = report_registry.parse_bytes(
+                data,
+                origin=report.path,
+                fmt=request.fmt,
+                source=slot,
+                source_root=request.source_root,
+                fallback_root=request.fallback_root,
+            )
+        return reparsed[index, slot]
+
     explicit_policy = None
     if request.policy_file is not None:
         explicit_policy = load_policy(
@@ -187,9 +252,10 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
                     f"{error.message}{first}",
                 )
             baseline = in_base[0] if in_base else None
+            placed = assign_slots(parsed, previous, reparse)
             return _plan(
                 request,
-                parsed,
+                placed,
                 policy,
                 found,
                 folder,
@@ -311,6 +377,7 @@ def _plan(
     )
     placeholder = GateRecord(mode=policy.mode.value, decision="pass", gate=False)
     merged: MergeResult = merge(previous, scan, placeholder)
+    _check_findings_limit(len(merged.case.findings), request.max_findings, "the case would hold")
     decision = evaluate_case(policy, merged.case, baseline=baseline, today=today, mode=request.mode)
     gate = GateRecord(
         mode=decision.mode.value,

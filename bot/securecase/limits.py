@@ -1,0 +1,14 @@
+"""Size limits on what securecase reads, shared by the command line and the core.
+
+The raw copy of every report is committed to the cases repo and the case file holds every open
+finding; GitHub refuses files above 100 MB, and a case far larger than these is no longer
+something a person reviews. Both limits can be set per run (``--max-report-bytes``,
+``--max-findings``).
+"""
+
+from __future__ import annotations
+
+#: Bytes a report file may have.
+MAX_REPORT_BYTES = 50_000_000
+#: Open findings the reports of one run, or a case, may hold.
+MAX_FINDINGS = 50_000
