@@ -122,7 +122,9 @@ def test_forty_ingests_race_a_human_committing_in_the_same_checkout(tmp_path: Pa
         while pending or active:
             while pending and len(active) < 6:
                 n, args = pending.pop(0)
-                active.append(ingest(repo, TRIVY / TEMPLATE_FILES[n % 5], *args))
+                # one artifact per source slot: a slot's report is always the same image's
+                report = TEMPLATE_FILES[n % 5 if n < 20 else (n - 20) % 3]
+                active.append(ingest(repo, TRIVY / report, *args))
             proc = active.pop(0)
             out, err = proc.communicate(timeout=300)
             results.append((proc.returncode, out, err))
