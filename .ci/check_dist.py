@@ -14,9 +14,9 @@ from pathlib import Path
 REQUIRED = (
     "securecase/storage/schemas/case.schema.json",
     "securecase/storage/schemas/policy.schema.json",
+    "securecase/storage/schemas/findings.schema.json",
     "securecase/render/templates/dashboard.html.j2",
     "securecase/data/default-policy.yaml",
-    "securecase/data/default-policy.json",
     "securecase/py.typed",
 )
 

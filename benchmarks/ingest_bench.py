@@ -159,16 +159,16 @@ def first_and_rescan(
         # Into an empty repository made beforehand, like the floor's: both time the job, not
         # `git init`.
         repo = fresh_repo(work / "cases")
-        return timed(ingest_argv(base, repo, "c1"), work)
+        return timed(ingest_argv(base, repo, "c1000001"), work)
 
     def rescan() -> Timing:
         repo = work / "cases"
         if repo.exists():
             shutil.rmtree(repo)
         subprocess.run(
-            ingest_argv(base, repo, "c1"), cwd=work, env=env(), stdout=subprocess.DEVNULL
+            ingest_argv(base, repo, "c1000001"), cwd=work, env=env(), stdout=subprocess.DEVNULL
         )
-        return timed(ingest_argv(plus, repo, "c2"), work)
+        return timed(ingest_argv(plus, repo, "c2000002"), work)
 
     floor1, ing1 = side_by_side(repeat, floor_first, first)
     floor2, ing2 = side_by_side(repeat, floor_rescan, rescan)
@@ -211,7 +211,9 @@ def breakdown(base: Path, plus: Path) -> None:
     import importlib
 
     repo = Path(tempfile.mkdtemp()) / "cases"
-    first = subprocess.run(ingest_argv(base, repo, "c1"), env=env(), stdout=subprocess.DEVNULL)
+    first = subprocess.run(
+        ingest_argv(base, repo, "c1000001"), env=env(), stdout=subprocess.DEVNULL
+    )
     if first.returncode not in (0, 1):
         raise SystemExit(f"the first ingest failed ({first.returncode})")
     spent: dict[str, float] = {}
@@ -237,7 +239,7 @@ def breakdown(base: Path, plus: Path) -> None:
             owner = getattr(owner, part)
         setattr(owner, attribute, timed_step(label, getattr(owner, attribute)))
     spent["imports"] = time.perf_counter() - start
-    argv = ingest_argv(plus, repo, "c2")[len(securecase_argv()) :]
+    argv = ingest_argv(plus, repo, "c2000002")[len(securecase_argv()) :]
     began = time.perf_counter()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         code = cli_main._run(argv)

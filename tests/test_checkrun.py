@@ -60,6 +60,7 @@ def data(**changes: object) -> Summary:
         ),
         target_branch="main",
         notes=("exception EXC-7 expired on 2026-11-01: 1 finding(s) no longer covered",),
+        incomplete=(),
         policy_origin="policy.yaml",
         policy_blob="feedfacefeedfacefeedface",
         case_path="cases/github/acme/shop/pr-42/case.yaml",

@@ -80,6 +80,7 @@ def summary_input(annotations: int = 0, *, gate: bool = True, fails: bool = True
         blocking=(),
         target_branch="main",
         notes=(),
+        incomplete=(),
         policy_origin="policy.yaml",
         policy_blob="feedfacefeedface",
         case_path="cases/github/acme/shop/pr-42/case.yaml",

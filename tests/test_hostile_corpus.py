@@ -209,7 +209,13 @@ INPUT_REFUSALS = [
     Entry("report/sarif-duplicate-runs", report("sarif-duplicate-runs.json"), says="runs"),
     Entry("report/trivy-nan-in-unchecked-field", report("trivy-nan-in-unchecked-field.json"),
           says="NaN"),
-    Entry("report/trivy-no-results-container", report("trivy-no-results-container.json")),
+    # Trivy leaves `Results` out of a clean scan: an image report without it is no findings.
+    Entry(
+        "report/trivy-no-results-container",
+        report("trivy-no-results-container.json"),
+        expect="handle",
+        exits=(0,),
+    ),
     Entry("report/fifo", report_made("fifo")),
     Entry("report/dev-zero", report_made("dev-zero")),
     Entry("report/huge-60mb", report_made("huge")),

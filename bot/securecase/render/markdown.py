@@ -21,11 +21,11 @@ from securecase.domain.outcome import (
     IngestResult,
     blocking_findings,
     breakdown,
+    incomplete_sources,
 )
 from securecase.render.phrases import (
     baseline_line,
     exception_lines,
-    incomplete_line,
     no_rule_note,
     sentence,
     verdict,
@@ -80,6 +80,8 @@ class Summary:
     blocking: tuple[BlockingFinding, ...]
     target_branch: str | None
     notes: tuple[str, ...]
+    #: Sources whose scan said it did not complete (named in code spans, not as prose).
+    incomplete: tuple[str, ...]
     policy_origin: str
     policy_blob: str
     case_path: str
@@ -112,10 +114,7 @@ def summary_of(
 ) -> Summary:
     """The summary facts of an ingest, with optional links to the case file and the run."""
     baseline = baseline_line(result)
-    incomplete = incomplete_line(result)
-    notes = (
-        ([incomplete] if incomplete else []) + ([baseline] if baseline else [])
-    ) + exception_lines(result)
+    notes = ([baseline] if baseline else []) + exception_lines(result)
     blocking = blocking_findings(result)
     timed = _timed_rules(result)
     ages = _ages(result, blocking)
@@ -133,6 +132,7 @@ def summary_of(
         blocking=blocking,
         target_branch=result.case.subject.target_branch,
         notes=tuple(notes),
+        incomplete=incomplete_sources(result),
         policy_origin=result.policy.origin,
         policy_blob=result.policy.blob,
         case_path=result.case_path,
@@ -252,7 +252,8 @@ def summary_markdown(data: Summary, *, max_bytes: int | None = None) -> str:
         head.append(f"- Blocked by {code(rule_id)}:{text(why)}")  # noqa: PERF401 (clearer)
     if data.reasons:
         head.append("")
-    tail = [f"- {text(sentence(note))}" for note in data.notes]
+    tail = [_incomplete_line(data.incomplete)] if data.incomplete else []
+    tail += [f"- {text(sentence(note))}" for note in data.notes]
     tail += ["", _link_line(data), "", *_counts_table(data)]
     return _fit("\n".join(head) + "\n", _blocking_table(data), "\n".join(tail) + "\n", max_bytes)
 
@@ -398,6 +399,16 @@ def _rules_cell(data: Summary, item: BlockingFinding) -> str:
             cell += f" ({age} days old, {text(limit)})"
         cells.append(cell)
     return ", ".join(cells)
+
+
+def _incomplete_line(names: tuple[str, ...]) -> str:
+    noun = "source" if len(names) == 1 else "sources"
+    listed = ", ".join(code(name) for name in names)
+    return (
+        f"- Incomplete: the scanner of {noun} {listed} reported that the scan did not "
+        "complete; its earlier findings stay open and nothing it no longer reports counts as "
+        "fixed."
+    )
 
 
 def _link_line(data: Summary) -> str:

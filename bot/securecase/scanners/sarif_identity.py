@@ -102,8 +102,8 @@ class SourceRoot:
 
         An absolute path under the root as given is cut there; otherwise, when the checkout
         is on disk, the scanning machine's root is inferred as the longest prefix whose
-        remainder names a file in the checkout (``/home/runner/work/app/app/src/x.py`` →
-        ``src/x.py`` when ``src/x.py`` exists), and reused for the report's other paths.
+        remainder names a file in the checkout (``<runner checkout>/src/x.py`` → ``src/x.py``
+        when ``src/x.py`` exists), and reused for the report's other paths.
         """
         if not path.startswith("/"):
             return path
