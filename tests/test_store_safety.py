@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
+import string
 import subprocess
 import sys
 import threading
@@ -17,13 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
+from detect_secrets.plugins import keyword as keyword_plugin
 
 from conftest import TRIVY, clean_env
 from git_http import serve_git
 from reportgen import TEMPLATE_FILES, big_report
 from securecase.errors import ReportError
 from securecase.storage.rawfile import GZIP_ABOVE, read_raw, stored_raw
-from securecase.storage.secrets import fingerprint_digest, masked_file
+from securecase.storage.secrets import find_secrets, fingerprint_digest, masked_file
 
 TOKEN = "ghs_test0123456789abcdefKILLED"
 HUMAN = {
@@ -321,6 +324,15 @@ def test_no_key_byte_of_real_iac_reports_reaches_the_cases_repo(tmp_path: Path, 
         ).stdout
         doc = json.loads(blob)
         assert doc  # valid JSON after masking
+    if kind == "local":  # the digest a case records is the stored (masked) report's
+        valid = subprocess.run(
+            [sys.executable, "-m", "securecase", "cases", "validate", "--cases-repo", str(repo)],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
 def test_secret_fingerprints_are_hashed_and_files_stay_valid() -> None:
@@ -370,6 +382,35 @@ def test_secret_fingerprints_are_hashed_and_files_stay_valid() -> None:
     assert masked_file("raw/x.json", unchanged) is unchanged
 
 
+def test_hundreds_of_distinct_keys_are_all_masked_in_one_report() -> None:
+    rng = random.Random(7)
+    alphabet = string.ascii_uppercase + string.digits
+    keys = ["AKIA" + "".join(rng.choice(alphabet) for _ in range(16)) for _ in range(300)]
+    data = json.dumps({"results": [{"code": f"key = {k}", "n": n} for n, k in enumerate(keys)]})
+    stored = masked_file("raw/x.json", data.encode())
+    assert [k for k in keys if k.encode() in stored] == []
+    assert stored.count(b"AKIA****************") == 300
+    assert len(json.loads(stored)["results"]) == 300
+
+
+def test_a_report_that_is_not_utf8_is_scanned_and_its_other_bytes_kept() -> None:
+    latin1 = "café: AWS key AKIAIOSFODNN7EXAMPLE, résumé\n".encode("latin-1")
+    assert masked_file("raw/x.txt", latin1) == (
+        "café: AWS key AKIA****************, résumé\n".encode("latin-1")
+    )
+
+
+def test_the_keyword_shortcut_skips_only_lines_the_keyword_detector_cannot_match() -> None:
+    # find_secrets runs the keyword detector only on lines holding one of its keywords: sound
+    # while every pattern it runs contains the keyword alternation (checked against the
+    # installed detect-secrets, so an upgrade that changes them fails here).
+    alternation = "|".join(keyword_plugin.DENYLIST)
+    for pattern in keyword_plugin.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP:
+        assert f"({alternation})" in pattern.pattern
+    assert find_secrets('DB_PassWord = "s3cr3tValue!"') == {"s3cr3tValue!"}
+    assert find_secrets('title = "s3cr3tValue!"') == set()
+
+
 # -- growth -------------------------------------------------------------------------------------
 
 
@@ -392,6 +433,15 @@ def test_large_raw_reports_are_stored_gzip_compressed_and_deterministic(tmp_path
         assert json.loads(read_raw(raws[0].name, stored)) == json.loads(report.read_bytes())
         assert len(stored) < report.stat().st_size / 5
     assert blobs[0] == blobs[1]  # same report, same bytes
+    # cases validate checks the report's digest through gzip, as received.
+    valid = subprocess.run(
+        [sys.executable, "-m", "securecase", "cases", "validate", "--cases-repo", str(repo)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
 def test_a_report_too_large_even_compressed_is_refused_with_a_hint() -> None:

@@ -51,6 +51,7 @@ from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
 from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
+from securecase.storage.secrets import masked_file
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
@@ -223,8 +224,14 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     today = now.astimezone(UTC).date()
     target = baseline_subject(request.subject)
 
-    # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
-    paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
+    # Only the files a plan reads: a sparse clone of a remote cases repo (and its refetch after
+    # a rejected push) transfers the case files of this case and its baseline, never their raw
+    # reports.
+    paths = [POLICY_FILE] + [
+        f"{case_folder}/{name}"
+        for case_folder in [folder] + ([target.folder] if target else [])
+        for name in (CASE_FILE, FINDINGS_FILE)
+    ]
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
@@ -341,14 +348,18 @@ def _plan(
     warnings: tuple[str, ...],
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
+    plain_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
     stored = {
-        r.source: stored_raw(
-            f"{folder}/raw/{r.source}{r.raw_suffix}", r.raw, origin=f"report {r.source}"
-        )
+        r.source: stored_raw(plain_paths[r.source], r.raw, origin=f"report {r.source}")
         for r in parsed
     }
     raw_paths = {source: path for source, (path, _) in stored.items()}
-    raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
+    # The digest of the report as stored (secrets masked, before compression), so
+    # `cases validate` can check it; the store masks the same bytes again from a cache.
+    raw_sha = {
+        r.source: hashlib.sha256(masked_file(plain_paths[r.source], r.raw)).hexdigest()
+        for r in parsed
+    }
     report_times = {}
     for report in parsed:
         if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):

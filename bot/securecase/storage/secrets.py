@@ -16,8 +16,7 @@ import gzip
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
@@ -26,6 +25,7 @@ from defusedxml import ElementTree
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 from detect_secrets.plugins.ip_public import IPPublicDetector
+from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
 from detect_secrets.plugins.keyword import KeywordDetector
 
 from securecase.errors import StoreError
@@ -58,13 +58,24 @@ def _detectors() -> tuple[BasePlugin, ...]:
     return (*plugins, KeywordDetector(), AwsSecretAssignment())
 
 
+#: Every pattern of the keyword detector contains one of its keywords (case ignored): a line
+#: without any cannot match it, so that detector's dozen patterns are not run over it.
+_KEYWORD = re.compile("|".join(KEYWORDS), re.IGNORECASE)
+
+
 def find_secrets(text: str) -> set[str]:
-    """Secret strings in ``text``, line by line."""
+    """Secret strings in ``text``, each distinct line scanned once."""
+    return _secrets_in_lines(set(text.splitlines()))
+
+
+def _secrets_in_lines(lines: set[str]) -> set[str]:
     found: set[str] = set()
-    for line in text.splitlines():
+    for line in lines:
         if len(line) < MIN_SECRET:
             continue
         for detector in _detectors():
+            if isinstance(detector, KeywordDetector) and not _KEYWORD.search(line):
+                continue
             found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
     return found
 
@@ -83,12 +94,19 @@ def fingerprint_digest(value: str) -> str:
 def masked_file(path: str, data: bytes) -> bytes:
     """``data`` as stored at ``path``: secrets masked, still valid for its format."""
     if path.endswith(".gz"):
-        inner = masked_file(path[: -len(".gz")], gzip.decompress(data))
-        return deterministic_gzip(inner)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data  # not text: nothing a scanner quotes
+        plain = gzip.decompress(data)
+        inner = masked_file(path[: -len(".gz")], plain)
+        return data if inner == plain else deterministic_gzip(inner)
+    return _masked_plain(path, data)
+
+
+# Ingest masks a raw report to record its digest, then the store masks every file it commits,
+# once per attempt: the same bytes are scanned once per run.
+@lru_cache(maxsize=4)
+def _masked_plain(path: str, data: bytes) -> bytes:
+    # Bytes that are not UTF-8 are kept as they are around what is scanned (a report in
+    # another encoding still has its ASCII credentials found).
+    text = data.decode("utf-8", "surrogateescape")
     if path.endswith(JSON_SUFFIXES):
         new = _masked_json(text)
     else:
@@ -98,7 +116,7 @@ def masked_file(path: str, data: bytes) -> bytes:
     if new == text:
         return data
     _check_still_valid(path, text, new)
-    return new.encode("utf-8")
+    return new.encode("utf-8", "surrogateescape")
 
 
 def masked_text(text: str) -> str:
@@ -106,16 +124,21 @@ def masked_text(text: str) -> str:
     return _patched(text, find_secrets(text), None)
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+def _strings(value: Any) -> set[str]:
+    """Every distinct string of a JSON document, keys included (walked without recursion:
+    a report nests deeply and holds hundreds of thousands of values)."""
+    found: set[str] = set()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found.add(item)
+        elif isinstance(item, dict):
+            found.update(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
 def _masked_json(text: str) -> str:
@@ -123,16 +146,16 @@ def _masked_json(text: str) -> str:
         doc = json.loads(text)
     except ValueError:
         return _patched(text, find_secrets(text), _json_forms)
-    secrets: set[str] = set()
-    for value in set(_strings(doc)):
-        if len(value) >= MIN_SECRET:
-            secrets.update(find_secrets(value))
-    fingerprints = _secret_fingerprints(doc, secrets)
-    out = text
-    for value in sorted(fingerprints, key=len, reverse=True):
-        for form in {json.dumps(value), json.dumps(value, ensure_ascii=False)}:
-            out = out.replace(form, json.dumps(fingerprint_digest(value)))
-    return _patched(out, secrets, _json_forms)
+    # Each distinct line of every string once: a report repeats the same texts many times.
+    lines = {
+        line for value in _strings(doc) if len(value) >= MIN_SECRET for line in value.splitlines()
+    }
+    secrets = _secrets_in_lines(lines)
+    digests = {}
+    for value in _secret_fingerprints(doc, secrets):
+        for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+            digests[form] = json.dumps(fingerprint_digest(value))
+    return _patched(_replaced(text, digests), secrets, _json_forms)
 
 
 def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
@@ -150,7 +173,7 @@ def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
             if not isinstance(prints, dict):
                 continue
             about = str(result.get("ruleId", "")) + json.dumps(result.get("properties", {}))
-            quotes = any(s in value for value in _strings(result) for s in secrets)
+            quotes = bool(secrets) and any(s in v for v in _strings(result) for s in secrets)
             if "secret" in about.lower() or quotes:
                 found.update(v for v in prints.values() if isinstance(v, str))
     return found
@@ -167,14 +190,24 @@ def _xml_forms(value: str) -> list[str]:
 
 def _patched(text: str, secrets: set[str], forms: Any) -> str:
     """``text`` with every form of every secret replaced by the same form of its mask."""
-    for secret in sorted(secrets, key=len, reverse=True):
+    replacements = {}
+    for secret in secrets:
         covered = mask(secret)
-        pairs = [(secret, covered)]
+        replacements[secret] = covered
         if forms is not None:
-            pairs += list(zip(forms(secret), forms(covered), strict=True))
-        for before, after in pairs:
-            text = text.replace(before, after)
-    return text
+            replacements.update(zip(forms(secret), forms(covered), strict=True))
+    return _replaced(text, replacements)
+
+
+def _replaced(text: str, replacements: dict[str, str]) -> str:
+    """``text`` with each key of ``replacements`` replaced by its value, in one pass over the
+    text (a report holding hundreds of secrets is not copied once per secret); where keys
+    overlap, the longest wins."""
+    wanted = {before: after for before, after in replacements.items() if before != after}
+    if not wanted:
+        return text
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(wanted, key=len, reverse=True)))
+    return pattern.sub(lambda match: wanted[match.group(0)], text)
 
 
 def _check_still_valid(path: str, before: str, after: str) -> None:
