@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -595,6 +596,36 @@ def test_rejected_push_recomputes_on_the_new_tip(tmp_path: Path) -> None:
     subjects = git(remote, "log", "--format=%s", "main").split("\n")
     assert subjects[:3] == ["append mine", "append intruder", "seed"]
     assert_fsck_clean(remote)
+
+
+def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n"})
+    url = f"file://{remote}"
+    other_case = "cases/github/acme/shop/pr-7/log.txt"
+    calls: list = []
+
+    def racing(snap: Snapshot) -> Plan[str]:
+        if not calls:  # another writer records another case first
+            with open_store(url, paths=[other_case]) as other:
+                other.update(append("intruder", path=other_case))
+        return append("mine", calls=calls)(snap)
+
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        sent: list[list[str]] = []
+        backend: Any = store._backend
+        talk = backend._net
+
+        def recorded(args: list[str], **kwargs: Any) -> Any:
+            sent.append(args)
+            return talk(args, **kwargs)
+
+        backend._net = recorded
+        result = store.update(racing)
+    assert result.attempts == 2
+    fetches = [args for args in sent if "fetch" in args]
+    assert len(fetches) == 1 and "--depth" in fetches[0]  # the tip; our blobs were there
+    assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"
+    assert git(remote, "show", f"main:{other_case}") == "intruder\n"
 
 
 def test_remote_gives_up_after_timeout(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ class RemoteBackend:
         self._bare_dir = _local_path(url)
         self._tip: str | None = None
         self._unshallowed = False
+        self._fetched: set[str] = set()  # blob ids this clone holds
         try:
             os.mkdir(repo)
             self.git.run(["init", "-q", "-b", "main"])
@@ -141,15 +142,21 @@ class RemoteBackend:
             self.fetch_blobs([oid.decode() for oid in wanted])
 
     def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
-        """Fetch these blobs by id in one call (a partial clone has none up front)."""
-        if self._paths is None or not blob_ids:
+        """Fetch these blobs by id in one call (a partial clone has none up front).
+
+        Blobs fetched before are not asked for again: after a rejected push, another writer
+        usually changed other cases, and the refetch then costs the branch tip alone.
+        """
+        missing = sorted(set(blob_ids) - self._fetched)
+        if self._paths is None or not missing:
             return  # a full clone already has every blob of the commits it fetched
         self._net(
             ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags"]
             + ["--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none"]
             + ["--stdin", "origin"],
-            stdin="".join(f"{oid}\n" for oid in blob_ids).encode(),
+            stdin="".join(f"{oid}\n" for oid in missing).encode(),
         )
+        self._fetched.update(missing)
 
     def fetch_history(self) -> None:
         """Deepen the depth-1 clone to the branch's full commit history (blobs stay remote)."""
