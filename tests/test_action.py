@@ -152,3 +152,67 @@ def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path
         if canonicalize_name(name) not in seeded
     }
     assert installed == {name: version for name, (version, _) in locked().items()}
+
+
+WORKFLOWS = sorted([*(ROOT / "examples" / "workflows").glob("*.yml"), ROOT / "action.yml"])
+WORKFLOWS += sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def test_workflows_parse_pin_every_action_by_commit_and_start_with_no_permissions() -> None:
+    action_inputs = set(yaml.safe_load((ROOT / "action.yml").read_text())["inputs"])
+    for path in WORKFLOWS:
+        text = path.read_text()
+        doc = yaml.safe_load(text)
+        steps = (
+            doc["runs"]["steps"]
+            if path.name == "action.yml"
+            else [s for job in doc["jobs"].values() for s in job.get("steps", [])]
+        )
+        for step in steps:
+            if "uses" not in step:
+                continue
+            uses = step["uses"]
+            assert _PINNED.fullmatch(uses), f"{path.name}: {uses} is not pinned to a commit"
+            line = next(ln for ln in text.splitlines() if f"uses: {uses}" in ln)
+            assert re.search(r"# (v\d+(\.\d+)*|SECURECASE_SHA)$", line), f"{path.name}: {line}"
+            if uses.startswith("securecase/securecase@"):
+                given = set(step.get("with", {}))
+                assert given <= action_inputs, f"{path.name}: unknown inputs {given}"
+        if path.name == "action.yml":
+            continue
+        assert doc["permissions"] == {}, f"{path.name}: top-level permissions must be {{}}"
+        for name, job in doc["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {name} sets no permissions"
+
+
+def test_the_scheduled_example_sweeps_then_publishes_the_dashboard_with_least_permissions() -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "workflows" / "scheduled-sweep.yml").read_text())
+    jobs = doc["jobs"]
+    assert list(jobs) == ["sweep", "dashboard", "deploy"]
+    [sweep] = [s for s in jobs["sweep"]["steps"] if s.get("id") == "sweep"]
+    assert sweep["with"]["command"] == "sweep"
+    assert jobs["sweep"]["permissions"] == {"contents": "write"}
+    assert jobs["dashboard"]["needs"] == "sweep"
+    assert jobs["dashboard"]["permissions"] == {"contents": "read"}
+    build = "\n".join(s.get("run", "") for s in jobs["dashboard"]["steps"])
+    assert "securecase report" in build and "--html _site" in build
+    uses = [s.get("uses", "").split("@")[0] for s in jobs["dashboard"]["steps"]]
+    assert "actions/upload-pages-artifact" in uses
+    assert jobs["deploy"]["needs"] == "dashboard"
+    assert jobs["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert jobs["deploy"]["environment"]["name"] == "github-pages"
+    assert [s["uses"].split("@")[0] for s in jobs["deploy"]["steps"]] == ["actions/deploy-pages"]
+    # secrets reach the action as inputs (hence environment variables), not in a run: line
+    assert "secrets." not in build
+
+
+def test_the_action_passes_sweep_secrets_by_environment_only() -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    sweep = next(step for step in action["runs"]["steps"] if step.get("id") == "sweep")
+    assert sweep["env"]["SECURECASE_NOTIFY"] == "${{ inputs.notify }}"
+    for token_input in ("cases-token", "github-token", "notify"):
+        assert f"inputs.{token_input}" not in sweep["run"]
+    script = (SCRIPTS / "sweep.sh").read_text()
+    for variable in ("$SECURECASE_NOTIFY", "$SECURECASE_CASES_TOKEN", "$GITHUB_TOKEN"):
+        assert variable not in script

@@ -26,6 +26,7 @@ from securecase.storage.casefile import (
     CASE_FILE,
     FINDINGS_FILE,
     CaseLayoutError,
+    canonical_json,
     case_data,
     dump_case,
     load_case,
@@ -101,6 +102,52 @@ def test_findings_json_is_canonical():
     assert text == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     assert text.endswith("}\n") and not text.endswith("\n\n")
     assert list(doc["findings"][0])[:6] == ["id", "source", "kind", "advisory", "severity", "title"]
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.integers(min_value=0, max_value=100).map(lambda tenths: tenths / 10)  # CVSS scores
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_TEXT, _VALUES, max_size=6))
+def testcanonical_json_is_the_standard_librarys_indented_form(doc: dict[str, object]) -> None:
+    """findings.json bytes stay what ``json.dumps(indent=2, ensure_ascii=False)`` wrote, so a
+    case written by an earlier version rescans without a byte of churn."""
+    expected = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    assert canonical_json(doc) == expected
+
+
+def test_a_line_number_beyond_64_bits_is_refused_naming_the_finding(work: Path) -> None:
+    region = {"startLine": 10**20}
+    result = {
+        "ruleId": "B101",
+        "level": "warning",
+        "message": {"text": "assert used"},
+        "locations": [
+            {"physicalLocation": {"artifactLocation": {"uri": "a.py"}, "region": region}}
+        ],
+    }
+    log = {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "bandit", "rules": []}}, "results": [result]}],
+    }
+    (work / "big.sarif").write_text(json.dumps(log))
+    proc = run_cli(
+        "ingest", "big.sarif", "--cases-repo", "cases", "--repo", "acme/shop",
+        "--branch", "main", "--commit", "c1000000", cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "finding B101 of source bandit: $.location.start_line" in proc.stderr
+    assert "100000000000000000000" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((work / "cases").rglob("findings.json"))
 
 
 def test_case_yaml_keys_follow_the_contract_and_hold_no_findings():

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securecase.domain.findings import Finding, Kind, Package, Severity, fingerprint
@@ -224,3 +224,18 @@ def test_a_decision_says_which_rules_applied():
     # a pull request into develop: the built-in rule is scoped to main, so nothing judged it
     unjudged = evaluate(p, PR_DEV, [finding("CRITICAL")])
     assert unjudged.applied_rules == () and not unjudged.gate
+
+
+_GLOB_TEXT = st.text(alphabet="aAbBkK/.-_ !{}()@+|~*?[]\\ßİıK\u212a", max_size=8)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_GLOB_TEXT, _GLOB_TEXT, st.booleans())
+def test_plain_patterns_match_as_wcmatch_says(pattern: str, value: str, ignore_case: bool) -> None:
+    """A pattern without glob characters is compared directly (wcmatch is imported only for
+    real globs); the answer must be wcmatch's own for every pattern and value."""
+    from wcmatch import glob as wcglob
+
+    flags = wcglob.GLOBSTAR | wcglob.DOTGLOB | (wcglob.IGNORECASE if ignore_case else 0)
+    expected = bool(wcglob.globmatch(value, pattern, flags=flags))
+    assert glob_match(pattern, value, ignore_case=ignore_case) == expected

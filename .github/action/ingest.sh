@@ -20,7 +20,7 @@ fail() {
 
 lines "$SC_REPORTS"
 reports=("${REPLY_LINES[@]}")
-if [ "${#reports[@]}" -eq 0 ]; then fail "the reports input names no file"; fi
+if [ "${#reports[@]}" -eq 0 ]; then fail "command: ingest needs the reports input (one file per line)"; fi
 lines "$SC_SOURCES"
 args=()
 for source in "${REPLY_LINES[@]}"; do args+=(--source "$source"); done
@@ -30,12 +30,12 @@ case "$SC_OUTPUT" in
   *) fail "the output input is text, json or markdown" ;;
 esac
 case "$SC_REPORT" in
-  auto) ;;
+  auto | "") ;;
   github | none) args+=(--report "$SC_REPORT") ;;
   *) fail "the report input is auto, github or none" ;;
 esac
 case "$SC_COMMENT" in
-  never) ;;
+  never | "") ;;
   on-block | always) args+=(--comment "$SC_COMMENT") ;;
   *) fail "the comment input is never, on-block or always" ;;
 esac

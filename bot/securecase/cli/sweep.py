@@ -9,10 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from securecase.cli.common import echo_text
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from securecase.services.sweep import SweepResult
+
+#: Rows per list in the job summary; ``sweep --output json`` lists everything.
+SUMMARY_ROWS = 50
 
 
 @click.command("sweep")
@@ -31,8 +36,11 @@ if TYPE_CHECKING:
     "--notify",
     "notify_urls",
     multiple=True,
+    envvar="SECURECASE_NOTIFY",
+    show_envvar=False,
     metavar="URL",
-    help="Webhook to send new events to (repeatable). A secret: never printed.",
+    help="Webhook to send new events to (repeatable; default $SECURECASE_NOTIFY, URLs "
+    "separated by whitespace, which keeps them off the command line). A secret: never printed.",
 )
 @click.option(
     "--notify-format",
@@ -165,13 +173,44 @@ def sweep(
             ),
             clock=clock_from_env(os.environ),
         )
+    warnings = list(result.warnings)
+    if actions:
+        warnings += _write_actions_files(result, os.environ)
     if output == "json":
         click.echo(json.dumps(sweep_data(result), indent=2, ensure_ascii=False))
     else:
-        click.echo(sweep_text(result))
-    for warning in result.warnings:
+        # Case keys hold branch names, which whoever pushes a branch chooses.
+        echo_text(sweep_text(result))
+    for warning in warnings:
         click.echo(warning_line(warning, actions=actions), err=True)
     sys.exit(0)
+
+
+def _write_actions_files(result: SweepResult, env: Mapping[str, str]) -> list[str]:
+    """Inside GitHub Actions: the step outputs and the job summary; returns warnings."""
+    from securecase.github.checks import STEP_SUMMARY_LIMIT, step_summary
+    from securecase.github.outputs import append_outputs, append_step_summary
+
+    warnings: list[str] = []
+    output_path = env.get("GITHUB_OUTPUT")
+    if output_path:
+        try:
+            append_outputs(output_path, sweep_outputs(result))
+        except OSError as exc:
+            warnings.append(f"cannot write the step outputs {output_path}: {exc}")
+    summary_path = env.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        try:
+            used = os.path.getsize(summary_path) if os.path.exists(summary_path) else 0
+            # One byte kept for the newline appended to text that lacks one.
+            text = step_summary(sweep_markdown(result), room=STEP_SUMMARY_LIMIT - used - 1)
+            if text:
+                append_step_summary(summary_path, text)
+            else:
+                warnings.append(f"the job summary {summary_path} is full (1 MiB per step)")
+        except OSError as exc:
+            warnings.append(f"cannot write the job summary {summary_path}: {exc}")
+    return warnings
 
 
 class _progress:
@@ -240,3 +279,83 @@ def sweep_text(result: SweepResult) -> str:
             f"api calls: {result.api_calls}"
         )
     return "\n".join(lines)
+
+
+def sweep_outputs(result: SweepResult) -> dict[str, str]:
+    """The step outputs of ``sweep`` inside GitHub Actions: how many cases changed (or would,
+    with a dry run), closed, changed decision, newly breached an SLA; exceptions expiring;
+    commits made and the last one; events notified; GitHub API calls; warnings."""
+    return {
+        "changed": str(len(result.planned)),
+        "closed": str(len(result.closed)),
+        "decision_changes": str(len(result.decision_changes)),
+        "blocked": str(sum(1 for c in result.decision_changes if c.after == "block")),
+        "sla_breaches": str(len(result.sla_breaches)),
+        "expiring_exceptions": str(len(result.expiring_exceptions)),
+        "commits": str(len(result.commits)),
+        "cases_commit": result.commits[-1] if result.commits else "",
+        "notified": str(result.notified),
+        "api_calls": str(result.api_calls),
+        "dry_run": "true" if result.dry_run else "false",
+        "warnings": "\n".join(result.warnings),
+    }
+
+
+def sweep_markdown(result: SweepResult) -> str:
+    """The job summary of a sweep: the numbers, then what closed, what changed decision, what
+    newly passed its SLA, which exceptions expire soon, and the warnings (each list cut at
+    ``SUMMARY_ROWS``)."""
+    from securecase.render.markdown import code, text
+
+    title = "## securecase sweep" + (
+        " (dry run: nothing written or sent)" if result.dry_run else ""
+    )
+    verb = "would change" if result.dry_run else "changed"
+    lines = [
+        title,
+        "",
+        "| | |",
+        "|---|---:|",
+        f"| Cases {verb} | {len(result.planned)} |",
+        f"| Closed | {len(result.closed)} |",
+        f"| Decision changes | {len(result.decision_changes)} |",
+        f"| Findings newly past SLA | {len(result.sla_breaches)} |",
+        f"| Exceptions expiring within 14 days | {len(result.expiring_exceptions)} |",
+        f"| Commits | {len(result.commits)} |",
+        f"| Events notified | {result.notified} |",
+        f"| GitHub API calls | {result.api_calls} |",
+    ]
+    sections = (
+        ("Closed", [f"- {code(key)}: {text(reason)}" for key, reason in result.closed]),
+        (
+            "Decision changes",
+            [
+                f"- {code(c.case_key)}: {text(c.before)} → **{text(c.after)}**"
+                + (f" ({text('; '.join(c.reasons))})" if c.reasons else "")
+                for c in result.decision_changes
+            ],
+        ),
+        (
+            "Newly past SLA",
+            [
+                f"- {code(key)}: {code(finding)} ({text(severity)}, due {text(due)})"
+                for key, finding, severity, due in result.sla_breaches
+            ],
+        ),
+        (
+            "Exceptions expiring",
+            [
+                f"- {code(eid)} expires {text(expires)} ({len(keys)} case(s))"
+                for eid, expires, keys in result.expiring_exceptions
+            ],
+        ),
+        ("Warnings", [f"- {text(w)}" for w in result.warnings]),
+    )
+    for heading, rows in sections:
+        if not rows:
+            continue
+        lines += ["", f"### {heading}", "", *rows[:SUMMARY_ROWS]]
+        if len(rows) > SUMMARY_ROWS:
+            more = len(rows) - SUMMARY_ROWS
+            lines.append(f"- … and {more} more (`securecase sweep --output json` lists all)")
+    return "\n".join(lines) + "\n"

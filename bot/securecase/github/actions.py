@@ -47,7 +47,7 @@ def in_actions(env: Mapping[str, str]) -> bool:
 def read_context(env: Mapping[str, str]) -> ActionsContext:
     """Build the context from the Actions environment (and the event file it names)."""
     event_name = env.get("GITHUB_EVENT_NAME", "")
-    payload = _read_payload(env.get("GITHUB_EVENT_PATH"))
+    payload = read_event_payload(env.get("GITHUB_EVENT_PATH"))
     repository = env.get("GITHUB_REPOSITORY") or _get(payload, "repository", "full_name")
     server_url = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     pr = head_sha = branch = target = None
@@ -98,7 +98,9 @@ def _commit_of(value: str | None, where: str) -> str | None:
     return check_commit_id(value, where) if value else None
 
 
-def _read_payload(path: str | None) -> dict[str, Any]:
+def read_event_payload(path: str | None) -> dict[str, Any]:
+    """The event payload at ``$GITHUB_EVENT_PATH`` (empty when no path is set); an unreadable
+    file or one that is not a JSON object is an ``InputError`` naming the path."""
     if not path:
         return {}
     try:

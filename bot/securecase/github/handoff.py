@@ -12,13 +12,12 @@ for forks).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from securecase.errors import InputError, UsageError
-from securecase.github.actions import ResolvedSubject, SubjectFlags
+from securecase.github.actions import ResolvedSubject, SubjectFlags, read_event_payload
 from securecase.github.port import PullRef, PullRequestPort
 
 if TYPE_CHECKING:
@@ -73,16 +72,10 @@ def read_triggering_run(env: Mapping[str, str]) -> TriggeringRun:
             hint="see examples/workflows/pr-ingest-trusted.yml",
         )
     path = env.get("GITHUB_EVENT_PATH") or ""
-    try:
-        with open(path, "rb") as handle:
-            payload = json.load(handle)
-    except OSError as exc:
-        raise InputError(
-            f"GITHUB_EVENT_PATH {path}: cannot read the event payload ({exc.strerror})"
-        ) from exc
-    except ValueError as exc:
-        raise InputError(f"GITHUB_EVENT_PATH {path}: not valid JSON ({exc})") from exc
-    run = payload.get("workflow_run") if isinstance(payload, dict) else None
+    if not path:
+        raise InputError("GITHUB_EVENT_PATH is not set: the workflow_run event payload is missing")
+    payload = read_event_payload(path)
+    run = payload.get("workflow_run")
     if not isinstance(run, dict):
         raise InputError(f"GITHUB_EVENT_PATH {path}: no object at $.workflow_run")
     problems = []

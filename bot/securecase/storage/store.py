@@ -66,6 +66,10 @@ class Snapshot(Protocol):
         """Relpaths of the files under ``prefix`` (a folder or a file) at head, sorted."""
         ...
 
+    def is_folder(self, relpath: str) -> bool:
+        """Whether ``relpath`` is a folder at head."""
+        ...
+
 
 @dataclass(frozen=True)
 class Change:
@@ -199,6 +203,14 @@ class GitSnapshot:
             if name.decode("utf-8", "surrogateescape") == relpath and meta.split()[1] == b"blob":
                 return meta.split()[2].decode()
         return None
+
+    def is_folder(self, relpath: str) -> bool:
+        """Whether ``relpath`` is a folder at head (asked of the running ``cat-file``)."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return False
+        found = self._catfile.info(f"{self.head}:{relpath}")
+        return found is not None and found[1] == "tree"
 
     def tree_id(self) -> str | None:
         """The root tree of head (None when there is no head yet)."""

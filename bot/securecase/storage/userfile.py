@@ -46,7 +46,7 @@ def repo_policy_bytes(snapshot: Snapshot, path: str) -> bytes | None:
     folder) is a ``PolicyError``: falling back to the built-in policy would silently change
     the gate."""
     data = snapshot.read(path)
-    if data is None and snapshot.list_files(path):
+    if data is None and snapshot.is_folder(path):
         raise PolicyError(
             f"{path}: is a folder in the cases repo, not a policy file",
             hint="policy.yaml must be a YAML file at the cases repo root",

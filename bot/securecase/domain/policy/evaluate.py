@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from wcmatch import glob as wcglob
-
 from securecase.domain.case import Case, Status, distinct_findings
 from securecase.domain.findings import Finding, Severity
 from securecase.domain.policy.model import (
@@ -375,7 +373,9 @@ def _repo_match(patterns: Sequence[str], slug: str) -> bool:
     return _any_glob(patterns, slug, ignore_case=True)
 
 
-_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB
+#: Characters that make a pattern a glob under wcmatch's GLOBSTAR | DOTGLOB rules; a pattern
+#: without them matches only itself.
+_GLOB_CHARACTERS = frozenset("*?[\\")
 
 
 def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
@@ -385,5 +385,16 @@ def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     gitignore, CODEOWNERS and GitHub's path filters. ``ignore_case`` is for names GitHub
     compares without case (owners and repositories).
     """
-    flags = _GLOB_FLAGS | wcglob.IGNORECASE if ignore_case else _GLOB_FLAGS
-    return bool(wcglob.globmatch(value, pattern, flags=flags))
+    if _GLOB_CHARACTERS.isdisjoint(pattern) and not value.endswith("/"):
+        if not ignore_case:
+            return pattern == value
+        if pattern.isascii() and value.isascii():  # beyond ASCII, regex case rules differ
+            return pattern.lower() == value.lower()
+    # Imported on the first real glob: most policies name branches and repositories plainly,
+    # and wcmatch's import is a tenth of a short run's start-up.
+    from wcmatch import glob as wcglob
+
+    flags = wcglob.GLOBSTAR | wcglob.DOTGLOB
+    return bool(
+        wcglob.globmatch(value, pattern, flags=flags | wcglob.IGNORECASE if ignore_case else flags)
+    )
