@@ -208,6 +208,27 @@ def test_a_bare_repo_with_a_stale_ref_lock_names_the_file(tmp_path: Path) -> Non
     assert re.search(re.escape(str(lock)) + r" \(6\d\ds old\) in the bare repository blocks", err)
 
 
+def test_a_committed_symlink_is_refused_with_that_reason(tmp_path: Path) -> None:
+    repo = tmp_path / "cases"
+    first = ingest(repo, TRIVY / TEMPLATE_FILES[0], "--pr", "1", "--commit", "a1")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode in (0, 1), err
+    folder = json.loads(out)["case_path"].rsplit("/", 1)[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    human_git(repo, "rm", "-r", "-q", folder)
+    (repo / folder).parent.mkdir(parents=True, exist_ok=True)
+    (repo / folder).symlink_to(elsewhere)
+    human_git(repo, "add", folder)
+    human_git(repo, "commit", "-q", "-m", "a link")
+    run = ingest(repo, TRIVY / TEMPLATE_FILES[1], "--pr", "1", "--commit", "a2")
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 3, err
+    assert f"{folder} is a symbolic link committed in the cases repo" in err
+    assert "uncommitted changes" not in err
+    assert list(elsewhere.iterdir()) == []  # nothing written through the link
+
+
 def test_the_securecase_lock_names_its_holder(tmp_path: Path) -> None:
     repo = tmp_path / "cases"
     first = ingest(repo, TRIVY / TEMPLATE_FILES[0], "--pr", "1", "--commit", "a1")
