@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,17 @@ from securecase.domain.findings import Finding, Kind, Package, Severity, fingerp
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 TRIVY = FIXTURES / "trivy"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every securecase the suite runs keeps its cache in a temporary directory, never the
+    user's: ``clean_env`` drops SECURECASE_* settings but passes ``XDG_CACHE_HOME`` on."""
+    folder = tmp_path_factory.mktemp("cache-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        patch.delenv("SECURECASE_CACHE_DIR", raising=False)
+        yield folder
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -60,6 +61,13 @@ from securecase.cli.common import cases_repo_option, clock_from_env, echo_text, 
     metavar="EMAIL",
     help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read the whole history and leave the cache alone (also: env SECURECASE_CACHE=off). "
+    "By default the history already read is kept in $SECURECASE_CACHE_DIR, else "
+    "$XDG_CACHE_HOME/securecase, else ~/.cache/securecase.",
+)
 def report(
     cases_repo: str,
     repos: tuple[str, ...],
@@ -69,6 +77,7 @@ def report(
     html_dir: Path | None,
     cases_web_url: str | None,
     git_email: str,
+    no_cache: bool,
 ) -> None:
     """Security posture from the cases repo: open cases and findings, weekly trend, MTTR,
     MTTA, SLA, exceptions, the gate and exposure.
@@ -79,6 +88,7 @@ def report(
     """
     from securecase.render import report as render
     from securecase.services.report import ReportRequest, build_report, case_links
+    from securecase.storage.cachedir import cache_dir
     from securecase.storage.store import GitIdentity
 
     result = build_report(
@@ -88,9 +98,16 @@ def report(
             until=until.date() if until else None,
             repos=tuple(r for r in repos if r.strip()),
             bot=GitIdentity("securecase-bot", git_email),
+            cache_dir=None if no_cache else cache_dir(),
         ),
         clock=clock_from_env(),
     )
+    if result.warnings:
+        from securecase.github.outputs import warning_line  # rare: not worth its import time
+
+        actions = os.environ.get("GITHUB_ACTIONS") == "true"
+        for warning in result.warnings:
+            click.echo(warning_line(warning, actions=actions), err=True)
     if html_dir is not None:
         from securecase.render.dashboard import render_dashboard
         from securecase.services.report import write_page
@@ -103,6 +120,8 @@ def report(
     elif output == "csv":
         echo_text(render.report_csv(result.metrics), nl=False)
     elif output == "openmetrics":
-        click.echo(render.report_openmetrics(result.metrics), nl=False)
+        from securecase.render.openmetrics import report_openmetrics
+
+        click.echo(report_openmetrics(result.metrics), nl=False)
     else:
         echo_text(render.report_text(result.metrics))

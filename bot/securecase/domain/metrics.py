@@ -9,6 +9,7 @@ aware datetimes (a time without an offset is UTC).
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from securecase.domain.case import (
     distinct_findings,
     severity_counts,
 )
-from securecase.domain.findings import SEVERITIES_WORST_FIRST, Severity
+from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding, Severity
 from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS, glob_match
 from securecase.domain.policy.model import PolicyException
 from securecase.domain.subjects import parse_key
@@ -40,13 +41,19 @@ class AuthorKind(StrEnum):
     HUMAN = "human"
 
 
+#: The bot's trailers the metrics read (lower-case, without the ``Securecase-`` prefix). An
+#: event carries no others: tens of thousands of events are kept between runs.
+EVENT_TRAILERS = frozenset({"decision", "rules", "stale", "sweep"})
+
+
 @dataclass(frozen=True, slots=True)
 class CommitEvent:
     """One commit's effect on one case, as the history tells it.
 
-    ``trailers`` are the bot's ``Securecase-*`` trailers by lower-case name without the prefix
-    (empty for a human commit: a human's trailers are only text). ``acknowledges`` is true for
-    a commit that changed the case's status or triage fields (read from the case file).
+    ``trailers`` are the bot's ``Securecase-*`` trailers named in :data:`EVENT_TRAILERS`, by
+    lower-case name without the prefix (empty for a human commit: a human's trailers are only
+    text). ``acknowledges`` is true for a commit that changed the case's status or triage
+    fields (read from the case file).
     """
 
     commit: str
@@ -66,16 +73,21 @@ class Window:
 
     @property
     def start(self) -> datetime:
-        return datetime(self.since.year, self.since.month, self.since.day, tzinfo=UTC)
+        return _midnight(self.since)
 
     @property
     def end(self) -> datetime:
         """The first moment after the window."""
-        last = self.until + timedelta(days=1)
-        return datetime(last.year, last.month, last.day, tzinfo=UTC)
+        return _midnight(self.until + timedelta(days=1))
 
     def holds(self, moment: datetime | None) -> bool:
         return moment is not None and self.start <= moment < self.end
+
+
+@functools.lru_cache(maxsize=64)
+def _midnight(day: date) -> datetime:
+    """The start of ``day`` in UTC (asked for once per event: worth remembering)."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,22 +216,26 @@ def compute(
     open_cases = [c for c in chosen if c.status.coarse == "OPEN"]
     slugs = {c.key: c.subject.slug for c in chosen}
     kept = [e for e in events if repo_selected(repos, _slug(e.case_key, slugs))]
+    # Each case's active and distinct findings once: several metrics read them.
+    active = {c.key: c.active for c in chosen}
+    distinct = {key: distinct_findings(found) for key, found in active.items()}
+    counts = {key: severity_counts(found) for key, found in distinct.items()}
     return Metrics(
         window=window,
         now=now,
         open_cases=len(open_cases),
-        open_findings=_sum_counts(c.counts for c in open_cases),
-        by_repo=_by_repo(chosen),
-        by_source=_tally(f.source for c in open_cases for f in c.active),
-        by_kind=_tally(f.kind.value for c in open_cases for f in distinct_findings(c.active)),
+        open_findings=_sum_counts(counts[c.key] for c in open_cases),
+        by_repo=_by_repo(chosen, counts),
+        by_source=_tally(f.source for c in open_cases for f in active[c.key]),
+        by_kind=_tally(f.kind.value for c in open_cases for f in distinct[c.key]),
         weekly=weekly(chosen, window),
         mttr_days=mttr_days(chosen, window),
         mtta_hours=mtta_hours(chosen, kept, window),
         sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}),
         exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
         gate=gate(kept, window),
-        exposure=exposure(open_cases),
-        cases=tuple(_case_line(c) for c in chosen),
+        exposure=exposure(open_cases, active),
+        cases=tuple(_case_line(c, counts[c.key]) for c in chosen),
     )
 
 
@@ -245,14 +261,18 @@ def _sum_counts(all_counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-def _by_repo(cases: Sequence[Case]) -> tuple[RepoLine, ...]:
+def _by_repo(
+    cases: Sequence[Case], counts: Mapping[str, Mapping[str, int]]
+) -> tuple[RepoLine, ...]:
     grouped: dict[str, list[Case]] = {}
     for case in cases:
         grouped.setdefault(case.subject.slug, []).append(case)
     lines = []
     for slug, members in grouped.items():
         still_open = [c for c in members if c.status.coarse == "OPEN"]
-        lines.append(RepoLine(slug, len(still_open), _sum_counts(c.counts for c in still_open)))
+        lines.append(
+            RepoLine(slug, len(still_open), _sum_counts(counts[c.key] for c in still_open))
+        )
     return tuple(
         sorted(lines, key=lambda r: (-sum(r.open_findings.values()), -r.open_cases, r.repo))
     )
@@ -410,13 +430,15 @@ def gate(events: Sequence[CommitEvent], window: Window) -> GateLine:
     return GateLine(scans, blocked, rate, tuple(top))
 
 
-def exposure(open_cases: Sequence[Case]) -> tuple[ExposureLine, ...]:
+def exposure(
+    open_cases: Sequence[Case], active: Mapping[str, Sequence[Finding]]
+) -> tuple[ExposureLine, ...]:
     """Advisory + package pairs by the number of repositories (then cases) where an active
-    finding has them, in open cases."""
+    finding (``active`` by case key) has them, in open cases."""
     repos: dict[tuple[str, str], set[str]] = {}
     keys: dict[tuple[str, str], set[str]] = {}
     for case in open_cases:
-        for finding in case.active:
+        for finding in active[case.key]:
             if finding.package is None:
                 continue
             pair = (finding.advisory, finding.package.name)
@@ -426,13 +448,13 @@ def exposure(open_cases: Sequence[Case]) -> tuple[ExposureLine, ...]:
     return tuple(sorted(lines, key=lambda x: (-x.repos, -x.cases, x.advisory, x.package)))
 
 
-def _case_line(case: Case) -> CaseLine:
+def _case_line(case: Case, counts: dict[str, int]) -> CaseLine:
     return CaseLine(
         key=case.key,
         repo=case.subject.slug,
         status=case.status.value,
         decision=case.gate.decision,
-        counts=severity_counts(distinct_findings(case.active)),
+        counts=counts,
         created_at=case.created_at,
         updated_at=case.updated_at,
     )

@@ -2,14 +2,23 @@
 
 The computing is :mod:`securecase.domain.metrics` (pure); this module only reads the cases
 repo, in three steps: every ``case.yaml`` at HEAD (one ``ls-tree``, one batch of blobs), the
-policy, and one ``git log -z`` over ``cases/`` that prints, per commit, its id, author email,
-author date and ``Securecase-*`` trailers, then the case files it changed. A bot commit's
-trailers say which case it recorded and what the gate decided; a human commit's case files
-are read (before and after, in one batch) to tell whether it changed a status or triage.
+policy, and one ``git log -z`` of every commit (its id, parents, author email, author date and
+the ``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
+recorded and what the gate decided. For human commits only, one ``git diff-tree --stdin``
+lists the case files each changed, which are read (before and after, in one batch) to tell
+whether it changed a status or triage. The log has no path limit and no diff: comparing
+trees for every commit would cost several times the log itself, and every bot commit with a
+case trailer writes that case.
+
+The events derived from the log are kept in a cache outside the work tree
+(:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
+the commits since, when HEAD descends from that commit, and reads all history otherwise (a
+rewritten history, no cache, caching off), with the same result.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +27,7 @@ from pathlib import Path
 from securecase.clock import Clock
 from securecase.domain.case import Case, CaseHeader
 from securecase.domain.metrics import (
+    EVENT_TRAILERS,
     AuthorKind,
     CommitEvent,
     Metrics,
@@ -31,8 +41,9 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
+from securecase.services.eventcache import EventCache
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
-from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
+from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity, redact
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
 
@@ -40,10 +51,12 @@ POLICY_FILE = "policy.yaml"
 DEFAULT_DAYS = 90
 TRAILER_PREFIX = "securecase-"
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_NULL_OID = frozenset({"0" * 40, "0" * 64})
-# Fields a human cannot write come first (id, author email, author date), the trailers last;
-# -z ends every field and every changed-file entry with a NUL, which no commit text holds.
-_LOG_FORMAT = "%H%x00%ae%x00%aI%x00%(trailers:only,unfold)"
+# Fields a human cannot write come first (id, parents, author email, author date), the
+# trailers last; -z ends every record with a NUL, which no commit text holds. git picks the
+# trailers by name (any case), as it parses them everywhere else.
+_TRAILER_KEYS = ",".join(f"key={TRAILER_PREFIX}{n}" for n in ("case", *sorted(EVENT_TRAILERS)))
+_LOG_FORMAT = f"%H%x00%P%x00%ae%x00%aI%x00%(trailers:{_TRAILER_KEYS},only,unfold)"
+_LOG_FIELDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,7 @@ class ReportRequest:
     until: date | None = None
     repos: tuple[str, ...] = ()
     bot: GitIdentity = DEFAULT_IDENTITY
+    cache_dir: Path | None = None  # None: no cache is read or written
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +78,16 @@ class ReportResult:
     metrics: Metrics
     head: str | None
     case_paths: dict[str, str]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class _LogEntry:
     commit: str
+    merge: bool
     email: str
     at: datetime
     trailers: dict[str, str]
-    case_files: tuple[tuple[str | None, str | None], ...]  # (old blob, new blob) per case.yaml
 
 
 def window_for(since: date | None, until: date | None, today: date) -> Window:
@@ -92,12 +107,13 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
     require_existing(request.cases_repo)
+    cache = EventCache(request.cache_dir, repo_identity(request.cases_repo), request.bot.email)
     with open_store(request.cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head)
-        events = _events(store, head, request.bot)
+        events = _events(store, head, request.bot, cache)
     metrics = compute(
         cases,
         events,
@@ -107,7 +123,16 @@ def build_report(request: ReportRequest, *, clock: Clock) -> ReportResult:
         sla_days=policy.sla_days,
         exceptions=policy.exceptions,
     )
-    return ReportResult(metrics=metrics, head=head, case_paths=paths)
+    warnings = (cache.warning,) if cache.warning else ()
+    return ReportResult(metrics=metrics, head=head, case_paths=paths, warnings=warnings)
+
+
+def repo_identity(location: str) -> str:
+    """What names one cases repo across runs: its resolved path, or its URL without
+    credentials (only a hash of it is ever written)."""
+    if is_remote(location):
+        return redact(location.strip())
+    return os.path.realpath(location)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -132,29 +157,47 @@ def _cases_at(store: CasesStore, head: str | None) -> tuple[list[Case], dict[str
     return cases, paths
 
 
-def _events(store: CasesStore, head: str | None, bot: GitIdentity) -> list[CommitEvent]:
-    """One event per bot commit (its case from the trailers) and per case file a human commit
-    changed (its case and whether it was acknowledged from the files)."""
+def _events(
+    store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache
+) -> list[CommitEvent]:
+    """The events of every commit up to ``head``: the cached ones plus those of the commits
+    since, or all of them derived afresh when the cache does not apply."""
     if head is None:
         return []
-    args = ["-z", f"--format={_LOG_FORMAT}", "--raw", "--no-abbrev", "--no-renames"]
-    entries = parse_log(store.log([*args, head, "--", CASES_ROOT + "/"]))
+    cached = cache.load()
+    if cached is not None and cached.head == head:
+        return cached.events
+    if cached is not None and store.is_ancestor(cached.head, head):
+        events = _derive_events(store, f"{cached.head}..{head}", bot) + cached.events
+    else:
+        events = _derive_events(store, head, bot)
+    cache.save(head, events)
+    return events
+
+
+def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[CommitEvent]:
+    """In ``git log`` order, one event per bot commit of ``revisions`` (its case from the
+    trailers) and per case file a human commit changed (its case and whether it was
+    acknowledged, from the files). A merge tells nothing of its own: its parents' commits do."""
+    entries = parse_log(store.log(["-z", f"--format={_LOG_FORMAT}", revisions]))
     bot_email = bot.email.strip().lower()
+    is_bot = [entry.email.strip().lower() == bot_email for entry in entries]
+    human = [e.commit for e, by_bot in zip(entries, is_bot, strict=True) if not (by_bot or e.merge)]
+    case_files = {
+        commit: [(old, new) for old, new, path in changed if path.endswith("/" + CASE_FILE)]
+        for commit, changed in store.changed_files(human, CASES_ROOT).items()
+    }
+    wanted = {b for pairs in case_files.values() for pair in pairs for b in pair if b is not None}
+    blobs = store.read_blobs(sorted(wanted))
     events: list[CommitEvent] = []
-    human: list[_LogEntry] = []
-    for entry in entries:
-        if entry.email.strip().lower() == bot_email:
+    for entry, by_bot in zip(entries, is_bot, strict=True):
+        if by_bot:
             key = entry.trailers.get("case")
             if key:
-                events.append(
-                    CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, entry.trailers)
-                )
-        elif entry.case_files:
-            human.append(entry)
-    wanted = {b for e in human for pair in e.case_files for b in pair if b is not None}
-    blobs = store.read_blobs(sorted(wanted))
-    for entry in human:
-        for old, new in entry.case_files:
+                kept = {k: v for k, v in entry.trailers.items() if k in EVENT_TRAILERS}
+                events.append(CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, kept))
+            continue
+        for old, new in case_files.get(entry.commit, ()):
             before, after = _readable(blobs, old, entry), _readable(blobs, new, entry)
             case = after or before
             if case is None:
@@ -185,34 +228,28 @@ def _readable(blobs: dict[str, bytes], oid: str | None, entry: _LogEntry) -> Cas
 
 
 def parse_log(out: bytes) -> list[_LogEntry]:
-    """Parse ``git log -z --format=<_LOG_FORMAT> --raw``: per commit four NUL-ended fields,
-    then NUL-ended ``:meta`` and path pairs of the files it changed."""
+    """Parse ``git log -z --format=<_LOG_FORMAT>``: five NUL-ended fields per commit."""
     fields = out.split(b"\0")
+    if fields and not fields[-1].strip():
+        fields.pop()  # what follows the last record's NUL
+    if len(fields) % _LOG_FIELDS:
+        raise StoreError("git log output of the cases repo ends inside a commit record")
     entries: list[_LogEntry] = []
-    index = 0
-    while index < len(fields):
-        if not fields[index].strip():
-            index += 1
-            continue
-        if index + 4 > len(fields):
-            raise StoreError("git log output of the cases repo ends inside a commit record")
-        commit, email, when, trailer_text = (
-            f.decode("utf-8", "surrogateescape") for f in fields[index : index + 4]
-        )
-        at = parse_time(when)
+    records = [iter(fields)] * _LOG_FIELDS
+    for commit_field, parents, email, when, trailer_text in zip(*records, strict=True):
+        commit = commit_field.strip().decode("ascii", "replace")
+        at = parse_time(when.decode("ascii", "replace"))
         if not _HEX.match(commit) or at is None:
             raise StoreError(f"unexpected git log record of the cases repo: {commit[:80]!r}")
-        index += 4
-        files: list[tuple[str | None, str | None]] = []
-        while index + 1 < len(fields) and fields[index].lstrip(b"\n").startswith(b":"):
-            meta = fields[index].lstrip(b"\n").decode("ascii", "replace").split()
-            path = fields[index + 1].decode("utf-8", "surrogateescape")
-            index += 2
-            if path.endswith("/" + CASE_FILE) and len(meta) >= 4:
-                old = None if meta[2] in _NULL_OID else meta[2]
-                new = None if meta[3] in _NULL_OID else meta[3]
-                files.append((old, new))
-        entries.append(_LogEntry(commit, email, at, _trailers(trailer_text), tuple(files)))
+        entries.append(
+            _LogEntry(
+                commit,
+                parents.count(b" ") > 0,
+                email.decode("utf-8", "surrogateescape"),
+                at,
+                _trailers(trailer_text.decode("utf-8", "surrogateescape")) if trailer_text else {},
+            )
+        )
     return entries
 
 

@@ -49,6 +49,7 @@ BACKOFF_FACTOR = 2.0
 # passing it (3 s made the slowest of 16 concurrent ingests about 4 s slower: benchmarks/).
 BACKOFF_CAP = 1.0
 _HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class Snapshot(Protocol):
@@ -461,6 +462,57 @@ class CasesStore:
         self._check_open()
         self._backend.fetch_history()
         return self._backend.git.run(["log", *args]).stdout
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """True when commit ``newer`` is ``older`` or descends from it; False for an
+        ``older`` the repository does not have (a history since rewritten)."""
+        self._check_open()
+        if older == newer:
+            return True
+        if not (_COMMIT_ID.match(older) and _COMMIT_ID.match(newer)):
+            return False  # never an option or a revision expression to git
+        self._backend.fetch_history()
+        found = self._backend.git.run(["merge-base", "--is-ancestor", older, newer], check=False)
+        return found.returncode == 0
+
+    def changed_files(
+        self, commits: Sequence[str], prefix: str
+    ) -> dict[str, list[tuple[str | None, str | None, str]]]:
+        """The files under ``prefix`` each of ``commits`` changed from its first parent (a root
+        commit: every file), as (old blob, new blob, path) with None for a side that has no
+        file; a commit that changed none there is absent. One ``git diff-tree --stdin``, trees
+        only (a partial clone fetches no file content for it)."""
+        self._check_open()
+        wanted = [c for c in commits if _COMMIT_ID.match(c)]
+        if len(wanted) != len(commits):
+            raise StoreError("changed_files takes full commit ids only")
+        if not wanted:
+            return {}
+        prefix = validate_relpath(prefix.rstrip("/"))
+        self._backend.fetch_history()
+        args = ["diff-tree", "--stdin", "-z", "-r", "--raw", "--no-abbrev", "--no-renames"]
+        out = self._backend.git.run(
+            [*args, "--root", "--", prefix + "/"], input="\n".join(wanted).encode() + b"\n"
+        ).stdout
+        found: dict[str, list[tuple[str | None, str | None, str]]] = {}
+        fields = out.split(b"\0")
+        index, current = 0, None
+        while index < len(fields):
+            field = fields[index].strip(b"\n")
+            index += 1
+            if field.startswith(b":") and current is not None and index < len(fields):
+                meta = field.decode("ascii", "replace").split()
+                path = fields[index].decode("utf-8", "surrogateescape")
+                index += 1
+                if len(meta) >= 4:
+                    old = None if meta[2].strip("0") == "" else meta[2]
+                    new = None if meta[3].strip("0") == "" else meta[3]
+                    current.append((old, new, path))
+            elif _COMMIT_ID.match(field.decode("ascii", "replace")):
+                current = found.setdefault(field.decode("ascii"), [])
+            elif field:
+                raise StoreError(f"unexpected git diff-tree output: {field[:80]!r}")
+        return found
 
     def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         """The contents of these blobs by id (a remote fetches the missing ones in one call)."""
