@@ -9,9 +9,11 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -383,8 +385,8 @@ def test_large_files_are_committed_whole_and_leave_no_debris(tmp_path: Path, rem
     with open_store(str(location)) as store:
         done = store.update(lambda snap: Plan(Change({raw: big, LOG: b"x\n"}, message="m\n"), None))
         build_dir = Path(store.workdir).parent if remote else location / ".git/securecase-tmp"
-        assert not build_dir.exists() or [p.name for p in build_dir.iterdir()] == (
-            ["repo"] if remote else []
+        assert not build_dir.exists() or sorted(p.name for p in build_dir.iterdir()) == (
+            ["owner.json", "repo"] if remote else []
         )  # no blob or index file left behind
     blob = git(location, "rev-parse", f"{done.commit}:{raw}").strip()
     assert git(location, "cat-file", "-p", blob).encode() == big
@@ -441,34 +443,71 @@ def test_lock_wait_is_bounded(tmp_path: Path) -> None:
         assert store.update(append("two")).commit
 
 
-def test_stale_locks_do_not_block(tmp_path: Path) -> None:
+def test_a_stale_ref_lock_is_removed_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     repo = tmp_path / "r"
     with open_store(str(repo)) as store:
         store.update(append("one"))
     ref_lock = repo / ".git" / "refs" / "heads" / "main.lock"
     ref_lock.write_text("")
-    os.utime(ref_lock, (time.time() - 3600, time.time() - 3600))
-    (repo / ".git" / "index.lock").write_text("")  # e.g. a human's `git commit` editor open
-    with open_store(str(repo)) as store:
+    os.utime(ref_lock, (time.time() - 3600, time.time() - 3600))  # older than the timeout
+    with open_store(str(repo), timeout=30) as store:
         res = store.update(append("two"))
     assert res.commit == git(repo, "rev-parse", "HEAD").strip() and res.attempts == 2
     assert not ref_lock.exists()
-    assert (repo / LOG).read_bytes() == b"one\n"  # index busy: sync postponed
-    (repo / ".git" / "index.lock").unlink()
-    with open_store(str(repo)) as store:
-        store.update(append("three"))
-    assert (repo / LOG).read_bytes() == b"one\ntwo\nthree\n"
+    assert f"removed {ref_lock}, 3600s old" in caplog.text
+    assert (repo / LOG).read_bytes() == b"one\ntwo\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_humans_index_lock_makes_the_run_wait_then_fail_naming_it(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    with open_store(str(repo)) as store:
+        store.update(append("one"))
+    head = git(repo, "rev-parse", "HEAD")
+    index_lock = repo / ".git" / "index.lock"
+    index_lock.write_text("")  # e.g. a human's `git commit` with its editor open
+    start = time.monotonic()
+    with open_store(str(repo), timeout=1) as store, pytest.raises(StoreError) as info:
+        store.update(append("two"))
+    assert 1 <= time.monotonic() - start < 10
+    assert f"{index_lock} (" in str(info.value) and "s old)" in str(info.value)
+    assert info.value.exit_code == 3
+    # nothing was reported committed, and nothing moved: no later commit can revert it
+    assert git(repo, "rev-parse", "HEAD") == head and index_lock.read_text() == ""
+    # released while the run waits: the run goes on and the index follows the branch
+    timer = threading.Timer(0.5, index_lock.unlink)
+    timer.start()
+    with open_store(str(repo), timeout=30) as store:
+        assert store.update(append("two")).commit
+    timer.join()
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / LOG).read_bytes() == b"one\ntwo\n"
 
 
 def test_fresh_ref_lock_makes_update_give_up_in_time(tmp_path: Path) -> None:
     repo = tmp_path / "r"
     with open_store(str(repo)) as store:
         store.update(append("one"))
-    (repo / ".git" / "refs" / "heads" / "main.lock").write_text("")
-    with open_store(str(repo), timeout=0.5) as store, pytest.raises(StoreError) as info:
-        store.update(append("two"))
-    assert "attempts" in str(info.value)
+    lock = repo / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    busy = threading.Event()
+
+    def keep_fresh() -> None:  # a git command that is alive keeps writing near its lock
+        while not busy.wait(0.05):
+            os.utime(lock)
+
+    toucher = threading.Thread(target=keep_fresh)
+    toucher.start()
+    try:
+        with open_store(str(repo), timeout=1) as store, pytest.raises(StoreError) as info:
+            store.update(append("two"))
+    finally:
+        busy.set()
+        toucher.join()
+    assert "attempts" in str(info.value) and lock.exists()
+    assert f"{lock} (0s old) blocks the branch update" in str(info.value)
 
 
 # -- remote mode -----------------------------------------------------------------------------
@@ -557,6 +596,36 @@ def test_rejected_push_recomputes_on_the_new_tip(tmp_path: Path) -> None:
     subjects = git(remote, "log", "--format=%s", "main").split("\n")
     assert subjects[:3] == ["append mine", "append intruder", "seed"]
     assert_fsck_clean(remote)
+
+
+def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n"})
+    url = f"file://{remote}"
+    other_case = "cases/github/acme/shop/pr-7/log.txt"
+    calls: list = []
+
+    def racing(snap: Snapshot) -> Plan[str]:
+        if not calls:  # another writer records another case first
+            with open_store(url, paths=[other_case]) as other:
+                other.update(append("intruder", path=other_case))
+        return append("mine", calls=calls)(snap)
+
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        sent: list[list[str]] = []
+        backend: Any = store._backend
+        talk = backend._net
+
+        def recorded(args: list[str], **kwargs: Any) -> Any:
+            sent.append(args)
+            return talk(args, **kwargs)
+
+        backend._net = recorded
+        result = store.update(racing)
+    assert result.attempts == 2
+    fetches = [args for args in sent if "fetch" in args]
+    assert len(fetches) == 1 and "--depth" in fetches[0]  # the tip; our blobs were there
+    assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"
+    assert git(remote, "show", f"main:{other_case}") == "intruder\n"
 
 
 def test_remote_gives_up_after_timeout(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_a_token_in_the_environment_authenticates_and_is_never_printed_or_stored
         assert all("Authorization" in headers for _, headers in server.requests)
     assert TOKEN not in run.stdout + run.stderr
     assert files_holding(tmp_path, TOKEN) == []
-    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary clone is gone
+    assert list((tmp_path / "tmp").rglob("run-*")) == []  # the temporary clone is gone
 
 
 def test_a_token_in_the_url_is_moved_out_of_it(tmp_path: Path) -> None:

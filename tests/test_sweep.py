@@ -444,6 +444,56 @@ def test_dry_run_prints_the_plan_and_writes_nothing(work: Path, fake: FakeGitHub
     assert commits(remote) == before and fake.check_runs == {}
 
 
+def raw_files(remote: Path, folder: str, at: str = "main") -> list[str]:
+    return git(remote, "ls-tree", "-r", "--name-only", at, "--", f"{folder}/raw").split()
+
+
+def test_prune_raw_after_removes_closed_cases_raw_reports_and_history_keeps_them(
+    work: Path, fake: FakeGitHub
+) -> None:
+    remote = bare_remote(work)
+    for number in (1, 2):
+        ingest(work, remote, "--pr", str(number), "--target-branch", "main")
+    fake.add_pull("acme", "shop", 1, merged=True, closed_at="2027-01-09T08:00:00Z")
+    fake.add_pull("acme", "shop", 2)
+    sweep(work, remote, fake, now="2027-01-10T00:00:00Z")  # closes PR 1
+    fake.add_pull("acme", "shop", 2, state="closed", closed_at="2027-02-04T00:00:00Z")
+    prune = ("--prune-raw-after", "30")
+    _, early = sweep(work, remote, fake, *prune, now="2027-02-05T00:00:00Z")  # closes PR 2
+    assert early["raw_pruned"] == [] and early["closed"]
+    kept = raw_files(remote, PR.format(1))
+    assert kept and raw_files(remote, PR.format(2))
+    before = commits(remote)
+    case_before = git(remote, "show", f"main:{PR.format(1)}/case.yaml")
+
+    dry = run_cli(
+        "sweep", "--cases-repo", remote, "--dry-run", *prune,
+        cwd=work, SECURECASE_NOW="2027-02-08T00:00:00Z", GITHUB_TOKEN=TOKEN,
+        GITHUB_API_URL=fake.base_url,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "raw reports would be removed of 1 closed case(s):" in dry.stdout
+    assert "github::acme::shop::PR::1" in dry.stdout and commits(remote) == before
+
+    _, out = sweep(work, remote, fake, *prune, now="2027-02-08T00:00:00Z")  # 30 days after
+    assert out["raw_pruned"] == ["github::acme::shop::PR::1"] and out["commits"] == 1
+    assert raw_files(remote, PR.format(1)) == [] and raw_files(remote, PR.format(2))
+    assert git(remote, "show", f"main:{PR.format(1)}/case.yaml") == case_before
+    message = git(remote, "log", "-1", "--format=%B", "main")
+    assert "raw reports pruned (closed 30 day(s) ago)" in message
+    assert "Securecase-Case: github::acme::shop::PR::1" in message
+    assert raw_files(remote, PR.format(1), at="main~1") == kept  # history keeps them
+    for path in kept:
+        assert git(remote, "cat-file", "-t", f"main~1:{path}").strip() == "blob"
+
+    _, again = sweep(work, remote, fake, *prune, now="2027-02-09T00:00:00Z")
+    assert again["raw_pruned"] == [] and again["commits"] == 0
+    checkout = work / "checkout"
+    subprocess.run(["git", "clone", "-q", str(remote), str(checkout)], check=True)
+    valid = run_cli("cases", "validate", "--cases-repo", checkout, cwd=work)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
 def test_open_issues_opens_updates_and_closes_one_issue_per_case(
     work: Path, fake: FakeGitHub
 ) -> None:

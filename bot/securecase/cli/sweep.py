@@ -106,6 +106,13 @@ SUMMARY_ROWS = 50
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
 @cache_option
+@click.option(
+    "--prune-raw-after",
+    type=click.IntRange(min=0),
+    metavar="DAYS",
+    help="Remove the raw reports of cases closed at least DAYS days ago "
+    "(one commit per case; the cases repo's history keeps them).",
+)
 def sweep(
     cases_repo: str,
     repo_glob: str | None,
@@ -122,6 +129,7 @@ def sweep(
     git_email: str,
     push_timeout: float,
     no_cache: bool,
+    prune_raw_after: int | None,
 ) -> None:
     """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
     re-judge open cases under the current policy and today's date, commit one change per case
@@ -166,6 +174,7 @@ def sweep(
                 cases_web_url=cases_web_url,
                 push_timeout=push_timeout,
                 progress=progress,
+                prune_raw_after=prune_raw_after,
             ),
             clock=clock_from_env(os.environ),
             cache=cache,
@@ -253,6 +262,7 @@ def sweep_data(result: SweepResult) -> dict[str, Any]:
         "commits": len(result.commits),
         "api_calls": result.api_calls,
         "notified": result.notified,
+        "raw_pruned": list(result.pruned),
         "warnings": list(result.warnings),
         "dry_run": result.dry_run,
     }
@@ -263,6 +273,10 @@ def sweep_text(result: SweepResult) -> str:
     verb = "would change" if result.dry_run else "changed"
     lines = [f"sweep: {len(result.planned)} case(s) {verb}"]
     lines += [f"  {key}: {'; '.join(what)}" for key, what in result.planned]
+    if result.pruned:
+        pruned = "would be removed" if result.dry_run else "removed"
+        lines.append(f"raw reports {pruned} of {len(result.pruned)} closed case(s):")
+        lines += [f"  {key}" for key in result.pruned]
     for eid, expires, keys in result.expiring_exceptions:
         lines.append(f"exception {eid} expires {expires} ({len(keys)} case(s))")
     if not result.dry_run:

@@ -49,7 +49,9 @@ from securecase.scanners.jsonload import (
 )
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
+from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
+from securecase.storage.secrets import masked_file
 from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
@@ -222,8 +224,14 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     today = now.astimezone(UTC).date()
     target = baseline_subject(request.subject)
 
-    # The baseline folder rides along so a sparse clone of a remote cases repo includes it.
-    paths = [POLICY_FILE, folder] + ([target.folder] if target else [])
+    # Only the files a plan reads: a sparse clone of a remote cases repo (and its refetch after
+    # a rejected push) transfers the case files of this case and its baseline, never their raw
+    # reports.
+    paths = [POLICY_FILE] + [
+        f"{case_folder}/{name}"
+        for case_folder in [folder] + ([target.folder] if target else [])
+        for name in (CASE_FILE, FINDINGS_FILE)
+    ]
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
@@ -340,8 +348,18 @@ def _plan(
     warnings: tuple[str, ...],
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
-    raw_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
-    raw_sha = {r.source: hashlib.sha256(r.raw).hexdigest() for r in parsed}
+    plain_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
+    stored = {
+        r.source: stored_raw(plain_paths[r.source], r.raw, origin=f"report {r.source}")
+        for r in parsed
+    }
+    raw_paths = {source: path for source, (path, _) in stored.items()}
+    # The digest of the report as stored (secrets masked, before compression), so
+    # `cases validate` can check it; the store masks the same bytes again from a cache.
+    raw_sha = {
+        r.source: hashlib.sha256(masked_file(plain_paths[r.source], r.raw)).hexdigest()
+        for r in parsed
+    }
     report_times = {}
     for report in parsed:
         if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):
@@ -395,7 +413,7 @@ def _plan(
     if stale and previous is not None:
         case = record_stale(previous, scan)
     else:
-        files.update({raw_paths[r.source]: r.raw for r in parsed})
+        files.update(dict(stored.values()))
     result = IngestResult(
         case=case,
         decision=decision,
@@ -416,7 +434,13 @@ def _plan(
         return Plan(change=None, result=replace(result, case=previous))
     files.update({f"{folder}/{name}": data for name, data in dump_case(case).items()})
     message = _commit_message(case, decision, scan, result)
-    change = Change(files=files, message=message, authored_at=received_at)
+    # A report that grew past (or fell below) the compression threshold leaves its other form.
+    other_form = tuple(
+        path[: -len(".gz")] if path.endswith(".gz") else path + ".gz"
+        for path in raw_paths.values()
+        if path in files
+    )
+    change = Change(files=files, delete=other_form, message=message, authored_at=received_at)
     return Plan(change=change, result=result)
 
 

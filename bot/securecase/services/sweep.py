@@ -75,6 +75,8 @@ class SweepRequest:
     push_timeout: float = 120.0
     #: Called with (done, total) while cases are judged (a progress line); never required.
     progress: Callable[[int, int], None] | None = None
+    #: Drop the raw reports of cases closed at least this many days ago (history keeps them).
+    prune_raw_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,8 @@ class SweepResult:
     notified: int
     warnings: tuple[str, ...]
     dry_run: bool
+    #: Keys of the closed cases whose raw reports were (with ``dry_run``: would be) removed.
+    pruned: tuple[str, ...] = ()
 
 
 @dataclass
@@ -134,12 +138,13 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
         states = _list_repos(client, cases, known, warnings)
         cases.update(_closing_too(store, cache, known, states, now, judged))
         sweeps = _judge_all(cases, policy, states, today, now, judged, request.progress)
+        prunes = _prunable(store, cache, snapshot, cases, known, request.prune_raw_after, today)
         closed_pending = _closed_pending(cases, today) if channels else []
         events = [e for s in sweeps.values() for e in s.events] + closed_pending
         delivered: set[tuple[str, str]] = set()
         sent = 0
         if request.dry_run:
-            return _result(sweeps, (), client, 0, warnings, dry_run=True)
+            return _result(sweeps, (), client, 0, warnings, dry_run=True, pruned=prunes)
         if events and channels:
             ok, issue_warnings = _deliver(request, client, events)
             warnings.extend(issue_warnings)
@@ -148,7 +153,7 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
                 sent = len(events)
 
         def plan(snap: Snapshot) -> ChainPlan[dict[str, CaseSweep]]:
-            nonlocal policy, cases
+            nonlocal policy, cases, prunes
             if snap.head != snapshot.head:
                 policy = _policy(snap)
                 again_memo = memo if memo.policy == policy.blob else SweepMemo(policy.blob)
@@ -157,15 +162,16 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
                 )
                 cases.update(_closing_too(store, cache, moved, states, now, judged))
                 judgements = _judge_all(cases, policy, states, today, now, judged, None)
+                prunes = _prunable(store, cache, snap, cases, moved, request.prune_raw_after, today)
             else:
                 judgements = sweeps
-            return _changes(cases, judgements, delivered, today)
+            return _with_prunes(_changes(cases, judgements, delivered, today), prunes)
 
         committed = store.update_chain(plan)
         final = committed.result
         memo.remember(cases, final, policy, today)
         memo.save()
-    result = _result(final, committed.commits, client, sent, warnings, dry_run=False)
+    result = _result(final, committed.commits, client, sent, warnings, dry_run=False, pruned=prunes)
     if client is not None:
         head = committed.commits[-1] if committed.commits else None
         web_base = request.cases_web_url or repo_web_base(request.cases_repo)
@@ -275,6 +281,61 @@ def _closing_too(
 def _policy(snapshot: Snapshot) -> Policy:
     data = snapshot.read(POLICY_FILE)
     return builtin_policy() if data is None else load_policy(data, origin=POLICY_FILE)
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def _prunable(
+    store: CasesStore,
+    cache: ParseCache,
+    snapshot: Snapshot,
+    cases: Mapping[str, tuple[Case, str]],
+    known: Mapping[str, Known],
+    days: int | None,
+    today: date,
+) -> dict[str, tuple[Case, int]]:
+    """folder -> (case, days since it closed) for the CLOSED cases closed ``days`` or more
+    days ago that still hold raw reports (none when ``days`` is None). Once pruned, a case is
+    not read for it again.
+    """
+    if days is None:
+        return {}
+    # A case folder ends in pr-N or branch-NAME, so "/raw/" before the last segment is its raw/.
+    with_raw = {
+        path.rpartition("/raw/")[0]
+        for path in store.blob_ids(snapshot.head, CASES_ROOT)
+        if "/raw/" in path
+    }
+    closed = {f: v[0] for f, v in cases.items() if f in with_raw}
+    unread = {f: k.blob for f, k in known.items() if f in with_raw and k.status is Status.CLOSED}
+    closed.update(_load(store, cache, unread))
+    found = {}
+    for folder, case in sorted(closed.items()):
+        if case.status is Status.CLOSED and case.closed is not None:
+            age = (today - _time(case.closed.at).date()).days
+            if age >= days:
+                found[folder] = (case, age)
+    return found
+
+
+def _with_prunes(
+    plan: ChainPlan[dict[str, CaseSweep]], prunes: Mapping[str, tuple[Case, int]]
+) -> ChainPlan[dict[str, CaseSweep]]:
+    """``plan`` with each pruned case's ``raw/`` folder removed: in the commit that already
+    changes that case, else in one commit of its own."""
+    changes = list(plan.changes)
+    for folder, (case, age) in prunes.items():
+        what = f"raw reports pruned (closed {age} day(s) ago)"
+        mine = [i for i, c in enumerate(changes) if f"{folder}/{CASE_FILE}" in c.files]
+        if mine:
+            before = changes[mine[0]]
+            message = before.message.replace("\n\n", f"; {what}\n\n", 1)
+            changes[mine[0]] = replace(before, delete=(f"{folder}/raw",), message=message)
+        else:
+            message = _commit_message(case, [what])
+            changes.append(Change(files={}, delete=(f"{folder}/raw",), message=message))
+    return ChainPlan(tuple(changes), plan.result)
 
 
 # -- GitHub listings ----------------------------------------------------------------------
@@ -489,6 +550,7 @@ def _result(
     warnings: list[str],
     *,
     dry_run: bool,
+    pruned: Mapping[str, tuple[Case, int]],
 ) -> SweepResult:
     ordered = [sweeps[f] for f in sorted(sweeps)]
     closed = tuple((s.case.key, s.closed.reason.value) for s in ordered if s.closed is not None)
@@ -518,4 +580,5 @@ def _result(
         notified=notified,
         warnings=tuple(warnings),
         dry_run=dry_run,
+        pruned=tuple(case.key for case, _ in pruned.values()),
     )

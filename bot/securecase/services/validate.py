@@ -13,16 +13,18 @@ commit), so the cases repo must be a local checkout.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from securecase.domain.case import Case, CaseHeader
+from securecase.domain.case import Case, CaseHeader, Status
 from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, UsageError
 from securecase.storage import yamldoc
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case, load_case_header
+from securecase.storage.rawfile import read_raw
 from securecase.storage.repos import is_remote
 
 if TYPE_CHECKING:
@@ -175,9 +177,15 @@ def _source_problems(root: Path, case: Case, node: Node | None, path: str) -> li
             problems.append(f"{where}: $.sources.{name}.raw: {record.raw} is outside {folder}/raw/")
             continue
         try:
-            digest = hashlib.sha256((root / record.raw).read_bytes()).hexdigest()
+            stored = (root / record.raw).read_bytes()
         except OSError:
-            problems.append(f"{where}: $.sources.{name}.raw: {record.raw} is missing")
+            if case.status is not Status.CLOSED:  # sweep --prune-raw-after drops closed ones
+                problems.append(f"{where}: $.sources.{name}.raw: {record.raw} is missing")
+            continue
+        try:
+            digest = hashlib.sha256(read_raw(record.raw, stored)).hexdigest()
+        except (OSError, EOFError, zlib.error):
+            problems.append(f"{where}: $.sources.{name}.raw: {record.raw} is not valid gzip")
             continue
         if digest != record.sha256:
             problems.append(

@@ -1,12 +1,20 @@
 """Local cases repo: commit in place under a lock, keep the work tree in step, lose no edit.
 
 Crash safety: the commit is built from objects only (``store.build_commit``) and published by
-one compare-and-swap ``update-ref``; until then only unreachable objects exist. Afterwards the
-touched files are written atomically (temp file + rename) and their index entries updated.
-A run killed between those steps leaves each touched path with the content of the new commit
-or of an older committed version. Before committing, every touched path is checked: its work
-tree and index content must be the committed one or a recent committed version of that path
-(recoverable from history). Anything else is a human's uncommitted edit and the run refuses.
+one compare-and-swap ``update-ref``; until then only unreachable objects exist.
+
+Sharing the checkout with a human: the branch, the touched work-tree files and the index move
+together while the run holds git's own ``.git/index.lock`` (see :mod:`securecase.storage.locks`),
+as ``git commit`` does. A human's git command holding it makes the run wait (up to the store
+timeout) and then fail naming the file; a human's ``git commit`` that read HEAD before the bot
+moved the branch fails its own compare-and-swap instead of reverting the bot's update. The
+touched files are written atomically (temp file + rename) before the new index is renamed into
+place. A run killed in between leaves its ``index.lock`` and an owner record; the next run
+proves the owner gone, brings the recorded paths in step with HEAD and removes the lock.
+
+Before committing, every touched path is checked: its work tree and index content must be the
+committed one or a recent committed version of that path (recoverable from history).
+Anything else is a human's uncommitted edit and the run refuses.
 """
 
 from __future__ import annotations
@@ -18,21 +26,22 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from securecase.errors import StoreError
 from securecase.storage.git import Git, GitIdentity
+from securecase.storage.locks import GitLock, describe_lock, left_by_dead_run, log, remove_stale
 from securecase.storage.store import Built, Change, Snapshot, _CatFile, touched_paths
 
 BACKDATE_NS = 5 * 10**9  # written files get an mtime this far back (see _write)
 WRITTEN_KEPT = 2000  # files remembered in the written-files record
 INDEX_KEY = "\0index"  # the index file's entry among the checked signatures
 HISTORY_DEPTH = 50  # commits per path searched for the versions a run may have left behind
-STALE_LOCK_AGE = 60.0  # a ref lock older than this while we hold our lock is debris
 _CONFLICT, _NOT_A_FILE = "<conflict>", "<not a regular file>"
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 OBJECT_FORMATS = frozenset({"sha1", "sha256"})
@@ -150,6 +159,12 @@ class LocalBackend:
         self._lock_fd: int | None = None
         self._ref: str | None = None
         self._checked: dict[str, Signature | None] = {}
+        self._index_lock = GitLock(
+            index, os.path.join(git_dir, "securecase-index-owner.json"), self._tmp
+        )
+        self._deadline = 0.0
+        self._timeout = 0.0
+        self._obstacle: str | None = None
 
     # -- reading and locking -------------------------------------------------------------
     def current_head(self) -> str | None:
@@ -171,34 +186,78 @@ class LocalBackend:
         return tip.text if tip.returncode == 0 else None
 
     def begin(self, timeout: float) -> None:
-        """Take the repository's securecase lock, waiting at most ``timeout`` seconds."""
+        """Take the repository's securecase lock, waiting at most ``timeout`` seconds.
+
+        Then repair what a killed run left: its ``index.lock`` and the paths it was updating.
+        """
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
         try:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
             raise StoreError(f"cannot open the lock file {self._lock_path}: {exc}") from exc
-        deadline, delay = time.monotonic() + timeout, 0.005
+        delay = 0.005
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                remaining = deadline - time.monotonic()
+                remaining = self._deadline - time.monotonic()
                 if remaining <= 0:
+                    holder = _read_holder(fd)
                     os.close(fd)
                     raise StoreError(
-                        f"another securecase run holds the lock on {self.root} "
-                        f"for more than {timeout:g}s",
+                        f"another securecase run{holder} holds the lock on {self.root} "
+                        f"for more than {timeout:g}s: {describe_lock(self._lock_path)}",
                         hint=f"wait for it to finish; the lock is {self._lock_path}",
                     ) from None
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.1)
         self._lock_fd = fd
+        # Who holds it, for the message of a run that waits in vain (flock itself says nothing).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self.git.inherit_fds = (fd,)  # a git child outliving a killed run keeps the lock held
         shutil.rmtree(self._tmp, ignore_errors=True)  # debris of killed runs
         os.makedirs(self._tmp, exist_ok=True)
+        self._recover()
+
+    def _recover(self) -> None:
+        """Finish the work-tree and index part of a killed run's update, then drop its lock."""
+        owner = left_by_dead_run(self._index_lock, run_lock_held=True)
+        if owner is None:
+            return
+        self._index_lock.adopt(owner)
+        said = (self._index_lock.path, owner.pid, len(owner.paths))
+        head = self.current_head()
+        if head is None:
+            self._index_lock.release()
+            log.warning(
+                "securecase: removed %s left by securecase run %d (no longer running)", *said[:2]
+            )
+            return
+        files: dict[str, bytes] = {}
+        blobs: dict[str, str] = {}
+        removed = []
+        for path in owner.paths:
+            found = self.catfile.info(f"{head}:{path}")
+            if found is None or found[1] != "blob":
+                removed.append(path)
+                continue
+            content = self.catfile.contents(found[0])
+            assert content is not None
+            files[path], blobs[path] = content[1], found[0]
+        self._checked = {}
+        self._sync(head, files, blobs, tuple(removed))
+        log.warning(
+            "securecase: removed %s left by securecase run %d (no longer running) and brought "
+            "the %d path(s) it was updating in step with HEAD",
+            *said,
+        )
 
     def end(self) -> None:
-        """Release the lock."""
+        """Release the index lock (if an update stopped half-way) and the securecase lock."""
+        self._index_lock.release()
         self.git.inherit_fds = ()
         if self._lock_fd is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -210,7 +269,15 @@ class LocalBackend:
         return self._tmp
 
     def refresh(self) -> None:
-        """Nothing to fetch: the next snapshot reads the branch again."""
+        """Before another attempt: keep human commits from moving the branch meanwhile.
+
+        The first attempt takes ``index.lock`` only to publish, so a human's git commands wait
+        for no computation. Once a commit moved the branch under us, the next attempt reads,
+        computes and publishes holding it: only a human commit already past the index can
+        still move the branch, so a busy checkout cannot starve the run.
+        """
+        if not self._index_lock.held:
+            self._index_lock.acquire(self._deadline, what="cannot update the index")
 
     def close(self) -> None:
         """Nothing to remove for a local repository."""
@@ -231,12 +298,37 @@ class LocalBackend:
             )
         files, removed = touched_paths(snap, change)
         bad = self._unsafe(snap.head, sorted({*files, *removed}))
+        self._refuse(snap.head, bad)
+
+    def _refuse(self, head: str | None, bad: Sequence[str]) -> None:
+        """Raise for paths that hold work a run of ours cannot have left, with the reason."""
+        for path in bad:
+            link = self._committed_symlink(head, path)
+            if link is not None:
+                raise StoreError(
+                    f"{link} is a symbolic link committed in the cases repo {self.root}; "
+                    f"securecase writes {path} as a regular file and never through a link",
+                    hint=f"replace the link by a real folder or file (git rm {link}, commit), "
+                    "then run securecase again",
+                )
         if bad:
             shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
             raise StoreError(
                 f"the cases repo {self.root} has uncommitted changes in {shown}",
                 hint="commit or stash them (git stash), then run securecase again",
             )
+
+    def _committed_symlink(self, head: str | None, path: str) -> str | None:
+        """``path`` or the folder above it that HEAD records as a symbolic link, if any."""
+        if head is None:
+            return None
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        out = self.git.run(["ls-tree", "-z", "--full-tree", head, "--", *prefixes]).stdout
+        for meta, name in _entries(out):
+            if meta.startswith("120000 ") and name in prefixes:
+                return name
+        return None
 
     def _unsafe(self, head: str | None, touched: Sequence[str]) -> list[str]:
         """Touched paths holding work a run of ours cannot have left: a human's edits.
@@ -353,54 +445,115 @@ class LocalBackend:
 
     # -- publishing ----------------------------------------------------------------------
     def publish(self, old: str | None, built: Built) -> bool:
-        """Move the branch from ``old`` to the new commit; False when it moved meanwhile."""
+        """Move the branch from ``old`` to the new commit; False when it moved meanwhile.
+
+        Holds git's ``index.lock`` from here to the end of :meth:`after_publish`, so no git
+        command of a human reads or writes the index between the branch move and its update.
+        """
         assert self._ref is not None
-        subject = built.message_subject
-        args = ["update-ref", "-m", f"securecase: {subject}", self._ref, built.commit]
-        result = self.git.run([*args, old or ""], check=False)  # "": must not exist
+        touched = tuple(sorted({*built.blobs, *built.removed}))
+        if not self._index_lock.held:
+            self._index_lock.acquire(self._deadline, what="cannot update the index")
+        try:
+            self._index_lock.note(built.commit, touched)
+            # The index or a touched file changed since prepare(): check again, now that
+            # nobody can stage anything until we are done.
+            unchanged = all(
+                signature(os.path.join(self.root, p)) == self._checked.get(p, MISSING)
+                for p in touched
+            ) and signature(self._index) == self._checked.get(INDEX_KEY, MISSING)
+            if not unchanged:
+                self._refuse(old, self._unsafe(old, touched))
+            return self._move_branch(old, built)
+        except BaseException:
+            self._index_lock.release()
+            raise
+
+    def _move_branch(self, old: str | None, built: Built) -> bool:
+        assert self._ref is not None
+        args = ["update-ref", "-m", f"securecase: {built.message_subject}", self._ref]
+        result = self.git.run([*args, built.commit, old or ""], check=False)  # "": must not exist
         if result.returncode == 0:
+            self._obstacle = None
             return True
         lock = _LOCK_EXISTS.search(result.stderr)
         if lock:
-            try:
-                if time.time() - os.stat(lock.group(1)).st_mtime > STALE_LOCK_AGE:
-                    os.unlink(lock.group(1))  # left by a killed git; we hold the repo lock
-            except FileNotFoundError:
-                pass
+            # git records no owner in a ref lock; one older than the whole time a run may take
+            # while we hold both the securecase lock and index.lock is debris of a killed git.
+            why = f"older than the store timeout ({self._timeout:g}s) while securecase held "
+            why += "the repository's locks"
+            if not remove_stale(lock.group(1), older_than=self._timeout, why=why):
+                self._obstacle = f"{describe_lock(lock.group(1))} blocks the branch update"
             return False
         now = self.git.run(["rev-parse", "-q", "--verify", self._ref], check=False)
         if (now.text if now.returncode == 0 else None) != old:
             return False
         raise self.git.error(args, result)
 
+    def obstacle(self) -> str | None:
+        """The lock file that made the last publish fail, with its age."""
+        return self._obstacle
+
     def after_publish(self, old: str | None, built: Built) -> None:
-        """Bring the touched paths of the work tree and index to the new commit, if safe."""
-        touched = sorted({*built.blobs, *built.removed})
-        if os.path.exists(self._index + ".lock"):
-            return  # the index is busy: next runs will catch up
-        # Unchanged signatures since prepare() checked the paths mean nobody wrote them since;
-        # anything else gets the full check again.
-        untouched = all(
-            signature(os.path.join(self.root, p)) == self._checked.get(p, MISSING) for p in touched
-        ) and signature(self._index) == self._checked.get(INDEX_KEY, MISSING)
-        if not untouched and self._unsafe(old, touched):
-            return  # edited meanwhile: the commit is recorded, the work tree stays as it is
+        """Bring the touched paths of the work tree and index to the new commit."""
+        try:
+            self._sync(old, built.files, built.blobs, built.removed)
+        finally:
+            self._index_lock.release()
+
+    def _sync(
+        self,
+        old: str | None,
+        files: Mapping[str, bytes],
+        blobs: Mapping[str, str],
+        removed: Sequence[str],
+    ) -> None:
+        """Write ``files``, remove ``removed`` and set their index entries, under index.lock.
+
+        A work-tree file edited since the check keeps the edit (the index still moves to the
+        committed blob, so the edit shows as a change against the new HEAD, never as a
+        revert of it). The new index replaces the old one by renaming the lock.
+        """
+        touched = sorted({*blobs, *removed})
+        if old is not None:  # a chain publishes several commits' paths: record them all
+            self._index_lock.note(old, tuple(touched))
+        edited = set()
+        for path in touched:
+            if signature(os.path.join(self.root, path)) != self._checked.get(path, MISSING):
+                edited.add(path)
+        if edited:
+            edited = set(self._unsafe(old, sorted(edited)))
         written: dict[str, tuple[str, Signature]] = {}
         try:
-            for path, data in built.files.items():
-                written[path] = (built.blobs[path], self._write(path, data))
-            for path in built.removed:
-                self._remove(path)
-        except OSError:
-            return  # best effort: the commit is recorded; paths left behind stay recoverable
-        info = [f"0 {'0' * len(built.commit)}\t{p}\0" for p in built.removed]
-        info += [f"100644 {oid}\t{p}\0" for p, oid in built.blobs.items()]
-        # No `update-index --refresh`: the files were just written, so git would have to hash
-        # them again (racily clean); `git status` and the next run's check do that when needed.
-        self.git.run(
-            ["update-index", "-z", "--index-info"], input="".join(info).encode(), check=False
-        )
-        self._written.save(written, removed=built.removed)
+            for path, data in files.items():
+                if path not in edited:
+                    written[path] = (blobs[path], self._write(path, data))
+            for path in removed:
+                if path not in edited:
+                    self._remove(path)
+        except OSError as exc:
+            log.warning("securecase: could not update the work tree of %s: %s", self.root, exc)
+        zero = "0" * len(old or next(iter(blobs.values()), "0" * 40))
+        info = [f"0 {zero}\t{p}\0" for p in removed]
+        info += [f"100644 {oid}\t{p}\0" for p, oid in blobs.items()]
+        # Built on a copy, as git builds a new index in its lock file. No `--refresh`: the
+        # files were just written, so git would have to hash them again (racily clean).
+        private = os.path.join(self._tmp, f"index-{os.urandom(4).hex()}")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(self._index, private)
+            self.git.run(
+                ["update-index", "-z", "--index-info"],
+                input="".join(info).encode(),
+                env={"GIT_INDEX_FILE": private},
+            )
+            with open(private, "rb") as handle:
+                self._index_lock.write(handle.read())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(private)
+        self._index_lock.commit()
+        self._written.save(written, removed=removed)
 
     def _write(self, relpath: str, data: bytes) -> Signature:
         """Write atomically; returns the file's signature (mtime set a few seconds back)."""
@@ -497,6 +650,15 @@ class WrittenFiles:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _read_holder(fd: int) -> str:
+    """ " (pid N on HOST)" as the holder of the securecase lock wrote it, or ""."""
+    try:
+        pid, host = os.pread(fd, 200, 0).decode().split()
+        return f" (pid {int(pid)} on {host})"
+    except (OSError, ValueError):
+        return ""
 
 
 def _entries(out: bytes) -> list[tuple[str, str]]:

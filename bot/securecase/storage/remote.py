@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import urllib.parse
 from collections.abc import Sequence
 
 from securecase.errors import StoreError
 from securecase.storage.git import Git, GitIdentity, GitResult, redact, remote_credentials
+from securecase.storage.locks import describe_lock
+from securecase.storage.scratch import run_directory
 from securecase.storage.store import Built, Change, Snapshot, _CatFile
 
 _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token or SSH key)"
@@ -29,13 +31,20 @@ def _config_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _local_path(url: str) -> str | None:
+    """The folder of a bare repository given as a path or ``file://`` URL, else None."""
+    if url.startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return url if os.path.isabs(url) else None
+
+
 class RemoteBackend:
     """Commits through a temporary clone of a remote (see the module docstring)."""
 
     def __init__(
         self, url: str, identity: GitIdentity, paths: Sequence[str] | None, timeout: float
     ) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="securecase-")
+        self._tmp = run_directory()
         repo = os.path.join(self._tmp, "repo")
         credentials = remote_credentials(url, os.environ)
         url = credentials.url
@@ -47,8 +56,10 @@ class RemoteBackend:
         self._paths = None if paths is None else [p.rstrip("/") for p in paths]
         self._timeout = timeout
         self._where = self.git.redact(url)
+        self._bare_dir = _local_path(url)
         self._tip: str | None = None
         self._unshallowed = False
+        self._fetched: set[str] = set()  # blob ids this clone holds
         try:
             os.mkdir(repo)
             self.git.run(["init", "-q", "-b", "main"])
@@ -131,15 +142,21 @@ class RemoteBackend:
             self.fetch_blobs([oid.decode() for oid in wanted])
 
     def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
-        """Fetch these blobs by id in one call (a partial clone has none up front)."""
-        if self._paths is None or not blob_ids:
+        """Fetch these blobs by id in one call (a partial clone has none up front).
+
+        Blobs fetched before are not asked for again: after a rejected push, another writer
+        usually changed other cases, and the refetch then costs the branch tip alone.
+        """
+        missing = sorted(set(blob_ids) - self._fetched)
+        if self._paths is None or not missing:
             return  # a full clone already has every blob of the commits it fetched
         self._net(
             ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags"]
             + ["--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none"]
             + ["--stdin", "origin"],
-            stdin="".join(f"{oid}\n" for oid in blob_ids).encode(),
+            stdin="".join(f"{oid}\n" for oid in missing).encode(),
         )
+        self._fetched.update(missing)
 
     def fetch_history(self) -> None:
         """Deepen the depth-1 clone to the branch's full commit history (blobs stay remote)."""
@@ -198,6 +215,15 @@ class RemoteBackend:
 
     def after_publish(self, old: str | None, built: Built) -> None:
         """Nothing to sync: the clone has no work tree in use."""
+
+    def obstacle(self) -> str | None:
+        """A ref lock in a bare repository on this machine that refuses our pushes, named."""
+        if self._bare_dir is None:
+            return None
+        lock = os.path.join(self._bare_dir, "refs", "heads", f"{self._branch}.lock")
+        if not os.path.exists(lock):
+            return None
+        return f"{describe_lock(lock)} in the bare repository blocks every push to {self._branch}"
 
     def close(self) -> None:
         """Remove the temporary clone."""

@@ -1,0 +1,235 @@
+"""Masking secrets in every byte the cases repo stores, whatever the scanner classed them as.
+
+Scanners quote code: an IaC scanner reports the resource block around a misconfiguration, keys
+included, in a finding that is not about secrets at all. Before a change is committed, every
+string of every file (case files, raw reports of every format, the commit message) goes through
+one detector: the regex plugins of ``detect-secrets`` (Yelp), its keyword detector, and one
+rule of ours for unquoted AWS secret key assignments. Each match is replaced by a mask of the
+same characters class (ASCII ``*``), inside string values only, so the stored file stays valid
+for its format; a file that would not parse afterwards is refused rather than stored. SARIF
+``partialFingerprints`` of secret results are replaced by their SHA-256.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from functools import cache, lru_cache
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+import yaml
+from defusedxml import ElementTree
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.ip_public import IPPublicDetector
+from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
+from detect_secrets.plugins.keyword import KeywordDetector
+
+from securecase.errors import StoreError
+from securecase.storage.rawfile import deterministic_gzip
+
+MIN_SECRET = 8  # shorter matches are words, not credentials
+KEPT_PREFIX = 4  # characters of a long secret left visible, so a reader knows what it was
+JSON_SUFFIXES = (".json", ".sarif")
+XML_SUFFIXES = (".xml",)
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class AwsSecretAssignment(RegexBasedDetector):
+    """``AWS_SECRET_ACCESS_KEY=...`` without quotes, as shell and env files write it."""
+
+    secret_type = "AWS Secret Access Key assignment"  # noqa: S105 - a name, not a secret
+    denylist = (
+        re.compile(r"(?i)aws_?secret_?(?:access_?)?key\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})\b"),
+    )
+
+
+@cache
+def _detectors() -> tuple[BasePlugin, ...]:
+    """detect-secrets' regex plugins (public IPs are not secrets), keywords, and ours."""
+    classes: dict[str, type[Any]] = get_mapping_from_secret_type_to_class()
+    plugins: list[BasePlugin] = [
+        kind()
+        for kind in classes.values()
+        if issubclass(kind, RegexBasedDetector) and kind is not IPPublicDetector
+    ]
+    return (*plugins, KeywordDetector(), AwsSecretAssignment())
+
+
+#: Every pattern of the keyword detector contains one of its keywords (case ignored): a line
+#: without any cannot match it, so that detector's dozen patterns are not run over it.
+_KEYWORD = re.compile("|".join(KEYWORDS), re.IGNORECASE)
+
+
+def find_secrets(text: str) -> set[str]:
+    """Secret strings in ``text``, each distinct line scanned once."""
+    return _secrets_in_lines(set(text.splitlines()))
+
+
+def _secrets_in_lines(lines: set[str]) -> set[str]:
+    found: set[str] = set()
+    for line in lines:
+        if len(line) < MIN_SECRET:
+            continue
+        for detector in _detectors():
+            if isinstance(detector, KeywordDetector) and not _KEYWORD.search(line):
+                continue
+            found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
+    return found
+
+
+def mask(secret: str) -> str:
+    """What replaces ``secret``: its first characters (when long and plain), then ``*``."""
+    keep = KEPT_PREFIX if len(secret) >= 16 and secret[:KEPT_PREFIX].isalnum() else 0
+    return secret[:keep] + "*" * (len(secret) - keep)
+
+
+def fingerprint_digest(value: str) -> str:
+    """The stored form of a secret result's fingerprint."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def masked_file(path: str, data: bytes) -> bytes:
+    """``data`` as stored at ``path``: secrets masked, still valid for its format."""
+    if path.endswith(".gz"):
+        plain = gzip.decompress(data)
+        inner = masked_file(path[: -len(".gz")], plain)
+        return data if inner == plain else deterministic_gzip(inner)
+    return _masked_plain(path, data)
+
+
+# Ingest masks a raw report to record its digest, then the store masks every file it commits,
+# once per attempt: the same bytes are scanned once per run.
+@lru_cache(maxsize=4)
+def _masked_plain(path: str, data: bytes) -> bytes:
+    # Bytes that are not UTF-8 are kept as they are around what is scanned (a report in
+    # another encoding still has its ASCII credentials found).
+    text = data.decode("utf-8", "surrogateescape")
+    if path.endswith(JSON_SUFFIXES):
+        new = _masked_json(text)
+    else:
+        new = _patched(
+            text, find_secrets(text), _xml_forms if path.endswith(XML_SUFFIXES) else None
+        )
+    if new == text:
+        return data
+    _check_still_valid(path, text, new)
+    return new.encode("utf-8", "surrogateescape")
+
+
+def masked_text(text: str) -> str:
+    """Plain text (a commit message) with its secrets masked."""
+    return _patched(text, find_secrets(text), None)
+
+
+def _strings(value: Any) -> set[str]:
+    """Every distinct string of a JSON document, keys included (walked without recursion:
+    a report nests deeply and holds hundreds of thousands of values)."""
+    found: set[str] = set()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found.add(item)
+        elif isinstance(item, dict):
+            found.update(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def _masked_json(text: str) -> str:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return _patched(text, find_secrets(text), _json_forms)
+    # Each distinct line of every string once: a report repeats the same texts many times.
+    lines = {
+        line for value in _strings(doc) if len(value) >= MIN_SECRET for line in value.splitlines()
+    }
+    secrets = _secrets_in_lines(lines)
+    digests = {}
+    for value in _secret_fingerprints(doc, secrets):
+        for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+            digests[form] = json.dumps(fingerprint_digest(value))
+    return _patched(_replaced(text, digests), secrets, _json_forms)
+
+
+def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
+    """``partialFingerprints`` values of SARIF results that are about, or quote, a secret."""
+    found: set[str] = set()
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        return found
+    for run in doc["runs"]:
+        if not isinstance(run, dict) or not isinstance(run.get("results"), list):
+            continue
+        for result in run["results"]:
+            if not isinstance(result, dict):
+                continue
+            prints = result.get("partialFingerprints")
+            if not isinstance(prints, dict):
+                continue
+            about = str(result.get("ruleId", "")) + json.dumps(result.get("properties", {}))
+            quotes = bool(secrets) and any(s in v for v in _strings(result) for s in secrets)
+            if "secret" in about.lower() or quotes:
+                found.update(v for v in prints.values() if isinstance(v, str))
+    return found
+
+
+def _json_forms(value: str) -> list[str]:
+    quoted = json.dumps(value, ensure_ascii=False)[1:-1]
+    return [quoted, quoted.replace("/", "\\/"), json.dumps(value)[1:-1]]
+
+
+def _xml_forms(value: str) -> list[str]:
+    return [xml_escape(value), xml_escape(value, {'"': "&quot;", "'": "&apos;"})]
+
+
+def _patched(text: str, secrets: set[str], forms: Any) -> str:
+    """``text`` with every form of every secret replaced by the same form of its mask."""
+    replacements = {}
+    for secret in secrets:
+        covered = mask(secret)
+        replacements[secret] = covered
+        if forms is not None:
+            replacements.update(zip(forms(secret), forms(covered), strict=True))
+    return _replaced(text, replacements)
+
+
+def _replaced(text: str, replacements: dict[str, str]) -> str:
+    """``text`` with each key of ``replacements`` replaced by its value, in one pass over the
+    text (a report holding hundreds of secrets is not copied once per secret); where keys
+    overlap, the longest wins."""
+    wanted = {before: after for before, after in replacements.items() if before != after}
+    if not wanted:
+        return text
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(wanted, key=len, reverse=True)))
+    return pattern.sub(lambda match: wanted[match.group(0)], text)
+
+
+def _check_still_valid(path: str, before: str, after: str) -> None:
+    """Refuse to store a file that parsed before masking and does not after."""
+    parse: Any = None
+    if path.endswith(JSON_SUFFIXES):
+        parse = json.loads
+    elif path.endswith(YAML_SUFFIXES):
+        parse = yaml.safe_load
+    elif path.endswith(XML_SUFFIXES):
+        parse = ElementTree.fromstring
+    if parse is None:
+        return
+    try:
+        parse(before)
+    except Exception:  # noqa: BLE001 - not valid before: nothing to keep valid
+        return
+    try:
+        parse(after)
+    except Exception as exc:  # noqa: BLE001 - any parser's error means the same here
+        raise StoreError(
+            f"masking secrets in {path} would make it invalid: {exc}",
+            hint="report this with the scanner's report attached (after removing its secrets)",
+        ) from exc
