@@ -72,13 +72,21 @@ def find_secrets(text: str) -> set[str]:
 def _secrets_in_lines(lines: set[str]) -> set[str]:
     found: set[str] = set()
     for line in lines:
-        if len(line) < MIN_SECRET:
-            continue
-        for detector in _detectors():
-            if isinstance(detector, KeywordDetector) and not _KEYWORD.search(line):
-                continue
-            found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
+        if len(line) >= MIN_SECRET:
+            found.update(_secrets_in_line(line))
     return found
+
+
+# A case's findings.json quotes the texts of the raw report the same run scanned (titles,
+# descriptions, code excerpts): each distinct line is scanned once per run.
+@lru_cache(maxsize=1 << 18)
+def _secrets_in_line(line: str) -> frozenset[str]:
+    found: set[str] = set()
+    for detector in _detectors():
+        if isinstance(detector, KeywordDetector) and not _KEYWORD.search(line):
+            continue
+        found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
+    return frozenset(found)
 
 
 def mask(secret: str) -> str:
@@ -98,25 +106,42 @@ def masked_file(path: str, data: bytes) -> bytes:
         plain = gzip.decompress(data)
         inner = masked_file(path[: -len(".gz")], plain)
         return data if inner == plain else deterministic_gzip(inner)
-    return _masked_plain(path, data)
+    try:
+        return _masked_as(_format_of(path), data)
+    except _BrokenByMasking as exc:
+        raise StoreError(
+            f"masking secrets in {path} would make it invalid: {exc}",
+            hint="report this with the scanner's report attached (after removing its secrets)",
+        ) from exc
+
+
+def _format_of(path: str) -> str:
+    if path.endswith(JSON_SUFFIXES):
+        return "json"
+    if path.endswith(YAML_SUFFIXES):
+        return "yaml"
+    return "xml" if path.endswith(XML_SUFFIXES) else "text"
+
+
+class _BrokenByMasking(ValueError):
+    """A file that parsed before masking and does not after (the message: the parser's)."""
 
 
 # Ingest masks a raw report to record its digest, then the store masks every file it commits,
-# once per attempt: the same bytes are scanned once per run.
+# once per attempt, under the report's path in the case folder: keyed by format and bytes
+# (not path), the same bytes are scanned once per run.
 @lru_cache(maxsize=4)
-def _masked_plain(path: str, data: bytes) -> bytes:
+def _masked_as(fmt: str, data: bytes) -> bytes:
     # Bytes that are not UTF-8 are kept as they are around what is scanned (a report in
     # another encoding still has its ASCII credentials found).
     text = data.decode("utf-8", "surrogateescape")
-    if path.endswith(JSON_SUFFIXES):
+    if fmt == "json":
         new = _masked_json(text)
     else:
-        new = _patched(
-            text, find_secrets(text), _xml_forms if path.endswith(XML_SUFFIXES) else None
-        )
+        new = _patched(text, find_secrets(text), _xml_forms if fmt == "xml" else None)
     if new == text:
         return data
-    _check_still_valid(path, text, new)
+    _check_still_valid(fmt, text, new)
     return new.encode("utf-8", "surrogateescape")
 
 
@@ -211,15 +236,14 @@ def _replaced(text: str, replacements: dict[str, str]) -> str:
     return pattern.sub(lambda match: wanted[match.group(0)], text)
 
 
-def _check_still_valid(path: str, before: str, after: str) -> None:
+def _check_still_valid(fmt: str, before: str, after: str) -> None:
     """Refuse to store a file that parsed before masking and does not after."""
-    parse: Any = None
-    if path.endswith(JSON_SUFFIXES):
-        parse = json.loads
-    elif path.endswith(YAML_SUFFIXES):
-        parse = yaml.safe_load
-    elif path.endswith(XML_SUFFIXES):
-        parse = ElementTree.fromstring
+    parsers: dict[str, Any] = {
+        "json": json.loads,
+        "yaml": yaml.safe_load,
+        "xml": ElementTree.fromstring,
+    }
+    parse = parsers.get(fmt)
     if parse is None:
         return
     try:
@@ -229,7 +253,4 @@ def _check_still_valid(path: str, before: str, after: str) -> None:
     try:
         parse(after)
     except Exception as exc:  # noqa: BLE001 - any parser's error means the same here
-        raise StoreError(
-            f"masking secrets in {path} would make it invalid: {exc}",
-            hint="report this with the scanner's report attached (after removing its secrets)",
-        ) from exc
+        raise _BrokenByMasking(str(exc)) from exc
