@@ -16,17 +16,13 @@ import gzip
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 import yaml
 from defusedxml import ElementTree
-from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
-from detect_secrets.plugins.ip_public import IPPublicDetector
-from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
-from detect_secrets.plugins.keyword import KeywordDetector
 
 from securecase.errors import StoreError
 from securecase.storage.rawfile import deterministic_gzip
@@ -38,30 +34,50 @@ XML_SUFFIXES = (".xml",)
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-class AwsSecretAssignment(RegexBasedDetector):
-    """``AWS_SECRET_ACCESS_KEY=...`` without quotes, as shell and env files write it."""
+#: ``AWS_SECRET_ACCESS_KEY=...`` without quotes, as shell and env files write it (a pattern
+#: detect-secrets' AWS plugin, which wants quotes, does not cover).
+AWS_SECRET_ASSIGNMENT = re.compile(
+    r"aws_?secret_?(?:access_?)?key\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})\b", re.IGNORECASE
+)
 
-    secret_type = "AWS Secret Access Key assignment"  # noqa: S105 - a name, not a secret
-    denylist = (
-        re.compile(r"(?i)aws_?secret_?(?:access_?)?key\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})\b"),
-    )
+
+@dataclass(frozen=True)
+class _Scanner:
+    """detect-secrets' regex plugins (public IPs are not secrets), ours, and its keyword
+    detector with a pattern that finds its keywords (every pattern of that detector contains
+    one, case ignored: a line without any cannot match it, so its patterns are not run)."""
+
+    plugins: tuple[Any, ...]
+    keyword_detector: Any
+    keywords: re.Pattern[str]
 
 
 @cache
-def _detectors() -> tuple[BasePlugin, ...]:
-    """detect-secrets' regex plugins (public IPs are not secrets), keywords, and ours."""
+def _scanner() -> _Scanner:
+    # Imported on the first text to scan: detect-secrets takes a third of a second to import,
+    # which commands that store nothing (listings, reports, a sweep with nothing to change)
+    # need not pay.
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.ip_public import IPPublicDetector
+    from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
+    from detect_secrets.plugins.keyword import KeywordDetector
+
+    class AwsSecretAssignment(RegexBasedDetector):
+        secret_type = "AWS Secret Access Key assignment"  # noqa: S105 - a name, not a secret
+        denylist = (AWS_SECRET_ASSIGNMENT,)
+
     classes: dict[str, type[Any]] = get_mapping_from_secret_type_to_class()
-    plugins: list[BasePlugin] = [
+    plugins = [
         kind()
         for kind in classes.values()
         if issubclass(kind, RegexBasedDetector) and kind is not IPPublicDetector
     ]
-    return (*plugins, KeywordDetector(), AwsSecretAssignment())
-
-
-#: Every pattern of the keyword detector contains one of its keywords (case ignored): a line
-#: without any cannot match it, so that detector's dozen patterns are not run over it.
-_KEYWORD = re.compile("|".join(KEYWORDS), re.IGNORECASE)
+    return _Scanner(
+        plugins=(*plugins, AwsSecretAssignment()),
+        keyword_detector=KeywordDetector(),
+        keywords=re.compile("|".join(KEYWORDS), re.IGNORECASE),
+    )
 
 
 def find_secrets(text: str) -> set[str]:
@@ -81,10 +97,12 @@ def _secrets_in_lines(lines: set[str]) -> set[str]:
 # descriptions, code excerpts): each distinct line is scanned once per run.
 @lru_cache(maxsize=1 << 18)
 def _secrets_in_line(line: str) -> frozenset[str]:
+    scanner = _scanner()
+    detectors = scanner.plugins
+    if scanner.keywords.search(line):
+        detectors = (*detectors, scanner.keyword_detector)
     found: set[str] = set()
-    for detector in _detectors():
-        if isinstance(detector, KeywordDetector) and not _KEYWORD.search(line):
-            continue
+    for detector in detectors:
         found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
     return frozenset(found)
 
