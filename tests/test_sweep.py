@@ -658,3 +658,36 @@ def test_a_local_repo_remembers_until_when_time_cannot_change_a_case(
     assert [(c["case_key"], c["to"]) for c in due["decision_changes"]] == [
         ("github::acme::shop::PR::7", "block")
     ]
+
+
+def test_a_cases_repo_given_as_a_url_keeps_its_memo_in_the_cache(
+    work: Path, fake: FakeGitHub
+) -> None:
+    """A URL is read through a temporary clone, so the memo lives in the cache folder, one
+    per cases repo, named by a hash (neither the path nor the URL shows); --no-cache keeps
+    none."""
+    remote = bare_remote(work)
+    ingest(work, remote, "--pr", "7", "--target-branch", "main")
+    fake.add_pull("acme", "shop", 7)
+    env = {"SECURECASE_NOW": "2027-01-10T12:00:00Z", "GITHUB_TOKEN": TOKEN}
+    env["GITHUB_API_URL"] = fake.base_url
+
+    def run(cache: Path, *args: str) -> dict[str, Any]:
+        proc = run_cli(
+            "sweep", "--cases-repo", f"file://{remote}", "--output", "json", *args,
+            cwd=work, SECURECASE_CACHE_DIR=str(cache), **env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return dict(json.loads(proc.stdout))
+
+    cache = work / "cache"
+    assert run(cache)["commits"] == 0
+    memos = list(cache.glob("sweep-memo/*/sweep-memo.json"))
+    assert len(memos) == 1, sorted(str(p) for p in cache.rglob("*"))
+    assert "cases" not in memos[0].parent.name and len(memos[0].parent.name) == 32
+    entry = json.loads(memos[0].read_text())["entries"][PR.format(7)]
+    assert entry["key"] == "github::acme::shop::PR::7"
+    assert run(cache)["commits"] == 0  # read back from the cache: the same answer
+    untouched = work / "no-cache"
+    assert run(untouched, "--no-cache")["commits"] == 0
+    assert not (untouched / "sweep-memo").exists()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from securecase.cli.common import cache_option, echo_text, parse_cache
+from securecase.storage.cachedir import cache_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -175,6 +176,7 @@ def sweep(
                 push_timeout=push_timeout,
                 progress=progress,
                 prune_raw_after=prune_raw_after,
+                cache_dir=None if no_cache else cache_dir(),
             ),
             clock=clock_from_env(os.environ),
             cache=cache,

@@ -18,7 +18,6 @@ rewritten history, no cache, caching off), with the same result.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -42,9 +41,10 @@ from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.eventcache import EventCache
+from securecase.storage.cachedir import repo_identity
 from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.caseread import CaseReader, case_folders
-from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity, redact
+from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.parsecache import ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
@@ -130,14 +130,6 @@ def build_report(
     )
     warnings = (cache.warning,) if cache.warning else ()
     return ReportResult(metrics=metrics, head=head, case_paths=paths, warnings=warnings)
-
-
-def repo_identity(location: str) -> str:
-    """What names one cases repo across runs: its resolved path, or its URL without
-    credentials (only a hash of it is ever written)."""
-    if is_remote(location):
-        return redact(location.strip())
-    return os.path.realpath(location)
 
 
 def _policy(data: bytes | None) -> Policy:

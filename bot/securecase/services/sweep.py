@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from securecase.clock import Clock, iso
@@ -40,6 +41,7 @@ from securecase.services.ingest import POLICY_FILE, baseline_subject
 from securecase.services.notify import Webhook, deliver
 from securecase.services.sweepgithub import playbook_issues, post_check_runs
 from securecase.services.sweepmemo import Known, SweepMemo
+from securecase.storage.cachedir import repo_folder
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case
 from securecase.storage.caseread import CaseFolder, CaseReader
 from securecase.storage.parsecache import ParseCache, no_cache
@@ -77,6 +79,9 @@ class SweepRequest:
     progress: Callable[[int, int], None] | None = None
     #: Drop the raw reports of cases closed at least this many days ago (history keeps them).
     prune_raw_after: int | None = None
+    #: The cache directory (None: off). A cases repo given as a URL is read through a
+    #: temporary clone, so its sweep memo is kept here, per cases repo, between runs.
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +136,7 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
         judged = _Judged()
         snapshot = store.snapshot()
         policy = _policy(snapshot)
-        memo = SweepMemo.load(store.private_dir, policy.blob)
+        memo = SweepMemo.load(_memo_folder(store, request), policy.blob)
         channels = _channels(request)
         cases, known = _read_cases(store, cache, snapshot, request, judged, memo, today, channels)
         client = _client(request, cases, known, warnings)
@@ -276,6 +281,15 @@ def _closing_too(
         judged.cases[oid] = case
         found[folder] = (case, oid)
     return found
+
+
+def _memo_folder(store: CasesStore, request: SweepRequest) -> str | None:
+    """Where the sweep memo lives: inside a local checkout's git dir, else in the cache."""
+    if store.private_dir is not None:
+        return store.private_dir
+    if request.cache_dir is None:
+        return None
+    return str(repo_folder(request.cache_dir, "sweep-memo", request.cases_repo))
 
 
 def _policy(snapshot: Snapshot) -> Policy:

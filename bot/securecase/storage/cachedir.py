@@ -7,9 +7,13 @@ recomputing, and deleting the directory is always safe.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from securecase.storage.git import redact
+from securecase.storage.repos import is_remote
 
 #: Environment variable naming the cache directory itself.
 CACHE_DIR_ENV = "SECURECASE_CACHE_DIR"
@@ -39,3 +43,18 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     if not home or not os.path.isabs(home):
         return None
     return Path(home) / ".cache" / "securecase"
+
+
+def repo_identity(location: str) -> str:
+    """What names one cases repo across runs: its resolved path, or its URL without
+    credentials (only a hash of it is ever written)."""
+    if is_remote(location):
+        return redact(location.strip())
+    return os.path.realpath(location)
+
+
+def repo_folder(base: Path, kind: str, location: str) -> Path:
+    """``base/kind/<hash of the cases repo's identity>``: one cache folder per cases repo,
+    whose name tells neither its path nor its URL."""
+    digest = hashlib.sha256(repo_identity(location).encode("utf-8", "surrogateescape"))
+    return base / kind / digest.hexdigest()[:32]
