@@ -359,10 +359,8 @@ def summary_document(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
-    """The listing line of a :func:`summary_document`."""
-    subj = doc["subject"]
-    subject = Subject(
+def _subject_from(subj: dict[str, Any]) -> Subject:
+    return Subject(
         provider=Provider(subj["provider"]),
         org=subj["org"],
         repo=subj["repo"],
@@ -370,6 +368,11 @@ def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
         branch=subj.get("branch"),
         target_branch=subj.get("target_branch"),
     )
+
+
+def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
+    """The listing line of a :func:`summary_document`."""
+    subject = _subject_from(doc["subject"])
     return CaseSummary(
         key=subject.key,
         subject=subject,
@@ -382,15 +385,7 @@ def summary_from_document(doc: dict[str, Any]) -> CaseSummary:
 
 def header_from_document(doc: dict[str, Any]) -> CaseHeader:
     """The header a validated ``case.yaml`` document describes."""
-    subj = doc["subject"]
-    subject = Subject(
-        provider=Provider(subj["provider"]),
-        org=subj["org"],
-        repo=subj["repo"],
-        pr=subj.get("pr"),
-        branch=subj.get("branch"),
-        target_branch=subj.get("target_branch"),
-    )
+    subject = _subject_from(doc["subject"])
     latest = doc["latest"]
     image = latest.get("image") or {}
     gate = doc["gate"]
