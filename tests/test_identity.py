@@ -82,10 +82,18 @@ def test_a_skip_comment_suppresses_its_finding_and_leaves_the_neighbours(work: P
     assert (23, 24) in moved.values() and (113, 114) in moved.values()
 
 
+def pipx_root(side: str) -> str:
+    """The checkout root of the CI runner that scanned pipx (side a or b), as its report
+    records it: the part of a result's ``file://`` URI before ``/src/``."""
+    log = json.loads((REAL / "absolute-roots" / f"bandit-pipx-root-{side}.sarif").read_text())
+    uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    return str(uri["uri"]).removeprefix("file://").partition("/src/")[0]
+
+
 @pytest.mark.parametrize(
     ("report", "roots"),
     [
-        ("bandit-pipx-root-{}.sarif", ("/home/runner/work/pipx/pipx", "/builds/pypa/pipx")),
+        ("bandit-pipx-root-{}.sarif", (pipx_root("a"), pipx_root("b"))),
         ("ruff-dvpwa-root-{}.sarif", ("dvpwa-source", "dvpwa-source")),
     ],
 )
@@ -107,7 +115,7 @@ def test_an_absolute_path_outside_the_root_is_kept_and_warned_about(work: Path) 
     result = scan(work, REAL / "absolute-roots" / "bandit-pipx-root-a.sarif", root="/elsewhere")
     assert "absolute path outside the checkout root" in result["stderr"]
     paths = {f["location"]["path"] for f in case_of(work)["findings"]}
-    assert all(p.startswith("/home/runner/work/pipx/pipx/src/") for p in paths)
+    assert paths and all(p.startswith(pipx_root("a") + "/src/") for p in paths)
 
 
 def test_a_snippetless_dockerfile_lint_reads_the_flagged_lines(work: Path) -> None:
@@ -231,14 +239,14 @@ def test_a_case_written_with_the_old_identity_sees_no_change(work: Path) -> None
         REAL / "absolute-roots" / "bandit-pipx-root-a.sarif",
         REAL / "ruff-views-rev1.sarif",
     )
-    result = scan(work, *reports, root="/home/runner/work/pipx/pipx")
+    result = scan(work, *reports, root=pipx_root("a"))
     assert (result["appeared"], result["fixed"]) == (0, 0)
     new = case_of(work)["findings"]
     assert len(new) == len(old)
     first_seen = sorted(json.dumps(f["first_seen"]) for f in new)
     assert first_seen == sorted(json.dumps(f["first_seen"]) for f in old.values())
     # and the next scan, under the new identity only, still sees no change
-    again = scan(work, *reports, root="/home/runner/work/pipx/pipx")
+    again = scan(work, *reports, root=pipx_root("a"))
     assert (again["appeared"], again["fixed"]) == (0, 0)
 
 
