@@ -27,6 +27,24 @@ cases_repo_option = click.option(
     "git URL.",
 )
 
+github_token_option = click.option(
+    "--github-token",
+    envvar="GITHUB_TOKEN",
+    show_default=False,
+    show_envvar=False,
+    metavar="TOKEN",
+    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
+)
+
+github_api_url_option = click.option(
+    "--github-api-url",
+    envvar="GITHUB_API_URL",
+    default="https://api.github.com",
+    show_default="$GITHUB_API_URL, else https://api.github.com",
+    metavar="URL",
+    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+
 cache_option = click.option(
     "--no-cache",
     is_flag=True,

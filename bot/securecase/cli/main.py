@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from securecase import __version__
-from securecase.cli.common import cache_option, cases_repo_option, parse_cache
+from securecase.cli.common import (
+    cache_option,
+    cases_repo_option,
+    github_api_url_option,
+    github_token_option,
+    parse_cache,
+)
 from securecase.cli.common import clock_from_env as _clock
 from securecase.cli.common import echo_text as _echo_text
 from securecase.cli.common import emit_json as _emit_json
@@ -153,22 +159,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     help="Post the result to GitHub as a check run (falling back to a commit status, then to "
     "the job summary only). Default: github when credentials and the repo are known.",
 )
-@click.option(
-    "--github-token",
-    envvar="GITHUB_TOKEN",
-    show_default=False,
-    show_envvar=False,
-    metavar="TOKEN",
-    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
-)
-@click.option(
-    "--github-api-url",
-    envvar="GITHUB_API_URL",
-    default="https://api.github.com",
-    show_default="$GITHUB_API_URL, else https://api.github.com",
-    metavar="URL",
-    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
-)
+@github_token_option
+@github_api_url_option
 @click.option(
     "--github-app-id",
     envvar="SECURECASE_GITHUB_APP_ID",

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from securecase.cli.common import cache_option, echo_text, parse_cache
+from securecase.cli.common import (
+    cache_option,
+    echo_text,
+    github_api_url_option,
+    github_token_option,
+    parse_cache,
+)
 from securecase.storage.cachedir import cache_dir
 
 if TYPE_CHECKING:
@@ -56,21 +62,8 @@ SUMMARY_ROWS = 50
     help="Open or update one issue there per case that newly blocks or breaches its SLA; "
     "close it when the case closes.",
 )
-@click.option(
-    "--github-token",
-    envvar="GITHUB_TOKEN",
-    show_envvar=False,
-    metavar="TOKEN",
-    help="Token for the GitHub API (default $GITHUB_TOKEN). Never printed.",
-)
-@click.option(
-    "--github-api-url",
-    envvar="GITHUB_API_URL",
-    default="https://api.github.com",
-    show_default="$GITHUB_API_URL, else https://api.github.com",
-    metavar="URL",
-    help="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
-)
+@github_token_option
+@github_api_url_option
 @click.option(
     "--github-max-wait",
     envvar="SECURECASE_GITHUB_MAX_WAIT",
