@@ -22,7 +22,6 @@ from securecase.domain.case import (
     Closed,
     CloseReason,
     ExceptionRef,
-    GateRecord,
     Status,
     mark_findings,
     mark_sla,
@@ -139,15 +138,7 @@ def rejudge(
     decision = evaluate_case(
         policy, case, baseline=baseline, today=today, mode=Mode(case.gate.mode)
     )
-    gate = GateRecord(
-        mode=decision.mode.value,
-        decision=decision.decision,
-        gate=decision.gate,
-        policy_path=policy.origin,
-        policy_blob=policy.blob,
-        rules=decision.blocking_rules,
-        reasons=decision.reasons,
-    )
+    gate = decision.gate_record(policy)
     old = case.gate
     if (old.decision, old.gate, old.rules, old.reasons) == (
         gate.decision,

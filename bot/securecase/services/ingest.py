@@ -390,15 +390,7 @@ def _plan(
     merged: MergeResult = merge(previous, scan, placeholder)
     _check_findings_limit(len(merged.case.findings), request.max_findings, "the case would hold")
     decision = evaluate_case(policy, merged.case, baseline=baseline, today=today, mode=request.mode)
-    gate = GateRecord(
-        mode=decision.mode.value,
-        decision=decision.decision,
-        gate=decision.gate,
-        policy_path=policy.origin,
-        policy_blob=policy.blob,
-        rules=decision.blocking_rules,
-        reasons=decision.reasons,
-    )
+    gate = decision.gate_record(policy)
     case = mark_findings(
         replace(merged.case, gate=gate),
         new=decision.new if merged.case.subject.is_pr else None,

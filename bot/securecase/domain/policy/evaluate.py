@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from securecase.domain.case import Case, Status, distinct_findings
+from securecase.domain.case import Case, GateRecord, Status, distinct_findings
 from securecase.domain.findings import Finding, Severity
 from securecase.domain.policy.model import (
     Block,
@@ -75,6 +75,18 @@ class Decision:
     @property
     def decision(self) -> str:
         return "block" if self.gate else "pass"
+
+    def gate_record(self, policy: Policy) -> GateRecord:
+        """What a case records of this verdict under ``policy`` (its ``gate`` field)."""
+        return GateRecord(
+            mode=self.mode.value,
+            decision=self.decision,
+            gate=self.gate,
+            policy_path=policy.origin,
+            policy_blob=policy.blob,
+            rules=self.blocking_rules,
+            reasons=self.reasons,
+        )
 
     @property
     def fails(self) -> bool:
