@@ -196,6 +196,21 @@ def test_version_does_not_import_pygithub() -> None:
     assert proc.stdout.strip().endswith("[]"), proc.stdout
 
 
+def test_version_imports_the_cli_only() -> None:
+    # `securecase --version` is the start-up benchmark's measure (issue 11: at most 1.5x
+    # `import click`); the storage, YAML and retry libraries belong to the commands that use them.
+    code = (
+        "import sys\nfrom securecase import cli\ntry:\n    cli.main(['--version'])\n"
+        "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] "
+        "in ('yaml', 'tenacity', 'detect_secrets', 'jsonschema_rs', 'orjson') "
+        "or m.startswith(('securecase.storage', 'securecase.services', 'securecase.domain'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=True
+    )
+    assert proc.stdout.strip().endswith("[]"), proc.stdout
+
+
 def test_fork_pull_request_goes_to_the_job_summary_only(work: Path, fake: FakeGitHub) -> None:
     payload = json.loads((EVENTS / "pull_request.synchronize.json").read_text())
     payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"

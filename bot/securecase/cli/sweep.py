@@ -16,7 +16,6 @@ from securecase.cli.common import (
     github_token_option,
     parse_cache,
 )
-from securecase.storage.cachedir import cache_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -138,6 +137,7 @@ def sweep(
     from securecase.services.notify import webhooks_from_options
     from securecase.services.sweep import SweepRequest
     from securecase.services.sweep import sweep as run_sweep
+    from securecase.storage.cachedir import cache_dir
     from securecase.storage.store import GitIdentity
 
     for url in notify_urls:
