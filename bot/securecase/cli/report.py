@@ -13,7 +13,6 @@ from securecase.cli.common import (
     cases_repo_option,
     clock_from_env,
     echo_text,
-    emit_json,
     parse_cache,
 )
 
@@ -121,7 +120,7 @@ def report(
         page = render_dashboard(result.metrics, links, title="Security posture")
         write_page(html_dir, page)
     if output == "json":
-        emit_json(render.report_data(result.metrics))
+        click.echo(render.report_json(result.metrics))
     elif output == "csv":
         echo_text(render.report_csv(result.metrics), nl=False)
     elif output == "openmetrics":

@@ -40,10 +40,12 @@ _PENDING = 2000
 _SCHEMAS = ("case.schema.json", "findings.schema.json")
 
 #: Kinds of entries: a validated case.yaml document (JSON), the part of it a listing shows
-#: (JSON), a findings.json known to match its schema (empty).
+#: (JSON), a findings.json known to match its schema (empty), what the report's metrics
+#: read of a case folder (JSON, keyed by both blob ids: ``<case.yaml>+<findings.json>``).
 CASE_DOC = "case"
 CASE_SUMMARY = "summary"
 FINDINGS_OK = "findings"
+CASE_FACTS = "facts"
 
 
 def cache_version() -> str:
