@@ -1,9 +1,11 @@
 """``securecase report``: gather the cases at HEAD and the history's commits, compute metrics.
 
 The computing is :mod:`securecase.domain.metrics` (pure); this module only reads the cases
-repo, in three steps: every ``case.yaml`` at HEAD (one ``ls-tree``, one batch of blobs), the
-policy, and one ``git log -z`` of every commit (its id, parents, author email, author date and
-the ``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
+repo, in three steps: every case at HEAD (one ``ls-tree``, one batch of blobs; what the
+metrics read of a case, :class:`~securecase.domain.metrics.CaseFacts`, is kept in the parse
+cache by the blob ids of its two files, so a warm run reads none of them), the policy, and
+one ``git log -z`` of every commit (its id, parents, author email, author date and the
+``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
 recorded and what the gate decided. For human commits only, one ``git diff-tree --stdin``
 lists the case files each changed, which are read (before and after, in one batch) to tell
 whether it changed a status or triage. The log has no path limit and no diff: comparing
