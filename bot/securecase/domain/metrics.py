@@ -246,7 +246,8 @@ class CaseFacts:
 
 
 def case_facts(case: Case) -> CaseFacts:
-    """The facts the metrics read of ``case``."""
+    """The facts the metrics read of ``case`` (kept in the parse cache: a change of what they
+    hold bumps ``storage.parsecache.ENTRY_FORMAT``)."""
     active = case.active
     distinct = distinct_findings(active)
     return CaseFacts(

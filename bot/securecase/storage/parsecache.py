@@ -29,7 +29,8 @@ import orjson
 from securecase import __version__
 from securecase.storage.cachedir import cache_dir
 
-#: Bumped whenever what an entry holds changes meaning.
+#: Bumped whenever what an entry holds changes meaning (for "facts": whenever
+#: ``domain.metrics.case_facts`` or its fields change).
 ENTRY_FORMAT = 2
 #: How long a write waits for another process's write to finish before giving up (seconds).
 BUSY_TIMEOUT = 5.0
