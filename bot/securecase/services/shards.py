@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -26,22 +27,31 @@ from securecase.domain.policy import Policy
 from securecase.domain.policy.diff import PolicyDiff
 from securecase.domain.shards import Duplicate, Shard, ShardMap, duplicate_warning, duplicates
 from securecase.domain.subjects import decode_segment
-from securecase.errors import InputError, SecurecaseError
-from securecase.services.catalog import CaseFilter, list_cases, require_existing
+from securecase.errors import InputError, SecurecaseError, UsageError
+from securecase.services.catalog import CaseFilter, list_cases
 from securecase.services.policydiff import DiffTally
 from securecase.services.report import ReportRequest, read_cases_repo, window_for
 from securecase.storage.caseread import case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.parsecache import ParseCache
-from securecase.storage.repos import open_store
+from securecase.storage.repos import is_remote, open_store
 
 if TYPE_CHECKING:
     from securecase.services.sweep import SweepRequest, SweepResult
 
 
 @contextlib.contextmanager
-def in_shard(shard: Shard) -> Iterator[None]:
-    """Errors raised while working on ``shard`` name it first (same class, same exit code)."""
+def in_shard(shard: Shard, shards: ShardMap) -> Iterator[None]:
+    """Errors raised while working on ``shard`` name it first (same class, same exit code).
+    A shard whose cases repo is a path that does not exist is an error here: reading
+    commands never create one, and a missing shard must not read as an empty one."""
+    if not is_remote(shard.cases_repo) and not os.path.exists(shard.cases_repo):
+        raise UsageError(
+            f"{shards.origin}:{shard.line}: shard {shard.name}: no cases repo at "
+            f"{shard.cases_repo}",
+            hint="fix its cases_repo, or create it: ingest creates a shard's cases repo when "
+            "it records the shard's first case",
+        )
     try:
         yield
     except SecurecaseError as error:
@@ -74,7 +84,7 @@ def list_sharded(
     rows: list[tuple[int, Shard, CaseSummary]] = []
     broken: list[str] = []
     for index, shard in enumerate(shards.shards):
-        with in_shard(shard):
+        with in_shard(shard, shards):
             listing = list_cases(shard.cases_repo, case_filter, identity=identity, cache=cache)
         rows += [(index, shard, case) for case in listing.cases]
         broken += [f"shard {shard.name}: {line}" for line in listing.broken]
@@ -123,7 +133,7 @@ def report_sharded(
     window = window_for(request.since, request.until, now.date())
     reads = []
     for shard in shards.shards:
-        with in_shard(shard):
+        with in_shard(shard, shards):
             reads.append(
                 read_cases_repo(
                     shard.cases_repo,
@@ -201,7 +211,7 @@ def diff_sharded(
             for dup in doubled
             if shard.name in dup.holders and shard.name != dup.owner
         )
-        with in_shard(shard):
+        with in_shard(shard, shards):
             heads.append(
                 (
                     shard,
@@ -220,8 +230,7 @@ def shard_duplicates(shards: ShardMap) -> tuple[Duplicate, ...]:
     a case's folder is a function of its key). Their ``key`` is the folder path."""
     found: list[tuple[str, str, str]] = []
     for shard in shards.shards:
-        with in_shard(shard):
-            require_existing(shard.cases_repo)
+        with in_shard(shard, shards):
             with open_store(shard.cases_repo, paths=[]) as store:
                 folders = case_folders(store, store.snapshot().head)
         found += [(shard.name, f.folder, folder_slug(f.folder)) for f in folders]
@@ -276,7 +285,7 @@ def sweep_sharded(
     refuse_duplicates(shards)
     parts = []
     for shard in shards.shards:
-        with in_shard(shard):
+        with in_shard(shard, shards):
             one = dataclasses.replace(
                 request, cases_repo=shard.cases_repo, cases_web_url=shard.web_url
             )
@@ -293,7 +302,9 @@ def merge_results(results: Sequence[Any]) -> Any:
     merged: dict[str, Any] = {}
     for field in dataclasses.fields(first):
         values = [getattr(result, field.name) for result in results]
-        if isinstance(values[0], tuple):
+        if field.name == "warnings":  # the same warning from every shard is said once
+            merged[field.name] = tuple(dict.fromkeys(w for value in values for w in value))
+        elif isinstance(values[0], tuple):
             merged[field.name] = tuple(item for value in values for item in value)
         elif isinstance(values[0], bool):
             merged[field.name] = values[0]

@@ -24,7 +24,7 @@ def load_shards(path: Path) -> ShardMap:
     A ``cases_repo`` that is a path is taken relative to the file's folder.
     """
     origin = str(path)
-    data = read_regular_file(path, what=origin)
+    data = read_regular_file(path, what=origin, kind="shard file")
     try:
         located = yamldoc.load_located(data, path=origin)
     except yamldoc.YamlError as exc:
