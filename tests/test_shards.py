@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TRIVY, commit_count, git, run_cli
@@ -530,6 +530,7 @@ def literal_match(pattern: str, slug: str) -> bool:
     return (org == "*" or org == slug_org) and (name == "*" or name == slug_name)
 
 
+@settings(max_examples=300, deadline=None)
 @given(shard_maps(), SLUGS)
 def test_the_first_matching_shard_wins_else_the_default(shards: ShardMap, slug: str) -> None:
     matching = [s for s in shards.shards if any(literal_match(p, slug) for p in s.repos)]
@@ -538,6 +539,7 @@ def test_the_first_matching_shard_wins_else_the_default(shards: ShardMap, slug: 
     assert shards.pick(slug.upper()) == expected  # GitHub names compare without case
 
 
+@settings(deadline=None)
 @given(shard_maps(), SLUGS, st.lists(st.integers(0, 4), min_size=1, max_size=5, unique=True))
 def test_the_owner_of_a_doubled_case_is_one_of_its_holders(
     shards: ShardMap, slug: str, picks: list[int]

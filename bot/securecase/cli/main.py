@@ -270,7 +270,8 @@ def ingest(
     3 when the cases repo cannot be written. The current time (exception expiry, finding
     ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
     Publishing to GitHub happens after the case is committed; a publishing failure is a
-    warning and never changes the exit code.
+    warning and never changes the exit code. With --shards, the case goes to the shard that
+    takes the repository (exit 2 when none does).
     """
     from securecase.domain.findings import ReportFormat
     from securecase.domain.policy import Mode
@@ -521,7 +522,9 @@ def cases_list(
     """List cases, newest state of each.
 
     A case file that cannot be read is named in a warning on stderr and the others are still
-    listed (`securecase cases validate` is the check that fails on it).
+    listed (`securecase cases validate` is the check that fails on it). With --shards, the
+    cases of every shard and the shard each comes from; a case found in two shards is listed
+    twice, with a warning.
     """
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases

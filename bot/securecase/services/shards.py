@@ -17,7 +17,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 from securecase.clock import Clock
@@ -197,7 +197,7 @@ def diff_sharded(
     old: Policy,
     new: Policy,
     *,
-    today: Any,
+    today: date,
     cache: ParseCache | None = None,
 ) -> ShardedDiff:
     """``policy diff`` over every shard's open cases (a case several shards hold is judged
@@ -206,18 +206,13 @@ def diff_sharded(
     tally = DiffTally(old, new, today)
     heads = []
     for shard in shards.shards:
+        # A doubled case's key here is its folder (see shard_duplicates).
         skip = frozenset(
-            _folder_of(dup)
-            for dup in doubled
-            if shard.name in dup.holders and shard.name != dup.owner
+            d.key for d in doubled if shard.name in d.holders and shard.name != d.owner
         )
         with in_shard(shard, shards):
-            heads.append(
-                (
-                    shard,
-                    tally.judge_repo(shard.cases_repo, cache=cache, skip=skip, label=shard.name),
-                )
-            )
+            head = tally.judge_repo(shard.cases_repo, cache=cache, skip=skip, label=shard.name)
+        heads.append((shard, head))
     warnings = tuple(duplicate_warning(shards, dup) for dup in doubled)
     return ShardedDiff(tally.result(cases_commit=None), tuple(heads), warnings)
 
@@ -235,10 +230,6 @@ def shard_duplicates(shards: ShardMap) -> tuple[Duplicate, ...]:
                 folders = case_folders(store, store.snapshot().head)
         found += [(shard.name, f.folder, folder_slug(f.folder)) for f in folders]
     return duplicates(shards, found)
-
-
-def _folder_of(dup: Duplicate) -> str:
-    return dup.key
 
 
 def folder_slug(folder: str) -> str:
