@@ -298,6 +298,17 @@ def test_an_unreachable_shard_is_an_error_never_skipped(built: Path) -> None:
     proc = run_cli("report", "--shards", "far.yaml", cwd=built, SECURECASE_NOW=stamp(NOW))
     assert proc.returncode == 3 and f"shard far ({url})" in proc.stderr
     assert proc.stdout == ""
+    # A token in a shard's URL is never shown (nothing listens on port 9 of the loopback).
+    shard_file(
+        built,
+        "version: 1\nshards:\n  - {name: rest, cases_repo: rest, default: true}\n"
+        "  - {name: far, cases_repo: 'http://bot:s3cr3t-t0ken@127.0.0.1:9/c.git', "
+        "repos: [acme/far]}\n",
+        "token.yaml",
+    )
+    proc = run_cli("cases", "list", "--shards", "token.yaml", cwd=built)
+    assert proc.returncode == 3 and "shard far (http://***@127.0.0.1:9/c.git)" in proc.stderr
+    assert "s3cr3t" not in proc.stderr + proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -550,7 +550,7 @@ def cases_list(
             found = [case for _, case in sharded.rows]
             broken, warnings = sharded.broken, sharded.warnings
             if len(shards.shards) > 1:
-                where = [(shard.name, shard.cases_repo) for shard, _ in sharded.rows]
+                where = [(shard.name, shard.shown) for shard, _ in sharded.rows]
     for broken_file in broken:
         click.echo(f"securecase: warning: skipped a broken case file: {broken_file}", err=True)
     for warning in warnings:
@@ -786,7 +786,7 @@ def policy_diff(
             sharded = diff_sharded(shards, old, new, today=day, cache=cache)
             diff = sharded.diff
             heads = [
-                {"name": shard.name, "cases_repo": shard.cases_repo, "cases_commit": head}
+                {"name": shard.name, "cases_repo": shard.shown, "cases_commit": head}
                 for shard, head in sharded.heads
             ]
             for warning in sharded.warnings:

@@ -120,7 +120,7 @@ def report(
             sources = [
                 {
                     "name": part.shard.name,
-                    "cases_repo": part.shard.cases_repo,
+                    "cases_repo": part.shard.shown,
                     "cases_commit": part.head,
                     "cases": len(part.case_paths),
                 }

@@ -188,7 +188,7 @@ def sweep(
             parts = [
                 {
                     "name": shard.name,
-                    "cases_repo": shard.cases_repo,
+                    "cases_repo": shard.shown,
                     "changed": len(one.planned),
                     "commits": len(one.commits),
                 }

@@ -24,6 +24,12 @@ class Shard:
     default: bool = False
     web_url: str | None = None
     line: int = 0  # where the shard is written in its file (for messages)
+    masked: str = ""  # cases_repo with any credentials in it masked
+
+    @property
+    def shown(self) -> str:
+        """The cases repo as messages and outputs show it (credentials masked)."""
+        return self.masked or self.cases_repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ def duplicates(shards: ShardMap, found: Sequence[tuple[str, str, str]]) -> tuple
 
 def duplicate_warning(shards: ShardMap, dup: Duplicate) -> str:
     """One line on a case held by several shards: where, which copy counts, what to do."""
-    where = ", ".join(f"{name} ({shards.named(name).cases_repo})" for name in dup.holders)
+    where = ", ".join(f"{name} ({shards.named(name).shown})" for name in dup.holders)
     stale = [name for name in dup.holders if name != dup.owner]
     return (
         f"case {dup.key} is in {len(dup.holders)} shards: {where}; only the copy in shard "

@@ -47,15 +47,14 @@ def in_shard(shard: Shard, shards: ShardMap) -> Iterator[None]:
     commands never create one, and a missing shard must not read as an empty one."""
     if not is_remote(shard.cases_repo) and not os.path.exists(shard.cases_repo):
         raise UsageError(
-            f"{shards.origin}:{shard.line}: shard {shard.name}: no cases repo at "
-            f"{shard.cases_repo}",
+            f"{shards.origin}:{shard.line}: shard {shard.name}: no cases repo at {shard.shown}",
             hint="fix its cases_repo, or create it: ingest creates a shard's cases repo when "
             "it records the shard's first case",
         )
     try:
         yield
     except SecurecaseError as error:
-        error.message = f"shard {shard.name} ({shard.cases_repo}): {error.message}"
+        error.message = f"shard {shard.name} ({shard.shown}): {error.message}"
         error.args = (error.message,)
         raise
 

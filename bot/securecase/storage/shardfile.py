@@ -11,6 +11,7 @@ from typing import Any
 from securecase.domain.shards import Shard, ShardMap
 from securecase.errors import InputError
 from securecase.storage import schemas, yamldoc
+from securecase.storage.git import redact, url_secrets
 from securecase.storage.repos import is_remote
 from securecase.storage.userfile import read_regular_file
 
@@ -62,6 +63,7 @@ def shards_from_document(located: yamldoc.Located, *, origin: str, folder: Path)
                 default=bool(raw.get("default", False)),
                 web_url=raw.get("web_url"),
                 line=line_of("shards", index),
+                masked=redact(raw["cases_repo"], url_secrets(raw["cases_repo"])),
             )
             for index, raw in enumerate(document["shards"])
         ),
@@ -95,7 +97,8 @@ def _problems(document: dict[str, Any], origin: str, folder: Path, line_of: Any)
         if location in locations:
             found.append(
                 f"{origin}:{line_of('shards', index, 'cases_repo')}: {at}.cases_repo: "
-                f"{raw['cases_repo']!r} is already the cases repo of shard "
+                f"{redact(raw['cases_repo'], url_secrets(raw['cases_repo']))!r} is already the "
+                f"cases repo of shard "
                 f"{document['shards'][locations[location]]['name']!r}: every case would be "
                 "counted twice"
             )
