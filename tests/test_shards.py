@@ -250,6 +250,8 @@ def test_cases_repo_and_shards_are_exclusive(built: Path) -> None:
     )
     assert env.returncode == 2
     assert "$SECURECASE_CASES_REPO and $SECURECASE_SHARDS are mutually exclusive" in env.stderr
+    web = run_cli("report", "--shards", "shards.yaml", "--cases-web-url", SHOP_WEB, cwd=built)
+    assert web.returncode == 2 and "each shard's web_url" in web.stderr
     # The environment variable alone is enough.
     alone = run_cli("cases", "list", "--output", "json", cwd=built, SECURECASE_SHARDS="shards.yaml")
     assert alone.returncode == 0 and len(json.loads(alone.stdout)) == 4

@@ -90,6 +90,20 @@ def shard_map(ctx: click.Context, shards_file: str | None) -> ShardMap | None:
     return load_shards(Path(shards_file))
 
 
+def refuse_one_web_url(shards: ShardMap | None, cases_web_url: str | None) -> None:
+    """With shards, each has its own web page (``web_url`` in the shard file): one
+    ``--cases-web-url`` for them all would link cases to the wrong repository."""
+    if shards is not None and cases_web_url:
+        from securecase.errors import UsageError
+
+        raise UsageError(
+            "--cases-web-url names one cases repo's web page; with --shards each shard's "
+            "web_url in the shard file says it",
+            hint=f"add web_url to the shards of {shards.origin} and drop --cases-web-url "
+            "(or $SECURECASE_CASES_WEB_URL)",
+        )
+
+
 @contextlib.contextmanager
 def parse_cache(no_cache: bool) -> Iterator[ParseCache]:
     """The parse cache of one command: written at the end; a cache that failed is named in

@@ -16,6 +16,7 @@ from securecase.cli.common import (
     echo_text,
     emit_json,
     parse_cache,
+    refuse_one_web_url,
     shard_map,
     shards_option,
 )
@@ -99,6 +100,7 @@ def report(
     from securecase.storage.store import GitIdentity
 
     shards = shard_map(click.get_current_context(), shards_file)
+    refuse_one_web_url(shards, cases_web_url)
     request = ReportRequest(
         cases_repo=cases_repo,
         since=since.date() if since else None,

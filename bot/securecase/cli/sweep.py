@@ -15,6 +15,7 @@ from securecase.cli.common import (
     github_api_url_option,
     github_token_option,
     parse_cache,
+    refuse_one_web_url,
     shard_map,
     shards_option,
 )
@@ -147,6 +148,7 @@ def sweep(
     from securecase.storage.store import GitIdentity
 
     shards = shard_map(click.get_current_context(), shards_file)
+    refuse_one_web_url(shards, cases_web_url)
     for url in notify_urls:
         if not url.startswith(("https://", "http://")):
             raise click.BadParameter("a webhook must be an http(s) URL", param_hint="--notify")
