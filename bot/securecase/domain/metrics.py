@@ -290,9 +290,14 @@ def compute(
     repos: Sequence[str] = (),
     sla_days: Mapping[Severity, int] | None = None,
     exceptions: Sequence[PolicyException] = (),
+    sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> Metrics:
     """All metrics for the cases (at HEAD, see :func:`case_facts`) and commits of the selected
-    repositories."""
+    repositories.
+
+    ``sla_by_case`` (by case key) overrides ``sla_days`` for the cases it names: cases read
+    from several cases repos (shards) each keep their own policy's SLA.
+    """
     chosen = sorted((c for c in cases if repo_selected(repos, c.slug)), key=lambda c: c.key)
     open_cases = [c for c in chosen if c.is_open]
     slugs = {c.key: c.slug for c in chosen}
@@ -312,7 +317,7 @@ def compute(
         weekly=weekly(chosen, window),
         mttr_days=mttr_days(chosen, window),
         mtta_hours=mtta_hours(chosen, kept, window),
-        sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}),
+        sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}, sla_by_case=sla_by_case),
         exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
         gate=gate(kept, window),
         exposure=exposure(open_cases),
@@ -442,21 +447,23 @@ def sla(
     now: datetime,
     window: Window,
     sla_days: Mapping[Severity, int],
+    sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> SlaLine:
     """Open findings past their due time now, and the share of findings resolved in the
-    window that were resolved by their due time."""
+    window that were resolved by their due time (``sla_by_case``: see :func:`compute`)."""
     overdue = 0
     within = resolved_with_sla = 0
     for case in cases:
+        days = sla_by_case.get(case.key, sla_days) if sla_by_case else sla_days
         if case.is_open:
             for tracked in case.findings:
                 if tracked.excepted:
                     continue
-                due = _due(tracked.severity, tracked.first_seen, sla_days)
+                due = _due(tracked.severity, tracked.first_seen, days)
                 overdue += due is not None and now > due
         for tracked in case.resolved:
             resolved = parse_time(tracked.resolved)
-            due = _due(tracked.severity, tracked.first_seen, sla_days)
+            due = _due(tracked.severity, tracked.first_seen, days)
             if due is None or resolved is None or not window.holds(resolved):
                 continue
             resolved_with_sla += 1

@@ -78,11 +78,11 @@ def report_data(metrics: Metrics) -> dict[str, Any]:
     }
 
 
-def report_json(metrics: Metrics) -> str:
+def report_json(data: dict[str, Any]) -> str:
     """:func:`report_data` as JSON indented by two spaces, the text ``json.dumps(data,
     indent=2, ensure_ascii=False)`` gives (orjson: the standard library's encoder runs in
     Python when it indents, and a report lists every case)."""
-    return orjson.dumps(report_data(metrics), option=orjson.OPT_INDENT_2).decode("utf-8")
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode("utf-8")
 
 
 def _number(value: float | None) -> str:
