@@ -3,11 +3,13 @@
 Scanners quote code: an IaC scanner reports the resource block around a misconfiguration, keys
 included, in a finding that is not about secrets at all. Before a change is committed, every
 string of every file (case files, raw reports of every format, the commit message) goes through
-one detector: the regex plugins of ``detect-secrets`` (Yelp), its keyword detector, and one
-rule of ours for unquoted AWS secret key assignments. Each match is replaced by a mask of the
-same characters class (ASCII ``*``), inside string values only, so the stored file stays valid
-for its format; a file that would not parse afterwards is refused rather than stored. SARIF
-``partialFingerprints`` of secret results are replaced by their SHA-256.
+one detector: Trivy's built-in secret rules, carried over as data with a few rules of ours
+(``data/secret-rules.yaml`` names their source and every adaptation). As in Trivy, a rule's
+regex runs only on a text holding one of its keywords (a literal, case-ignored substring
+search), and is compiled the first time it runs. Each match is replaced by a mask (ASCII ``*``),
+inside string values only, so the stored file stays valid for its format; a file that would not
+parse afterwards is refused rather than stored. SARIF ``partialFingerprints`` of secret results
+are replaced by their SHA-256.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ import gzip
 import hashlib
 import json
 import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import accumulate
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+import orjson
 import yaml
 from defusedxml import ElementTree
 
@@ -32,85 +39,111 @@ KEPT_PREFIX = 4  # characters of a long secret left visible, so a reader knows w
 JSON_SUFFIXES = (".json", ".sarif")
 XML_SUFFIXES = (".xml",)
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-#: ``AWS_SECRET_ACCESS_KEY=...`` without quotes, as shell and env files write it (a pattern
-#: detect-secrets' AWS plugin, which wants quotes, does not cover).
-AWS_SECRET_ASSIGNMENT = re.compile(
-    r"aws_?secret_?(?:access_?)?key\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})\b", re.IGNORECASE
-)
+RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "secret-rules.yaml"
 
 
 @dataclass(frozen=True)
-class _Scanner:
-    """detect-secrets' regex plugins (public IPs are not secrets), ours, and its keyword
-    detector with a pattern that finds its keywords (every pattern of that detector contains
-    one, case ignored: a line without any cannot match it, so its patterns are not run)."""
+class SecretRule:
+    """One detection rule of ``data/secret-rules.yaml``: ``regex`` runs only on a text that
+    holds one of ``keywords`` (lower case); the ``secret_group`` of a match (else the whole
+    match, less the quotes at its ends) is the secret, unless an ``allow`` regex finds the
+    whole match."""
 
-    plugins: tuple[Any, ...]
-    keyword_detector: Any
-    keywords: re.Pattern[str]
+    id: str
+    title: str
+    keywords: tuple[str, ...]
+    regex: str
+    secret_group: str | None
+    allow: tuple[str, ...]
+
+    def secrets_in(self, text: str) -> Iterator[str]:
+        """The secrets this rule finds in ``text``."""
+        pattern, allowed = _compiled(self)
+        for match in pattern.finditer(text):
+            if any(allow.search(match.group(0)) for allow in allowed):
+                continue
+            if self.secret_group is None:
+                secret = match.group(0).strip("'\"")
+            else:
+                secret = match.group(self.secret_group) or ""
+            if len(secret) >= MIN_SECRET:
+                yield secret
 
 
 @cache
-def _scanner() -> _Scanner:
-    # Imported on the first text to scan: detect-secrets takes a third of a second to import,
-    # which commands that store nothing (listings, reports, a sweep with nothing to change)
-    # need not pay.
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.plugins.base import RegexBasedDetector
-    from detect_secrets.plugins.ip_public import IPPublicDetector
-    from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
-    from detect_secrets.plugins.keyword import KeywordDetector
-
-    class AwsSecretAssignment(RegexBasedDetector):
-        secret_type = "AWS Secret Access Key assignment"  # noqa: S105 - a name, not a secret
-        denylist = (AWS_SECRET_ASSIGNMENT,)
-
-    classes: dict[str, type[Any]] = get_mapping_from_secret_type_to_class()
-    plugins = [
-        kind()
-        for kind in classes.values()
-        if issubclass(kind, RegexBasedDetector) and kind is not IPPublicDetector
-    ]
-    return _Scanner(
-        plugins=(*plugins, AwsSecretAssignment()),
-        keyword_detector=KeywordDetector(),
-        keywords=re.compile("|".join(KEYWORDS), re.IGNORECASE),
+def secret_rules() -> tuple[SecretRule, ...]:
+    """The rules of ``data/secret-rules.yaml``, read once."""
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    doc = yaml.load(RULES_FILE.read_bytes(), Loader=loader)  # noqa: S506 - a safe loader
+    return tuple(
+        SecretRule(
+            id=rule["id"],
+            title=rule["title"],
+            keywords=tuple(keyword.lower() for keyword in rule["keywords"]),
+            regex=rule["regex"],
+            secret_group=rule.get("secret_group"),
+            allow=tuple(rule.get("allow", ())),
+        )
+        for rule in doc["rules"]
     )
 
 
+@cache
+def _compiled(rule: SecretRule) -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
+    # Compiled when the rule first runs: most texts hold the keywords of a few rules only.
+    return re.compile(rule.regex), tuple(re.compile(allow) for allow in rule.allow)
+
+
+@cache
+def _rules_by_keyword() -> dict[str, tuple[SecretRule, ...]]:
+    by_keyword: dict[str, list[SecretRule]] = {}
+    for rule in secret_rules():
+        for keyword in rule.keywords:
+            by_keyword.setdefault(keyword, []).append(rule)
+    return {keyword: tuple(rules) for keyword, rules in by_keyword.items()}
+
+
 def find_secrets(text: str) -> set[str]:
-    """Secret strings in ``text``, each distinct line scanned once."""
-    return _secrets_in_lines(set(text.splitlines()))
+    """Secret strings in ``text``."""
+    return _secrets_in_texts([text])
 
 
-def _secrets_in_lines(lines: set[str]) -> set[str]:
+def _secrets_in_texts(texts: Iterable[str]) -> set[str]:
+    """Secret strings in any of ``texts``, each distinct text scanned once.
+
+    The texts are lowered and joined once; each keyword is looked for in the joined text (a
+    C-speed substring search), and each rule runs only on the texts holding its keywords.
+    """
+    candidates = [text for text in set(texts) if len(text) >= MIN_SECRET]
+    lowered = [text.lower() for text in candidates]
+    # No keyword holds a NUL, so none is found across two texts.
+    joined = "\0".join(lowered)
+    starts = list(accumulate((len(text) + 1 for text in lowered), initial=0))
+    wanted: dict[SecretRule, set[int]] = {}
+    for keyword, rules in _rules_by_keyword().items():
+        at = joined.find(keyword)
+        while at >= 0:
+            index = bisect_right(starts, at) - 1
+            for rule in rules:
+                wanted.setdefault(rule, set()).add(index)
+            at = joined.find(keyword, starts[index + 1])
     found: set[str] = set()
-    for line in lines:
-        if len(line) >= MIN_SECRET:
-            found.update(_secrets_in_line(line))
+    for rule, indexes in wanted.items():
+        for index in indexes:
+            found.update(rule.secrets_in(candidates[index]))
     return found
 
 
-# A case's findings.json quotes the texts of the raw report the same run scanned (titles,
-# descriptions, code excerpts): each distinct line is scanned once per run.
-@lru_cache(maxsize=1 << 18)
-def _secrets_in_line(line: str) -> frozenset[str]:
-    scanner = _scanner()
-    detectors = scanner.plugins
-    if scanner.keywords.search(line):
-        detectors = (*detectors, scanner.keyword_detector)
-    found: set[str] = set()
-    for detector in detectors:
-        found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
-    return frozenset(found)
-
-
 def mask(secret: str) -> str:
-    """What replaces ``secret``: its first characters (when long and plain), then ``*``."""
+    """What replaces ``secret``: its first characters (when long and plain), then ``*`` for
+    every other character but white space."""
     keep = KEPT_PREFIX if len(secret) >= 16 and secret[:KEPT_PREFIX].isalnum() else 0
-    return secret[:keep] + "*" * (len(secret) - keep)
+    # White space stays: a private key masked inside a YAML block keeps the block's lines and
+    # their indentation.
+    return secret[:keep] + _NOT_SPACE.sub("*", secret[keep:])
+
+
+_NOT_SPACE = re.compile(r"\S")
 
 
 def fingerprint_digest(value: str) -> str:
@@ -187,19 +220,25 @@ def _strings(value: Any) -> set[str]:
 
 def _masked_json(text: str) -> str:
     try:
-        doc = json.loads(text)
+        doc = _parsed_json(text)
     except ValueError:
         return _patched(text, find_secrets(text), _json_forms)
-    # Each distinct line of every string once: a report repeats the same texts many times.
-    lines = {
-        line for value in _strings(doc) if len(value) >= MIN_SECRET for line in value.splitlines()
-    }
-    secrets = _secrets_in_lines(lines)
+    # Every distinct string once: a report repeats the same texts many times.
+    secrets = _secrets_in_texts(_strings(doc))
     digests = {}
     for value in _secret_fingerprints(doc, secrets):
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
     return _patched(_replaced(text, digests), secrets, _json_forms)
+
+
+def _parsed_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # What orjson refuses and the standard library reads: NaN, integers beyond 64 bits,
+        # text that is not UTF-8.
+        return json.loads(text)
 
 
 def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
