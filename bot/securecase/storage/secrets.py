@@ -4,7 +4,7 @@ Scanners quote code: an IaC scanner reports the resource block around a misconfi
 included, in a finding that is not about secrets at all. Before a change is committed, every
 string of every file (case files, raw reports of every format, the commit message) goes through
 one detector: Trivy's built-in secret rules, carried over as data with a few rules of ours
-(``data/secret-rules.yaml`` names their source and every adaptation). As in Trivy, a rule's
+(``data/secret-rules.json`` names their source and every adaptation). As in Trivy, a rule's
 regex runs only on a text holding one of its keywords (a literal, case-ignored substring
 search), and is compiled the first time it runs. Each match is replaced by a mask (ASCII ``*``),
 inside string values only, so the stored file stays valid for its format; a file that would not
@@ -25,11 +25,8 @@ from functools import cache, lru_cache
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
-import orjson
 import yaml
-from defusedxml import ElementTree
 
 from securecase.errors import StoreError
 from securecase.storage.rawfile import deterministic_gzip
@@ -39,12 +36,12 @@ KEPT_PREFIX = 4  # characters of a long secret left visible, so a reader knows w
 JSON_SUFFIXES = (".json", ".sarif")
 XML_SUFFIXES = (".xml",)
 YAML_SUFFIXES = (".yaml", ".yml")
-RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "secret-rules.yaml"
+RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "secret-rules.json"
 
 
 @dataclass(frozen=True)
 class SecretRule:
-    """One detection rule of ``data/secret-rules.yaml``: ``regex`` runs only on a text that
+    """One detection rule of ``data/secret-rules.json``: ``regex`` runs only on a text that
     holds one of ``keywords`` (lower case); the ``secret_group`` of a match (else the whole
     match, less the quotes at its ends) is the secret, unless an ``allow`` regex finds the
     whole match."""
@@ -72,9 +69,8 @@ class SecretRule:
 
 @cache
 def secret_rules() -> tuple[SecretRule, ...]:
-    """The rules of ``data/secret-rules.yaml``, read once."""
-    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    doc = yaml.load(RULES_FILE.read_bytes(), Loader=loader)  # noqa: S506 - a safe loader
+    """The rules of ``data/secret-rules.json``, read once."""
+    doc = json.loads(RULES_FILE.read_bytes())
     return tuple(
         SecretRule(
             id=rule["id"],
@@ -205,22 +201,30 @@ def _strings(value: Any) -> set[str]:
     """Every distinct string of a JSON document, keys included (walked without recursion:
     a report nests deeply and holds hundreds of thousands of values)."""
     found: set[str] = set()
+    add = found.add
     pending = [value]
+    push = pending.append
     while pending:
         item = pending.pop()
-        if isinstance(item, str):
-            found.add(item)
-        elif isinstance(item, dict):
+        if type(item) is dict:
             found.update(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+            item = item.values()
+        elif type(item) is not list:
+            if type(item) is str:  # the document itself is a string
+                add(item)
+            continue
+        for member in item:
+            kind = type(member)
+            if kind is str:
+                add(member)
+            elif kind is dict or kind is list:
+                push(member)
     return found
 
 
 def _masked_json(text: str) -> str:
     try:
-        doc = _parsed_json(text)
+        doc = json.loads(text)
     except ValueError:
         return _patched(text, find_secrets(text), _json_forms)
     # Every distinct string once: a report repeats the same texts many times.
@@ -230,15 +234,6 @@ def _masked_json(text: str) -> str:
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
     return _patched(_replaced(text, digests), secrets, _json_forms)
-
-
-def _parsed_json(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        # What orjson refuses and the standard library reads: NaN, integers beyond 64 bits,
-        # text that is not UTF-8.
-        return json.loads(text)
 
 
 def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
@@ -268,6 +263,10 @@ def _json_forms(value: str) -> list[str]:
 
 
 def _xml_forms(value: str) -> list[str]:
+    # Imported for XML files only: xml.sax.saxutils imports urllib.request, and with it the
+    # http, email and ssl modules, which no other file needs.
+    from xml.sax.saxutils import escape as xml_escape
+
     return [xml_escape(value), xml_escape(value, {'"': "&quot;", "'": "&apos;"})]
 
 
@@ -295,11 +294,7 @@ def _replaced(text: str, replacements: dict[str, str]) -> str:
 
 def _check_still_valid(fmt: str, before: str, after: str) -> None:
     """Refuse to store a file that parsed before masking and does not after."""
-    parsers: dict[str, Any] = {
-        "json": json.loads,
-        "yaml": yaml.safe_load,
-        "xml": ElementTree.fromstring,
-    }
+    parsers: dict[str, Any] = {"json": json.loads, "yaml": yaml.safe_load, "xml": _parse_xml}
     parse = parsers.get(fmt)
     if parse is None:
         return
@@ -311,3 +306,9 @@ def _check_still_valid(fmt: str, before: str, after: str) -> None:
         parse(after)
     except Exception as exc:  # noqa: BLE001 - any parser's error means the same here
         raise _BrokenByMasking(str(exc)) from exc
+
+
+def _parse_xml(text: str) -> Any:
+    from defusedxml import ElementTree  # for XML files only, like xml_escape
+
+    return ElementTree.fromstring(text)
