@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from securecase.errors import StoreError
 from securecase.storage.secrets import (
     RULES_FILE,
     find_secrets,
@@ -129,9 +130,10 @@ def test_a_sample_of_each_kind_is_found_by_its_rule_and_masked(rule_id: str) -> 
     found = set(rule.secrets_in(text))
     assert found, rule_id
     assert found <= find_secrets(text)
-    stored = masked_file("raw/x.txt", text.encode()).decode()
+    stored = json.loads(masked_file("raw/x.json", json.dumps({"text": text}).encode()))["text"]
     assert [s for s in found if s in stored] == []
     assert len(stored) == len(text)  # masked in place, white space kept
+    assert stored.count("\n") == text.count("\n")
 
 
 def test_the_keyword_search_loses_no_match_on_the_real_reports() -> None:
@@ -161,6 +163,14 @@ def test_what_the_detector_finds_in_a_masked_fixture_is_masks_only() -> None:
         stored = masked_file(f"raw/{path.name}", path.read_bytes())
         found = set().union(*(find_secrets(t) for t in strings_of(json.loads(stored))))
         assert [s for s in found if "****" not in s] == [], path
+
+
+def test_a_secret_written_with_escapes_is_refused_not_stored() -> None:
+    # The key is found in the decoded string; no form of it is in the file's text.
+    data = b'{"note": "key \\u0041KIAIOSFODNN7EXAMPLE here"}'
+    assert "AKIAIOSFODNN7EXAMPLE" in json.loads(data)["note"]
+    with pytest.raises(StoreError, match="escapes"):
+        masked_file("raw/x.json", data)
 
 
 SECRET_MAKERS = [

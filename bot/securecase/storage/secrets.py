@@ -104,6 +104,13 @@ def find_secrets(text: str) -> set[str]:
     return _secrets_in_texts([text])
 
 
+def _secrets_in_lines(text: str) -> set[str]:
+    """Secret strings in the lines of a YAML, XML or plain text file, each distinct line
+    scanned once: a rule's regex then runs on the lines holding its keyword, never over a
+    whole report (in which a common keyword such as ``key`` always occurs somewhere)."""
+    return _secrets_in_texts(text.splitlines())
+
+
 def _secrets_in_texts(texts: Iterable[str]) -> set[str]:
     """Secret strings in any of ``texts``, each distinct text scanned once.
 
@@ -157,7 +164,7 @@ def masked_file(path: str, data: bytes) -> bytes:
         return _masked_as(_format_of(path), data)
     except _BrokenByMasking as exc:
         raise StoreError(
-            f"masking secrets in {path} would make it invalid: {exc}",
+            f"masking secrets in {path}: {exc}",
             hint="report this with the scanner's report attached (after removing its secrets)",
         ) from exc
 
@@ -171,7 +178,7 @@ def _format_of(path: str) -> str:
 
 
 class _BrokenByMasking(ValueError):
-    """A file that parsed before masking and does not after (the message: the parser's)."""
+    """A file that masking would break, or leave a secret in."""
 
 
 # Ingest masks a raw report to record its digest, then the store masks every file it commits,
@@ -185,7 +192,7 @@ def _masked_as(fmt: str, data: bytes) -> bytes:
     if fmt == "json":
         new = _masked_json(text)
     else:
-        new = _patched(text, find_secrets(text), _xml_forms if fmt == "xml" else None)
+        new = _patched(text, _secrets_in_lines(text), _xml_forms if fmt == "xml" else None)
     if new == text:
         return data
     _check_still_valid(fmt, text, new)
@@ -194,7 +201,7 @@ def _masked_as(fmt: str, data: bytes) -> bytes:
 
 def masked_text(text: str) -> str:
     """Plain text (a commit message) with its secrets masked."""
-    return _patched(text, find_secrets(text), None)
+    return _patched(text, _secrets_in_lines(text), None)
 
 
 def _strings(value: Any) -> set[str]:
@@ -226,14 +233,33 @@ def _masked_json(text: str) -> str:
     try:
         doc = json.loads(text)
     except ValueError:
-        return _patched(text, find_secrets(text), _json_forms)
+        return _patched(text, _secrets_in_lines(text), _json_forms)
     # Every distinct string once: a report repeats the same texts many times.
     secrets = _secrets_in_texts(_strings(doc))
     digests = {}
     for value in _secret_fingerprints(doc, secrets):
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
-    return _patched(_replaced(text, digests), secrets, _json_forms)
+    masked = _patched(_replaced(text, digests), secrets, _json_forms)
+    if secrets:
+        _check_none_left(masked, secrets)
+    return masked
+
+
+def _check_none_left(text: str, secrets: set[str]) -> None:
+    """Refuse a JSON text in which a secret survived masking: written with escapes that no
+    form of it matches (``\\u0041KIA...``)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return  # masking broke the file: _check_still_valid says so
+    joined = "\0".join(_strings(doc))
+    left = sorted(s for s in secrets if mask(s) != s and s in joined)
+    if left:
+        raise _BrokenByMasking(
+            f"{len(left)} secret(s) written with escapes masking does not replace, e.g. "
+            f"{mask(left[0])!r}"
+        )
 
 
 def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
@@ -305,7 +331,7 @@ def _check_still_valid(fmt: str, before: str, after: str) -> None:
     try:
         parse(after)
     except Exception as exc:  # noqa: BLE001 - any parser's error means the same here
-        raise _BrokenByMasking(str(exc)) from exc
+        raise _BrokenByMasking(f"the file would no longer parse: {exc}") from exc
 
 
 def _parse_xml(text: str) -> Any:
