@@ -190,13 +190,12 @@ def _masked_as(fmt: str, data: bytes) -> bytes:
     # another encoding still has its ASCII credentials found).
     text = data.decode("utf-8", "surrogateescape")
     if fmt == "json":
-        new = _masked_json(text)
+        new = _masked_json(text)  # checks its result itself
     else:
         new = _patched(text, _secrets_in_lines(text), _xml_forms if fmt == "xml" else None)
-    if new == text:
-        return data
-    _check_still_valid(fmt, text, new)
-    return new.encode("utf-8", "surrogateescape")
+        if new != text:
+            _check_still_valid(fmt, text, new)
+    return data if new == text else new.encode("utf-8", "surrogateescape")
 
 
 def masked_text(text: str) -> str:
@@ -241,18 +240,18 @@ def _masked_json(text: str) -> str:
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
     masked = _patched(_replaced(text, digests), secrets, _json_forms)
-    if secrets:
-        _check_none_left(masked, secrets)
+    if secrets or masked != text:
+        _check_masked_json(masked, secrets)
     return masked
 
 
-def _check_none_left(text: str, secrets: set[str]) -> None:
-    """Refuse a JSON text in which a secret survived masking: written with escapes that no
-    form of it matches (``\\u0041KIA...``)."""
+def _check_masked_json(text: str, secrets: set[str]) -> None:
+    """Refuse the masked text of a JSON document if it no longer parses, or if a secret
+    survived in it: written with escapes that no form of it matches (``\\u0041KIA...``)."""
     try:
         doc = json.loads(text)
-    except ValueError:
-        return  # masking broke the file: _check_still_valid says so
+    except ValueError as exc:
+        raise _BrokenByMasking(f"the file would no longer parse: {exc}") from exc
     joined = "\0".join(_strings(doc))
     left = sorted(s for s in secrets if mask(s) != s and s in joined)
     if left:
