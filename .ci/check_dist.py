@@ -16,6 +16,7 @@ REQUIRED = (
     "securecase/storage/schemas/case.schema.json",
     "securecase/storage/schemas/policy.schema.json",
     "securecase/storage/schemas/findings.schema.json",
+    "securecase/storage/schemas/shards.schema.json",
     "securecase/render/templates/dashboard.html.j2",
     "securecase/data/default-policy.yaml",
     "securecase/data/secret-rules.json",
