@@ -56,6 +56,11 @@ class StoreError(SecurecaseError):
     exit_code = 3
 
 
+class PushRefused(StoreError):
+    """The cases repo's server refused a push outright (a hook, a rule, a limit): nothing of
+    it landed, unlike a push that timed out."""
+
+
 class GitHubError(SecurecaseError):
     """A GitHub API call failed; ``kind`` says how, so callers can pick a fallback.
 

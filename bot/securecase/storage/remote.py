@@ -15,7 +15,7 @@ import shutil
 import urllib.parse
 from collections.abc import Sequence
 
-from securecase.errors import StoreError
+from securecase.errors import PushRefused, StoreError
 from securecase.storage.git import Git, GitIdentity, GitResult, redact, remote_credentials
 from securecase.storage.locks import describe_lock
 from securecase.storage.scratch import run_directory
@@ -206,7 +206,7 @@ class RemoteBackend:
                 said = [x.rstrip() for x in result.stderr.splitlines() if x.startswith("remote:")][
                     -10:
                 ]
-                raise StoreError(
+                raise PushRefused(
                     f"the cases repo {self._where} refused the update of {ref}: "
                     + self.git.redact("\n".join([reason, *said])),
                     hint="check the branch protection rules and the token's permissions",
