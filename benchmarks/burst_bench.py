@@ -113,7 +113,7 @@ def landed_keys(remote: GitHubLikeRemote) -> dict[str, str]:
         text=True,
         check=False,
     ).stdout
-    found = {}
+    found: dict[str, str] = {}
     for line in out.splitlines():
         commit, _, key = line.partition(" ")
         if key.strip():

@@ -203,9 +203,10 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     own = _Prepared(request, clock.now())
     queue = RecordQueue(request.queue_root, request.cases_repo) if request.queue_root else None
     with queue.folding() if queue is not None else nullcontext(False) as may_fold:
-        waiting = _foldable(queue.entries()) if queue is not None and may_fold else []
+        waiting, unread = _foldable(queue.entries()) if queue is not None and may_fold else ([], ())
         try:
-            return _record(own, waiting, queue)
+            result = _record(own, waiting, queue)
+            return replace(result, warnings=(*result.warnings, *unread)) if unread else result
         except StoreError as error:
             if queue is not None and waiting and isinstance(error, PushRefused):
                 queue.end_push()  # refused: nothing of that push landed
@@ -224,14 +225,14 @@ def fold_queue(
     with queue.folding() as may_fold:
         if not may_fold:
             return FoldResult(landed=(), waiting=len(queue.entries()), commits=0, warnings=())
-        waiting = _foldable(queue.entries())
+        waiting, unread = _foldable(queue.entries())
         if not waiting and queue.in_flight() is None:
-            return FoldResult(landed=(), waiting=0, commits=0, warnings=())
+            return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
         paths = [POLICY_FILE] + [p for entry in waiting for p in entry.prepared.paths]
         with open_store(cases_repo, identity=identity, paths=paths, timeout=push_timeout) as store:
             waiting = _settle_in_flight(store, queue, waiting)
             if not waiting:
-                return FoldResult(landed=(), waiting=0, commits=0, warnings=())
+                return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
             try:
                 done = store.update_batch(
                     [entry.compute for entry in waiting],
@@ -247,7 +248,7 @@ def fold_queue(
             landed=landed,
             waiting=len(queue.entries()),
             commits=sum(c is not None for c in done.commits),
-            warnings=warnings,
+            warnings=(*warnings, *unread),
         )
 
 
@@ -378,11 +379,14 @@ class _Waiting:
     entry_id: str
     prepared: _Prepared
 
-    def compute(self, snapshot: Snapshot) -> Plan[IngestResult | CaseFileError]:
-        """Its plan; a broken case file keeps it queued instead of stopping the others."""
+    def compute(self, snapshot: Snapshot) -> Plan[IngestResult | SecurecaseError]:
+        """Its plan; a record the cases repo's state refuses (a case file a human broke, a
+        case grown past the findings limit) stays queued instead of stopping the others."""
         try:
-            return cast(Plan[IngestResult | CaseFileError], self.prepared.plan(snapshot))
-        except CaseFileError as error:
+            return cast(Plan[IngestResult | SecurecaseError], self.prepared.plan(snapshot))
+        except StoreError:
+            raise  # the cases repo itself: every record waits
+        except SecurecaseError as error:
             return Plan(change=None, result=error)
 
 
@@ -398,11 +402,11 @@ def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) 
         if queue is None or not waiting:
             committed = store.update(own.plan)
             return own.finished(committed.result, committed.commit, committed.head)
-        computes: list[Callable[[Snapshot], Plan[IngestResult | CaseFileError]]] = [
+        computes: list[Callable[[Snapshot], Plan[IngestResult | SecurecaseError]]] = [
             entry.compute for entry in waiting
         ]
         computes.append(
-            lambda snapshot: cast(Plan[IngestResult | CaseFileError], own.plan(snapshot))
+            lambda snapshot: cast(Plan[IngestResult | SecurecaseError], own.plan(snapshot))
         )
         done = store.update_batch(
             computes,
@@ -412,7 +416,7 @@ def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) 
     queue.remove(landed)
     queue.end_push()
     mine = done.results[-1]
-    if isinstance(mine, CaseFileError):
+    if isinstance(mine, SecurecaseError):
         raise mine
     result = own.finished(mine, done.commits[-1], done.head)
     note = f"{len(landed)} queued record(s) of earlier runs landed with this one"
@@ -459,16 +463,17 @@ def _queued(own: _Prepared, queue: RecordQueue, error: StoreError) -> IngestResu
     return replace(result, queued=entry.entry_id, warnings=(*result.warnings, warning))
 
 
-def _foldable(entries: Sequence[QueuedRecord]) -> list[_Waiting]:
-    """The queued records read back; one that no longer reads (its inputs are refused by
-    this version) stays queued and is skipped."""
-    ready = []
+def _foldable(entries: Sequence[QueuedRecord]) -> tuple[list[_Waiting], tuple[str, ...]]:
+    """The queued records read back, and a warning per one that no longer reads (its files
+    damaged, or refused by this version): that one stays queued, for a person to look at."""
+    ready, warnings = [], []
     for entry in entries:
         try:
             ready.append(_Waiting(entry.entry_id, _Prepared(*_request_of(entry))))
-        except (SecurecaseError, KeyError, TypeError, ValueError):
-            continue
-    return ready
+        except (SecurecaseError, KeyError, TypeError, ValueError) as error:
+            said = error.message if isinstance(error, SecurecaseError) else repr(error)
+            warnings.append(f"queued record {entry.folder} cannot be read, it stays: {said}")
+    return ready, tuple(warnings)
 
 
 def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
@@ -524,12 +529,12 @@ def _settle_in_flight(
 
 
 def _landed(
-    waiting: Sequence[_Waiting], results: Sequence[IngestResult | CaseFileError]
+    waiting: Sequence[_Waiting], results: Sequence[IngestResult | SecurecaseError]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The entries whose records are now in the cases repo, and a warning per one that stays."""
     landed, warnings = [], []
     for entry, result in zip(waiting, results, strict=True):
-        if isinstance(result, CaseFileError):
+        if isinstance(result, SecurecaseError):
             warnings.append(
                 f"queued record {entry.entry_id} stays queued: {result.message}"
                 + (f" ({result.hint})" if result.hint else "")
