@@ -82,9 +82,10 @@ def one_scan(url: str, queue: Path, pr: int) -> Scan:
     )
 
 
-def fold(remote: GitHubLikeRemote, queue: Path) -> tuple[float, str]:
-    """One ``securecase sweep`` once the budget has room; when it ended, and its stderr."""
+def fold(remote: GitHubLikeRemote, queue: Path) -> tuple[float, float]:
+    """One ``securecase sweep`` once the budget has room; when it started and ended."""
     remote.wait_for_budget()
+    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "securecase", "sweep", "--cases-repo", remote.url]
         + ["--output", "json", "--push-timeout", "60"],
@@ -95,7 +96,7 @@ def fold(remote: GitHubLikeRemote, queue: Path) -> tuple[float, str]:
     )
     if proc.returncode != 0:
         print(f"  sweep: exit {proc.returncode}: {proc.stderr.strip()[-300:]}", file=sys.stderr)
-    return time.monotonic(), proc.stderr
+    return started, time.monotonic()
 
 
 def landed_keys(remote: GitHubLikeRemote) -> dict[str, str]:
@@ -148,14 +149,14 @@ def main() -> None:
         burst_end = time.monotonic()
         pushes_in_burst = remote.pushes()
         queued = [s for s in scans if s.recorded == "queued"]
-        folds: list[float] = []
+        folds: list[tuple[float, float]] = []
         landed_at: dict[int, float] = {s.pr: s.ended for s in scans if s.recorded == "committed"}
         for _ in range(10):
             keys = landed_keys(remote)
             if all(f"github::acme::shop::PR::{s.pr}" in keys for s in scans):
                 break
-            ended, _ = fold(remote, queue)
-            folds.append(ended - start)
+            started, ended = fold(remote, queue)
+            folds.append((started - start, ended - start))
             keys = landed_keys(remote)
             for scan in queued:
                 if scan.pr not in landed_at and f"github::acme::shop::PR::{scan.pr}" in keys:
@@ -191,8 +192,8 @@ def main() -> None:
             )
         print(
             f"pushes (hook log)    {remote.pushes()} ({pushes_in_burst} during the burst, "
-            f"{len(folds)} folding sweep(s) ended at "
-            + ", ".join(f"{t:.0f} s" for t in folds)
+            f"{len(folds)} folding sweep(s) at "
+            + ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in folds)
             + ")"
         )
         print(f"commits on main      {remote.commits()}")

@@ -31,7 +31,12 @@ MakeRemote = Callable[..., GitHubLikeRemote]
 
 
 def ingest(
-    work: Path, remote: GitHubLikeRemote, pr: int, *args: str | Path, report: Path = REPORT
+    work: Path,
+    remote: GitHubLikeRemote,
+    pr: int,
+    *args: str | Path,
+    report: Path = REPORT,
+    **env: str,
 ) -> tuple[int, dict[str, Any], str]:
     """One real ``securecase ingest --output json`` of ``report`` into PR ``pr``'s case."""
     proc = run_cli(
@@ -51,6 +56,7 @@ def ingest(
         "json",
         *args,
         cwd=work,
+        **env,
     )
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return proc.returncode, data, proc.stderr
@@ -411,3 +417,45 @@ def test_in_actions_a_queued_record_still_posts_the_check_run(
     assert outputs["recorded"] == "queued" and outputs["decision"] == "block"
     assert outputs["cases_commit"] == "" and remote.commits() == 0
     assert len(queue_entries(work, remote)) == 1
+
+
+def test_a_record_whose_case_a_human_broke_stays_queued_and_the_others_land(
+    work: Path, tmp_path: Path, githublike: MakeRemote
+) -> None:
+    remote = githublike(pushes_per_window=1, window_seconds=600)
+    queue = ("--queue-dir", str(work / "queue"))
+    assert ingest(work, remote, 2, *queue)[1]["recorded"] == "committed"
+    fixed = trivy_rescan(REPORT, work / "fixed.json", "CVE-2019-1549")
+    assert ingest(work, remote, 2, *queue, report=fixed)[1]["recorded"] == "queued"
+    assert ingest(work, remote, 3, *queue)[1]["recorded"] == "queued"
+    remote.configure("pushesPerWindow", 10)
+    human = tmp_path / "human"
+    git(tmp_path, "clone", "-q", remote.url, str(human))
+    [case_yaml] = human.glob("cases/github/acme/shop/pr-2/case.yaml")
+    case_yaml.write_text("schema: [unclosed\n")
+    git(human, "-c", "user.name=h", "-c", "user.email=h@e", "commit", "-qam", "oops")
+    git(human, "push", "-q", "origin", "main")
+    code, out, err = ingest(work, remote, 4, *queue)
+    assert code == 0 and out["recorded"] == "committed", err
+    assert "stays queued" in err and "case.yaml" in err
+    assert "1 queued record(s) of earlier runs landed with this one" in err
+    keys = case_keys_at_tip(remote)
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["pr-2", "pr-3", "pr-4"]
+    [left] = RecordQueue(work / "queue", remote.url).entries()
+    assert left.fields["subject"]["pr"] == 2
+
+
+def test_a_queue_that_does_not_drain_fails_the_run_with_exit_3(
+    work: Path, githublike: MakeRemote
+) -> None:
+    # Every push refused for hours: not a burst but a cases repo this machine cannot write.
+    remote = githublike(pushes_per_window=0, window_seconds=600)
+    queue = ("--queue-dir", str(work / "queue"))
+    early = ingest(work, remote, 1, *queue, SECURECASE_NOW="2027-01-10T08:00:00Z")
+    assert early[0] == 0 and early[1]["recorded"] == "queued", early[2]
+    within = ingest(work, remote, 2, *queue, SECURECASE_NOW="2027-01-10T08:50:00Z")
+    assert within[0] == 0 and within[1]["recorded"] == "queued", within[2]
+    code, _, err = ingest(work, remote, 3, *queue, SECURECASE_NOW="2027-01-10T10:00:00Z")
+    assert code == 3, err
+    assert "records have waited in" in err and "since 2027-01-10T08:00:00Z" in err
+    assert len(queue_entries(work, remote)) == 3  # nothing dropped, this run's included

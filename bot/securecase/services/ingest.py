@@ -68,6 +68,9 @@ POLICY_FILE = "policy.yaml"
 #: How far a --commit-time may lie ahead of our clock (runner clocks drift a little). Beyond
 #: it the time is clamped to now: a far-future time would make every later scan look late.
 COMMIT_TIME_SKEW = timedelta(minutes=10)
+#: A record queued longer than this means the cases repo is not busy but unwritable from here
+#: (credentials, branch protection): the next run that cannot push fails with exit 3.
+QUEUE_STALE_AFTER = timedelta(hours=1)
 #: Open findings a case may hold: beyond this a case is too large to review or to store.
 DEFAULT_MAX_FINDINGS = MAX_FINDINGS
 
@@ -453,6 +456,16 @@ def _queued(own: _Prepared, queue: RecordQueue, error: StoreError) -> IngestResu
         "identity": [request.identity.name, request.identity.email],
     }
     entry = queue.put(fields, [data for _, data in own.loaded], own.policy_bytes)
+    oldest = min(str(e.fields["received_at"]) for e in queue.entries())
+    if _parse_time(oldest) < _parse_time(own.received_at) - QUEUE_STALE_AFTER:
+        # The queue has not drained for a long time: not a burst but a cases repo this
+        # machine cannot write (credentials, branch protection). Fail so someone looks.
+        raise StoreError(
+            f"{error.message}; records have waited in {queue.folder} since {oldest} "
+            f"(this run's is queued too)",
+            hint=(error.hint or "check the cases repo's credentials and branch protection")
+            + "; the queued records land with the first ingest or sweep that can push",
+        ) from error
     assert own.decided is not None
     result = own.finished(own.decided, None, None)
     warning = (
@@ -461,6 +474,11 @@ def _queued(own: _Prepared, queue: RecordQueue, error: StoreError) -> IngestResu
         "with the next ingest or sweep of this cases repo on this machine"
     )
     return replace(result, queued=entry.entry_id, warnings=(*result.warnings, warning))
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _foldable(entries: Sequence[QueuedRecord]) -> tuple[list[_Waiting], tuple[str, ...]]:
@@ -507,8 +525,7 @@ def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
         source_root=fields["source_root"],
         fallback_root=fields["fallback_root"],
     )
-    received = datetime.fromisoformat(str(fields["received_at"]).replace("Z", "+00:00"))
-    return request, received
+    return request, _parse_time(str(fields["received_at"]))
 
 
 def _settle_in_flight(
