@@ -106,7 +106,7 @@ def main():
             times = []
         recent = [t for t in times if t > now - window]
         if len(recent) >= budget:
-            wait = min(recent) + window - now
+            wait = min(recent) + window - now if recent else window
             print(f"error: push rate limit exceeded: at most {budget} pushes per {window} s "
                   f"to this repository; retry in {wait:.0f} s", file=sys.stderr)
             return 1

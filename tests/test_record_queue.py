@@ -411,6 +411,7 @@ def test_in_actions_a_queued_record_still_posts_the_check_run(
     )
     assert proc.returncode == 1, proc.stderr  # the gate's code
     assert "::warning" in proc.stderr and "queued as" in proc.stderr
+    assert "push rate limit exceeded: at most 0 pushes per 600 s" in proc.stderr
     [run] = fake.check_runs.values()
     assert run["conclusion"] == "failure" and run["head_sha"] == PR_HEAD
     outputs = read_github_output(work / "output.txt")
@@ -458,4 +459,5 @@ def test_a_queue_that_does_not_drain_fails_the_run_with_exit_3(
     code, _, err = ingest(work, remote, 3, *queue, SECURECASE_NOW="2027-01-10T10:00:00Z")
     assert code == 3, err
     assert "records have waited in" in err and "since 2027-01-10T08:00:00Z" in err
+    assert "push rate limit exceeded" in err
     assert len(queue_entries(work, remote)) == 3  # nothing dropped, this run's included
