@@ -40,12 +40,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from githublike import GitHubLikeRemote, githublike_remote  # noqa: E402
 
 
-def env(queue: Path) -> dict[str, str]:
+def env(queue: Path | None) -> dict[str, str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SECURECASE_", "GITHUB_"))
     }
     clean["SECURECASE_NOW"] = "2027-01-10T00:00:00Z"
-    clean["SECURECASE_QUEUE_DIR"] = str(queue)
+    clean["SECURECASE_QUEUE_DIR"] = str(queue) if queue is not None else "off"
     return clean
 
 
@@ -61,7 +61,7 @@ class Scan:
     ended: float
 
 
-def one_scan(url: str, queue: Path, pr: int) -> Scan:
+def one_scan(url: str, queue: Path | None, pr: int) -> Scan:
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "securecase", "ingest", str(REPORT), "--cases-repo", url]
@@ -82,7 +82,7 @@ def one_scan(url: str, queue: Path, pr: int) -> Scan:
     )
 
 
-def fold(remote: GitHubLikeRemote, queue: Path) -> tuple[float, float]:
+def fold(remote: GitHubLikeRemote, queue: Path | None) -> tuple[float, float]:
     """One ``securecase sweep`` once the budget has room; when it started and ended."""
     remote.wait_for_budget()
     started = time.monotonic()
@@ -133,13 +133,16 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--budget", type=int, default=6, help="pushes per window")
     parser.add_argument("--window", type=int, default=60, help="seconds")
+    parser.add_argument(
+        "--no-queue", action="store_true", help="queueing off: what a busy repo did before"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="burst-") as folder:
         work = Path(folder)
         remote = githublike_remote(
             work / "cases.git", pushes_per_window=args.budget, window_seconds=args.window
         )
-        queue = work / "queue"
+        queue = None if args.no_queue else work / "queue"
         cpu_before = _children_cpu()
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.writers) as pool:
@@ -151,7 +154,7 @@ def main() -> None:
         queued = [s for s in scans if s.recorded == "queued"]
         folds: list[tuple[float, float]] = []
         landed_at: dict[int, float] = {s.pr: s.ended for s in scans if s.recorded == "committed"}
-        for _ in range(10):
+        for _ in range(0 if queue is None else 10):
             keys = landed_keys(remote)
             if all(f"github::acme::shop::PR::{s.pr}" in keys for s in scans):
                 break
@@ -177,7 +180,11 @@ def main() -> None:
             f"decisions reported   {len(decided)}/{args.scans} "
             f"(exit code = the gate's: {gate_codes})"
         )
-        print(f"  recorded at once   {args.scans - len(queued)}, queued {len(queued)}")
+        failed = sum(s.code not in (0, 1) for s in scans)
+        print(
+            f"  recorded at once   {args.scans - len(queued) - failed}, queued {len(queued)}, "
+            f"failed (exit 3) {failed}"
+        )
         print(
             f"decision latency     p50 {statistics.median(decision_latency):.1f} s, "
             f"p99 {percentile(decision_latency, 0.99):.1f} s, "
