@@ -461,3 +461,23 @@ def test_a_queue_that_does_not_drain_fails_the_run_with_exit_3(
     assert "records have waited in" in err and "since 2027-01-10T08:00:00Z" in err
     assert "push rate limit exceeded" in err
     assert len(queue_entries(work, remote)) == 3  # nothing dropped, this run's included
+
+
+def test_a_push_timeout_queues_the_record_and_a_later_sweep_lands_it(
+    work: Path, githublike: MakeRemote
+) -> None:
+    remote = githublike()
+    queue = ("--queue-dir", str(work / "queue"))
+    assert ingest(work, remote, 1, *queue)[1]["recorded"] == "committed"
+    # A ref lock left in the bare repository: every push fails until --push-timeout passes.
+    lock = remote.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    code, out, err = ingest(work, remote, 2, *queue, "--push-timeout", "2")
+    assert code == 0 and out["recorded"] == "queued", err
+    assert "main.lock" in err and "queued as" in err
+    lock.unlink()
+    swept = sweep(work, remote)
+    assert swept.returncode == 0, swept.stderr
+    assert "1 queued record(s) of earlier ingests landed" in swept.stderr
+    assert trailers(remote, "Case") == ["github::acme::shop::PR::2", "github::acme::shop::PR::1"]
+    assert queue_entries(work, remote) == []
