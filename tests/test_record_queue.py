@@ -21,6 +21,8 @@ from conftest import FIXTURES, TRIVY, clean_env, git, read_github_output, run_cl
 from fake_github import TOKEN, FakeGitHub, serve
 from githublike import GitHubLikeRemote
 from securecase.storage.queue import RecordQueue
+from securecase.storage.repos import open_store
+from securecase.storage.store import Change, Plan, Snapshot
 
 REPORT = TRIVY / "alpine-310.json"  # four MEDIUM vulnerabilities
 BLOCK_MEDIUM = "version: 1\nrules:\n  - id: no-medium\n    block: {severity_at_least: MEDIUM}\n"
@@ -481,3 +483,34 @@ def test_a_push_timeout_queues_the_record_and_a_later_sweep_lands_it(
     assert "1 queued record(s) of earlier ingests landed" in swept.stderr
     assert trailers(remote, "Case") == ["github::acme::shop::PR::2", "github::acme::shop::PR::1"]
     assert queue_entries(work, remote) == []
+
+
+def _appender(line: str) -> Callable[[Snapshot], Plan[str]]:
+    """A compute that appends ``line`` to notes.txt as the snapshot it is given has it."""
+
+    def compute(snapshot: Snapshot) -> Plan[str]:
+        before = snapshot.read("notes.txt") or b""
+        change = Change(files={"notes.txt": before + line.encode() + b"\n"}, message=line)
+        return Plan(change=change, result=line)
+
+    return compute
+
+
+@pytest.mark.parametrize("kind", ["work tree", "bare remote"])
+def test_a_batch_is_one_commit_per_change_each_reading_the_one_before(
+    tmp_path: Path, kind: str
+) -> None:
+    location = tmp_path / "cases"
+    if kind == "bare remote":
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(location)], check=True)
+    with open_store(str(location)) as store:
+        done = store.update_batch([_appender("one"), _appender("two"), _appender("three")])
+    assert done.results == ("one", "two", "three") and None not in done.commits
+    log = git(location, "log", "--format=%H %s", "main").splitlines()
+    assert [line.split(" ", 1) for line in log] == [
+        [c, s] for c, s in zip(reversed(done.commits), ["three", "two", "one"], strict=True)
+    ]
+    assert git(location, "show", "main:notes.txt") == "one\ntwo\nthree\n"
+    if kind == "work tree":  # the checkout follows the branch
+        assert (location / "notes.txt").read_text() == "one\ntwo\nthree\n"
+        assert git(location, "status", "--porcelain") == ""
