@@ -71,6 +71,8 @@ COMMIT_TIME_SKEW = timedelta(minutes=10)
 #: A record queued longer than this means the cases repo is not busy but unwritable from here
 #: (credentials, branch protection): the next run that cannot push fails with exit 3.
 QUEUE_STALE_AFTER = timedelta(hours=1)
+#: Queued records an ingest carries in its push at most (oldest first); a sweep takes them all.
+FOLD_WITH_INGEST = 50
 #: Open findings a case may hold: beyond this a case is too large to review or to store.
 DEFAULT_MAX_FINDINGS = MAX_FINDINGS
 
@@ -206,7 +208,10 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
     own = _Prepared(request, clock.now())
     queue = RecordQueue(request.queue_root, request.cases_repo) if request.queue_root else None
     with queue.folding() if queue is not None else nullcontext(False) as may_fold:
-        waiting, unread = _foldable(queue.entries()) if queue is not None and may_fold else ([], ())
+        # The oldest records only: an ingest's own decision waits for the plans of those it
+        # carries, and a sweep folds the rest.
+        ready = queue.entries()[:FOLD_WITH_INGEST] if queue is not None and may_fold else []
+        waiting, unread = _foldable(ready)
         try:
             result = _record(own, waiting, queue)
             return replace(result, warnings=(*result.warnings, *unread)) if unread else result
