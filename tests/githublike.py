@@ -13,6 +13,8 @@ executable script run by git's ``receive-pack``) refuses what GitHub refuses:
   test or a benchmark counts pushes from the server's side. (A push whose ref update then
   loses a race to another push still counted: the server processed it.)
 
+``githublike.delaySeconds`` makes the hook answer that much later (a slow server).
+
 The budget and the limit live in the repository's config, so they hold for every client,
 whatever its environment.
 """
@@ -83,6 +85,7 @@ def oversized(updates, limit):
 
 def main():
     updates = [line.split() for line in sys.stdin.read().splitlines() if line.strip()]
+    time.sleep(config("delaySeconds", 0))  # a slow server
     limit = config("maxObjectBytes", 100 * 1024 * 1024)
     big = oversized(updates, limit)
     if big:
@@ -148,8 +151,8 @@ class GitHubLikeRemote:
         return len(self.push_times())
 
     def configure(self, name: str, value: int) -> None:
-        """Set one of the hook's limits (``maxObjectBytes``, ``pushesPerWindow``,
-        ``windowSeconds``)."""
+        """Set one of the hook's settings (``maxObjectBytes``, ``pushesPerWindow``,
+        ``windowSeconds``, ``delaySeconds``)."""
         _git(self.path, "config", f"githublike.{name}", str(value))
 
     def wait_for_budget(self) -> None:

@@ -465,23 +465,38 @@ def test_a_queue_that_does_not_drain_fails_the_run_with_exit_3(
     assert len(queue_entries(work, remote)) == 3  # nothing dropped, this run's included
 
 
-def test_a_push_timeout_queues_the_record_and_a_later_sweep_lands_it(
+def test_a_server_too_slow_for_the_push_timeout_gets_the_record_later_once(
     work: Path, githublike: MakeRemote
 ) -> None:
     remote = githublike()
     queue = ("--queue-dir", str(work / "queue"))
     assert ingest(work, remote, 1, *queue)[1]["recorded"] == "committed"
-    # A ref lock left in the bare repository: every push fails until --push-timeout passes.
-    lock = remote.path / "refs" / "heads" / "main.lock"
-    lock.write_text("")
-    code, out, err = ingest(work, remote, 2, *queue, "--push-timeout", "2")
+    remote.configure("delaySeconds", 8)  # the server answers after the push timeout
+    code, out, err = ingest(work, remote, 2, *queue, "--push-timeout", "3")
     assert code == 0 and out["recorded"] == "queued", err
-    assert "main.lock" in err and "queued as" in err
-    lock.unlink()
+    assert "did not finish within 3s" in err and "queued as" in err
+    remote.configure("delaySeconds", 0)
     swept = sweep(work, remote)
     assert swept.returncode == 0, swept.stderr
-    assert "1 queued record(s) of earlier ingests landed" in swept.stderr
-    assert trailers(remote, "Case") == ["github::acme::shop::PR::2", "github::acme::shop::PR::1"]
+    assert queue_entries(work, remote) == []
+    # Whether or not the push cut short still landed on the server, the record is there
+    # exactly once.
+    assert sorted(trailers(remote, "Case")) == [
+        "github::acme::shop::PR::1",
+        "github::acme::shop::PR::2",
+    ]
+
+
+def test_a_ref_lock_blocking_every_push_is_exit_3_naming_it_not_a_queued_record(
+    work: Path, githublike: MakeRemote
+) -> None:
+    remote = githublike()
+    queue = ("--queue-dir", str(work / "queue"))
+    assert ingest(work, remote, 1, *queue)[1]["recorded"] == "committed"
+    lock = remote.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    code, _, err = ingest(work, remote, 2, *queue, "--push-timeout", "2")
+    assert code == 3 and "main.lock" in err, err
     assert queue_entries(work, remote) == []
 
 

@@ -44,6 +44,7 @@ from securecase.domain.policy import (
 from securecase.domain.subjects import Provider, Subject
 from securecase.errors import (
     CaseFileError,
+    CasesRepoBusy,
     PushRefused,
     SecurecaseError,
     StoreError,
@@ -215,11 +216,11 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         try:
             result = _record(own, waiting, queue)
             return replace(result, warnings=(*result.warnings, *unread)) if unread else result
-        except StoreError as error:
+        except CasesRepoBusy as error:
             if queue is not None and waiting and isinstance(error, PushRefused):
                 queue.end_push()  # refused: nothing of that push landed
             if queue is None or own.decided is None:
-                raise  # nothing decided: the cases repo could not even be read
+                raise  # nothing decided yet
             return _queued(own, queue, error)
 
 
@@ -431,7 +432,7 @@ def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) 
     return replace(result, warnings=(*result.warnings, note, *notes))
 
 
-def _queued(own: _Prepared, queue: RecordQueue, error: StoreError) -> IngestResult:
+def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestResult:
     """Keep the record of a run that decided but could not push; its result says so."""
     request = own.request
     subject = request.subject

@@ -23,7 +23,7 @@ from typing import IO, Generic, Protocol, TypeVar, cast
 
 import tenacity
 
-from securecase.errors import StoreError
+from securecase.errors import CasesRepoBusy, StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
 from securecase.storage.secrets import masked_file, masked_text
 
@@ -621,7 +621,8 @@ class CasesStore:
         def gave_up(attempts: int, elapsed: float) -> StoreError:
             obstacle = backend.obstacle()
             reason = obstacle or "the cases repo kept moving (or stayed locked)"
-            return StoreError(
+            # A lock file that refuses every push is a fault to fix, not a busy cases repo.
+            return (StoreError if obstacle else CasesRepoBusy)(
                 f"gave up recording the change after {attempts} attempts in {elapsed:.1f}s: "
                 f"{reason}",
                 hint="retry later, or raise the store timeout"
@@ -802,7 +803,7 @@ def _update_batch(
 
     def gave_up(attempts: int, elapsed: float) -> StoreError:
         obstacle = backend.obstacle()
-        return StoreError(
+        return (StoreError if obstacle else CasesRepoBusy)(
             f"gave up recording {len(computes)} change(s) after {attempts} attempts in "
             f"{elapsed:.1f}s: {obstacle or 'the cases repo kept moving (or stayed locked)'}",
             hint="retry later, or raise the store timeout",
