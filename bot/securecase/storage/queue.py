@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from securecase.errors import StoreError
 from securecase.storage.cachedir import cache_dir, repo_folder
 
@@ -161,6 +159,10 @@ class RecordQueue:
         if not self.folder.is_dir():
             yield False
             return
+        # Imported here: most runs have no queue folder, and filelock's import costs as much
+        # as a small ingest's git steps.
+        import filelock
+
         lock = filelock.FileLock(str(self.folder / "fold.lock"), timeout=0)
         try:
             lock.acquire()
