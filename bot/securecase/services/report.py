@@ -10,6 +10,12 @@ whether it changed a status or triage. The log has no path limit and no diff: co
 trees for every commit would cost several times the log itself, and every bot commit with a
 case trailer writes that case.
 
+Cases the sweep retired from the tip (``services.retirement``) count as if they were still
+there: the log's ``Securecase-Retired`` commits name them, and those retired on or after the
+window's first day (a case retired earlier resolved nothing in the window) are read as their
+retirement commit's parent had them, files found by one ``diff-tree``. A key back at the tip
+(a branch made again) is read from the tip only.
+
 The events derived from the log are kept in a cache outside the work tree
 (:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
 the commits since, when HEAD descends from that commit, and reads all history otherwise (a
@@ -41,6 +47,7 @@ from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.eventcache import EventCache
+from securecase.services.retirement import retired_folders
 from securecase.storage.cachedir import repo_identity
 from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.caseread import CaseReader, case_folders
@@ -119,6 +126,7 @@ def build_report(
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head, parse_cache or no_cache())
         events = _events(store, head, request.bot, cache)
+        cases += _retired_cases(store, events, set(paths), window, parse_cache or no_cache())
     metrics = compute(
         cases,
         events,
@@ -147,6 +155,36 @@ def _cases_at(
         cases.append(case)
         paths[case.key] = folder.path
     return cases, paths
+
+
+def _retired_cases(
+    store: CasesStore,
+    events: list[CommitEvent],
+    at_tip: set[str],
+    window: Window,
+    cache: ParseCache,
+) -> list[Case]:
+    """The cases retired from the tip on or after the window's first day (see the module
+    docstring), each as its retirement commit's parent had it."""
+    commits: dict[str, str] = {}
+    for event in events:  # newest first: a key retired twice is read as last retired
+        if (
+            event.author is AuthorKind.BOT
+            and "retired" in event.trailers
+            and event.at >= window.start
+            and event.case_key not in at_tip
+        ):
+            commits.setdefault(event.case_key, event.commit)
+    if not commits:
+        return []
+    retired = retired_folders(store, commits)
+    found = []
+    reader = CaseReader(store, cache)
+    for _, case in reader.cases([r.folder for _, r in sorted(retired.items())]):
+        if isinstance(case, CaseFileError):
+            raise case
+        found.append(case)
+    return found
 
 
 def _events(
