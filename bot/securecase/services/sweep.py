@@ -186,7 +186,7 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
             changes = _changes(cases, judgements, delivered, today)
             # A case this sweep changes (notified, say) retires at the next one.
             retiring = {f: r for f, r in retiring.items() if not _touches(changes, f)}
-            return _with_retirements(_with_prunes(changes, prunes), retiring)
+            return _with_retirements(_with_prunes(changes, prunes), retiring, now)
 
         committed = store.update_chain(plan)
         final = committed.result
@@ -419,14 +419,15 @@ def _touches(plan: ChainPlan[dict[str, CaseSweep]], folder: str) -> bool:
 
 
 def _with_retirements(
-    plan: ChainPlan[dict[str, CaseSweep]], retiring: Mapping[str, Retirement]
+    plan: ChainPlan[dict[str, CaseSweep]], retiring: Mapping[str, Retirement], now: str
 ) -> ChainPlan[dict[str, CaseSweep]]:
-    """``plan`` with one more commit per retiring case, removing its folder."""
+    """``plan`` with one more commit per retiring case, removing its folder, dated by the
+    sweep's clock (``report`` reads when a case retired from it)."""
     changes = list(plan.changes)
     for folder, retired in sorted(retiring.items()):
         what = f"retired from the tip (closed, left alone {retired.idle_days} day(s))"
         message = _commit_message(retired.case, [what], retired=folder)
-        changes.append(Change(files={}, delete=(folder,), message=message))
+        changes.append(Change(files={}, delete=(folder,), message=message, authored_at=now))
     return ChainPlan(tuple(changes), plan.result)
 
 
