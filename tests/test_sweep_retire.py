@@ -115,7 +115,9 @@ def test_a_closed_case_leaves_the_tip_after_its_grace_and_history_keeps_every_by
 
     _, again = sweep(work, remote, fake, now="2027-02-09T06:00:00Z")
     assert again["retired"] == [] and again["commits"] == 0
-    missing = run_cli("cases", "show", "github::acme::shop::PR::9", "--cases-repo", remote, cwd=work)
+    missing = run_cli(
+        "cases", "show", "github::acme::shop::PR::9", "--cases-repo", remote, cwd=work
+    )
     assert missing.returncode == 2 and "at the tip and in history" in missing.stderr
 
 
@@ -204,3 +206,52 @@ def test_retiring_changes_no_report_metric(work: Path, fake: FakeGitHub) -> None
         SECURECASE_NOW="2027-03-31T00:00:00Z",
     )  # fmt: skip
     assert late["open_cases"] == before["open_cases"] and late["mttr_days"]["high"]["count"] == 0
+
+
+def crowded_remote(work: Path, folders: int) -> Path:
+    """A bare cases repo whose acme/shop folder holds ``folders`` pull request folders."""
+    remote = bare_remote(work)
+    seed = work / "seed"
+    blob = (
+        subprocess.run(
+            ["git", "-C", str(seed), "hash-object", "-w", "--stdin"],
+            input=b"placeholder\n",
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    index = "".join(
+        f"100644 {blob}\t{PR.format(n)}/case.yaml\n" for n in range(1000, 1000 + folders)
+    )
+    subprocess.run(
+        ["git", "-C", str(seed), "update-index", "--index-info"],
+        input=index.encode(),
+        check=True,
+        env=clean_env(),
+    )
+    ident = ["-c", "user.name=sec", "-c", "user.email=sec@example.com"]
+    git(seed, *ident, "commit", "-qm", "many pull requests")
+    git(seed, "push", "-q", str(remote), "main")
+    return remote
+
+
+def test_an_ingest_warns_when_its_repository_folder_passes_2500_entries(work: Path) -> None:
+    remote = crowded_remote(work, 2499)
+
+    def new_case(pr: int) -> str:
+        proc = run_cli(
+            "ingest", HIGH_REPORT, "--cases-repo", remote, "--repo", "acme/shop",
+            "--pr", str(pr), "--target-branch", "main", "--report", "none",
+            cwd=work, SECURECASE_NOW="2027-01-10T00:00:00Z",
+        )  # fmt: skip
+        assert proc.returncode in (0, 1), proc.stderr
+        return proc.stderr
+
+    assert "case folders" not in new_case(1)  # the 2,500th entry
+    said = new_case(2)
+    assert "cases/github/acme/shop now holds 2501 case folders" in said, said
+    assert "run `securecase sweep` on schedule" in said
+    message = git(remote, "log", "-1", "--format=%B", "main")
+    assert "Warning: cases/github/acme/shop now holds 2501 case folders" in message

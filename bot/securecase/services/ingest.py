@@ -41,7 +41,7 @@ from securecase.domain.policy import (
 )
 from securecase.domain.subjects import Subject
 from securecase.errors import CaseFileError, UsageError
-from securecase.limits import MAX_FINDINGS
+from securecase.limits import FOLDER_ENTRIES_WARNING, MAX_FINDINGS
 from securecase.scanners.jsonload import (
     DEFAULT_MAX_REPORT_BYTES,
     check_source_name,
@@ -240,6 +240,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
             policy = explicit_policy or _repo_policy(snapshot)
             found = _read_case(snapshot, folder, request.subject)
             previous = found[0] if found else None
+            crowding = _crowding(snapshot, folder) if previous is None else ()
             # A run that does not name the target branch judges against the one the case knows
             # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
             # finding as new. A remote fetches that folder lazily (it was not known up front).
@@ -270,7 +271,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
                 baseline,
                 today,
                 base,
-                (*warnings, *baseline_warnings),
+                (*warnings, *baseline_warnings, *crowding),
             )
 
         committed = store.update(plan)
@@ -281,6 +282,19 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         committed=committed.commit is not None,
         # The parsers' notes, then what this run changed in its input (a clamped time).
         warnings=(*(w for report in parsed for w in report.warnings), *result.warnings),
+    )
+
+
+def _crowding(snapshot: Snapshot, folder: str) -> tuple[str, ...]:
+    """A warning when the new case's folder makes its repository's folder crowded."""
+    parent = folder.rpartition("/")[0]
+    count = snapshot.entries(parent) + 1
+    if count <= FOLDER_ENTRIES_WARNING:
+        return ()
+    return (
+        f"{parent} now holds {count} case folders; GitHub recommends at most 3,000 entries "
+        "per directory: run `securecase sweep` on schedule (it retires closed cases after "
+        "--retire-after days, 30 by default) or lower --retire-after",
     )
 
 
