@@ -191,6 +191,7 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
         committed = store.update_chain(plan)
         final = committed.result
         memo.remember(cases, final, policy, today)
+        memo.forget(retiring if committed.commits else ())
         memo.save()
     result = _result(
         final,
