@@ -118,26 +118,62 @@ def build_report(
     id, spares parsing case files read before)."""
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
-    require_existing(request.cases_repo)
-    cache = EventCache(request.cache_dir, repo_identity(request.cases_repo), request.bot.email)
-    with open_store(request.cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
+    read = read_cases_repo(
+        request.cases_repo,
+        bot=request.bot,
+        cache_dir=request.cache_dir,
+        parse_cache=parse_cache,
+        retired_since=window.since,
+    )
+    metrics = compute(
+        read.cases,
+        read.events,
+        window=window,
+        now=now,
+        repos=request.repos,
+        sla_days=read.policy.sla_days,
+        exceptions=read.policy.exceptions,
+    )
+    warnings = (read.warning,) if read.warning else ()
+    return ReportResult(metrics=metrics, head=read.head, case_paths=read.paths, warnings=warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRead:
+    """What the report reads from one cases repo: its HEAD, its policy, every case there (and
+    its file's path by key) and the events of its history."""
+
+    head: str | None
+    policy: Policy
+    cases: list[Case]
+    paths: dict[str, str]
+    events: list[CommitEvent]
+    warning: str | None = None  # the event cache's, if it failed
+
+
+def read_cases_repo(
+    cases_repo: str,
+    *,
+    bot: GitIdentity = DEFAULT_IDENTITY,
+    cache_dir: Path | None = None,
+    parse_cache: ParseCache | None = None,
+    retired_since: date | None = None,
+) -> RepoRead:
+    """Read what the metrics need from one cases repo (a broken case file fails): the cases
+    at HEAD, and those the sweep retired on or after ``retired_since`` (None: all of them;
+    see the module docstring)."""
+    require_existing(cases_repo)
+    cache = EventCache(cache_dir, repo_identity(cases_repo), bot.email)
+    with open_store(cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head, parse_cache or no_cache())
-        events = _events(store, head, request.bot, cache)
-        cases += _retired_cases(store, events, set(paths), window, parse_cache or no_cache())
-    metrics = compute(
-        cases,
-        events,
-        window=window,
-        now=now,
-        repos=request.repos,
-        sla_days=policy.sla_days,
-        exceptions=policy.exceptions,
-    )
-    warnings = (cache.warning,) if cache.warning else ()
-    return ReportResult(metrics=metrics, head=head, case_paths=paths, warnings=warnings)
+        events = _events(store, head, bot, cache)
+        retired = _retired_cases(
+            store, events, set(paths), retired_since, parse_cache or no_cache()
+        )
+    return RepoRead(head, policy, cases + retired, paths, events, cache.warning)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -161,17 +197,18 @@ def _retired_cases(
     store: CasesStore,
     events: list[CommitEvent],
     at_tip: set[str],
-    window: Window,
+    since: date | None,
     cache: ParseCache,
 ) -> list[Case]:
-    """The cases retired from the tip on or after the window's first day (see the module
-    docstring), each as its retirement commit's parent had it."""
+    """The cases retired from the tip on or after ``since`` (the report window's first day:
+    see the module docstring; None: all), each as its retirement commit's parent had it."""
+    start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
     commits: dict[str, str] = {}
     for event in events:  # newest first: a key retired twice is read as last retired
         if (
             event.author is AuthorKind.BOT
             and "retired" in event.trailers
-            and event.at >= window.start
+            and (start is None or event.at >= start)
             and event.case_key not in at_tip
         ):
             commits.setdefault(event.case_key, event.commit)
