@@ -194,6 +194,12 @@ def _cases_at(
     case file fails). The facts of a folder are a function of its two files, so the cache
     keeps them by both blob ids: a warm run reads no case file and builds no finding."""
     folders = case_folders(store, head)
+    cases = _facts_of(store, folders, cache)
+    return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+def _facts_of(store: CasesStore, folders: list[CaseFolder], cache: ParseCache) -> list[CaseFacts]:
+    """What the metrics read of the case in each folder, in order (see :func:`_cases_at`)."""
     known = cache.documents(CASE_FACTS, (_facts_key(f) for f in folders if f.findings_blob))
     found: dict[str, CaseFacts] = {}
     unread: list[CaseFolder] = []
@@ -210,8 +216,7 @@ def _cases_at(
         facts = case_facts(case)
         cache.put_document(CASE_FACTS, _facts_key(folder), _facts_document(facts))
         found[folder.folder] = facts
-    cases = [found[f.folder] for f in folders]
-    return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+    return [found[f.folder] for f in folders]
 
 
 # By value: looking a member up in a dict costs a fraction of calling the enum.
@@ -273,7 +278,7 @@ def _retired_cases(
     at_tip: set[str],
     since: date | None,
     cache: ParseCache,
-) -> list[Case]:
+) -> list[CaseFacts]:
     """The cases retired from the tip on or after ``since`` (the report window's first day:
     see the module docstring; None: all), each as its retirement commit's parent had it."""
     start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
@@ -289,13 +294,7 @@ def _retired_cases(
     if not commits:
         return []
     retired = retired_folders(store, commits)
-    found = []
-    reader = CaseReader(store, cache)
-    for _, case in reader.cases([r.folder for _, r in sorted(retired.items())]):
-        if isinstance(case, CaseFileError):
-            raise case
-        found.append(case)
-    return found
+    return _facts_of(store, [r.folder for _, r in sorted(retired.items())], cache)
 
 
 def _events(
