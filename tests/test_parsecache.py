@@ -178,7 +178,7 @@ def test_every_reading_command_answers_the_same_cold_warm_and_without_cache(
     def answers(cache: ParseCache) -> tuple[object, ...]:
         listing = list_cases(str(cases_repo), CaseFilter(), cache=cache)
         exposed = list_cases(str(cases_repo), CaseFilter(advisory="CVE-*"), cache=cache)
-        shown = [find_case(str(cases_repo), c.key, cache=cache)[0] for c in listing.cases]
+        shown = [find_case(str(cases_repo), c.key, cache=cache).case for c in listing.cases]
         diff = diff_policies(str(cases_repo), old, new, today=date(2026, 11, 20), cache=cache)
         report = build_report(ReportRequest(str(cases_repo)), clock=clock, parse_cache=cache)
         cache.flush()

@@ -458,7 +458,8 @@ def test_prune_raw_after_removes_closed_cases_raw_reports_and_history_keeps_them
     fake.add_pull("acme", "shop", 2)
     sweep(work, remote, fake, now="2027-01-10T00:00:00Z")  # closes PR 1
     fake.add_pull("acme", "shop", 2, state="closed", closed_at="2027-02-04T00:00:00Z")
-    prune = ("--prune-raw-after", "30")
+    # Retirement (its own test: test_sweep_retire.py) would remove PR 1's folder on 2027-02-09.
+    prune = ("--prune-raw-after", "30", "--retire-after", "never")
     _, early = sweep(work, remote, fake, *prune, now="2027-02-05T00:00:00Z")  # closes PR 2
     assert early["raw_pruned"] == [] and early["closed"]
     kept = raw_files(remote, PR.format(1))

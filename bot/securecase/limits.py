@@ -12,3 +12,7 @@ from __future__ import annotations
 MAX_REPORT_BYTES = 50_000_000
 #: Open findings the reports of one run, or a case, may hold.
 MAX_FINDINGS = 50_000
+#: Case folders in one repository's folder beyond which an ingest that adds one warns:
+#: GitHub recommends at most 3,000 entries per directory. ``securecase sweep`` keeps folders
+#: far below it by retiring closed cases (``--retire-after``).
+FOLDER_ENTRIES_WARNING = 2_500

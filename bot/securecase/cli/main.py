@@ -589,19 +589,31 @@ def cases_list(
 )
 @cache_option
 def cases_show(key: str, cases_repo: str, output: str, no_cache: bool) -> None:
-    """Show one case by key, e.g. github::acme::shop::PR::42."""
+    """Show one case by key, e.g. github::acme::shop::PR::42.
+
+    A closed case the sweep retired from the tip is shown as it was when it left, with the
+    commit that removed it (`--output yaml` prints that last case.yaml).
+    """
     from securecase.render import text as render
     from securecase.services.catalog import find_case
     from securecase.storage.casefile import case_data
 
     with parse_cache(no_cache) as cache:
-        case, data, path = find_case(cases_repo, key, cache=cache)
+        found = find_case(cases_repo, key, cache=cache)
+    retired = found.retired
     if output == "yaml":
-        _echo_text(data.decode("utf-8"), nl=False)
+        _echo_text(found.data.decode("utf-8"), nl=False)
     elif output == "json":
-        _emit_json(case_data(case))
+        data = case_data(found.case)
+        if retired is not None:
+            data["retired"] = {
+                "commit": retired.commit,
+                "at": retired.at,
+                "by_sweep": retired.by_sweep,
+            }
+        _emit_json(data)
     else:
-        _echo_text(render.case_text(case, path))
+        _echo_text(render.case_text(found.case, found.path, retired=retired))
 
 
 @cases.command("history")

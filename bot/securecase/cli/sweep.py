@@ -27,6 +27,25 @@ if TYPE_CHECKING:
 
 #: Rows per list in the job summary; ``sweep --output json`` lists everything.
 SUMMARY_ROWS = 50
+#: ``--retire-after``'s default, in days (``securecase.domain.retirement.RETIRE_AFTER_DAYS``,
+#: not imported: the CLI's start-up imports nothing of the services).
+RETIRE_AFTER_DEFAULT = 30
+
+
+class _DaysOrNever(click.ParamType):
+    """A number of days (0 or more), or ``never``."""
+
+    name = "days"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "never":
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is neither a number of days (0 or more) nor 'never'", param, ctx)
 
 
 @click.command("sweep")
@@ -117,6 +136,17 @@ SUMMARY_ROWS = 50
     help="Remove the raw reports of cases closed at least DAYS days ago "
     "(one commit per case; the cases repo's history keeps them).",
 )
+@click.option(
+    "--retire-after",
+    type=_DaysOrNever(),
+    envvar="SECURECASE_RETIRE_AFTER",
+    default=RETIRE_AFTER_DEFAULT,
+    show_default=True,
+    metavar="DAYS|never",
+    help="Remove from the cases repo's tip the folder of each case CLOSED at least DAYS days "
+    "ago and not edited by a person since (one commit per case; history keeps it, and "
+    "`cases show`, `cases history` and `report` still find it). Env SECURECASE_RETIRE_AFTER.",
+)
 def sweep(
     cases_repo: str,
     shards_file: str | None,
@@ -136,6 +166,7 @@ def sweep(
     queue_dir: str | None,
     no_cache: bool,
     prune_raw_after: int | None,
+    retire_after: int | None,
 ) -> None:
     """Scheduled upkeep: close the cases of merged or closed pull requests and deleted branches,
     re-judge open cases under the current policy and today's date, commit one change per case
@@ -189,6 +220,7 @@ def sweep(
             push_timeout=push_timeout,
             progress=progress,
             prune_raw_after=prune_raw_after,
+            retire_after=retire_after,
             cache_dir=None if no_cache else cache_dir(),
         )
         parts: list[dict[str, Any]] = []
@@ -322,6 +354,7 @@ def sweep_data(result: SweepResult) -> dict[str, Any]:
         "api_calls": result.api_calls,
         "notified": result.notified,
         "raw_pruned": list(result.pruned),
+        "retired": [{"case_key": k, "idle_days": d} for k, d in result.retired],
         "warnings": list(result.warnings),
         "dry_run": result.dry_run,
     }
@@ -336,6 +369,12 @@ def sweep_text(result: SweepResult) -> str:
         pruned = "would be removed" if result.dry_run else "removed"
         lines.append(f"raw reports {pruned} of {len(result.pruned)} closed case(s):")
         lines += [f"  {key}" for key in result.pruned]
+    if result.retired:
+        retired = "would leave" if result.dry_run else "left"
+        lines.append(
+            f"{len(result.retired)} closed case(s) {retired} the tip (history keeps them):"
+        )
+        lines += [f"  {key} (closed, left alone {days} day(s))" for key, days in result.retired]
     for eid, expires, keys in result.expiring_exceptions:
         lines.append(f"exception {eid} expires {expires} ({len(keys)} case(s))")
     if not result.dry_run:
@@ -353,6 +392,7 @@ def sweep_outputs(result: SweepResult) -> dict[str, str]:
     return {
         "changed": str(len(result.planned)),
         "closed": str(len(result.closed)),
+        "retired": str(len(result.retired)),
         "decision_changes": str(len(result.decision_changes)),
         "blocked": str(sum(1 for c in result.decision_changes if c.after == "block")),
         "sla_breaches": str(len(result.sla_breaches)),
@@ -383,6 +423,7 @@ def sweep_markdown(result: SweepResult) -> str:
         "|---|---:|",
         f"| Cases {verb} | {len(result.planned)} |",
         f"| Closed | {len(result.closed)} |",
+        f"| Retired from the tip | {len(result.retired)} |",
         f"| Decision changes | {len(result.decision_changes)} |",
         f"| Findings newly past SLA | {len(result.sla_breaches)} |",
         f"| Exceptions expiring within 14 days | {len(result.expiring_exceptions)} |",
@@ -392,6 +433,10 @@ def sweep_markdown(result: SweepResult) -> str:
     ]
     sections = (
         ("Closed", [f"- {code(key)}: {text(reason)}" for key, reason in result.closed]),
+        (
+            "Retired from the tip",
+            [f"- {code(key)}: left alone {days} day(s)" for key, days in result.retired],
+        ),
         (
             "Decision changes",
             [

@@ -43,8 +43,10 @@ class AuthorKind(StrEnum):
 
 
 #: The bot's trailers the metrics read (lower-case, without the ``Securecase-`` prefix). An
-#: event carries no others: tens of thousands of events are kept between runs.
-EVENT_TRAILERS = frozenset({"decision", "rules", "stale", "sweep"})
+#: event carries no others: tens of thousands of events are kept between runs. ``retired``
+#: marks the sweep's commit that removed a closed case from the tip (its case is read from
+#: history, so retiring changes no metric).
+EVENT_TRAILERS = frozenset({"decision", "retired", "rules", "stale", "sweep"})
 
 
 @dataclass(frozen=True, slots=True)

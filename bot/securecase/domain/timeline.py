@@ -47,6 +47,8 @@ class HistoryEntry:
     stale: bool
     facts_from: str
     problem: str | None = None
+    #: The sweep removed the (closed) case from the cases repo's tip in this commit.
+    retired: bool = False
 
     @property
     def status_changed(self) -> bool:

@@ -29,6 +29,7 @@ from securecase.render.phrases import (
 
 if TYPE_CHECKING:  # imported for annotations only: `ingest` need not load these modules
     from securecase.domain.policy.diff import Flip, PolicyDiff
+    from securecase.domain.retirement import Removal
     from securecase.domain.timeline import CaseHistory, HistoryEntry
 
 #: Findings listed in text output before "... and N more".
@@ -230,10 +231,17 @@ def cases_csv(cases: list[CaseSummary], shards: list[tuple[str, str]] | None = N
     return buffer.getvalue()
 
 
-def case_text(case: Case, path: str) -> str:
-    """``cases show`` in text: the header facts and every active finding."""
-    lines = [
-        f"{case.key}  ({path})",
+def case_text(case: Case, path: str, *, retired: Removal | None = None) -> str:
+    """``cases show`` in text: the header facts and every active finding; for a case no
+    longer at the tip, first the commit that removed it."""
+    lines = [f"{case.key}  ({path})"]
+    if retired is not None:
+        how = "retired from the tip by the sweep" if retired.by_sweep else "removed from the tip"
+        lines.append(
+            f"  {how} in commit {retired.commit[:12]} at {retired.at}; "
+            "its last state follows (history keeps it)"
+        )
+    lines += [
         f"  status: {case.status.value}  decision: {case.gate.decision}  mode: {case.gate.mode}",
         f"  findings: {_counts_line(case.counts)}",
         f"  latest commit: {case.latest.commit or 'unknown'}  scanned: {case.latest.scanned_at}",
@@ -276,6 +284,7 @@ def history_entry_data(entry: HistoryEntry) -> dict[str, Any]:
         "counts": dict(entry.counts) if entry.counts is not None else None,
         "triage_changes": list(entry.triage_changes),
         "stale": entry.stale,
+        "retired": entry.retired,
         "facts_from": entry.facts_from,
         "problem": entry.problem,
         "subject": entry.subject,
@@ -296,7 +305,9 @@ HISTORY_COLUMNS = ("time", "author", "commit", "scanned", "decision", "status", 
 
 def _history_notes(entry: HistoryEntry) -> str:
     notes = []
-    if entry.change.value != "updated":
+    if entry.retired:
+        notes.append("case retired from the tip (history keeps it)")
+    elif entry.change.value != "updated":
         notes.append(f"case {entry.change.value}")
     if entry.status_changed and entry.previous_status is not None:
         notes.append(f"status {entry.previous_status} -> {entry.status}")

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from securecase.domain.case import Case, CaseHeader, CaseSummary, Status
 from securecase.domain.findings import Finding
 from securecase.domain.policy.evaluate import glob_match
+from securecase.domain.retirement import Removal
 from securecase.domain.subjects import parse_key
 from securecase.errors import CaseFileError, UsageError
+from securecase.services.retirement import find_retired
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, CaseLayoutError
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders, parse_case
 from securecase.storage.parsecache import ParseCache, no_cache
@@ -133,31 +135,51 @@ def _broken(error: CaseFileError) -> str:
     return f"{error.message}{': ' + first if first else ''}"
 
 
+@dataclass(frozen=True, slots=True)
+class FoundCase:
+    """A case found by key: the case, its ``case.yaml`` bytes and path, and, for a case the
+    sweep retired from the tip, the commit that removed it (the case is as it was before)."""
+
+    case: Case
+    data: bytes
+    path: str
+    retired: Removal | None = None
+
+
 def find_case(
     cases_repo: str,
     key: str,
     *,
     identity: GitIdentity = DEFAULT_IDENTITY,
     cache: ParseCache | None = None,
-) -> tuple[Case, bytes, str]:
-    """The case with this key, its file bytes, and its path (UsageError when there is none)."""
+) -> FoundCase:
+    """The case with this key at the tip, else as it was when it left the tip (retired by the
+    sweep, or removed by hand); UsageError when history never had it."""
     subject = parse_key(key)
     require_existing(cases_repo)
     folder = subject.folder
     path = f"{folder}/{CASE_FILE}"
+    retired: Removal | None = None
     with open_store(cases_repo, identity=identity, paths=[folder]) as store:
         snapshot = store.snapshot()
         listed = store.blob_ids(snapshot.head, folder)
         case_blob, findings_blob = listed.get(path), listed.get(f"{folder}/{FINDINGS_FILE}")
-        case_yaml = snapshot.read(path)
-        findings_json = snapshot.read(f"{folder}/{FINDINGS_FILE}")
-    if case_yaml is None or case_blob is None:
+        if case_blob is None:
+            found = find_retired(store, snapshot.head, folder, bot_email=identity.email)
+            if found is not None:
+                retired = found.removal
+                case_blob, findings_blob = found.folder.case_blob, found.folder.findings_blob
+        wanted = [b for b in (case_blob, findings_blob) if b is not None]
+        blobs = store.read_blobs(wanted)
+    if case_blob is None:
         raise UsageError(
-            f"no case {key!r} in {cases_repo} (looked for {path})",
+            f"no case {key!r} in {cases_repo} (looked for {path}, at the tip and in history)",
             hint="`securecase cases list` shows the keys",
         )
     cache = cache or no_cache()
     where = CaseFolder(folder, case_blob, findings_blob)
+    case_yaml = blobs[case_blob]
+    findings_json = blobs.get(findings_blob) if findings_blob is not None else None
     case = parse_case(cache, where, case_yaml, findings_json)
     cache.flush()
-    return case, case_yaml, path
+    return FoundCase(case, case_yaml, path, retired)

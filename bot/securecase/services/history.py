@@ -1,7 +1,7 @@
 """A case's timeline, read from the git history of its ``case.yaml``.
 
 One ``git log -z`` lists every commit that changed the file: its id, author, time and subject,
-the bot's ``Securecase-Case/Commit/Decision/Status/Counts[/Stale]`` trailers as git itself
+the bot's ``Securecase-Case/Commit/Decision/Status/Counts[/Stale/Retired]`` trailers as git itself
 parses them, and the file's old and new blob ids. A bot commit whose trailers say everything
 needs no file read. Human commits (triage by pull request) carry no trailers, and trailers are
 only trusted from the bot's own identity, so for those the file at that commit is read,
@@ -26,7 +26,7 @@ from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.repos import open_store
 
 TRAILER_PREFIX = "Securecase-"
-TRAILER_NAMES = ("case", "commit", "decision", "status", "counts", "stale")
+TRAILER_NAMES = ("case", "commit", "decision", "status", "counts", "stale", "retired")
 # One NUL-separated field per placeholder. Git cuts whatever it prints from a commit at the
 # first NUL, so no text a human wrote (name, subject, message) can add a field and shift the
 # others: a human's "trailers" arrive in their own fields, and are ignored (see _record).
@@ -222,6 +222,8 @@ def _entry(
         triage_changes=(),
         stale=trailers.get("stale") == "true",
         facts_from="case file",
+        # The sweep's commit that took the closed case off the tip (history keeps it).
+        retired=change is FileChange.DELETED and bool(trailers.get("retired")),
     )
     if trust:
         return replace(

@@ -51,7 +51,7 @@ from securecase.errors import (
     StoreError,
     UsageError,
 )
-from securecase.limits import MAX_FINDINGS
+from securecase.limits import FOLDER_ENTRIES_WARNING, MAX_FINDINGS
 from securecase.scanners.jsonload import (
     DEFAULT_MAX_REPORT_BYTES,
     check_source_name,
@@ -336,6 +336,7 @@ class _Prepared:
         policy = self.explicit_policy or _repo_policy(snapshot)
         found = _read_case(snapshot, self.folder, request.subject)
         previous = found[0] if found else None
+        crowding = _crowding(snapshot, self.folder) if previous is None else ()
         # A run that does not name the target branch judges against the one the case knows
         # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
         # finding as new. A remote fetches that folder lazily (it was not known up front).
@@ -366,7 +367,7 @@ class _Prepared:
             baseline,
             self.today,
             base,
-            (*self.warnings, *baseline_warnings),
+            (*self.warnings, *baseline_warnings, *crowding),
         )
         self.decided = planned.result
         return planned
@@ -617,6 +618,19 @@ def _read_case(snapshot: Snapshot, folder: str, subject: Subject) -> tuple[Case,
             hint="the folder name and the case key disagree; fix the file by pull request",
         )
     return case, findings_json is None
+
+
+def _crowding(snapshot: Snapshot, folder: str) -> tuple[str, ...]:
+    """A warning when the new case's folder makes its repository's folder crowded."""
+    parent = folder.rpartition("/")[0]
+    count = snapshot.entries(parent) + 1
+    if count <= FOLDER_ENTRIES_WARNING:
+        return ()
+    return (
+        f"{parent} now holds {count} case folders; GitHub recommends at most 3,000 entries "
+        "per directory: run `securecase sweep` on schedule (it retires closed cases after "
+        "--retire-after days, 30 by default) or lower --retire-after",
+    )
 
 
 def _plan(

@@ -12,6 +12,12 @@ whether it changed a status or triage. The log has no path limit and no diff: co
 trees for every commit would cost several times the log itself, and every bot commit with a
 case trailer writes that case.
 
+Cases the sweep retired from the tip (``services.retirement``) count as if they were still
+there: the log's ``Securecase-Retired`` commits name them, and those retired on or after the
+window's first day (a case retired earlier resolved nothing in the window) are read as their
+retirement commit's parent had them, files found by one ``diff-tree``. A key back at the tip
+(a branch made again) is read from the tip only.
+
 The events derived from the log are kept in a cache outside the work tree
 (:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
 the commits since, when HEAD descends from that commit, and reads all history otherwise (a
@@ -48,6 +54,7 @@ from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.eventcache import EventCache
+from securecase.services.retirement import retired_folders
 from securecase.storage.cachedir import repo_identity
 from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
@@ -119,7 +126,11 @@ def build_report(
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
     read = read_cases_repo(
-        request.cases_repo, bot=request.bot, cache_dir=request.cache_dir, parse_cache=parse_cache
+        request.cases_repo,
+        bot=request.bot,
+        cache_dir=request.cache_dir,
+        parse_cache=parse_cache,
+        retired_since=window.since,
     )
     metrics = compute(
         read.cases,
@@ -153,8 +164,11 @@ def read_cases_repo(
     bot: GitIdentity = DEFAULT_IDENTITY,
     cache_dir: Path | None = None,
     parse_cache: ParseCache | None = None,
+    retired_since: date | None = None,
 ) -> RepoRead:
-    """Read what the metrics need from one cases repo (a broken case file fails)."""
+    """Read what the metrics need from one cases repo (a broken case file fails): the cases
+    at HEAD, and those the sweep retired on or after ``retired_since`` (None: all of them;
+    see the module docstring)."""
     require_existing(cases_repo)
     cache = EventCache(cache_dir, repo_identity(cases_repo), bot.email)
     with open_store(cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
@@ -163,7 +177,10 @@ def read_cases_repo(
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head, parse_cache or no_cache())
         events = _events(store, head, bot, cache)
-    return RepoRead(head, policy, cases, paths, events, cache.warning)
+        retired = _retired_cases(
+            store, events, set(paths), retired_since, parse_cache or no_cache()
+        )
+    return RepoRead(head, policy, cases + retired, paths, events, cache.warning)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -177,6 +194,12 @@ def _cases_at(
     case file fails). The facts of a folder are a function of its two files, so the cache
     keeps them by both blob ids: a warm run reads no case file and builds no finding."""
     folders = case_folders(store, head)
+    cases = _facts_of(store, folders, cache)
+    return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+def _facts_of(store: CasesStore, folders: list[CaseFolder], cache: ParseCache) -> list[CaseFacts]:
+    """What the metrics read of the case in each folder, in order (see :func:`_cases_at`)."""
     known = cache.documents(CASE_FACTS, (_facts_key(f) for f in folders if f.findings_blob))
     found: dict[str, CaseFacts] = {}
     unread: list[CaseFolder] = []
@@ -193,8 +216,7 @@ def _cases_at(
         facts = case_facts(case)
         cache.put_document(CASE_FACTS, _facts_key(folder), _facts_document(facts))
         found[folder.folder] = facts
-    cases = [found[f.folder] for f in folders]
-    return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+    return [found[f.folder] for f in folders]
 
 
 # By value: looking a member up in a dict costs a fraction of calling the enum.
@@ -248,6 +270,31 @@ def _facts_from_document(doc: dict[str, Any]) -> CaseFacts | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _retired_cases(
+    store: CasesStore,
+    events: list[CommitEvent],
+    at_tip: set[str],
+    since: date | None,
+    cache: ParseCache,
+) -> list[CaseFacts]:
+    """The cases retired from the tip on or after ``since`` (the report window's first day:
+    see the module docstring; None: all), each as its retirement commit's parent had it."""
+    start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
+    commits: dict[str, str] = {}
+    for event in events:  # newest first: a key retired twice is read as last retired
+        if (
+            event.author is AuthorKind.BOT
+            and "retired" in event.trailers
+            and (start is None or event.at >= start)
+            and event.case_key not in at_tip
+        ):
+            commits.setdefault(event.case_key, event.commit)
+    if not commits:
+        return []
+    retired = retired_folders(store, commits)
+    return _facts_of(store, [r.folder for _, r in sorted(retired.items())], cache)
 
 
 def _events(

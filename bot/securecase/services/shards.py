@@ -139,6 +139,7 @@ def report_sharded(
                     bot=request.bot,
                     cache_dir=request.cache_dir,
                     parse_cache=parse_cache,
+                    retired_since=window.since,
                 )
             )
     found = [

@@ -22,6 +22,7 @@ from securecase.clock import Clock, iso
 from securecase.domain.case import Case, Status
 from securecase.domain.policy import Policy, builtin_policy, load_policy
 from securecase.domain.policy.evaluate import glob_match
+from securecase.domain.retirement import Retirement
 from securecase.domain.subjects import CASES_ROOT, Provider
 from securecase.domain.sweep import (
     CaseSweep,
@@ -39,6 +40,7 @@ from securecase.github.links import repo_web_base
 from securecase.services.catalog import require_existing
 from securecase.services.ingest import POLICY_FILE, baseline_subject
 from securecase.services.notify import Webhook, deliver
+from securecase.services.retirement import RETIRED_TRAILER, due_retirements
 from securecase.services.sweepgithub import playbook_issues, post_check_runs
 from securecase.services.sweepmemo import Known, SweepMemo
 from securecase.storage.cachedir import repo_folder
@@ -79,6 +81,9 @@ class SweepRequest:
     progress: Callable[[int, int], None] | None = None
     #: Drop the raw reports of cases closed at least this many days ago (history keeps them).
     prune_raw_after: int | None = None
+    #: Remove from the tip the folders of cases CLOSED (and left alone by people) at least
+    #: this many days (None: never); history keeps them (``services.retirement``).
+    retire_after: int | None = None
     #: The cache directory (None: off). A cases repo given as a URL is read through a
     #: temporary clone, so its sweep memo is kept here, per cases repo, between runs.
     cache_dir: Path | None = None
@@ -110,6 +115,8 @@ class SweepResult:
     dry_run: bool
     #: Keys of the closed cases whose raw reports were (with ``dry_run``: would be) removed.
     pruned: tuple[str, ...] = ()
+    #: (key, days left alone) of the cases removed (with ``dry_run``: to remove) from the tip.
+    retired: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -144,12 +151,16 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
         cases.update(_closing_too(store, cache, known, states, now, judged))
         sweeps = _judge_all(cases, policy, states, today, now, judged, request.progress)
         prunes = _prunable(store, cache, snapshot, cases, known, request.prune_raw_after, today)
+        retiring = _retiring(store, cache, snapshot, cases, known, request, today, channels)
+        prunes = {f: v for f, v in prunes.items() if f not in retiring}
         closed_pending = _closed_pending(cases, today) if channels else []
         events = [e for s in sweeps.values() for e in s.events] + closed_pending
         delivered: set[tuple[str, str]] = set()
         sent = 0
         if request.dry_run:
-            return _result(sweeps, (), client, 0, warnings, dry_run=True, pruned=prunes)
+            return _result(
+                sweeps, (), client, 0, warnings, dry_run=True, pruned=prunes, retired=retiring
+            )
         if events and channels:
             ok, issue_warnings = _deliver(request, client, events)
             warnings.extend(issue_warnings)
@@ -158,7 +169,7 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
                 sent = len(events)
 
         def plan(snap: Snapshot) -> ChainPlan[dict[str, CaseSweep]]:
-            nonlocal policy, cases, prunes
+            nonlocal policy, cases, prunes, retiring
             if snap.head != snapshot.head:
                 policy = _policy(snap)
                 again_memo = memo if memo.policy == policy.blob else SweepMemo(policy.blob)
@@ -168,15 +179,30 @@ def sweep(request: SweepRequest, *, clock: Clock, cache: ParseCache | None = Non
                 cases.update(_closing_too(store, cache, moved, states, now, judged))
                 judgements = _judge_all(cases, policy, states, today, now, judged, None)
                 prunes = _prunable(store, cache, snap, cases, moved, request.prune_raw_after, today)
+                retiring = _retiring(store, cache, snap, cases, moved, request, today, channels)
+                prunes = {f: v for f, v in prunes.items() if f not in retiring}
             else:
                 judgements = sweeps
-            return _with_prunes(_changes(cases, judgements, delivered, today), prunes)
+            changes = _changes(cases, judgements, delivered, today)
+            # A case this sweep changes (notified, say) retires at the next one.
+            retiring = {f: r for f, r in retiring.items() if not _touches(changes, f)}
+            return _with_retirements(_with_prunes(changes, prunes), retiring, now)
 
         committed = store.update_chain(plan)
         final = committed.result
         memo.remember(cases, final, policy, today)
+        memo.forget(retiring if committed.commits else ())
         memo.save()
-    result = _result(final, committed.commits, client, sent, warnings, dry_run=False, pruned=prunes)
+    result = _result(
+        final,
+        committed.commits,
+        client,
+        sent,
+        warnings,
+        dry_run=False,
+        pruned=prunes,
+        retired=retiring,
+    )
     if client is not None:
         head = committed.commits[-1] if committed.commits else None
         web_base = request.cases_web_url or repo_web_base(request.cases_repo)
@@ -352,6 +378,60 @@ def _with_prunes(
     return ChainPlan(tuple(changes), plan.result)
 
 
+def _retiring(
+    store: CasesStore,
+    cache: ParseCache,
+    snapshot: Snapshot,
+    cases: Mapping[str, tuple[Case, str]],
+    known: Mapping[str, Known],
+    request: SweepRequest,
+    today: date,
+    channels: bool,
+) -> dict[str, Retirement]:
+    """folder -> retirement of the CLOSED cases due to leave the tip (none when
+    ``retire_after`` is None); see :mod:`securecase.services.retirement`."""
+    if request.retire_after is None:
+        return {}
+    closed = {f: case for f, (case, _) in cases.items() if case.status is Status.CLOSED}
+    closed.update(
+        _load(store, cache, {f: k.blob for f, k in known.items() if k.status is Status.CLOSED})
+    )
+    unnotified = frozenset(
+        f for f, case in closed.items() if channels and pending_events(case, None, today=today)
+    )
+    return due_retirements(
+        store,
+        snapshot.head,
+        closed,
+        days=request.retire_after,
+        today=today,
+        bot_email=request.identity.email,
+        unnotified=unnotified,
+    )
+
+
+def _touches(plan: ChainPlan[dict[str, CaseSweep]], folder: str) -> bool:
+    inside = folder + "/"
+    return any(
+        path.startswith(inside)
+        for change in plan.changes
+        for path in (*change.files, *change.delete)
+    )
+
+
+def _with_retirements(
+    plan: ChainPlan[dict[str, CaseSweep]], retiring: Mapping[str, Retirement], now: str
+) -> ChainPlan[dict[str, CaseSweep]]:
+    """``plan`` with one more commit per retiring case, removing its folder, dated by the
+    sweep's clock (``report`` reads when a case retired from it)."""
+    changes = list(plan.changes)
+    for folder, retired in sorted(retiring.items()):
+        what = f"retired from the tip (closed, left alone {retired.idle_days} day(s))"
+        message = _commit_message(retired.case, [what], retired=folder)
+        changes.append(Change(files={}, delete=(folder,), message=message, authored_at=now))
+    return ChainPlan(tuple(changes), plan.result)
+
+
 # -- GitHub listings ----------------------------------------------------------------------
 
 
@@ -508,7 +588,7 @@ def _changes(
     return ChainPlan(tuple(changes), final)
 
 
-def _commit_message(case: Case, what: Sequence[str]) -> str:
+def _commit_message(case: Case, what: Sequence[str], *, retired: str | None = None) -> str:
     counts = case.counts
     summary = "; ".join(what)
     body = [
@@ -526,6 +606,8 @@ def _commit_message(case: Case, what: Sequence[str]) -> str:
         "Securecase-Counts: " + " ".join(f"{k}={n}" for k, n in counts.items()),
         f"Securecase-Sweep: {summary}",
     ]
+    if retired is not None:
+        body.append(f"{RETIRED_TRAILER}: {retired}")
     return "\n".join(body) + "\n"
 
 
@@ -565,6 +647,7 @@ def _result(
     *,
     dry_run: bool,
     pruned: Mapping[str, tuple[Case, int]],
+    retired: Mapping[str, Retirement],
 ) -> SweepResult:
     ordered = [sweeps[f] for f in sorted(sweeps)]
     closed = tuple((s.case.key, s.closed.reason.value) for s in ordered if s.closed is not None)
@@ -595,4 +678,5 @@ def _result(
         warnings=tuple(warnings),
         dry_run=dry_run,
         pruned=tuple(case.key for case, _ in pruned.values()),
+        retired=tuple((r.case.key, r.idle_days) for _, r in sorted(retired.items())),
     )

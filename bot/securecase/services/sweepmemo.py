@@ -18,7 +18,7 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -143,6 +143,11 @@ class SweepMemo:
             if self.entries.get(folder) != entry:
                 self.entries[folder] = entry
                 self.dirty = True
+
+    def forget(self, folders: Iterable[str]) -> None:
+        """Drop what the memo knows of these folders (cases that left the tip)."""
+        for folder in folders:
+            self.dirty |= self.entries.pop(folder, None) is not None
 
     def save(self) -> None:
         """Write the memo atomically (best effort: a memo that cannot be written is no memo)."""

@@ -74,6 +74,10 @@ class Snapshot(Protocol):
         """Whether ``relpath`` is a folder at head."""
         ...
 
+    def entries(self, relpath: str) -> int:
+        """How many files and folders the folder ``relpath`` holds directly at head."""
+        ...
+
 
 @dataclass(frozen=True)
 class Change:
@@ -215,6 +219,15 @@ class GitSnapshot:
             return False
         found = self._catfile.info(f"{self.head}:{relpath}")
         return found is not None and found[1] == "tree"
+
+    def entries(self, relpath: str) -> int:
+        """How many files and folders the folder ``relpath`` holds directly at head (0 when
+        it is absent); one ``ls-tree`` of that tree, no blob read."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return 0
+        out = self._git.run(["ls-tree", "-z", "--name-only", self.head, "--", relpath + "/"])
+        return sum(1 for name in out.stdout.split(b"\0") if name)
 
     def tree_id(self) -> str | None:
         """The root tree of head (None when there is no head yet)."""
