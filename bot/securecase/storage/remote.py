@@ -37,6 +37,7 @@ _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token 
 _RETRY_REMOTE_REJECTS = ("lock", "failed to update ref", "expected", "incorrect old value")
 #: Set to ``1`` to accept a server that ignores partial-clone filters (a full clone).
 ALLOW_FULL_CLONE_ENV = "SECURECASE_ALLOW_FULL_CLONE"
+_LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
 #: What git says when the server does not take the ``--filter`` it was asked for.
 _FILTER_IGNORED = "filtering not recognized by server"
 
@@ -118,6 +119,10 @@ class RemoteBackend:
     def _configure(self, url: str) -> None:
         """Name the remote in .git/config (mode 0600 in a private folder), not on argv."""
         lines = ['[remote "origin"]', f"\turl = {_config_value(url)}"]
+        if self._bare_dir is not None:
+            # A bare repository on this machine is served by a git process of ours: it may
+            # take filters whatever its own configuration says (GitHub's servers do too).
+            lines.append(f"\tuploadpack = {_config_value(_LOCAL_UPLOAD_PACK)}")
         if self._scope is not Scope.FULL:
             self.git.run(["config", "core.repositoryformatversion", "1"])
             # A read outside what was fetched faults in its trees, never a blob it skips.
