@@ -312,7 +312,10 @@ class RemoteBackend:
                 self._fetch_history([*args, "--unshallow", *target], "tree:0")
             self._history = "all"
         elif shallow:
-            if self._fetch_history([*args, f"--shallow-since={since}", *target], "tree:0"):
+            # A tip older than `since` leaves nothing to fetch (and git refuses the request).
+            newer = self.git.run(["log", "-1", f"--since={since}", "--format=%H", self._tip])
+            if newer.text:
+                self._fetch_history([*args, f"--shallow-since={since}", *target], "tree:0")
                 # and the parents of the oldest of them: what those commits changed shows
                 self._fetch_history([*args, "--deepen=1", *target], "tree:0")
             self._history = since
@@ -320,8 +323,8 @@ class RemoteBackend:
         commits = self.git.run(["rev-list", *heads, "--"]).text
         self.fetch_paths(commits.split(), [path])
 
-    def _fetch_history(self, args: list[str], filter_spec: str | None = None) -> bool:
-        """One history fetch; False when the server found no commit for a date."""
+    def _fetch_history(self, args: list[str], filter_spec: str | None = None) -> None:
+        """One history fetch into refs/securecase/history."""
         if filter_spec is None:
             filter_spec = "blob:none" if self._scope is not Scope.FULL else ""
         result = (
@@ -329,12 +332,9 @@ class RemoteBackend:
             if filter_spec
             else self._net(args, check=False)
         )
-        if result.returncode == 0:
-            self._history_ref = True
-            return True
-        if "no commits selected for shallow requests" in result.stderr:
-            return False
-        raise self._error(args, result)
+        if result.returncode != 0:
+            raise self._error(args, result)
+        self._history_ref = True
 
     def begin(self, timeout: float) -> None:
         """No lock: the remote's compare-and-swap on push serializes writers."""
