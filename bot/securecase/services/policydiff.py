@@ -182,10 +182,10 @@ def diff_policies(
     changed: list[Flip] = []
     blocked_before = blocked_after = open_cases = 0
     old_unmatched, new_unmatched = Unmatched(old, today), Unmatched(new, today)
-    # A remote is cloned without file contents (paths=[policy.yaml] makes the clone partial);
-    # the case files alone (case.yaml and findings.json) are then fetched in one batch, never
-    # the raw reports beside them.
-    with open_store(cases_repo, paths=[POLICY_FILE]) as store:
+    # A remote is cloned with every folder listing and no file content but policy.yaml; the
+    # case files alone (case.yaml and findings.json) are then fetched in one batch, never the
+    # raw reports beside them.
+    with open_store(cases_repo, paths=[POLICY_FILE], list_tree=True) as store:
         head = store.snapshot().head
         reader = CaseReader(store, cache)
         folders = case_folders(store, head)
