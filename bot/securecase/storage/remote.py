@@ -142,9 +142,20 @@ class RemoteBackend:
     def _filtered(
         self, args: list[str], filter_spec: str, *, stdin: bytes | None = None, check: bool = True
     ) -> GitResult:
-        """``git fetch`` with a partial-clone filter; refuses a server that ignored it."""
-        result = self._net([*args, f"--filter={filter_spec}"], stdin=stdin, check=check)
-        if _FILTER_IGNORED in result.stderr and not self._allow_full:
+        """``git fetch`` with a partial-clone filter; refuses a server that ignores it.
+
+        git says so before it asks for the objects: the fetch is stopped there, before the
+        server sends the whole repository.
+        """
+        args = [*args, f"--filter={filter_spec}"]
+        if self._allow_full:
+            return self._net(args, stdin=stdin, check=check)
+        result, ignored = self.git.run_until(
+            args, _FILTER_IGNORED, input=stdin, timeout=self._timeout
+        )
+        if not ignored and check and result.returncode != 0:
+            raise self._error(args, result)
+        if ignored:
             raise StoreError(
                 f"the cases repo {self._where} ignores partial-clone filters: securecase would "
                 "download every file of the repository (all raw reports) instead of the "
