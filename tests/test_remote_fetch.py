@@ -188,8 +188,16 @@ def test_cases_history_fetches_the_trees_on_its_path_only(seeded: Path, tmp_path
             "--output",
             "json",
         )
+        table = cli(
+            server.url,
+            tmp_path,
+            *("cases", "history", "github::acme::shop::PR::3", "--since", "2030-01-01"),
+        )
     assert later.returncode == 0, later.stderr
     assert json.loads(later.stdout)["entries"] == []
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split()[:2] == ["TIME", "AUTHOR"]
+    assert len(table.stdout.splitlines()) == 2  # the headings, no row
     folder = f"{SHOP}/pr-3"
     on_path = {"cases/github", "cases/github/acme", SHOP, folder, f"{folder}/case.yaml"}
     assert not set(server.wanted()) & skipped_objects(bare, on_path)
