@@ -1,7 +1,7 @@
 """Check the built distributions hold what securecase reads at run time.
 
 Usage: python .ci/check_dist.py DIST_DIR. The wheel and the sdist must each contain the JSON
-schemas, the HTML templates, the built-in policy and py.typed; exit 1 naming what is missing.
+schemas, the HTML templates, the built-in policy, py.typed and the licence text; exit 1 naming what is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ REQUIRED = (
     "securecase/render/templates/dashboard.html.j2",
     "securecase/data/default-policy.yaml",
     "securecase/py.typed",
+    "LICENSE",
 )
 
 
@@ -40,7 +41,7 @@ def main(dist: Path) -> int:
             print(f"{name}: missing {file}")
             failed = True
     if not failed:
-        print(f"{dist}: wheel and sdist hold the schemas, templates, data and py.typed")
+        print(f"{dist}: wheel and sdist hold the schemas, templates, data, py.typed and LICENSE")
     return 1 if failed else 0
 
 
