@@ -261,12 +261,13 @@ class RemoteBackend:
         folder level for all commits and paths together, each tree alone (``tree:0``), and
         only those not fetched before (the same tree at many commits comes once).
         """
-        roots = dict(
-            line.split()
-            for line in self.git.run(
-                ["log", "--no-walk=unsorted", "--format=%H %T", *sorted(set(commits)), "--"]
-            ).text.splitlines()
+        if not commits:
+            return {}
+        wanted = "".join(f"{commit}\n" for commit in sorted(set(commits))).encode()
+        listed = self.git.run(
+            ["log", "--no-walk=unsorted", "--format=%H %T", "--stdin"], input=wanted
         )
+        roots = dict(line.split() for line in listed.text.splitlines())
         # (commit, path) -> (tree reached so far, the path's remaining segments)
         walking = {
             (commit, path): (roots[commit], path.split("/")) for commit in roots for path in paths
