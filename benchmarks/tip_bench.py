@@ -20,8 +20,11 @@ filters allowed like GitHub), and the real CLI runs against the URL as a process
 
 `--baseline DIR` runs the same with the package in DIR (e.g. an older commit's `bot` folder).
 
+`--repos-per-org N` spreads the repositories over organisations of N (default: all 10,000 in
+one organisation, whose folder then lists them all).
+
 Usage: python benchmarks/tip_bench.py [--sizes 1000,10000,100000] [--repeat 3]
-       [--history 200] [--keep DIR] [--baseline /path/to/old/bot]
+       [--history 200] [--repos-per-org 0] [--keep DIR] [--baseline /path/to/old/bot]
 """
 
 from __future__ import annotations
@@ -65,7 +68,25 @@ def git(repo: Path, *args: str, data: bytes | None = None) -> str:
     return done.stdout.decode().strip()
 
 
-def build(bare: Path, count: int, history: int, work: Path) -> None:
+def org_of(repo_index: int, per_org: int) -> str:
+    """The organisation of the ``repo_index``-th repository: all in ``acme`` (per_org 0),
+    else ``per_org`` repositories in each ``org-NNNN``."""
+    return "acme" if per_org == 0 else f"org-{repo_index // per_org:04d}"
+
+
+def renamed(data: bytes, old: tuple[str, str], new: tuple[str, str]) -> bytes:
+    """A case file of repository ``old`` (org, name) made one of ``new``: the key, the
+    subject's fields and the paths that name them."""
+    for before, after in [
+        ("::{}::{}::", "::{}::{}::"),
+        ("/{}/{}/", "/{}/{}/"),
+    ]:
+        data = data.replace(before.format(*old).encode(), after.format(*new).encode())
+    data = data.replace(f"org: {old[0]}\n".encode(), f"org: {new[0]}\n".encode())
+    return data.replace(f"repo: {old[1]}\n".encode(), f"repo: {new[1]}\n".encode())
+
+
+def build(bare: Path, count: int, history: int, per_org: int, work: Path) -> None:
     """A bare repo of ``count`` cases in one commit, then ``history`` small commits."""
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True, env=env())
     git(bare, "config", "uploadpack.allowFilter", "true")
@@ -88,15 +109,16 @@ def build(bare: Path, count: int, history: int, work: Path) -> None:
     folders = []
     for index in range(count):
         made = pool[index % len(pool)]
-        # The same slot (main or PR n) of another repository: its name rewritten throughout.
-        old = f"svc-{(index % len(pool)) // (PRS_PER_REPO + 1):03d}".encode()
-        new = f"svc-{index // (PRS_PER_REPO + 1):03d}".encode()
-        folder = made.folder.replace(old.decode(), new.decode())
+        # The same slot (main or PR n) of another repository: its names rewritten throughout.
+        old = ("acme", f"svc-{(index % len(pool)) // (PRS_PER_REPO + 1):03d}")
+        repo_index = index // (PRS_PER_REPO + 1)
+        new = (org_of(repo_index, per_org), f"svc-{repo_index:03d}")
+        folder = made.folder.replace("/{}/{}/".format(*old), "/{}/{}/".format(*new))
         folders.append(folder)
-        raw_path = made.raw_path.replace(old.decode(), new.decode())
+        raw_path = made.raw_path.replace("/{}/{}/".format(*old), "/{}/{}/".format(*new))
         entries.append(b"M 100644 :%d %s\n" % (blob(made.raw), raw_path.encode()))
         for name, data in made.files.items():
-            mark = blob(data.replace(old, new))
+            mark = blob(renamed(data, old, new))
             entries.append(b"M 100644 :%d %s/%s\n" % (mark, folder.encode(), name.encode()))
     policy = blob((ROOT / "bot/securecase/data/default-policy.yaml").read_bytes())
     entries.append(b"M 100644 :%d policy.yaml\n" % policy)
@@ -154,11 +176,11 @@ def run(argv: list[str], server: GitHttpServer, work: Path, bot: Path | None) ->
         return Run(wall, usage.ru_utime + usage.ru_stime, server.bytes_sent() - before, out.read())
 
 
-def ingest_args(pr: int) -> list[str]:
+def ingest_args(pr: int, org: str) -> list[str]:
     return [
         "ingest",
         str(REPORT),
-        *("--repo", "acme/svc-000", "--pr", str(pr), "--target-branch", "main"),
+        *("--repo", f"{org}/svc-000", "--pr", str(pr), "--target-branch", "main"),
         *("--commit", hashlib.sha1(str(pr).encode(), usedforsecurity=False).hexdigest()),
         *("--report", "none"),
     ]
@@ -178,6 +200,12 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=200, help="commits after the big one")
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
     parser.add_argument("--baseline", type=Path, help="a package folder to time as 'before'")
+    parser.add_argument(
+        "--repos-per-org",
+        type=int,
+        default=0,
+        help="spread the repositories over organisations of this many (0: all in one)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     keep = args.keep or Path(tempfile.mkdtemp(prefix="tip-bench-"))
@@ -189,11 +217,12 @@ def main() -> int:
     ingest: dict[tuple[str, int], list[Run]] = {}
     try:
         for size in sizes:
-            bare = srv / f"tip-{size}.git"
+            spread = f"-{args.repos_per_org}-per-org" if args.repos_per_org else ""
+            bare = srv / f"tip-{size}{spread}.git"
             if not bare.exists():
                 start = time.perf_counter()
                 with tempfile.TemporaryDirectory(dir=keep) as scratch:
-                    build(bare, size, args.history, Path(scratch))
+                    build(bare, size, args.history, args.repos_per_org, Path(scratch))
                 print(f"built {size:,} cases in {time.perf_counter() - start:.0f} s", flush=True)
             # the server serves "cases.git": this size's repository, reset after the runs
             link = srv / "cases.git"
@@ -201,10 +230,13 @@ def main() -> int:
                 link.unlink()
             link.symlink_to(bare.name)
             tip = git(bare, "rev-parse", "main")
+            org = org_of(0, args.repos_per_org)
+            key = f"github::{org}::svc-000::PR::101"
             with serve_git(srv, user="x-access-token", token=TOKEN) as server:
                 for label, bot in versions:
                     runs = [
-                        run(ingest_args(9000 + n), server, work, bot) for n in range(args.repeat)
+                        run(ingest_args(9000 + n, org), server, work, bot)
+                        for n in range(args.repeat)
                     ]
                     ingest[label, size] = runs
                     print(f"{label:6} ingest  {size:>7,} cases  {fmt(runs)}", flush=True)
@@ -212,11 +244,10 @@ def main() -> int:
                     if size == 10_000:
                         for name, argv in [
                             ("cases list", ["cases", "list", "--no-cache"]),
-                            ("history", ["cases", "history", "github::acme::svc-000::PR::101"]),
+                            ("history", ["cases", "history", key]),
                             (
                                 "history --since",
-                                ["cases", "history", "github::acme::svc-000::PR::101"]
-                                + ["--since", "2026-11-08"],
+                                ["cases", "history", key, "--since", "2026-11-08"],
                             ),
                         ]:
                             if bot is not None and "--since" in argv:
