@@ -617,13 +617,17 @@ def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) 
     with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
         sent: list[list[str]] = []
         backend: Any = store._backend
-        talk = backend._net
+        talk, fetch = backend._net, backend._filtered
 
         def recorded(args: list[str], **kwargs: Any) -> Any:
             sent.append(args)
             return talk(args, **kwargs)
 
-        backend._net = recorded
+        def filtered(args: list[str], filter_spec: str, **kwargs: Any) -> Any:
+            sent.append([*args, f"--filter={filter_spec}"])
+            return fetch(args, filter_spec, **kwargs)
+
+        backend._net, backend._filtered = recorded, filtered
         result = store.update(racing)
     assert result.attempts == 2
     fetches = [args for args in sent if "fetch" in args]
