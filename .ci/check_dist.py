@@ -1,7 +1,8 @@
 """Check the built distributions hold what securecase reads at run time.
 
 Usage: python .ci/check_dist.py DIST_DIR. The wheel and the sdist must each contain the JSON
-schemas, the HTML templates, the built-in policy, py.typed and the licence text; exit 1 naming what is missing.
+schemas, the HTML templates, the built-in policy, py.typed and the licence text; exit 1 naming
+what is missing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ REQUIRED = (
     "securecase/storage/schemas/case.schema.json",
     "securecase/storage/schemas/policy.schema.json",
     "securecase/storage/schemas/findings.schema.json",
+    "securecase/storage/schemas/shards.schema.json",
     "securecase/render/templates/dashboard.html.j2",
     "securecase/data/default-policy.yaml",
     "securecase/py.typed",

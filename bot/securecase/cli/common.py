@@ -13,6 +13,7 @@ import click
 
 if TYPE_CHECKING:
     from securecase.clock import Clock
+    from securecase.domain.shards import ShardMap
     from securecase.storage.parsecache import ParseCache
 
 DEFAULT_CASES_REPO = "./security-cases"
@@ -25,6 +26,16 @@ cases_repo_option = click.option(
     metavar="PATH|URL",
     help="The security-cases git repository: a local path (ingest creates a missing one) or a "
     "git URL.",
+)
+
+shards_option = click.option(
+    "--shards",
+    "shards_file",
+    envvar="SECURECASE_SHARDS",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Shard file (env SECURECASE_SHARDS): the organisation's cases spread over several "
+    'cases repos by ORG/NAME pattern (see README "Shards"). Not with --cases-repo.',
 )
 
 github_token_option = click.option(
@@ -52,6 +63,45 @@ cache_option = click.option(
     "SECURECASE_CACHE=off). By default what was parsed is kept, by git blob id, in "
     "$SECURECASE_CACHE_DIR, else $XDG_CACHE_HOME/securecase, else ~/.cache/securecase.",
 )
+
+
+def shard_map(ctx: click.Context, shards_file: str | None) -> ShardMap | None:
+    """The shard map of ``--shards`` (None without one); a ``UsageError`` when a cases repo
+    was also named (on the command line or in $SECURECASE_CASES_REPO): one of the two must
+    say where the cases are."""
+    if shards_file is None:
+        return None
+    from pathlib import Path
+
+    from securecase.errors import UsageError
+    from securecase.storage.shardfile import load_shards
+
+    given = click.core.ParameterSource.COMMANDLINE
+    source = ctx.get_parameter_source("cases_repo")
+    if source in (given, click.core.ParameterSource.ENVIRONMENT):
+        named = "--cases-repo" if source is given else "$SECURECASE_CASES_REPO"
+        from_line = ctx.get_parameter_source("shards_file") is given
+        shards_from = "--shards" if from_line else "$SECURECASE_SHARDS"
+        raise UsageError(
+            f"{named} and {shards_from} are mutually exclusive: name one cases repo, or a "
+            "shard file that lists them all",
+            hint="unset one of them (the shard file names every cases repo it reads)",
+        )
+    return load_shards(Path(shards_file))
+
+
+def refuse_one_web_url(shards: ShardMap | None, cases_web_url: str | None) -> None:
+    """With shards, each has its own web page (``web_url`` in the shard file): one
+    ``--cases-web-url`` for them all would link cases to the wrong repository."""
+    if shards is not None and cases_web_url:
+        from securecase.errors import UsageError
+
+        raise UsageError(
+            "--cases-web-url names one cases repo's web page; with --shards each shard's "
+            "web_url in the shard file says it",
+            hint=f"add web_url to the shards of {shards.origin} and drop --cases-web-url "
+            "(or $SECURECASE_CASES_WEB_URL)",
+        )
 
 
 @contextlib.contextmanager

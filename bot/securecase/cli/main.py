@@ -20,6 +20,8 @@ from securecase.cli.common import (
     github_api_url_option,
     github_token_option,
     parse_cache,
+    shard_map,
+    shards_option,
 )
 from securecase.cli.common import clock_from_env as _clock
 from securecase.cli.common import echo_text as _echo_text
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from securecase.domain.outcome import IngestResult
+    from securecase.domain.shards import ShardMap
     from securecase.github.client import GitHubSettings
 
 
@@ -49,6 +52,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @cli.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
 @cases_repo_option
+@shards_option
 @click.option(
     "--repo",
     "repo",
@@ -226,6 +230,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def ingest(
     reports: tuple[Path, ...],
     cases_repo: str,
+    shards_file: str | None,
     repo: str,
     pr: int | None,
     branch: str | None,
@@ -265,7 +270,8 @@ def ingest(
     3 when the cases repo cannot be written. The current time (exception expiry, finding
     ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
     Publishing to GitHub happens after the case is committed; a publishing failure is a
-    warning and never changes the exit code.
+    warning and never changes the exit code. With --shards, the case goes to the shard that
+    takes the repository (exit 2 when none does).
     """
     from securecase.domain.findings import ReportFormat
     from securecase.domain.policy import Mode
@@ -276,6 +282,7 @@ def ingest(
     from securecase.services.ingest import ingest as run_ingest
     from securecase.storage.store import GitIdentity
 
+    shards = shard_map(click.get_current_context(), shards_file)
     given = SubjectFlags(repo, pr, branch, target_branch, commit, run_url)
     if from_workflow_run:
         from securecase.github.client import settings_from_options
@@ -340,6 +347,8 @@ def ingest(
             branch=subject.branch,
             target_branch=_target_branch_of(subject.pr, resolved.repo, provider, github),
         )
+    if shards is not None:
+        cases_repo, cases_web_url = _shard_of(shards, subject.slug, cases_web_url)
     plan = None
     if publishing:
         from securecase.github.publish import plan_posting
@@ -410,6 +419,21 @@ def ingest(
     sys.exit(EXIT_BLOCK if result.decision.fails else EXIT_PASS)
 
 
+def _shard_of(shards: ShardMap, slug: str, web_url: str | None) -> tuple[str, str | None]:
+    """The cases repo (and its web page) a shard map gives repository ``slug``; a
+    ``UsageError`` when no shard takes it."""
+    from securecase.errors import UsageError
+
+    chosen = shards.pick(slug)
+    if chosen is None:
+        raise UsageError(
+            f"{shards.origin}: no shard takes {slug}: no repos pattern of its "
+            f"{len(shards.shards)} shard(s) matches, and no shard is the default",
+            hint="add a pattern for it to a shard, or mark one shard `default: true`",
+        )
+    return chosen.cases_repo, chosen.web_url or web_url
+
+
 def _target_branch_of(pr: int, repo: str, provider: str, github: GitHubSettings | None) -> str:
     """A pull request's target branch when none was given: asked of GitHub when credentials
     exist, else a ``UsageError``. Policies scope rules by target branch, so judging a pull
@@ -470,6 +494,7 @@ def cases() -> None:
 
 @cases.command("list")
 @cases_repo_option
+@shards_option
 @click.option("--repo", metavar="ORG/NAME", help="Only this repository (globs allowed).")
 @click.option("--branch", metavar="NAME", help="Only this branch or PR target branch (globs).")
 @click.option(
@@ -485,6 +510,7 @@ def cases() -> None:
 @cache_option
 def cases_list(
     cases_repo: str,
+    shards_file: str | None,
     repo: str | None,
     branch: str | None,
     status: str | None,
@@ -496,7 +522,9 @@ def cases_list(
     """List cases, newest state of each.
 
     A case file that cannot be read is named in a warning on stderr and the others are still
-    listed (`securecase cases validate` is the check that fails on it).
+    listed (`securecase cases validate` is the check that fails on it). With --shards, the
+    cases of every shard and the shard each comes from; a case found in two shards is listed
+    twice, with a warning.
     """
     from securecase.render import text as render
     from securecase.services.catalog import CaseFilter, list_cases
@@ -508,17 +536,32 @@ def cases_list(
         advisory=advisory,
         package=package,
     )
+    shards = shard_map(click.get_current_context(), shards_file)
+    where: list[tuple[str, str]] | None = None
+    warnings: tuple[str, ...] = ()
     with parse_cache(no_cache) as cache:
-        listing = list_cases(cases_repo, case_filter, cache=cache)
-    for broken in listing.broken:
-        click.echo(f"securecase: warning: skipped a broken case file: {broken}", err=True)
-    found = list(listing.cases)
+        if shards is None:
+            listing = list_cases(cases_repo, case_filter, cache=cache)
+            found, broken = list(listing.cases), listing.broken
+        else:
+            from securecase.services.shards import list_sharded
+
+            sharded = list_sharded(shards, case_filter, cache=cache)
+            found = [case for _, case in sharded.rows]
+            broken, warnings = sharded.broken, sharded.warnings
+            if len(shards.shards) > 1:
+                where = [(shard.name, shard.shown) for shard, _ in sharded.rows]
+    for broken_file in broken:
+        click.echo(f"securecase: warning: skipped a broken case file: {broken_file}", err=True)
+    for warning in warnings:
+        click.echo(f"securecase: warning: {warning}", err=True)
     if output == "json":
-        _emit_json([render.case_row(c) for c in found])
+        rows = [render.case_row(c, where[n] if where else None) for n, c in enumerate(found)]
+        _emit_json(rows)
     elif output == "csv":
-        _echo_text(render.cases_csv(found), nl=False)
+        _echo_text(render.cases_csv(found, where), nl=False)
     elif found:
-        _echo_text(render.cases_table(found))
+        _echo_text(render.cases_table(found, where))
     else:
         click.echo("no cases match", err=True)
 
@@ -680,6 +723,7 @@ def policy_validate(file: Path | None, output: str) -> None:
     "then defaults to the cases repo's working policy.yaml.",
 )
 @cases_repo_option
+@shards_option
 @click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -698,6 +742,7 @@ def policy_diff(
     policies: tuple[Path, ...],
     base_ref: str | None,
     cases_repo: str,
+    shards_file: str | None,
     today: datetime | None,
     fail_on_new_blocks: bool,
     output: str,
@@ -705,7 +750,8 @@ def policy_diff(
 ) -> None:
     """Show which open cases would change decision if policy OLD were replaced by NEW.
 
-    Every open case in the cases repo is judged under both policies; the output lists the
+    Every open case in the cases repo (with --shards: in every shard) is judged under both
+    policies; the output lists the
     cases that flip pass -> block and block -> pass with the reasons on each side, the
     exceptions that become stale or expired, and those that already were. Exit code 0 (also
     when cases flip), unless --fail-on-new-blocks is given and a case would newly block (1);
@@ -722,6 +768,14 @@ def policy_diff(
         working_policy,
     )
 
+    shards = shard_map(click.get_current_context(), shards_file)
+    if shards is not None and base_ref is not None:
+        raise UsageError(
+            "--base-ref reads one cases repo's policy history; with --shards give the OLD and "
+            "NEW policy files",
+            hint="e.g. git show origin/main:policy.yaml > old.yaml; securecase policy diff "
+            "--shards FILE old.yaml policy.yaml",
+        )
     if base_ref is not None:
         if len(policies) > 1:
             raise UsageError("with --base-ref give at most one policy file (NEW)")
@@ -735,12 +789,33 @@ def policy_diff(
             hint="e.g. securecase policy diff --base-ref origin/main",
         )
     day = today.date() if today is not None else _clock().now().astimezone(UTC).date()
+    heads: list[dict[str, str | None]] = []
     with parse_cache(no_cache) as cache:
-        diff = diff_policies(cases_repo, old, new, today=day, cache=cache)
+        if shards is None:
+            diff = diff_policies(cases_repo, old, new, today=day, cache=cache)
+        else:
+            from securecase.services.shards import diff_sharded
+
+            sharded = diff_sharded(shards, old, new, today=day, cache=cache)
+            diff = sharded.diff
+            heads = [
+                {"name": shard.name, "cases_repo": shard.shown, "cases_commit": head}
+                for shard, head in sharded.heads
+            ]
+            for warning in sharded.warnings:
+                click.echo(f"securecase: warning: {warning}", err=True)
     if output == "json":
-        _emit_json(render.policy_diff_data(diff))
+        data = render.policy_diff_data(diff)
+        if shards is not None:
+            data["shards"] = heads
+        _emit_json(data)
     else:
         _echo_text(render.policy_diff_text(diff))
+        if shards is not None:
+            read = ", ".join(
+                f"{h['name']} at {(h['cases_commit'] or 'no commit')[:12]}" for h in heads
+            )
+            _echo_text(f"shards read: {read}")
     sys.exit(EXIT_BLOCK if fail_on_new_blocks and diff.new_blocks else EXIT_PASS)
 
 

@@ -15,6 +15,9 @@ from securecase.cli.common import (
     github_api_url_option,
     github_token_option,
     parse_cache,
+    refuse_one_web_url,
+    shard_map,
+    shards_option,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ SUMMARY_ROWS = 50
     metavar="PATH|URL",
     help="The security-cases git repository: a local path or a git URL.",
 )
+@shards_option
 @click.option("--repo", "repo_glob", metavar="GLOB", help="Only cases of these repositories.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write and send nothing.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -108,6 +112,7 @@ SUMMARY_ROWS = 50
 )
 def sweep(
     cases_repo: str,
+    shards_file: str | None,
     repo_glob: str | None,
     dry_run: bool,
     output: str,
@@ -128,8 +133,10 @@ def sweep(
     re-judge open cases under the current policy and today's date, commit one change per case
     (one push), post a check run where a pull request's decision changed, and notify.
 
-    Today comes from $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook
-    failures are warnings), 2 for bad input, 3 when the cases repo cannot be written.
+    With --shards, every shard of the file in turn, each shard's changes committed to it;
+    nothing is written while a case is in more than one shard. Today comes from
+    $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook failures are
+    warnings), 2 for bad input, 3 when the cases repo cannot be written.
     """
     from securecase.clock import clock_from_env
     from securecase.github.client import settings_from_options
@@ -140,6 +147,8 @@ def sweep(
     from securecase.storage.cachedir import cache_dir
     from securecase.storage.store import GitIdentity
 
+    shards = shard_map(click.get_current_context(), shards_file)
+    refuse_one_web_url(shards, cases_web_url)
     for url in notify_urls:
         if not url.startswith(("https://", "http://")):
             raise click.BadParameter("a webhook must be an http(s) URL", param_hint="--notify")
@@ -156,32 +165,52 @@ def sweep(
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
         parse_cache(no_cache) as cache,
     ):
-        result = run_sweep(
-            SweepRequest(
-                cases_repo=cases_repo,
-                identity=GitIdentity(git_name, git_email),
-                repo_glob=repo_glob,
-                dry_run=dry_run,
-                webhooks=webhooks_from_options(notify_urls, notify_format),
-                issues_repo=issues_repo,
-                github=github,
-                cases_web_url=cases_web_url,
-                push_timeout=push_timeout,
-                progress=progress,
-                prune_raw_after=prune_raw_after,
-                cache_dir=None if no_cache else cache_dir(),
-            ),
-            clock=clock_from_env(os.environ),
-            cache=cache,
+        request = SweepRequest(
+            cases_repo=cases_repo,
+            identity=GitIdentity(git_name, git_email),
+            repo_glob=repo_glob,
+            dry_run=dry_run,
+            webhooks=webhooks_from_options(notify_urls, notify_format),
+            issues_repo=issues_repo,
+            github=github,
+            cases_web_url=cases_web_url,
+            push_timeout=push_timeout,
+            progress=progress,
+            prune_raw_after=prune_raw_after,
+            cache_dir=None if no_cache else cache_dir(),
         )
+        parts: list[dict[str, Any]] = []
+        if shards is None:
+            result = run_sweep(request, clock=clock_from_env(os.environ), cache=cache)
+        else:
+            from securecase.services.shards import sweep_sharded
+
+            sharded = sweep_sharded(shards, request, clock=clock_from_env(os.environ), cache=cache)
+            result = sharded.result
+            parts = [
+                {
+                    "name": shard.name,
+                    "cases_repo": shard.shown,
+                    "changed": len(one.planned),
+                    "commits": len(one.commits),
+                }
+                for shard, one in sharded.parts
+            ]
     warnings = list(result.warnings)
     if actions:
         warnings += _write_actions_files(result, os.environ)
     if output == "json":
-        click.echo(json.dumps(sweep_data(result), indent=2, ensure_ascii=False))
+        data = sweep_data(result)
+        if shards is not None:
+            data["shards"] = parts
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         # Case keys hold branch names, which whoever pushes a branch chooses.
         echo_text(sweep_text(result))
+        for part in parts:
+            echo_text(
+                f"shard {part['name']}: {part['changed']} case(s), {part['commits']} commit(s)"
+            )
     for warning in warnings:
         click.echo(warning_line(warning, actions=actions), err=True)
     sys.exit(0)

@@ -210,8 +210,13 @@ def compute(
     repos: Sequence[str] = (),
     sla_days: Mapping[Severity, int] | None = None,
     exceptions: Sequence[PolicyException] = (),
+    sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> Metrics:
-    """All metrics for the cases (at HEAD) and commits of the selected repositories."""
+    """All metrics for the cases (at HEAD) and commits of the selected repositories.
+
+    ``sla_by_case`` (by case key) overrides ``sla_days`` for the cases it names: cases read
+    from several cases repos (shards) each keep their own policy's SLA.
+    """
     chosen = sorted((c for c in cases if repo_selected(repos, c.subject.slug)), key=lambda c: c.key)
     open_cases = [c for c in chosen if c.status.coarse == "OPEN"]
     slugs = {c.key: c.subject.slug for c in chosen}
@@ -231,7 +236,7 @@ def compute(
         weekly=weekly(chosen, window),
         mttr_days=mttr_days(chosen, window),
         mtta_hours=mtta_hours(chosen, kept, window),
-        sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}),
+        sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}, sla_by_case=sla_by_case),
         exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
         gate=gate(kept, window),
         exposure=exposure(open_cases, active),
@@ -372,21 +377,23 @@ def sla(
     now: datetime,
     window: Window,
     sla_days: Mapping[Severity, int],
+    sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> SlaLine:
     """Open findings past their due time now, and the share of findings resolved in the
-    window that were resolved by their due time."""
+    window that were resolved by their due time (``sla_by_case``: see :func:`compute`)."""
     overdue = 0
     within = resolved_with_sla = 0
     for case in cases:
+        days = sla_by_case.get(case.key, sla_days) if sla_by_case else sla_days
         if case.status.coarse == "OPEN":
             for tracked in case.findings:
                 if tracked.exception is not None or tracked.finding.suppressed:
                     continue
-                due = sla_due(tracked, sla_days)
+                due = sla_due(tracked, days)
                 overdue += due is not None and now > due
         for tracked in case.resolved:
             resolved = parse_time(tracked.resolved.at) if tracked.resolved else None
-            due = sla_due(tracked, sla_days)
+            due = sla_due(tracked, days)
             if due is None or resolved is None or not window.holds(resolved):
                 continue
             if tracked.finding.suppressed:

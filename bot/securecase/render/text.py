@@ -174,11 +174,14 @@ def ingest_text(result: IngestResult) -> str:
 CASE_COLUMNS = ("key", "status", "decision", "critical", "high", "medium", "low", "updated_at")
 
 
-def case_row(case: CaseSummary) -> dict[str, Any]:
-    """One line of ``cases list``."""
+def case_row(case: CaseSummary, shard: tuple[str, str] | None = None) -> dict[str, Any]:
+    """One line of ``cases list``; ``shard`` (its name and cases repo) when the cases come
+    from several shards."""
     counts = case.counts
+    where = {"shard": shard[0], "cases_repo": shard[1]} if shard is not None else {}
     return {
         "key": case.key,
+        **where,
         "status": case.status.value,
         "decision": case.decision,
         "critical": counts["critical"],
@@ -189,24 +192,35 @@ def case_row(case: CaseSummary) -> dict[str, Any]:
     }
 
 
-def cases_table(cases: list[CaseSummary]) -> str:
-    """An aligned plain-text table."""
-    rows = [[str(v) for v in case_row(c).values()] for c in cases]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(CASE_COLUMNS)]
-    out = ["  ".join(h.upper().ljust(w) for h, w in zip(CASE_COLUMNS, widths, strict=True))]
+def _columns(sharded: bool) -> tuple[str, ...]:
+    return (CASE_COLUMNS[0], "shard", "cases_repo", *CASE_COLUMNS[1:]) if sharded else CASE_COLUMNS
+
+
+def cases_table(cases: list[CaseSummary], shards: list[tuple[str, str]] | None = None) -> str:
+    """An aligned plain-text table; ``shards`` (one per case) adds the shard's name column."""
+    columns = tuple(c for c in _columns(shards is not None) if c != "cases_repo")
+    rows = [
+        [str(row[c]) for c in columns]
+        for row in (
+            case_row(c, shards[n] if shards is not None else None) for n, c in enumerate(cases)
+        )
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(columns)]
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(columns, widths, strict=True))]
     out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
     return "\n".join(line.rstrip() for line in out)
 
 
-def cases_csv(cases: list[CaseSummary]) -> str:
-    """CSV with a header row."""
+def cases_csv(cases: list[CaseSummary], shards: list[tuple[str, str]] | None = None) -> str:
+    """CSV with a header row; ``shards`` (one per case) adds the shard and cases repo."""
     import csv  # only `cases list --output csv` needs it
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, lineterminator="\n")
+    columns = _columns(shards is not None)
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for case in cases:
-        writer.writerow(case_row(case))
+    for n, case in enumerate(cases):
+        writer.writerow(case_row(case, shards[n] if shards is not None else None))
     return buffer.getvalue()
 
 

@@ -176,64 +176,97 @@ def diff_policies(
     baseline is its target branch's case, in the same folder), so memory holds one
     repository's cases, not the whole cases repo's. A broken case file fails the diff.
     """
-    require_existing(cases_repo)
-    cache = cache or no_cache()
-    flips: list[Flip] = []
-    changed: list[Flip] = []
-    blocked_before = blocked_after = open_cases = 0
-    old_unmatched, new_unmatched = Unmatched(old, today), Unmatched(new, today)
-    # A remote is cloned with every folder listing and no file content but policy.yaml; the
-    # case files alone (case.yaml and findings.json) are then fetched in one batch, never the
-    # raw reports beside them.
-    with open_store(cases_repo, paths=[POLICY_FILE], list_tree=True) as store:
-        head = store.snapshot().head
-        reader = CaseReader(store, cache)
-        folders = case_folders(store, head)
-        by_path = {f.folder: f for f in folders}
-        for group in _by_repository(reader.cases(folders)):
-            for path, case in group.items():
-                if case.status.coarse != "OPEN":
-                    continue
-                open_cases += 1
-                old_unmatched.see(case)
-                new_unmatched.see(case)
-                baseline = _baseline(case, group, reader, by_path)
-                before = judge(old, case, baseline=baseline, today=today)
-                after = judge(new, case, baseline=baseline, today=today)
-                blocked_before += before.gate
-                blocked_after += after.gate
-                if before.gate == after.gate and (
-                    not after.gate or before.reasons == after.reasons
-                ):
-                    continue
-                if before.gate == after.gate:
-                    direction = Direction.STILL_BLOCKED
-                else:
-                    direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
-                flip = Flip(
-                    key=case.key,
-                    path=f"{path}/{CASE_FILE}",
-                    direction=direction,
-                    old_reasons=before.reasons,
-                    new_reasons=after.reasons,
-                    baseline=baseline.key if baseline is not None else None,
-                )
-                (changed if direction is Direction.STILL_BLOCKED else flips).append(flip)
-        reader.finish()
-    notes, standing = split_exception_notes(old, new, old_unmatched, new_unmatched, today)
-    return PolicyDiff(
-        old=PolicySide(old.origin, old.blob, old.mode),
-        new=PolicySide(new.origin, new.blob, new.mode),
-        today=today,
-        cases_commit=head,
-        open_cases=open_cases,
-        blocked_before=blocked_before,
-        blocked_after=blocked_after,
-        flips=tuple(sorted(flips, key=_by_key)),
-        reasons_changed=tuple(sorted(changed, key=_by_key)),
-        exceptions=notes,
-        exceptions_unchanged=standing,
-    )
+    tally = DiffTally(old, new, today)
+    head = tally.judge_repo(cases_repo, cache=cache)
+    return tally.result(cases_commit=head)
+
+
+class DiffTally:
+    """The diff of two policies gathered over one or more cases repos (shards), one repo at
+    a time: flips, counts, and the exceptions no open case of any repo matches."""
+
+    def __init__(self, old: Policy, new: Policy, today: date) -> None:
+        self.old, self.new, self.today = old, new, today
+        self.flips: list[Flip] = []
+        self.changed: list[Flip] = []
+        self.blocked_before = self.blocked_after = self.open_cases = 0
+        self.old_unmatched, self.new_unmatched = Unmatched(old, today), Unmatched(new, today)
+
+    def judge_repo(
+        self,
+        cases_repo: str,
+        *,
+        cache: ParseCache | None = None,
+        skip: frozenset[str] = frozenset(),
+        label: str | None = None,
+    ) -> str | None:
+        """Judge the open cases of one cases repo, except those in the folders ``skip``;
+        returns the commit read. ``label`` (a shard's name) prefixes the case paths shown."""
+        require_existing(cases_repo)
+        cache = cache or no_cache()
+        old, new, today = self.old, self.new, self.today
+        prefix = f"{label}:" if label else ""
+        # A remote is cloned with every folder listing and no file content but policy.yaml;
+        # the case files alone (case.yaml and findings.json) are then fetched in one batch,
+        # never the raw reports beside them.
+        with open_store(cases_repo, paths=[POLICY_FILE], list_tree=True) as store:
+            head = store.snapshot().head
+            reader = CaseReader(store, cache)
+            folders = case_folders(store, head)
+            by_path = {f.folder: f for f in folders}
+            judged = [f for f in folders if f.folder not in skip]
+            for group in _by_repository(reader.cases(judged)):
+                for path, case in group.items():
+                    if case.status.coarse != "OPEN":
+                        continue
+                    self.open_cases += 1
+                    self.old_unmatched.see(case)
+                    self.new_unmatched.see(case)
+                    baseline = _baseline(case, group, reader, by_path)
+                    before = judge(old, case, baseline=baseline, today=today)
+                    after = judge(new, case, baseline=baseline, today=today)
+                    self.blocked_before += before.gate
+                    self.blocked_after += after.gate
+                    if before.gate == after.gate and (
+                        not after.gate or before.reasons == after.reasons
+                    ):
+                        continue
+                    if before.gate == after.gate:
+                        direction = Direction.STILL_BLOCKED
+                    else:
+                        direction = Direction.NEW_BLOCK if after.gate else Direction.UNBLOCK
+                    flip = Flip(
+                        key=case.key,
+                        path=f"{prefix}{path}/{CASE_FILE}",
+                        direction=direction,
+                        old_reasons=before.reasons,
+                        new_reasons=after.reasons,
+                        baseline=baseline.key if baseline is not None else None,
+                    )
+                    stays = direction is Direction.STILL_BLOCKED
+                    (self.changed if stays else self.flips).append(flip)
+            reader.finish()
+        return head
+
+    def result(self, *, cases_commit: str | None) -> PolicyDiff:
+        """The diff over every repo judged so far."""
+        old, new, today = self.old, self.new, self.today
+        notes, standing = split_exception_notes(
+            old, new, self.old_unmatched, self.new_unmatched, today
+        )
+        return PolicyDiff(
+            old=PolicySide(old.origin, old.blob, old.mode),
+            new=PolicySide(new.origin, new.blob, new.mode),
+            today=today,
+            cases_commit=cases_commit,
+            open_cases=self.open_cases,
+            blocked_before=self.blocked_before,
+            blocked_after=self.blocked_after,
+            flips=tuple(sorted(self.flips, key=_by_key)),
+            reasons_changed=tuple(sorted(self.changed, key=_by_key)),
+            exceptions=notes,
+            exceptions_unchanged=standing,
+        )
 
 
 def _by_key(flip: Flip) -> str:

@@ -111,25 +111,52 @@ def build_report(
     id, spares parsing case files read before)."""
     now = clock.now().astimezone(UTC)
     window = window_for(request.since, request.until, now.date())
-    require_existing(request.cases_repo)
-    cache = EventCache(request.cache_dir, repo_identity(request.cases_repo), request.bot.email)
-    with open_store(request.cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
+    read = read_cases_repo(
+        request.cases_repo, bot=request.bot, cache_dir=request.cache_dir, parse_cache=parse_cache
+    )
+    metrics = compute(
+        read.cases,
+        read.events,
+        window=window,
+        now=now,
+        repos=request.repos,
+        sla_days=read.policy.sla_days,
+        exceptions=read.policy.exceptions,
+    )
+    warnings = (read.warning,) if read.warning else ()
+    return ReportResult(metrics=metrics, head=read.head, case_paths=read.paths, warnings=warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRead:
+    """What the report reads from one cases repo: its HEAD, its policy, every case there (and
+    its file's path by key) and the events of its history."""
+
+    head: str | None
+    policy: Policy
+    cases: list[Case]
+    paths: dict[str, str]
+    events: list[CommitEvent]
+    warning: str | None = None  # the event cache's, if it failed
+
+
+def read_cases_repo(
+    cases_repo: str,
+    *,
+    bot: GitIdentity = DEFAULT_IDENTITY,
+    cache_dir: Path | None = None,
+    parse_cache: ParseCache | None = None,
+) -> RepoRead:
+    """Read what the metrics need from one cases repo (a broken case file fails)."""
+    require_existing(cases_repo)
+    cache = EventCache(cache_dir, repo_identity(cases_repo), bot.email)
+    with open_store(cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
         cases, paths = _cases_at(store, head, parse_cache or no_cache())
-        events = _events(store, head, request.bot, cache)
-    metrics = compute(
-        cases,
-        events,
-        window=window,
-        now=now,
-        repos=request.repos,
-        sla_days=policy.sla_days,
-        exceptions=policy.exceptions,
-    )
-    warnings = (cache.warning,) if cache.warning else ()
-    return ReportResult(metrics=metrics, head=head, case_paths=paths, warnings=warnings)
+        events = _events(store, head, bot, cache)
+    return RepoRead(head, policy, cases, paths, events, cache.warning)
 
 
 def _policy(data: bytes | None) -> Policy:

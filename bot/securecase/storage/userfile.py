@@ -17,15 +17,17 @@ from securecase.storage.store import Snapshot
 MAX_POLICY_BYTES = 1_000_000
 
 
-def read_regular_file(path: Path, *, what: str, max_bytes: int = MAX_POLICY_BYTES) -> bytes:
+def read_regular_file(
+    path: Path, *, what: str, max_bytes: int = MAX_POLICY_BYTES, kind: str = "policy file"
+) -> bytes:
     """The bytes of ``path``; ``UsageError`` when it is missing, unreadable, not a regular
     file (folder, FIFO, device, socket) or larger than ``max_bytes``. ``what`` names the file
-    in messages (e.g. ``--policy policy.yaml``)."""
+    in messages (e.g. ``--policy policy.yaml``), ``kind`` says what it is."""
     try:
         # O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise UsageError(f"{what}: cannot read the policy file ({exc.strerror})") from exc
+        raise UsageError(f"{what}: cannot read the {kind} ({exc.strerror})") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
