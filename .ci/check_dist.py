@@ -1,8 +1,8 @@
 """Check the built distributions hold what securecase reads at run time.
 
 Usage: python .ci/check_dist.py DIST_DIR. The wheel and the sdist must each contain the JSON
-schemas, the HTML templates, the built-in policy, py.typed and the licence text; exit 1 naming
-what is missing.
+schemas, the HTML templates, the built-in policy, the secret rules, py.typed and the licence
+text; exit 1 naming what is missing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ REQUIRED = (
     "securecase/storage/schemas/shards.schema.json",
     "securecase/render/templates/dashboard.html.j2",
     "securecase/data/default-policy.yaml",
+    "securecase/data/secret-rules.json",
     "securecase/py.typed",
     "LICENSE",
 )

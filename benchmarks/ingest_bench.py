@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = {1000: 3.0, 10000: 3.0}
+Timing = tuple[float, int, float]  # wall seconds, peak RSS (KiB), CPU seconds
 VERSION_TARGET = 1.5
 
 FLOOR_SCRIPT = r"""
@@ -45,8 +46,9 @@ def env() -> dict[str, str]:
     return clean
 
 
-def timed(argv: Sequence[str], cwd: Path) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one child process."""
+def timed(argv: Sequence[str], cwd: Path) -> tuple[float, int, float]:
+    """Wall time, peak RSS (KiB) and CPU seconds (its own and its git children's) of one child
+    process."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -59,17 +61,25 @@ def timed(argv: Sequence[str], cwd: Path) -> tuple[float, int]:
             f"{argv} failed ({proc.returncode}): "
             + (proc.stderr.read().decode(errors="replace") if proc.stderr else "")
         )
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def side_by_side(
-    repeat: int, floor: Callable[[], tuple[float, int]], ours: Callable[[], tuple[float, int]]
-) -> tuple[tuple[float, int], tuple[float, int]]:
+    repeat: int, floor: Callable[[], Timing], ours: Callable[[], Timing]
+) -> tuple[Timing, Timing]:
     """Alternate floor and measured runs so that drift in machine load hits both alike."""
     pairs = [(floor(), ours()) for _ in range(repeat)]
     return (
-        (statistics.median(p[0][0] for p in pairs), max(p[0][1] for p in pairs)),
-        (statistics.median(p[1][0] for p in pairs), max(p[1][1] for p in pairs)),
+        (
+            statistics.median(p[0][0] for p in pairs),
+            max(p[0][1] for p in pairs),
+            statistics.median(p[0][2] for p in pairs),
+        ),
+        (
+            statistics.median(p[1][0] for p in pairs),
+            max(p[1][1] for p in pairs),
+            statistics.median(p[1][2] for p in pairs),
+        ),
     )
 
 
@@ -117,9 +127,16 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
     in_child("generate", str(size), "1", str(plus))
     mb = base.stat().st_size / 1e6
 
-    (floor1, floor1_rss), (ing1, ing1_rss), (floor2, _), (ing2, ing2_rss) = first_and_rescan(
-        work, base, plus, repeat, "r.json"
-    )
+    (
+        (floor1, floor1_rss, floor1_cpu),
+        (ing1, ing1_rss, ing1_cpu),
+        (floor2, _, floor2_cpu),
+        (
+            ing2,
+            ing2_rss,
+            ing2_cpu,
+        ),
+    ) = first_and_rescan(work, base, plus, repeat, "r.json")
     target = TARGETS.get(size, 3.0)
     print(f"\n{size:,} findings ({mb:.1f} MB report), median of {repeat}:")
     print(
@@ -128,14 +145,19 @@ def bench_size(size: int, work: Path, repeat: int) -> dict[str, float]:
         f" (floor {floor1_rss / 1024:.0f} MiB)"
     )
     print(
+        f"                CPU {ing1_cpu:6.2f} s  floor {floor1_cpu:6.2f} s  ratio"
+        f" {ing1_cpu / floor1_cpu:4.2f}"
+    )
+    print(
         f"  rescan        {ing2:6.2f} s  floor {floor2:6.2f} s  ratio {ing2 / floor2:4.2f}"
         f"  (target <= {target})  peak RSS {ing2_rss / 1024:.0f} MiB"
     )
+    print(
+        f"                CPU {ing2_cpu:6.2f} s  floor {floor2_cpu:6.2f} s  ratio"
+        f" {ing2_cpu / floor2_cpu:4.2f}"
+    )
     in_child("breakdown", str(base), str(plus))
     return {"first": ing1 / floor1, "rescan": ing2 / floor2}
-
-
-Timing = tuple[float, int]
 
 
 def first_and_rescan(
@@ -255,18 +277,21 @@ def breakdown(base: Path, plus: Path) -> None:
 
 
 def bench_startup(work: Path, repeat: int) -> float:
-    def version() -> tuple[float, int]:
+    def version() -> Timing:
         return timed([*securecase_argv(), "--version"], work)
 
-    def click_only() -> tuple[float, int]:
+    def click_only() -> Timing:
         return timed([sys.executable, "-c", "import click"], work)
 
     # Start-up takes tens of milliseconds, so one busy moment moves a small sample's median:
     # alternate many short runs.
-    (base, _), (ours, _) = side_by_side(max(repeat * 3, 15), click_only, version)
+    (base, _, base_cpu), (ours, _, ours_cpu) = side_by_side(
+        max(repeat * 3, 15), click_only, version
+    )
     print(
         f"\nstart-up: securecase --version {ours * 1000:.0f} ms, python -c 'import click' "
-        f"{base * 1000:.0f} ms, ratio {ours / base:.2f} (target <= {VERSION_TARGET})"
+        f"{base * 1000:.0f} ms, ratio {ours / base:.2f} (target <= {VERSION_TARGET});"
+        f" CPU {ours_cpu * 1000:.0f} ms vs {base_cpu * 1000:.0f} ms"
     )
     return ours / base
 

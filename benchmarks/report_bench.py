@@ -7,9 +7,10 @@ and dumper on a real fixture) is cloned into --cases subjects over a few dozen r
 that blocks one time in four), one in twenty as a human who triages the case.
 
 A cold run starts with an empty cache directory ($SECURECASE_CACHE_DIR); the warm run is the
-same call again (the history cache filled by the cold run). The breakdown times the steps of
-a cold report in this process: the cases at HEAD (read and parse), the `git log` of the
-history, deriving the commit events from it, the metrics, and loading the warm cache.
+same call again (the history and parse caches filled by the cold run). The breakdown times
+the steps of a cold report in this process: the cases at HEAD (read and parse, then again
+from the parse cache, as a warm run reads them), the `git log` of the history, deriving the
+commit events from it, the metrics, and loading the warm cache.
 
 Target (issue 16): 10,000 cases and 50,000 commits, cold run within 5x the floor, warm <= 1 s.
 
@@ -159,7 +160,7 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
     from securecase.services import report as service
     from securecase.services.eventcache import EventCache
     from securecase.storage.git import DEFAULT_IDENTITY
-    from securecase.storage.parsecache import no_cache
+    from securecase.storage.parsecache import ParseCache
     from securecase.storage.repos import open_store
 
     steps: dict[str, Timing] = {}
@@ -176,8 +177,15 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
         head = str(snapshot.head)
         policy = service._policy(snapshot.read(service.POLICY_FILE))
         step("policy")
-        cases, _ = service._cases_at(store, head, no_cache())
-        step("cases at HEAD (read + parse)")
+        parsed = ParseCache(cache / "parsed")
+        cases, _ = service._cases_at(store, head, parsed)
+        parsed.close()
+        step("cases at HEAD (read + parse + cache)")
+        parsed = ParseCache(cache / "parsed")
+        warm, _ = service._cases_at(store, head, parsed)
+        parsed.close()
+        step("cases at HEAD from the cache (warm)")
+        assert warm == cases
         out = store.log(["-z", f"--format={service._LOG_FORMAT}", head])
         step("git log of the history")
         entries = service.parse_log(out)

@@ -53,7 +53,9 @@ def bench(work: Path, megabytes: int, repeat: int) -> None:
     findings = copies * findings_per_copy()
 
     timings = first_and_rescan(work, base, plus, repeat, "r.sarif")
-    (floor1, floor1_rss), (ing1, ing1_rss), (floor2, floor2_rss), (ing2, ing2_rss) = timings
+    (floor1, floor1_rss, _), (ing1, ing1_rss, _), (floor2, floor2_rss, _), (ing2, ing2_rss, _) = (
+        timings
+    )
     print(f"\nSARIF log {size:.1f} MB, {copies} copies, {findings:,} findings, median of {repeat}:")
     print(
         f"  first ingest  {ing1:6.2f} s  floor {floor1:6.2f} s  ratio {ing1 / floor1:4.2f}"

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from githublike import GitHubLikeRemote, githublike_remote
 from securecase.domain.findings import Finding, Kind, Package, Severity, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +160,15 @@ def vuln_finding(
         package=Package(f"pkg{n}", "1.0", "1.1"),
         cvss=cvss,
     )
+
+
+@pytest.fixture
+def githublike(tmp_path: Path) -> Callable[..., GitHubLikeRemote]:
+    """Make bare remotes that enforce GitHub's limits (see tests/githublike.py): call it with
+    the limits to try, e.g. ``githublike(pushes_per_window=2, window_seconds=30)``."""
+    made = iter(range(1_000))
+
+    def make(**limits: int) -> GitHubLikeRemote:
+        return githublike_remote(tmp_path / f"githublike-{next(made)}.git", **limits)
+
+    return make

@@ -202,7 +202,7 @@ def test_version_imports_the_cli_only() -> None:
     code = (
         "import sys\nfrom securecase import cli\ntry:\n    cli.main(['--version'])\n"
         "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] "
-        "in ('yaml', 'tenacity', 'detect_secrets', 'jsonschema_rs', 'orjson') "
+        "in ('yaml', 'tenacity', 'jsonschema_rs', 'orjson') "
         "or m.startswith(('securecase.storage', 'securecase.services', 'securecase.domain'))))\n"
     )
     proc = subprocess.run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from conftest import vuln_finding
@@ -12,6 +14,7 @@ from securecase.domain.metrics import (
     CommitEvent,
     Window,
     acknowledges,
+    case_facts,
     compute,
     gate,
     iso_week,
@@ -53,7 +56,7 @@ def test_mttr_mean_median_and_window() -> None:
             Seen(None, "2026-10-05T00:00:00Z"),
         ),
     ]
-    m = compute([case("acme/a", 1, [], resolved)], [], window=WINDOW, now=NOW)
+    m = compute([case_facts(case("acme/a", 1, [], resolved))], [], window=WINDOW, now=NOW)
     assert m.mttr_days["high"].count == 3
     assert (
         m.mttr_days["high"].mean == 13.33
@@ -70,14 +73,12 @@ def test_mtta_first_human_acknowledgement_only() -> None:
         CommitEvent("h2", AuthorKind.HUMAN, at + timedelta(hours=9), c.key, acknowledges=True),
         CommitEvent("h1", AuthorKind.HUMAN, at + timedelta(hours=3), c.key, acknowledges=True),
     ]
-    m = compute([c], events, window=WINDOW, now=NOW)
+    m = compute([case_facts(c)], events, window=WINDOW, now=NOW)
     assert (m.mtta_hours.mean, m.mtta_hours.count) == (3.0, 1)
 
 
 def test_acknowledges_status_or_triage() -> None:
     c = case("acme/a", 1, [], [])
-    from dataclasses import replace
-
     assert not acknowledges(c, c) and not acknowledges(None, c)
     assert acknowledges(c, replace(c, status=Status.TRIAGED))
     assert acknowledges(c, replace(c, triage=Triage(assignee="@a")))
@@ -95,10 +96,10 @@ def test_sla_overdue_and_resolved_within() -> None:
             Tracked(vuln_finding(5, "LOW"), seen(2), resolved=seen(28)),  # no SLA for LOW
         ],
     )
-    m = compute([c], [], window=WINDOW, now=NOW, sla_days=sla)
+    m = compute([case_facts(c)], [], window=WINDOW, now=NOW, sla_days=sla)
     assert m.sla.overdue == 1  # first seen Nov 2, due Nov 12; Nov 25's is due Dec 5
     assert (m.sla.resolved_within_sla_pct, m.sla.resolved_with_sla) == (50.0, 2)
-    assert compute([c], [], window=WINDOW, now=NOW).sla.resolved_within_sla_pct is None
+    assert compute([case_facts(c)], [], window=WINDOW, now=NOW).sla.resolved_within_sla_pct is None
 
 
 def test_gate_counts_pr_scans_only() -> None:
@@ -124,3 +125,21 @@ def test_weeks_cover_the_window() -> None:
     m = compute([], [], window=Window(date(2026, 12, 28), date(2027, 1, 4)), now=NOW)
     assert [w.week for w in m.weekly] == ["2026-W53", "2027-W01"]
     assert m.open_cases == 0 and m.mtta_hours.mean is None and m.gate.block_rate is None
+
+
+def test_report_json_is_the_text_of_the_standard_library_encoder() -> None:
+    from securecase.domain.findings import Package
+    from securecase.render.report import report_data, report_json
+
+    accented = replace(vuln_finding(7, "LOW"), package=Package("paquete-ñ", "1", None))
+    c = case(
+        "acme/nandu",
+        3,
+        [Tracked(vuln_finding(1), seen(2)), Tracked(accented, seen(3))],
+        [Tracked(vuln_finding(2, "CRITICAL"), seen(2), resolved=seen(9, 7))],
+    )
+    m = compute([case_facts(c)], [], window=WINDOW, now=NOW, sla_days={Severity.HIGH: 10})
+    assert m.mttr_days["critical"].mean == 7.29 and m.sla.resolved_within_sla_pct is None
+    expected = json.dumps(report_data(m), indent=2, ensure_ascii=False)
+    assert report_json(report_data(m)) == expected
+    assert '"paquete-ñ"' in expected and '"mean": 7.29' in expected

@@ -23,6 +23,7 @@ from securecase.domain.findings import Report
 from securecase.domain.policy import builtin_policy, load_policy
 from securecase.domain.subjects import make_subject
 from securecase.errors import CaseFileError, ReportError
+from securecase.services import report as report_service
 from securecase.services.catalog import CaseFilter, find_case, list_cases
 from securecase.services.policydiff import diff_policies
 from securecase.services.report import ReportRequest, build_report
@@ -190,6 +191,58 @@ def test_every_reading_command_answers_the_same_cold_warm_and_without_cache(
     assert len(listing.cases) == _case_count() and not listing.broken  # type: ignore[attr-defined]
     assert 0 < len(exposed.cases) < len(listing.cases)  # type: ignore[attr-defined]
     assert diff.open_cases > 0 and diff.flips  # type: ignore[attr-defined]
+
+
+def _report(repo: Path, cache: ParseCache) -> object:
+    clock = FixedClock(datetime.fromisoformat(NOW))
+    found = build_report(ReportRequest(str(repo)), clock=clock, parse_cache=cache)
+    cache.flush()
+    return found
+
+
+def test_a_warm_report_reads_what_the_metrics_need_from_the_cache_alone(
+    cases_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uncached = _report(cases_repo, no_cache())
+    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+    cache_file = ParseCache(tmp_path / "c").path
+    assert cache_file is not None
+    with sqlite3.connect(cache_file) as db:
+        facts = db.execute("SELECT count(*) FROM parsed WHERE kind = 'facts'").fetchone()[0]
+    assert facts == _case_count()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a case was read from its files on a warm report")
+
+    monkeypatch.setattr(report_service, "case_facts", refuse)
+    monkeypatch.setattr(caseread, "case_yaml_document", refuse)
+    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+
+
+def test_a_damaged_facts_entry_is_read_from_the_files_again(
+    cases_repo: Path, tmp_path: Path
+) -> None:
+    uncached = _report(cases_repo, no_cache())
+    _report(cases_repo, ParseCache(tmp_path / "c"))
+    cache_file = ParseCache(tmp_path / "c").path
+    assert cache_file is not None
+    damaged = ['{"key": "github::acme::x::PR::1"}', "[]", '{"not json', None]
+    with sqlite3.connect(cache_file) as db:
+        blobs = [b for (b,) in db.execute("SELECT blob FROM parsed WHERE kind = 'facts'")]
+        for blob, value in zip(blobs, damaged, strict=False):
+            if value is None:  # a finding's row of the wrong length
+                doc = json.loads(
+                    db.execute(
+                        "SELECT value FROM parsed WHERE kind = 'facts' AND blob = ?", (blob,)
+                    ).fetchone()[0]
+                )
+                doc["resolved"] = doc["findings"] = [["HIGH", "2026-11-01T00:00:00Z"]]
+                value = json.dumps(doc)
+            db.execute(
+                "UPDATE parsed SET value = ? WHERE kind = 'facts' AND blob = ?", (value, blob)
+            )
+    assert len(blobs) >= len(damaged)
+    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
 
 
 # -- through the CLI ----------------------------------------------------------------------

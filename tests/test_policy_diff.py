@@ -186,6 +186,24 @@ def test_a_broken_open_case_fails_closed(work: Path, repo: Path) -> None:
     assert "cases/github/acme/shop/pr-42/case.yaml" in proc.stderr
 
 
+def test_only_the_findings_it_judges_are_read(work: Path, repo: Path) -> None:
+    # PR 9 is RESOLVED: the diff never judges it, so its findings.json is not read (a broken
+    # one is for `cases validate`); the same damage in an open case fails the diff, naming it.
+    resolved = repo / "cases/github/acme/web/pr-9/findings.json"
+    resolved.write_text('{"schema": "not json')
+    git(repo, *HUMAN, "commit", "-qam", "break a resolved case's findings")
+    old, new = write(work / "old.yaml", DEFAULT_POLICY), write(work / "new.yaml", NO_MEDIUM)
+    code, out, err = diff(work, old, new)
+    assert code == 0, err
+    assert out["open_cases"] == 5 and out["blocked_after"] == 5
+    opened = repo / "cases/github/acme/shop/pr-42/findings.json"
+    opened.write_text('{"schema": "not json')
+    git(repo, *HUMAN, "commit", "-qam", "break an open case's findings")
+    proc = run_cli("policy", "diff", old, new, cwd=work)
+    assert proc.returncode == 2
+    assert "cases/github/acme/shop/pr-42/findings.json: not valid JSON" in proc.stderr
+
+
 def test_today_option_and_remote_cases_repo(work: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))

@@ -56,6 +56,17 @@ class StoreError(SecurecaseError):
     exit_code = 3
 
 
+class CasesRepoBusy(StoreError):
+    """The cases repo did not take a change that was ready: its server refused or did not
+    answer the push in time, or other writers kept winning until the timeout. A run that
+    decided keeps its record in the queue instead (see storage.queue)."""
+
+
+class PushRefused(CasesRepoBusy):
+    """The cases repo's server refused a push outright (a hook, a rule, a limit): nothing of
+    it landed, unlike a push that timed out."""
+
+
 class GitHubError(SecurecaseError):
     """A GitHub API call failed; ``kind`` says how, so callers can pick a fallback.
 

@@ -157,6 +157,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
 @click.option(
+    "--queue-dir",
+    envvar="SECURECASE_QUEUE_DIR",
+    metavar="DIR|off",
+    help="Where a record waits when the cases repo cannot take it (push refused, push budget "
+    "spent, --push-timeout passed): the decision is reported and the exit code follows the "
+    "gate; the next ingest or sweep of the cases repo on this machine pushes it. Default: "
+    "queue/ in the cache directory, none on GitHub-hosted runners; off: exit 3 instead "
+    "(env SECURECASE_QUEUE_DIR).",
+)
+@click.option(
     "--report",
     "publish_to",
     type=click.Choice(["github", "none"]),
@@ -252,6 +262,7 @@ def ingest(
     git_name: str,
     git_email: str,
     push_timeout: float,
+    queue_dir: str | None,
     publish_to: str | None,
     github_token: str | None,
     github_api_url: str,
@@ -267,8 +278,10 @@ def ingest(
     """Ingest one or more reports into one case, in one commit, and apply the policy.
 
     Exit code 0 when the policy passes (or in ci mode), 1 when it blocks, 2 for bad input,
-    3 when the cases repo cannot be written. The current time (exception expiry, finding
-    ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set, else the system clock.
+    3 when the cases repo cannot be read, or cannot be written and no queue keeps the record
+    (a queued record is a warning: the exit code follows the gate). The current time
+    (exception expiry, finding ages) comes from $SECURECASE_NOW (ISO 8601, UTC) when set,
+    else the system clock.
     Publishing to GitHub happens after the case is committed; a publishing failure is a
     warning and never changes the exit code. With --shards, the case goes to the shard that
     takes the repository (exit 2 when none does).
@@ -280,6 +293,7 @@ def ingest(
     from securecase.render import text as render
     from securecase.services.ingest import IngestRequest
     from securecase.services.ingest import ingest as run_ingest
+    from securecase.storage.queue import queue_root
     from securecase.storage.store import GitIdentity
 
     shards = shard_map(click.get_current_context(), shards_file)
@@ -373,6 +387,7 @@ def ingest(
         max_findings=max_findings,
         source_root=str(source_root) if source_root else None,
         fallback_root=os.getcwd(),
+        queue_root=queue_root(queue_dir),
     )
     result = run_ingest(request, clock=_clock())
     _warn(result.warnings, actions=context is not None)

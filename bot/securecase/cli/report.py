@@ -14,7 +14,6 @@ from securecase.cli.common import (
     cases_repo_option,
     clock_from_env,
     echo_text,
-    emit_json,
     parse_cache,
     refuse_one_web_url,
     shard_map,
@@ -153,7 +152,7 @@ def report(
         data = render.report_data(metrics)
         if shards is not None:
             data["shards"] = sources
-        emit_json(data)
+        click.echo(render.report_json(data))
     elif output == "csv":
         echo_text(render.report_csv(metrics), nl=False)
     elif output == "openmetrics":

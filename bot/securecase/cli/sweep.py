@@ -102,6 +102,13 @@ SUMMARY_ROWS = 50
     show_default=True,
     help="Seconds to keep retrying when other runs push to the cases repo at the same time.",
 )
+@click.option(
+    "--queue-dir",
+    envvar="SECURECASE_QUEUE_DIR",
+    metavar="DIR|off",
+    help="Records ingests of this machine queued while the cases repo was busy: pushed first, "
+    "in one push (see ingest --queue-dir; env SECURECASE_QUEUE_DIR).",
+)
 @cache_option
 @click.option(
     "--prune-raw-after",
@@ -126,6 +133,7 @@ def sweep(
     git_name: str,
     git_email: str,
     push_timeout: float,
+    queue_dir: str | None,
     no_cache: bool,
     prune_raw_after: int | None,
 ) -> None:
@@ -161,6 +169,10 @@ def sweep(
         max_wait=github_max_wait,
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    folded: tuple[str, ...] = ()
+    if not dry_run:
+        for location in [s.cases_repo for s in shards.shards] if shards else [cases_repo]:
+            folded += _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
     with (
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
         parse_cache(no_cache) as cache,
@@ -196,7 +208,7 @@ def sweep(
                 }
                 for shard, one in sharded.parts
             ]
-    warnings = list(result.warnings)
+    warnings = [*folded, *result.warnings]
     if actions:
         warnings += _write_actions_files(result, os.environ)
     if output == "json":
@@ -214,6 +226,29 @@ def sweep(
     for warning in warnings:
         click.echo(warning_line(warning, actions=actions), err=True)
     sys.exit(0)
+
+
+def _fold_queue(
+    cases_repo: str, queue_dir: str | None, git_name: str, git_email: str, push_timeout: float
+) -> tuple[str, ...]:
+    """Push the records waiting in this machine's queue for the cases repo (one push);
+    what happened, as warnings."""
+    from securecase.services.ingest import fold_queue
+    from securecase.storage.queue import queue_root
+    from securecase.storage.store import GitIdentity
+
+    root = queue_root(queue_dir)
+    if root is None:
+        return ()
+    folded = fold_queue(
+        cases_repo, root, identity=GitIdentity(git_name, git_email), push_timeout=push_timeout
+    )
+    notes = list(folded.warnings)
+    if folded.landed:
+        notes.insert(0, f"{len(folded.landed)} queued record(s) of earlier ingests landed")
+    if folded.waiting:
+        notes.append(f"{folded.waiting} queued record(s) still wait for the cases repo")
+    return tuple(notes)
 
 
 def _write_actions_files(result: SweepResult, env: Mapping[str, str]) -> list[str]:

@@ -20,11 +20,12 @@ from enum import StrEnum
 from securecase.domain.case import (
     Case,
     CaseHeader,
+    Status,
     Tracked,
     distinct_findings,
     severity_counts,
 )
-from securecase.domain.findings import SEVERITIES_WORST_FIRST, Finding, Severity
+from securecase.domain.findings import SEVERITIES_WORST_FIRST, Severity
 from securecase.domain.policy.evaluate import EXPIRY_WARNING_DAYS, glob_match
 from securecase.domain.policy.model import PolicyException
 from securecase.domain.subjects import parse_key
@@ -70,23 +71,21 @@ class Window:
 
     since: date
     until: date
+    #: The first moment of the window and the first one after it (set from the days: asked
+    #: for once per event and finding).
+    start: datetime = field(init=False, compare=False, repr=False)
+    end: datetime = field(init=False, compare=False, repr=False)
 
-    @property
-    def start(self) -> datetime:
-        return _midnight(self.since)
-
-    @property
-    def end(self) -> datetime:
-        """The first moment after the window."""
-        return _midnight(self.until + timedelta(days=1))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _midnight(self.since))
+        object.__setattr__(self, "end", _midnight(self.until + timedelta(days=1)))
 
     def holds(self, moment: datetime | None) -> bool:
         return moment is not None and self.start <= moment < self.end
 
 
-@functools.lru_cache(maxsize=64)
 def _midnight(day: date) -> datetime:
-    """The start of ``day`` in UTC (asked for once per event: worth remembering)."""
+    """The start of ``day`` in UTC."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
@@ -178,8 +177,12 @@ class Metrics:
     cases: tuple[CaseLine, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time from a case file as an aware datetime; None when absent or not a time."""
+    """An ISO 8601 time from a case file as an aware datetime; None when absent or not a time.
+
+    Remembered: a scan's findings share its time, and each finding's times are asked for by
+    several metrics."""
     if not value:
         return None
     try:
@@ -201,8 +204,85 @@ def acknowledges(before: Case | CaseHeader | None, after: Case | CaseHeader | No
     return before.status != after.status or before.triage != after.triage
 
 
+@dataclass(frozen=True, slots=True)
+class FindingTimes:
+    """What the metrics read of one tracked finding the scanner did not suppress."""
+
+    severity: Severity
+    first_seen: str
+    resolved: str | None
+    #: A policy exception covers it (shown, not counted, not overdue).
+    excepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the metrics read of one case, nothing more: its header, the tallies of its active
+    findings and the times of every finding it tracks (suppressed ones left out: they never
+    count). A function of the case's two files alone, so it can be kept between runs by
+    their blob ids; built by :func:`case_facts`."""
+
+    key: str
+    slug: str
+    status: Status
+    decision: str
+    created_at: str
+    updated_at: str
+    #: Active findings, cross-scanner duplicates left out, by severity (every severity).
+    counts: Mapping[str, int]
+    #: Active findings by source (duplicates across scanners kept: each source found it).
+    sources: Mapping[str, int]
+    #: Active findings, duplicates left out, by kind.
+    kinds: Mapping[str, int]
+    #: (advisory, package name) of every active finding in a package, once each.
+    exposure: tuple[tuple[str, str], ...]
+    #: Open findings (``case.findings``) and resolved ones (``case.resolved``).
+    findings: tuple[FindingTimes, ...]
+    resolved: tuple[FindingTimes, ...]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.coarse == "OPEN"
+
+
+def case_facts(case: Case) -> CaseFacts:
+    """The facts the metrics read of ``case`` (kept in the parse cache: a change of what they
+    hold bumps ``storage.parsecache.ENTRY_FORMAT``)."""
+    active = case.active
+    distinct = distinct_findings(active)
+    return CaseFacts(
+        key=case.key,
+        slug=case.subject.slug,
+        status=case.status,
+        decision=case.gate.decision,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        counts=severity_counts(distinct),
+        sources=dict(Counter(f.source for f in active)),
+        kinds=dict(Counter(f.kind.value for f in distinct)),
+        exposure=tuple(
+            sorted({(f.advisory, f.package.name) for f in active if f.package is not None})
+        ),
+        findings=_times(case.findings),
+        resolved=_times(case.resolved),
+    )
+
+
+def _times(tracked: Iterable[Tracked]) -> tuple[FindingTimes, ...]:
+    return tuple(
+        FindingTimes(
+            t.finding.severity,
+            t.first_seen.at,
+            t.resolved.at if t.resolved else None,
+            t.exception is not None,
+        )
+        for t in tracked
+        if not t.finding.suppressed
+    )
+
+
 def compute(
-    cases: Iterable[Case],
+    cases: Iterable[CaseFacts],
     events: Iterable[CommitEvent],
     *,
     window: Window,
@@ -212,35 +292,36 @@ def compute(
     exceptions: Sequence[PolicyException] = (),
     sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> Metrics:
-    """All metrics for the cases (at HEAD) and commits of the selected repositories.
+    """All metrics for the cases (at HEAD, see :func:`case_facts`) and commits of the selected
+    repositories.
 
     ``sla_by_case`` (by case key) overrides ``sla_days`` for the cases it names: cases read
     from several cases repos (shards) each keep their own policy's SLA.
     """
-    chosen = sorted((c for c in cases if repo_selected(repos, c.subject.slug)), key=lambda c: c.key)
-    open_cases = [c for c in chosen if c.status.coarse == "OPEN"]
-    slugs = {c.key: c.subject.slug for c in chosen}
-    kept = [e for e in events if repo_selected(repos, _slug(e.case_key, slugs))]
-    # Each case's active and distinct findings once: several metrics read them.
-    active = {c.key: c.active for c in chosen}
-    distinct = {key: distinct_findings(found) for key, found in active.items()}
-    counts = {key: severity_counts(found) for key, found in distinct.items()}
+    chosen = sorted((c for c in cases if repo_selected(repos, c.slug)), key=lambda c: c.key)
+    open_cases = [c for c in chosen if c.is_open]
+    slugs = {c.key: c.slug for c in chosen}
+    kept = (
+        [e for e in events if repo_selected(repos, _slug(e.case_key, slugs))]
+        if repos
+        else list(events)
+    )
     return Metrics(
         window=window,
         now=now,
         open_cases=len(open_cases),
-        open_findings=_sum_counts(counts[c.key] for c in open_cases),
-        by_repo=_by_repo(chosen, counts),
-        by_source=_tally(f.source for c in open_cases for f in active[c.key]),
-        by_kind=_tally(f.kind.value for c in open_cases for f in distinct[c.key]),
+        open_findings=_sum_counts(c.counts for c in open_cases),
+        by_repo=_by_repo(chosen),
+        by_source=_tally_sum(c.sources for c in open_cases),
+        by_kind=_tally_sum(c.kinds for c in open_cases),
         weekly=weekly(chosen, window),
         mttr_days=mttr_days(chosen, window),
         mtta_hours=mtta_hours(chosen, kept, window),
         sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}, sla_by_case=sla_by_case),
         exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
         gate=gate(kept, window),
-        exposure=exposure(open_cases, active),
-        cases=tuple(_case_line(c, counts[c.key]) for c in chosen),
+        exposure=exposure(open_cases),
+        cases=tuple(_case_line(c) for c in chosen),
     )
 
 
@@ -253,8 +334,10 @@ def _slug(key: str, known: Mapping[str, str]) -> str:
         return ""
 
 
-def _tally(values: Iterable[str]) -> dict[str, int]:
-    counted = Counter(values)
+def _tally_sum(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    counted: Counter[str] = Counter()
+    for tally in tallies:
+        counted.update(tally)
     return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -266,28 +349,17 @@ def _sum_counts(all_counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-def _by_repo(
-    cases: Sequence[Case], counts: Mapping[str, Mapping[str, int]]
-) -> tuple[RepoLine, ...]:
-    grouped: dict[str, list[Case]] = {}
+def _by_repo(cases: Sequence[CaseFacts]) -> tuple[RepoLine, ...]:
+    grouped: dict[str, list[CaseFacts]] = {}
     for case in cases:
-        grouped.setdefault(case.subject.slug, []).append(case)
+        grouped.setdefault(case.slug, []).append(case)
     lines = []
     for slug, members in grouped.items():
-        still_open = [c for c in members if c.status.coarse == "OPEN"]
-        lines.append(
-            RepoLine(slug, len(still_open), _sum_counts(counts[c.key] for c in still_open))
-        )
+        still_open = [c for c in members if c.is_open]
+        lines.append(RepoLine(slug, len(still_open), _sum_counts(c.counts for c in still_open)))
     return tuple(
         sorted(lines, key=lambda r: (-sum(r.open_findings.values()), -r.open_cases, r.repo))
     )
-
-
-def _tracked(case: Case) -> Iterable[Tracked]:
-    """Every finding the case knows, open and resolved, except those the scanner suppressed."""
-    for tracked in (*case.findings, *case.resolved):
-        if not tracked.finding.suppressed:
-            yield tracked
 
 
 def iso_week(moment: datetime) -> str:
@@ -296,17 +368,17 @@ def iso_week(moment: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def weekly(cases: Sequence[Case], window: Window) -> tuple[WeekLine, ...]:
+def weekly(cases: Sequence[CaseFacts], window: Window) -> tuple[WeekLine, ...]:
     """Findings first seen and findings resolved per ISO week of the window (every week
     listed, oldest first)."""
     appeared: Counter[str] = Counter()
     fixed: Counter[str] = Counter()
     for case in cases:
-        for tracked in _tracked(case):
-            first = parse_time(tracked.first_seen.at)
+        for tracked in (*case.findings, *case.resolved):
+            first = parse_time(tracked.first_seen)
             if window.holds(first) and first is not None:
                 appeared[iso_week(first)] += 1
-            resolved = parse_time(tracked.resolved.at) if tracked.resolved else None
+            resolved = parse_time(tracked.resolved)
             if window.holds(resolved) and resolved is not None:
                 fixed[iso_week(resolved)] += 1
     weeks: list[str] = []
@@ -328,22 +400,20 @@ def spread(values: Sequence[float]) -> Spread:
     )
 
 
-def mttr_days(cases: Sequence[Case], window: Window) -> dict[str, Spread]:
+def mttr_days(cases: Sequence[CaseFacts], window: Window) -> dict[str, Spread]:
     """Per severity: days from first seen to resolved, over findings resolved in the window."""
     days: dict[Severity, list[float]] = {s: [] for s in SEVERITIES_WORST_FIRST}
     for case in cases:
         for tracked in case.resolved:
-            if tracked.finding.suppressed or tracked.resolved is None:
-                continue
-            first = parse_time(tracked.first_seen.at)
-            resolved = parse_time(tracked.resolved.at)
+            first = parse_time(tracked.first_seen)
+            resolved = parse_time(tracked.resolved)
             if first is None or resolved is None or not window.holds(resolved):
                 continue
-            days[tracked.finding.severity].append((resolved - first).total_seconds() / 86400)
+            days[tracked.severity].append((resolved - first).total_seconds() / 86400)
     return {s.count_key: spread(values) for s, values in days.items()}
 
 
-def mtta_hours(cases: Sequence[Case], events: Sequence[CommitEvent], window: Window) -> Spread:
+def mtta_hours(cases: Sequence[CaseFacts], events: Sequence[CommitEvent], window: Window) -> Spread:
     """Hours from a case's creation to its first human commit that changed its status or
     triage, over cases acknowledged within the window."""
     first_ack: dict[str, datetime] = {}
@@ -362,17 +432,17 @@ def mtta_hours(cases: Sequence[Case], events: Sequence[CommitEvent], window: Win
     return spread(hours)
 
 
-def sla_due(tracked: Tracked, sla_days: Mapping[Severity, int]) -> datetime | None:
+def _due(severity: Severity, first_seen: str, sla_days: Mapping[Severity, int]) -> datetime | None:
     """When a finding's SLA runs out: first seen plus its severity's days (None: no SLA)."""
-    limit = sla_days.get(tracked.finding.severity)
-    first = parse_time(tracked.first_seen.at)
+    limit = sla_days.get(severity)
+    first = parse_time(first_seen)
     if limit is None or first is None:
         return None
     return first + timedelta(days=limit)
 
 
 def sla(
-    cases: Sequence[Case],
+    cases: Sequence[CaseFacts],
     *,
     now: datetime,
     window: Window,
@@ -385,18 +455,16 @@ def sla(
     within = resolved_with_sla = 0
     for case in cases:
         days = sla_by_case.get(case.key, sla_days) if sla_by_case else sla_days
-        if case.status.coarse == "OPEN":
+        if case.is_open:
             for tracked in case.findings:
-                if tracked.exception is not None or tracked.finding.suppressed:
+                if tracked.excepted:
                     continue
-                due = sla_due(tracked, days)
+                due = _due(tracked.severity, tracked.first_seen, days)
                 overdue += due is not None and now > due
         for tracked in case.resolved:
-            resolved = parse_time(tracked.resolved.at) if tracked.resolved else None
-            due = sla_due(tracked, days)
+            resolved = parse_time(tracked.resolved)
+            due = _due(tracked.severity, tracked.first_seen, days)
             if due is None or resolved is None or not window.holds(resolved):
-                continue
-            if tracked.finding.suppressed:
                 continue
             resolved_with_sla += 1
             within += resolved <= due
@@ -437,31 +505,26 @@ def gate(events: Sequence[CommitEvent], window: Window) -> GateLine:
     return GateLine(scans, blocked, rate, tuple(top))
 
 
-def exposure(
-    open_cases: Sequence[Case], active: Mapping[str, Sequence[Finding]]
-) -> tuple[ExposureLine, ...]:
+def exposure(open_cases: Sequence[CaseFacts]) -> tuple[ExposureLine, ...]:
     """Advisory + package pairs by the number of repositories (then cases) where an active
-    finding (``active`` by case key) has them, in open cases."""
+    finding has them, in open cases."""
     repos: dict[tuple[str, str], set[str]] = {}
     keys: dict[tuple[str, str], set[str]] = {}
     for case in open_cases:
-        for finding in active[case.key]:
-            if finding.package is None:
-                continue
-            pair = (finding.advisory, finding.package.name)
-            repos.setdefault(pair, set()).add(case.subject.slug)
+        for pair in case.exposure:
+            repos.setdefault(pair, set()).add(case.slug)
             keys.setdefault(pair, set()).add(case.key)
     lines = [ExposureLine(a, p, len(repos[(a, p)]), len(keys[(a, p)])) for a, p in repos]
     return tuple(sorted(lines, key=lambda x: (-x.repos, -x.cases, x.advisory, x.package)))
 
 
-def _case_line(case: Case, counts: dict[str, int]) -> CaseLine:
+def _case_line(case: CaseFacts) -> CaseLine:
     return CaseLine(
         key=case.key,
-        repo=case.subject.slug,
+        repo=case.slug,
         status=case.status.value,
-        decision=case.gate.decision,
-        counts=counts,
+        decision=case.decision,
+        counts=case.counts,
         created_at=case.created_at,
         updated_at=case.updated_at,
     )

@@ -36,6 +36,9 @@ class IngestResult:
     #: left out, paths outside the checkout, a broken target-branch case, a future
     #: --commit-time clamped to now); never part of the decision.
     warnings: tuple[str, ...] = ()
+    #: The queue entry holding this run's record when the cases repo could not take it (the
+    #: decision stands; the record lands with a later run), None when it was pushed.
+    queued: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +102,11 @@ def incomplete_sources(result: IngestResult) -> tuple[str, ...]:
     """Sources whose latest scan said it did not complete (failed run, unreadable files, an
     error notification): their earlier findings stay active, none counts as fixed."""
     return tuple(name for name, record in result.case.sources.items() if record.incomplete)
+
+
+def recorded_state(result: IngestResult) -> str:
+    """What became of a run's record: ``committed``, ``unchanged`` (the case already said
+    so) or ``queued`` (the cases repo was busy; it lands with a later run)."""
+    if result.queued:
+        return "queued"
+    return "committed" if result.committed else "unchanged"

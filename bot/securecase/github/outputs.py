@@ -6,7 +6,7 @@ import json
 import secrets
 from collections.abc import Mapping
 
-from securecase.domain.outcome import IngestResult, new_count
+from securecase.domain.outcome import IngestResult, new_count, recorded_state
 from securecase.render.phrases import no_rule_note
 
 
@@ -47,6 +47,7 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
         "case_key": result.case.key,
         "case_path": result.case_path,
         "cases_commit": result.cases_commit or "",
+        "recorded": recorded_state(result),
         "case_url": case_url or "",
         "counts": json.dumps(counts, separators=(",", ":")),
         "new": str(new_count(result)),

@@ -13,6 +13,8 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from securecase.domain.metrics import Metrics, Spread
 
 
@@ -74,6 +76,13 @@ def report_data(metrics: Metrics) -> dict[str, Any]:
             for c in metrics.cases
         ],
     }
+
+
+def report_json(data: dict[str, Any]) -> str:
+    """:func:`report_data` as JSON indented by two spaces, the text ``json.dumps(data,
+    indent=2, ensure_ascii=False)`` gives (orjson: the standard library's encoder runs in
+    Python when it indents, and a report lists every case)."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode("utf-8")
 
 
 def _number(value: float | None) -> str:

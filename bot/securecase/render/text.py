@@ -16,6 +16,7 @@ from securecase.domain.outcome import (
     blocking_findings,
     breakdown,
     incomplete_sources,
+    recorded_state,
 )
 from securecase.domain.policy import ExceptionUse
 from securecase.render.phrases import (
@@ -51,6 +52,8 @@ def ingest_data(result: IngestResult) -> dict[str, Any]:
         "case_path": result.case_path,
         "cases_commit": result.cases_commit,
         "committed": result.committed,
+        "recorded": recorded_state(result),
+        "queued": result.queued,
         "stale": result.stale,
         "counts": counts,
         "max_severity": max_severity.value if max_severity else None,
@@ -160,8 +163,11 @@ def ingest_text(result: IngestResult) -> str:
     if result.stale:
         lines.append("  late scan of an older commit: recorded in history, case not rolled back")
     where = result.cases_commit[:12] if result.cases_commit else "no commit yet"
-    state = "committed" if result.committed else "unchanged"
-    lines.append(f"  case: {result.case_path} ({state}, cases repo at {where})")
+    if result.queued:
+        lines.append(f"  case: {result.case_path} (record queued as {result.queued})")
+    else:
+        state = recorded_state(result)
+        lines.append(f"  case: {result.case_path} ({state}, cases repo at {where})")
     blocking = blocking_findings(result)
     if blocking:
         lines.append("  blocking findings:")

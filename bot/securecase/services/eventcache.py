@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from securecase import __version__
 from securecase.domain.metrics import EVENT_TRAILERS, AuthorKind, CommitEvent
@@ -79,7 +80,7 @@ class EventCache:
             self._warn(f"cannot read the report cache {path} ({exc.strerror}); read all history")
             return None
         try:
-            doc = json.loads(text)
+            doc = orjson.loads(text)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
             if (
@@ -111,19 +112,21 @@ class EventCache:
             "trailers": [dict(e.trailers) for e in events],
             "acknowledges": "".join("1" if e.acknowledges else "0" for e in events),
         }
-        data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         temp: str | None = None
         try:
+            data = orjson.dumps(doc)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".events-", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(temp, path)
-        except OSError as exc:
+        except (OSError, orjson.JSONEncodeError) as exc:
             if temp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
-            self._warn(f"cannot write the report cache {path} ({exc.strerror or exc})")
+            # orjson refuses text git gave undecoded (a commit's non-UTF-8 bytes): no cache then
+            reason = getattr(exc, "strerror", None) or exc
+            self._warn(f"cannot write the report cache {path} ({reason})")
 
     def _warn(self, message: str) -> None:
         if self.warning is None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from securecase import scanners as report_registry
 from securecase.clock import Clock, iso
@@ -39,8 +42,15 @@ from securecase.domain.policy import (
     evaluate_case,
     load_policy,
 )
-from securecase.domain.subjects import Subject
-from securecase.errors import CaseFileError, UsageError
+from securecase.domain.subjects import Provider, Subject
+from securecase.errors import (
+    CaseFileError,
+    CasesRepoBusy,
+    PushRefused,
+    SecurecaseError,
+    StoreError,
+    UsageError,
+)
 from securecase.limits import MAX_FINDINGS
 from securecase.scanners.jsonload import (
     DEFAULT_MAX_REPORT_BYTES,
@@ -49,16 +59,22 @@ from securecase.scanners.jsonload import (
 )
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
+from securecase.storage.queue import QueuedRecord, RecordQueue
 from securecase.storage.rawfile import stored_raw
 from securecase.storage.repos import open_store
 from securecase.storage.secrets import masked_file
-from securecase.storage.store import Change, GitIdentity, Plan, Snapshot
+from securecase.storage.store import CasesStore, Change, GitIdentity, Plan, Snapshot
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
 POLICY_FILE = "policy.yaml"
 #: How far a --commit-time may lie ahead of our clock (runner clocks drift a little). Beyond
 #: it the time is clamped to now: a far-future time would make every later scan look late.
 COMMIT_TIME_SKEW = timedelta(minutes=10)
+#: A record queued longer than this means the cases repo is not busy but unwritable from here
+#: (credentials, branch protection): the next run that cannot push fails with exit 3.
+QUEUE_STALE_AFTER = timedelta(hours=1)
+#: Queued records an ingest carries in its push at most (oldest first); a sweep takes them all.
+FOLD_WITH_INGEST = 50
 #: Open findings a case may hold: beyond this a case is too large to review or to store.
 DEFAULT_MAX_FINDINGS = MAX_FINDINGS
 
@@ -87,6 +103,9 @@ class IngestRequest:
     #: (the current directory) serves only when the reports' files are all under it.
     source_root: str | None = None
     fallback_root: str | None = None
+    #: Where records wait when the cases repo cannot take them (None: a busy cases repo fails
+    #: the run, exit 3); see :mod:`securecase.storage.queue`.
+    queue_root: Path | None = None
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -182,106 +201,371 @@ def split_image(image: str | None) -> tuple[str | None, str | None]:
 
 
 def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
-    """Record the reports in the subject's case, evaluate the policy, commit once."""
-    loaded = _read_reports(
-        request.reports,
-        request.fmt,
-        request.sources,
-        request.max_report_bytes,
-        source_root=request.source_root,
-        fallback_root=request.fallback_root,
-    )
-    parsed = [report for report, _ in loaded]
-    _check_findings_limit(
-        sum(len(r.findings) for r in parsed), request.max_findings, "the reports hold"
-    )
-    reparsed: dict[tuple[int, str], Report] = {}
+    """Record the reports in the subject's case, evaluate the policy, commit once.
 
-    def reparse(index: int, slot: str) -> Report:
-        # an older case's per-tool slot: the ids depend on the slot, so parse again (once)
-        if (index, slot) not in reparsed:
-            report, data = loaded[index]
-            reparsed[index, slot] = report_registry.parse_bytes(
+    With a queue (``request.queue_root``), records other runs of this machine could not push
+    ride along in the same push (one commit each), and when this run cannot push either, its
+    decision still stands and its record joins the queue (``IngestResult.queued``).
+    """
+    own = _Prepared(request, clock.now())
+    queue = RecordQueue(request.queue_root, request.cases_repo) if request.queue_root else None
+    with queue.folding() if queue is not None else nullcontext(False) as may_fold:
+        # The oldest records only: an ingest's own decision waits for the plans of those it
+        # carries, and a sweep folds the rest.
+        ready = queue.entries()[:FOLD_WITH_INGEST] if queue is not None and may_fold else []
+        waiting, unread = _foldable(ready)
+        try:
+            result = _record(own, waiting, queue)
+            return replace(result, warnings=(*result.warnings, *unread)) if unread else result
+        except CasesRepoBusy as error:
+            if queue is not None and waiting and isinstance(error, PushRefused):
+                queue.end_push()  # refused: nothing of that push landed
+            if queue is None or own.decided is None:
+                raise  # nothing decided yet
+            return _queued(own, queue, error)
+
+
+def fold_queue(
+    cases_repo: str, queue_root: Path, *, identity: GitIdentity, push_timeout: float
+) -> FoldResult:
+    """Push every record waiting in this machine's queue for ``cases_repo``, in one push
+    (``sweep`` runs this first). A record whose case file is broken stays queued, named in
+    the warnings; the store's errors propagate (the records stay queued)."""
+    queue = RecordQueue(queue_root, cases_repo)
+    with queue.folding() as may_fold:
+        if not may_fold:
+            return FoldResult(landed=(), waiting=len(queue.entries()), commits=0, warnings=())
+        waiting, unread = _foldable(queue.entries())
+        if not waiting and queue.in_flight() is None:
+            return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
+        paths = [POLICY_FILE] + [p for entry in waiting for p in entry.prepared.paths]
+        with open_store(cases_repo, identity=identity, paths=paths, timeout=push_timeout) as store:
+            waiting = _settle_in_flight(store, queue, waiting)
+            if not waiting:
+                return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
+            try:
+                done = store.update_batch(
+                    [entry.compute for entry in waiting],
+                    before_publish=lambda tip: queue.begin_push(tip, [e.entry_id for e in waiting]),
+                )
+            except PushRefused:
+                queue.end_push()  # refused: nothing of that push landed
+                raise
+        landed, warnings = _landed(waiting, done.results)
+        queue.remove(landed)
+        queue.end_push()
+        return FoldResult(
+            landed=landed,
+            waiting=len(queue.entries()),
+            commits=sum(c is not None for c in done.commits),
+            warnings=(*warnings, *unread),
+        )
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What folding a queue did: the entries that landed, how many still wait, the commits
+    made, and why some entries stay queued."""
+
+    landed: tuple[str, ...]
+    waiting: int
+    commits: int
+    warnings: tuple[str, ...]
+
+
+class _Prepared:
+    """One ingest's inputs read and checked, ready to plan on any snapshot of the cases repo.
+
+    ``decided`` keeps the last result planned: the decision a run reports even when its
+    record could not be pushed.
+    """
+
+    def __init__(self, request: IngestRequest, now: datetime) -> None:
+        loaded = _read_reports(
+            request.reports,
+            request.fmt,
+            request.sources,
+            request.max_report_bytes,
+            source_root=request.source_root,
+            fallback_root=request.fallback_root,
+        )
+        self.loaded = loaded
+        self.parsed = [report for report, _ in loaded]
+        _check_findings_limit(
+            sum(len(r.findings) for r in self.parsed), request.max_findings, "the reports hold"
+        )
+        self._reparsed: dict[tuple[int, str], Report] = {}
+        self.policy_bytes = None
+        self.explicit_policy = None
+        if request.policy_file is not None:
+            self.policy_bytes = _read_policy_file(request.policy_file)
+            self.explicit_policy = load_policy(self.policy_bytes, origin=str(request.policy_file))
+        self.folder = request.subject.folder
+        self.received_at = iso(now)
+        committed_at, self.warnings = clamp_commit_time(request.committed_at, now)
+        self.request = replace(request, committed_at=committed_at)
+        self.today = now.astimezone(UTC).date()
+        self.target = baseline_subject(request.subject)
+        # Only the files a plan reads: a sparse clone of a remote cases repo (and its refetch
+        # after a rejected push) transfers the case files of this case and its baseline,
+        # never their raw reports.
+        self.paths = [POLICY_FILE] + [
+            f"{case_folder}/{name}"
+            for case_folder in [self.folder] + ([self.target.folder] if self.target else [])
+            for name in (CASE_FILE, FINDINGS_FILE)
+        ]
+        self.decided: IngestResult | None = None
+
+    def reparse(self, index: int, slot: str) -> Report:
+        """An older case's per-tool slot: the ids depend on the slot, so parse again (once)."""
+        if (index, slot) not in self._reparsed:
+            report, data = self.loaded[index]
+            self._reparsed[index, slot] = report_registry.parse_bytes(
                 data,
                 origin=report.path,
-                fmt=request.fmt,
+                fmt=self.request.fmt,
                 source=slot,
-                source_root=request.source_root,
-                fallback_root=request.fallback_root,
+                source_root=self.request.source_root,
+                fallback_root=self.request.fallback_root,
             )
-        return reparsed[index, slot]
+        return self._reparsed[index, slot]
 
-    explicit_policy = None
-    if request.policy_file is not None:
-        explicit_policy = load_policy(
-            _read_policy_file(request.policy_file), origin=str(request.policy_file)
+    def plan(self, snapshot: Snapshot) -> Plan[IngestResult]:
+        """The case update and decision for this run on ``snapshot``."""
+        request = self.request
+        policy = self.explicit_policy or _repo_policy(snapshot)
+        found = _read_case(snapshot, self.folder, request.subject)
+        previous = found[0] if found else None
+        # A run that does not name the target branch judges against the one the case knows
+        # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
+        # finding as new. A remote fetches that folder lazily (it was not known up front).
+        base = self.target
+        if base is None and previous is not None and request.subject.is_pr:
+            base = baseline_subject(previous.subject)
+        baseline_warnings: tuple[str, ...] = ()
+        try:
+            in_base = _read_case(snapshot, base.folder, base) if base else None
+        except CaseFileError as error:
+            # Another subject's broken file must not stop this ingest; without a baseline
+            # every finding counts as new, so the gate errs on the strict side.
+            in_base = None
+            first = f": {error.problems[0]}" if error.problems else ""
+            baseline_warnings = (
+                f"the target branch's case is broken, so every finding counts as new: "
+                f"{error.message}{first}",
+            )
+        baseline = in_base[0] if in_base else None
+        placed = assign_slots(self.parsed, previous, self.reparse)
+        planned = _plan(
+            request,
+            placed,
+            policy,
+            found,
+            self.folder,
+            self.received_at,
+            baseline,
+            self.today,
+            base,
+            (*self.warnings, *baseline_warnings),
         )
-    folder = request.subject.folder
-    now = clock.now()
-    received_at = iso(now)
-    committed_at, warnings = clamp_commit_time(request.committed_at, now)
-    request = replace(request, committed_at=committed_at)
-    today = now.astimezone(UTC).date()
-    target = baseline_subject(request.subject)
+        self.decided = planned.result
+        return planned
 
-    # Only the files a plan reads: a sparse clone of a remote cases repo (and its refetch after
-    # a rejected push) transfers the case files of this case and its baseline, never their raw
-    # reports.
-    paths = [POLICY_FILE] + [
-        f"{case_folder}/{name}"
-        for case_folder in [folder] + ([target.folder] if target else [])
-        for name in (CASE_FILE, FINDINGS_FILE)
-    ]
+    def finished(self, result: IngestResult, commit: str | None, head: str | None) -> IngestResult:
+        """The result as the caller sees it: where the cases repo is, the parsers' notes."""
+        return replace(
+            result,
+            cases_commit=commit or head,
+            committed=commit is not None,
+            # The parsers' notes, then what this run changed in its input (a clamped time).
+            warnings=(*(w for report in self.parsed for w in report.warnings), *result.warnings),
+        )
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A queued record, read back and ready to plan."""
+
+    entry_id: str
+    prepared: _Prepared
+
+    def compute(self, snapshot: Snapshot) -> Plan[IngestResult | SecurecaseError]:
+        """Its plan; a record the cases repo's state refuses (a case file a human broke, a
+        case grown past the findings limit) stays queued instead of stopping the others."""
+        try:
+            return cast(Plan[IngestResult | SecurecaseError], self.prepared.plan(snapshot))
+        except StoreError:
+            raise  # the cases repo itself: every record waits
+        except SecurecaseError as error:
+            return Plan(change=None, result=error)
+
+
+def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) -> IngestResult:
+    """Push this run's record, with the waiting ones before it, in one push."""
+    request = own.request
+    paths = own.paths + [p for entry in waiting for p in entry.prepared.paths]
     with open_store(
         request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
     ) as store:
+        if queue is not None and waiting:
+            waiting = _settle_in_flight(store, queue, waiting)
+        if queue is None or not waiting:
+            committed = store.update(own.plan)
+            return own.finished(committed.result, committed.commit, committed.head)
+        computes: list[Callable[[Snapshot], Plan[IngestResult | SecurecaseError]]] = [
+            entry.compute for entry in waiting
+        ]
+        computes.append(
+            lambda snapshot: cast(Plan[IngestResult | SecurecaseError], own.plan(snapshot))
+        )
+        done = store.update_batch(
+            computes,
+            before_publish=lambda tip: queue.begin_push(tip, [e.entry_id for e in waiting]),
+        )
+    landed, notes = _landed(waiting, done.results[:-1])
+    queue.remove(landed)
+    queue.end_push()
+    mine = done.results[-1]
+    if isinstance(mine, SecurecaseError):
+        raise mine
+    result = own.finished(mine, done.commits[-1], done.head)
+    note = f"{len(landed)} queued record(s) of earlier runs landed with this one"
+    return replace(result, warnings=(*result.warnings, note, *notes))
 
-        def plan(snapshot: Snapshot) -> Plan[IngestResult]:
-            policy = explicit_policy or _repo_policy(snapshot)
-            found = _read_case(snapshot, folder, request.subject)
-            previous = found[0] if found else None
-            # A run that does not name the target branch judges against the one the case knows
-            # (the case keeps it), as `policy diff` does; otherwise `new_only` would count every
-            # finding as new. A remote fetches that folder lazily (it was not known up front).
-            base = target
-            if base is None and previous is not None and request.subject.is_pr:
-                base = baseline_subject(previous.subject)
-            baseline_warnings: tuple[str, ...] = ()
-            try:
-                in_base = _read_case(snapshot, base.folder, base) if base else None
-            except CaseFileError as error:
-                # Another subject's broken file must not stop this ingest; without a
-                # baseline every finding counts as new, so the gate errs on the strict side.
-                in_base = None
-                first = f": {error.problems[0]}" if error.problems else ""
-                baseline_warnings = (
-                    f"the target branch's case is broken, so every finding counts as new: "
-                    f"{error.message}{first}",
-                )
-            baseline = in_base[0] if in_base else None
-            placed = assign_slots(parsed, previous, reparse)
-            return _plan(
-                request,
-                placed,
-                policy,
-                found,
-                folder,
-                received_at,
-                baseline,
-                today,
-                base,
-                (*warnings, *baseline_warnings),
-            )
 
-        committed = store.update(plan)
-    result = committed.result
-    return replace(
-        result,
-        cases_commit=committed.commit or committed.head,
-        committed=committed.commit is not None,
-        # The parsers' notes, then what this run changed in its input (a clamped time).
-        warnings=(*(w for report in parsed for w in report.warnings), *result.warnings),
+def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestResult:
+    """Keep the record of a run that decided but could not push; its result says so."""
+    request = own.request
+    subject = request.subject
+    fields = {
+        "received_at": own.received_at,
+        "subject": {
+            "provider": subject.provider.value,
+            "org": subject.org,
+            "repo": subject.repo,
+            "pr": subject.pr,
+            "branch": subject.branch,
+            "target_branch": subject.target_branch,
+        },
+        "format": request.fmt.value if request.fmt else None,
+        "sources": list(request.sources),
+        "commit": request.commit,
+        "committed_at": request.committed_at,
+        "run_url": request.run_url,
+        "image": request.image,
+        "image_digest": request.image_digest,
+        "policy_origin": str(request.policy_file) if request.policy_file else None,
+        "mode": request.mode.value if request.mode else None,
+        "max_report_bytes": request.max_report_bytes,
+        "max_findings": request.max_findings,
+        "source_root": request.source_root,
+        "fallback_root": request.fallback_root,
+        "identity": [request.identity.name, request.identity.email],
+    }
+    entry = queue.put(fields, [data for _, data in own.loaded], own.policy_bytes)
+    oldest = min(str(e.fields["received_at"]) for e in queue.entries())
+    if _parse_time(oldest) < _parse_time(own.received_at) - QUEUE_STALE_AFTER:
+        # The queue has not drained for a long time: not a burst but a cases repo this
+        # machine cannot write (credentials, branch protection). Fail so someone looks.
+        raise StoreError(
+            f"{error.message}; records have waited in {queue.folder} since {oldest} "
+            f"(this run's is queued too)",
+            hint=(error.hint or "check the cases repo's credentials and branch protection")
+            + "; the queued records land with the first ingest or sweep that can push",
+        ) from error
+    assert own.decided is not None
+    result = own.finished(own.decided, None, None)
+    warning = (
+        f"the decision stands, but the cases repo could not take the record now "
+        f"({error.message}); it is queued as {entry.entry_id} in {queue.folder} and lands "
+        "with the next ingest or sweep of this cases repo on this machine"
     )
+    return replace(result, queued=entry.entry_id, warnings=(*result.warnings, warning))
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _foldable(entries: Sequence[QueuedRecord]) -> tuple[list[_Waiting], tuple[str, ...]]:
+    """The queued records read back, and a warning per one that no longer reads (its files
+    damaged, or refused by this version): that one stays queued, for a person to look at."""
+    ready, warnings = [], []
+    for entry in entries:
+        try:
+            ready.append(_Waiting(entry.entry_id, _Prepared(*_request_of(entry))))
+        except (SecurecaseError, KeyError, TypeError, ValueError) as error:
+            said = error.message if isinstance(error, SecurecaseError) else repr(error)
+            warnings.append(f"queued record {entry.folder} cannot be read, it stays: {said}")
+    return ready, tuple(warnings)
+
+
+def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
+    """The ingest request a queued record holds, and the moment it was received."""
+    fields = entry.fields
+    subject = fields["subject"]
+    policy = entry.policy_file
+    request = IngestRequest(
+        reports=entry.reports,
+        subject=Subject(
+            Provider(subject["provider"]),
+            subject["org"],
+            subject["repo"],
+            pr=subject["pr"],
+            branch=subject["branch"],
+            target_branch=subject["target_branch"],
+        ),
+        cases_repo="",
+        identity=GitIdentity(*fields["identity"]),
+        fmt=ReportFormat(fields["format"]) if fields["format"] else None,
+        sources=tuple(fields["sources"]),
+        commit=fields["commit"],
+        committed_at=fields["committed_at"],
+        run_url=fields["run_url"],
+        image=fields["image"],
+        image_digest=fields["image_digest"],
+        policy_file=policy,
+        mode=Mode(fields["mode"]) if fields["mode"] else None,
+        max_report_bytes=int(fields["max_report_bytes"]),
+        max_findings=int(fields["max_findings"]),
+        source_root=fields["source_root"],
+        fallback_root=fields["fallback_root"],
+    )
+    return request, _parse_time(str(fields["received_at"]))
+
+
+def _settle_in_flight(
+    store: CasesStore, queue: RecordQueue, waiting: list[_Waiting]
+) -> list[_Waiting]:
+    """Finish what a fold that died between its push and its clean-up left: its entries are
+    removed when its commit reached the cases repo, and fold again otherwise."""
+    noted = queue.in_flight()
+    if noted is None:
+        return waiting
+    commit, entry_ids = noted
+    head = store.snapshot().head
+    if head is not None and store.is_ancestor(commit, head):
+        queue.remove(entry_ids)
+        waiting = [entry for entry in waiting if entry.entry_id not in entry_ids]
+    queue.end_push()
+    return waiting
+
+
+def _landed(
+    waiting: Sequence[_Waiting], results: Sequence[IngestResult | SecurecaseError]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The entries whose records are now in the cases repo, and a warning per one that stays."""
+    landed, warnings = [], []
+    for entry, result in zip(waiting, results, strict=True):
+        if isinstance(result, SecurecaseError):
+            warnings.append(
+                f"queued record {entry.entry_id} stays queued: {result.message}"
+                + (f" ({result.hint})" if result.hint else "")
+            )
+        else:
+            landed.append(entry.entry_id)
+    return tuple(landed), tuple(warnings)
 
 
 def clamp_commit_time(value: str | None, now: datetime) -> tuple[str | None, tuple[str, ...]]:
@@ -349,17 +633,23 @@ def _plan(
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
     plain_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
-    stored = {
-        r.source: stored_raw(plain_paths[r.source], r.raw, origin=f"report {r.source}")
-        for r in parsed
-    }
+    # A large report is compressed in a thread (zlib lets go of the GIL) while this one masks
+    # it for its digest: both take tens of milliseconds per megabyte.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        packing = {
+            r.source: pool.submit(
+                stored_raw, plain_paths[r.source], r.raw, origin=f"report {r.source}"
+            )
+            for r in parsed
+        }
+        # The digest of the report as stored (secrets masked, before compression), so
+        # `cases validate` can check it; the store masks the same bytes again from a cache.
+        raw_sha = {
+            r.source: hashlib.sha256(masked_file(plain_paths[r.source], r.raw)).hexdigest()
+            for r in parsed
+        }
+        stored = {source: future.result() for source, future in packing.items()}
     raw_paths = {source: path for source, (path, _) in stored.items()}
-    # The digest of the report as stored (secrets masked, before compression), so
-    # `cases validate` can check it; the store masks the same bytes again from a cache.
-    raw_sha = {
-        r.source: hashlib.sha256(masked_file(plain_paths[r.source], r.raw)).hexdigest()
-        for r in parsed
-    }
     report_times = {}
     for report in parsed:
         if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):

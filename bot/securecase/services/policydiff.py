@@ -18,13 +18,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from securecase.domain.case import Case
+from securecase.domain.case import Case, CaseHeader
 from securecase.domain.policy import (
-    Decision,
-    Mode,
     Policy,
     builtin_policy,
-    evaluate_case,
+    evaluate_case_under,
     load_policy,
     stale_exceptions,
 )
@@ -49,13 +47,6 @@ POLICY_FILE = "policy.yaml"
 
 
 # -- judging ---------------------------------------------------------------------------------
-
-
-def judge(
-    policy: Policy, case: Case, *, baseline: Case | None, today: date, mode: Mode | None = None
-) -> Decision:
-    """One case under one policy, exactly as ``ingest`` would judge it on ``today``."""
-    return evaluate_case(policy, case, baseline=baseline, today=today, mode=mode)
 
 
 def exception_notes(
@@ -215,16 +206,17 @@ class DiffTally:
             folders = case_folders(store, head)
             by_path = {f.folder: f for f in folders}
             judged = [f for f in folders if f.folder not in skip]
-            for group in _by_repository(reader.cases(judged)):
+            for group in _by_repository(reader.cases_where(judged, _judged_or_baseline)):
                 for path, case in group.items():
-                    if case.status.coarse != "OPEN":
+                    if not isinstance(case, Case) or case.status.coarse != "OPEN":
                         continue
                     self.open_cases += 1
                     self.old_unmatched.see(case)
                     self.new_unmatched.see(case)
                     baseline = _baseline(case, group, reader, by_path)
-                    before = judge(old, case, baseline=baseline, today=today)
-                    after = judge(new, case, baseline=baseline, today=today)
+                    before, after = evaluate_case_under(
+                        (old, new), case, baseline=baseline, today=today
+                    )
                     self.blocked_before += before.gate
                     self.blocked_after += after.gate
                     if before.gate == after.gate and (
@@ -273,12 +265,19 @@ def _by_key(flip: Flip) -> str:
     return flip.key
 
 
+def _judged_or_baseline(header: CaseHeader) -> bool:
+    """Whether the diff needs the case's findings: an open case is judged, a branch case may
+    be an open pull request's baseline. A closed pull request's findings are never read."""
+    return header.status.coarse == "OPEN" or not header.subject.is_pr
+
+
 def _by_repository(
-    read: Iterator[tuple[CaseFolder, Case | CaseFileError]],
-) -> Iterator[dict[str, Case]]:
-    """The cases of one repository's folder at a time (folder path -> case), from a stream in
-    path order; a broken case file stops the diff with its error."""
-    group: dict[str, Case] = {}
+    read: Iterator[tuple[CaseFolder, Case | CaseHeader | CaseFileError]],
+) -> Iterator[dict[str, Case | CaseHeader]]:
+    """The cases of one repository's folder at a time (folder path -> case, or its header
+    when its findings were not read), from a stream in path order; a broken case file stops
+    the diff with its error."""
+    group: dict[str, Case | CaseHeader] = {}
     parent = None
     for folder, case in read:
         if isinstance(case, CaseFileError):
@@ -294,7 +293,10 @@ def _by_repository(
 
 
 def _baseline(
-    case: Case, group: Mapping[str, Case], reader: CaseReader, folders: Mapping[str, CaseFolder]
+    case: Case,
+    group: Mapping[str, Case | CaseHeader],
+    reader: CaseReader,
+    folders: Mapping[str, CaseFolder],
 ) -> Case | None:
     """For a pull request: the case of its target branch in the same repository."""
     subject = case.subject
@@ -306,11 +308,13 @@ def _baseline(
         repo=subject.repo,
         branch=subject.target_branch,
     ).folder
-    if target in group:
-        return group[target]
+    known = group.get(target)
+    if isinstance(known, Case):
+        return known
     if target not in folders:
         return None
-    # A case file moved by hand away from its subject's folder: read the baseline on its own.
+    # A case file moved by hand away from its subject's folder (or a pull request's case put
+    # in a branch's folder, read as a header only): read the baseline on its own.
     for _, found in reader.cases([folders[target]]):
         if isinstance(found, CaseFileError):
             raise found

@@ -1,9 +1,11 @@
 """``securecase report``: gather the cases at HEAD and the history's commits, compute metrics.
 
 The computing is :mod:`securecase.domain.metrics` (pure); this module only reads the cases
-repo, in three steps: every ``case.yaml`` at HEAD (one ``ls-tree``, one batch of blobs), the
-policy, and one ``git log -z`` of every commit (its id, parents, author email, author date and
-the ``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
+repo, in three steps: every case at HEAD (one ``ls-tree``, one batch of blobs; what the
+metrics read of a case, :class:`~securecase.domain.metrics.CaseFacts`, is kept in the parse
+cache by the blob ids of its two files, so a warm run reads none of them), the policy, and
+one ``git log -z`` of every commit (its id, parents, author email, author date and the
+``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
 recorded and what the gate decided. For human commits only, one ``git diff-tree --stdin``
 lists the case files each changed, which are read (before and after, in one batch) to tell
 whether it changed a status or triage. The log has no path limit and no diff: comparing
@@ -22,16 +24,21 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from securecase.clock import Clock
-from securecase.domain.case import Case, CaseHeader
+from securecase.domain.case import CaseHeader, Status
+from securecase.domain.findings import Severity
 from securecase.domain.metrics import (
     EVENT_TRAILERS,
     AuthorKind,
+    CaseFacts,
     CommitEvent,
+    FindingTimes,
     Metrics,
     Window,
     acknowledges,
+    case_facts,
     compute,
     parse_time,
 )
@@ -43,9 +50,9 @@ from securecase.services.catalog import require_existing
 from securecase.services.eventcache import EventCache
 from securecase.storage.cachedir import repo_identity
 from securecase.storage.casefile import CASE_FILE, load_case_header
-from securecase.storage.caseread import CaseReader, case_folders
+from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
-from securecase.storage.parsecache import ParseCache, no_cache
+from securecase.storage.parsecache import CASE_FACTS, ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
 from securecase.storage.store import CasesStore
 
@@ -134,7 +141,7 @@ class RepoRead:
 
     head: str | None
     policy: Policy
-    cases: list[Case]
+    cases: list[CaseFacts]
     paths: dict[str, str]
     events: list[CommitEvent]
     warning: str | None = None  # the event cache's, if it failed
@@ -165,15 +172,82 @@ def _policy(data: bytes | None) -> Policy:
 
 def _cases_at(
     store: CasesStore, head: str | None, cache: ParseCache
-) -> tuple[list[Case], dict[str, str]]:
-    """Every case at ``head`` and its file's path by key (a broken case file fails)."""
-    cases, paths = [], {}
-    for folder, case in CaseReader(store, cache).cases(case_folders(store, head)):
+) -> tuple[list[CaseFacts], dict[str, str]]:
+    """What the metrics read of every case at ``head``, and its file's path by key (a broken
+    case file fails). The facts of a folder are a function of its two files, so the cache
+    keeps them by both blob ids: a warm run reads no case file and builds no finding."""
+    folders = case_folders(store, head)
+    known = cache.documents(CASE_FACTS, (_facts_key(f) for f in folders if f.findings_blob))
+    found: dict[str, CaseFacts] = {}
+    unread: list[CaseFolder] = []
+    for folder in folders:
+        doc = known.get(_facts_key(folder)) if folder.findings_blob else None
+        facts = _facts_from_document(doc) if doc is not None else None
+        if facts is None:
+            unread.append(folder)
+        else:
+            found[folder.folder] = facts
+    for folder, case in CaseReader(store, cache).cases(unread):
         if isinstance(case, CaseFileError):
             raise case
-        cases.append(case)
-        paths[case.key] = folder.path
-    return cases, paths
+        facts = case_facts(case)
+        cache.put_document(CASE_FACTS, _facts_key(folder), _facts_document(facts))
+        found[folder.folder] = facts
+    cases = [found[f.folder] for f in folders]
+    return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+# By value: looking a member up in a dict costs a fraction of calling the enum.
+_STATUSES = {s.value: s for s in Status}
+_SEVERITIES = {s.value: s for s in Severity}
+
+
+def _facts_key(folder: CaseFolder) -> str:
+    return f"{folder.case_blob}+{folder.findings_blob}"
+
+
+def _facts_document(facts: CaseFacts) -> dict[str, Any]:
+    """The facts as JSON data for the cache (findings as short lists: tens of thousands)."""
+    return {
+        "key": facts.key,
+        "slug": facts.slug,
+        "status": facts.status.value,
+        "decision": facts.decision,
+        "created_at": facts.created_at,
+        "updated_at": facts.updated_at,
+        "counts": facts.counts,
+        "sources": facts.sources,
+        "kinds": facts.kinds,
+        "exposure": facts.exposure,
+        "findings": [_times_row(t) for t in facts.findings],
+        "resolved": [_times_row(t) for t in facts.resolved],
+    }
+
+
+def _times_row(times: FindingTimes) -> list[Any]:
+    return [times.severity.value, times.first_seen, times.resolved, times.excepted]
+
+
+def _facts_from_document(doc: dict[str, Any]) -> CaseFacts | None:
+    """The facts in a cache entry (which this code wrote for these very blobs); None for one
+    that does not have their shape (then the case is read from its files, as on a miss)."""
+    try:
+        return CaseFacts(
+            key=doc["key"],
+            slug=doc["slug"],
+            status=_STATUSES[doc["status"]],
+            decision=doc["decision"],
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
+            counts=doc["counts"],
+            sources=doc["sources"],
+            kinds=doc["kinds"],
+            exposure=tuple((advisory, package) for advisory, package in doc["exposure"]),
+            findings=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["findings"]),
+            resolved=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["resolved"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _events(

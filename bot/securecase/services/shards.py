@@ -21,8 +21,8 @@ from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 from securecase.clock import Clock
-from securecase.domain.case import Case, CaseSummary
-from securecase.domain.metrics import Metrics, compute
+from securecase.domain.case import CaseSummary
+from securecase.domain.metrics import CaseFacts, Metrics, compute
 from securecase.domain.policy import Policy
 from securecase.domain.policy.diff import PolicyDiff
 from securecase.domain.shards import Duplicate, Shard, ShardMap, duplicate_warning, duplicates
@@ -142,13 +142,13 @@ def report_sharded(
                 )
             )
     found = [
-        (shard.name, case.key, case.subject.slug)
+        (shard.name, case.key, case.slug)
         for shard, read in zip(shards.shards, reads, strict=True)
         for case in read.cases
     ]
     doubled = duplicates(shards, found)
     dropped = {(name, dup.key) for dup in doubled for name in dup.holders if name != dup.owner}
-    cases: list[Case] = []
+    cases: list[CaseFacts] = []
     sla_by_case = {}
     policies: list[Policy] = []
     parts = []

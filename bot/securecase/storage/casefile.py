@@ -268,7 +268,11 @@ def findings_missing(folder: str) -> CaseFileError:
 
 def case_from_documents(case_doc: dict[str, Any], findings_doc: dict[str, Any]) -> Case:
     """The case of a validated ``case.yaml`` document and a validated findings document."""
-    header = header_from_document(case_doc)
+    return case_with_findings(header_from_document(case_doc), findings_doc)
+
+
+def case_with_findings(header: CaseHeader, findings_doc: dict[str, Any]) -> Case:
+    """The case of a ``case.yaml`` header and a validated findings document."""
     return Case(
         subject=header.subject,
         status=header.status,

@@ -13,20 +13,22 @@ or without the cache (tests/test_parsecache.py).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from securecase.domain.case import Case, CaseSummary
+from securecase.domain.case import Case, CaseHeader, CaseSummary
 from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError
 from securecase.storage.casefile import (
     CASE_FILE,
     FINDINGS_FILE,
     case_from_documents,
+    case_with_findings,
     case_yaml_document,
     findings_document_of,
     findings_missing,
+    header_from_document,
     summary_document,
     summary_from_document,
 )
@@ -93,6 +95,16 @@ class CaseReader:
     ) -> Iterator[tuple[CaseFolder, Case | CaseFileError]]:
         """Each folder's whole case (``case.yaml`` and ``findings.json``), in the order given,
         or why it is unreadable."""
+        for folder, case in self.cases_where(folders, lambda _: True):
+            assert not isinstance(case, CaseHeader)
+            yield folder, case
+
+    def cases_where(
+        self, folders: Sequence[CaseFolder], whole: Callable[[CaseHeader], bool]
+    ) -> Iterator[tuple[CaseFolder, Case | CaseHeader | CaseFileError]]:
+        """:meth:`cases`, but a folder whose ``case.yaml`` does not pass ``whole`` comes as its
+        header alone: its ``findings.json`` is neither parsed nor checked (a command that
+        judges open cases only has no use for a closed one's findings)."""
         blobs = [f.findings_blob for f in folders if f.findings_blob]
         valid = set(self._cache.get(FINDINGS_OK, blobs))
         for folder, doc in self._case_docs(folders, findings=True):
@@ -100,6 +112,10 @@ class CaseReader:
                 yield folder, doc
                 continue
             case_doc, findings = doc
+            header = header_from_document(case_doc)
+            if not whole(header):
+                yield folder, header
+                continue
             if folder.findings_blob is None or findings is None:
                 yield folder, findings_missing(folder.folder)
                 continue
@@ -112,7 +128,7 @@ class CaseReader:
             if not checked:
                 self._cache.put(FINDINGS_OK, folder.findings_blob, b"")
                 valid.add(folder.findings_blob)
-            yield folder, case_from_documents(case_doc, findings_doc)
+            yield folder, case_with_findings(header, findings_doc)
 
     def finish(self) -> None:
         """Write what was learnt to the cache."""

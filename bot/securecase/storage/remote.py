@@ -27,7 +27,7 @@ import shutil
 import urllib.parse
 from collections.abc import Mapping, Sequence
 
-from securecase.errors import StoreError
+from securecase.errors import CasesRepoBusy, PushRefused, StoreError
 from securecase.storage.git import Git, GitIdentity, GitResult, redact, remote_credentials
 from securecase.storage.locks import describe_lock
 from securecase.storage.scratch import run_directory
@@ -372,7 +372,10 @@ class RemoteBackend:
         # from ``old``.
         args = ["push", "--porcelain", "--no-verify", "--no-thin"]
         args += [f"--force-with-lease={ref}:{old or ''}", "origin", f"{built.commit}:{ref}"]
-        result = self._net(args, check=False)
+        try:
+            result = self._net(args, check=False)
+        except StoreError as error:  # the server did not answer in time
+            raise CasesRepoBusy(error.message, hint=error.hint) from error
         if result.returncode == 0:
             self._tip = built.commit
             return True
@@ -387,7 +390,7 @@ class RemoteBackend:
                 said = [x.rstrip() for x in result.stderr.splitlines() if x.startswith("remote:")][
                     -10:
                 ]
-                raise StoreError(
+                raise PushRefused(
                     f"the cases repo {self._where} refused the update of {ref}: "
                     + self.git.redact("\n".join([reason, *said])),
                     hint="check the branch protection rules and the token's permissions",

@@ -3,11 +3,13 @@
 Scanners quote code: an IaC scanner reports the resource block around a misconfiguration, keys
 included, in a finding that is not about secrets at all. Before a change is committed, every
 string of every file (case files, raw reports of every format, the commit message) goes through
-one detector: the regex plugins of ``detect-secrets`` (Yelp), its keyword detector, and one
-rule of ours for unquoted AWS secret key assignments. Each match is replaced by a mask of the
-same characters class (ASCII ``*``), inside string values only, so the stored file stays valid
-for its format; a file that would not parse afterwards is refused rather than stored. SARIF
-``partialFingerprints`` of secret results are replaced by their SHA-256.
+one detector: Trivy's built-in secret rules, carried over as data with a few rules of ours
+(``data/secret-rules.json`` names their source and every adaptation). As in Trivy, a rule's
+regex runs only on a text holding one of its keywords (a literal, case-ignored substring
+search), and is compiled the first time it runs. Each match is replaced by a mask (ASCII ``*``),
+inside string values only, so the stored file stays valid for its format; a file that would not
+parse afterwards is refused rather than stored. SARIF ``partialFingerprints`` of secret results
+are replaced by their SHA-256.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import gzip
 import hashlib
 import json
 import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import accumulate
+from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 import yaml
-from defusedxml import ElementTree
 
 from securecase.errors import StoreError
 from securecase.storage.rawfile import deterministic_gzip
@@ -32,85 +36,117 @@ KEPT_PREFIX = 4  # characters of a long secret left visible, so a reader knows w
 JSON_SUFFIXES = (".json", ".sarif")
 XML_SUFFIXES = (".xml",)
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-#: ``AWS_SECRET_ACCESS_KEY=...`` without quotes, as shell and env files write it (a pattern
-#: detect-secrets' AWS plugin, which wants quotes, does not cover).
-AWS_SECRET_ASSIGNMENT = re.compile(
-    r"aws_?secret_?(?:access_?)?key\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})\b", re.IGNORECASE
-)
+RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "secret-rules.json"
 
 
 @dataclass(frozen=True)
-class _Scanner:
-    """detect-secrets' regex plugins (public IPs are not secrets), ours, and its keyword
-    detector with a pattern that finds its keywords (every pattern of that detector contains
-    one, case ignored: a line without any cannot match it, so its patterns are not run)."""
+class SecretRule:
+    """One detection rule of ``data/secret-rules.json``: ``regex`` runs only on a text that
+    holds one of ``keywords`` (lower case); the ``secret_group`` of a match (else the whole
+    match, less the quotes at its ends) is the secret, unless an ``allow`` regex finds the
+    whole match."""
 
-    plugins: tuple[Any, ...]
-    keyword_detector: Any
-    keywords: re.Pattern[str]
+    id: str
+    title: str
+    keywords: tuple[str, ...]
+    regex: str
+    secret_group: str | None
+    allow: tuple[str, ...]
+
+    def secrets_in(self, text: str) -> Iterator[str]:
+        """The secrets this rule finds in ``text``."""
+        pattern, allowed = _compiled(self)
+        for match in pattern.finditer(text):
+            if any(allow.search(match.group(0)) for allow in allowed):
+                continue
+            if self.secret_group is None:
+                secret = match.group(0).strip("'\"")
+            else:
+                secret = match.group(self.secret_group) or ""
+            if len(secret) >= MIN_SECRET:
+                yield secret
 
 
 @cache
-def _scanner() -> _Scanner:
-    # Imported on the first text to scan: detect-secrets takes a third of a second to import,
-    # which commands that store nothing (listings, reports, a sweep with nothing to change)
-    # need not pay.
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.plugins.base import RegexBasedDetector
-    from detect_secrets.plugins.ip_public import IPPublicDetector
-    from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
-    from detect_secrets.plugins.keyword import KeywordDetector
-
-    class AwsSecretAssignment(RegexBasedDetector):
-        secret_type = "AWS Secret Access Key assignment"  # noqa: S105 - a name, not a secret
-        denylist = (AWS_SECRET_ASSIGNMENT,)
-
-    classes: dict[str, type[Any]] = get_mapping_from_secret_type_to_class()
-    plugins = [
-        kind()
-        for kind in classes.values()
-        if issubclass(kind, RegexBasedDetector) and kind is not IPPublicDetector
-    ]
-    return _Scanner(
-        plugins=(*plugins, AwsSecretAssignment()),
-        keyword_detector=KeywordDetector(),
-        keywords=re.compile("|".join(KEYWORDS), re.IGNORECASE),
+def secret_rules() -> tuple[SecretRule, ...]:
+    """The rules of ``data/secret-rules.json``, read once."""
+    doc = json.loads(RULES_FILE.read_bytes())
+    return tuple(
+        SecretRule(
+            id=rule["id"],
+            title=rule["title"],
+            keywords=tuple(keyword.lower() for keyword in rule["keywords"]),
+            regex=rule["regex"],
+            secret_group=rule.get("secret_group"),
+            allow=tuple(rule.get("allow", ())),
+        )
+        for rule in doc["rules"]
     )
 
 
+@cache
+def _compiled(rule: SecretRule) -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
+    # Compiled when the rule first runs: most texts hold the keywords of a few rules only.
+    return re.compile(rule.regex), tuple(re.compile(allow) for allow in rule.allow)
+
+
+@cache
+def _rules_by_keyword() -> dict[str, tuple[SecretRule, ...]]:
+    by_keyword: dict[str, list[SecretRule]] = {}
+    for rule in secret_rules():
+        for keyword in rule.keywords:
+            by_keyword.setdefault(keyword, []).append(rule)
+    return {keyword: tuple(rules) for keyword, rules in by_keyword.items()}
+
+
 def find_secrets(text: str) -> set[str]:
-    """Secret strings in ``text``, each distinct line scanned once."""
-    return _secrets_in_lines(set(text.splitlines()))
+    """Secret strings in ``text``."""
+    return _secrets_in_texts([text])
 
 
-def _secrets_in_lines(lines: set[str]) -> set[str]:
+def _secrets_in_lines(text: str) -> set[str]:
+    """Secret strings in the lines of a YAML, XML or plain text file, each distinct line
+    scanned once: a rule's regex then runs on the lines holding its keyword, never over a
+    whole report (in which a common keyword such as ``key`` always occurs somewhere)."""
+    return _secrets_in_texts(text.splitlines())
+
+
+def _secrets_in_texts(texts: Iterable[str]) -> set[str]:
+    """Secret strings in any of ``texts``, each distinct text scanned once.
+
+    The texts are lowered and joined once; each keyword is looked for in the joined text (a
+    C-speed substring search), and each rule runs only on the texts holding its keywords.
+    """
+    candidates = [text for text in set(texts) if len(text) >= MIN_SECRET]
+    lowered = [text.lower() for text in candidates]
+    # No keyword holds a NUL, so none is found across two texts.
+    joined = "\0".join(lowered)
+    starts = list(accumulate((len(text) + 1 for text in lowered), initial=0))
+    wanted: dict[SecretRule, set[int]] = {}
+    for keyword, rules in _rules_by_keyword().items():
+        at = joined.find(keyword)
+        while at >= 0:
+            index = bisect_right(starts, at) - 1
+            for rule in rules:
+                wanted.setdefault(rule, set()).add(index)
+            at = joined.find(keyword, starts[index + 1])
     found: set[str] = set()
-    for line in lines:
-        if len(line) >= MIN_SECRET:
-            found.update(_secrets_in_line(line))
+    for rule, indexes in wanted.items():
+        for index in indexes:
+            found.update(rule.secrets_in(candidates[index]))
     return found
 
 
-# A case's findings.json quotes the texts of the raw report the same run scanned (titles,
-# descriptions, code excerpts): each distinct line is scanned once per run.
-@lru_cache(maxsize=1 << 18)
-def _secrets_in_line(line: str) -> frozenset[str]:
-    scanner = _scanner()
-    detectors = scanner.plugins
-    if scanner.keywords.search(line):
-        detectors = (*detectors, scanner.keyword_detector)
-    found: set[str] = set()
-    for detector in detectors:
-        found.update(s for s in detector.analyze_string(line) if len(s) >= MIN_SECRET)
-    return frozenset(found)
-
-
 def mask(secret: str) -> str:
-    """What replaces ``secret``: its first characters (when long and plain), then ``*``."""
+    """What replaces ``secret``: its first characters (when long and plain), then ``*`` for
+    every other character but white space."""
     keep = KEPT_PREFIX if len(secret) >= 16 and secret[:KEPT_PREFIX].isalnum() else 0
-    return secret[:keep] + "*" * (len(secret) - keep)
+    # White space stays: a private key masked inside a YAML block keeps the block's lines and
+    # their indentation.
+    return secret[:keep] + _NOT_SPACE.sub("*", secret[keep:])
+
+
+_NOT_SPACE = re.compile(r"\S")
 
 
 def fingerprint_digest(value: str) -> str:
@@ -128,7 +164,7 @@ def masked_file(path: str, data: bytes) -> bytes:
         return _masked_as(_format_of(path), data)
     except _BrokenByMasking as exc:
         raise StoreError(
-            f"masking secrets in {path} would make it invalid: {exc}",
+            f"masking secrets in {path}: {exc}",
             hint="report this with the scanner's report attached (after removing its secrets)",
         ) from exc
 
@@ -142,7 +178,7 @@ def _format_of(path: str) -> str:
 
 
 class _BrokenByMasking(ValueError):
-    """A file that parsed before masking and does not after (the message: the parser's)."""
+    """A file that masking would break, or leave a secret in."""
 
 
 # Ingest masks a raw report to record its digest, then the store masks every file it commits,
@@ -154,34 +190,41 @@ def _masked_as(fmt: str, data: bytes) -> bytes:
     # another encoding still has its ASCII credentials found).
     text = data.decode("utf-8", "surrogateescape")
     if fmt == "json":
-        new = _masked_json(text)
+        new = _masked_json(text)  # checks its result itself
     else:
-        new = _patched(text, find_secrets(text), _xml_forms if fmt == "xml" else None)
-    if new == text:
-        return data
-    _check_still_valid(fmt, text, new)
-    return new.encode("utf-8", "surrogateescape")
+        new = _patched(text, _secrets_in_lines(text), _xml_forms if fmt == "xml" else None)
+        if new != text:
+            _check_still_valid(fmt, text, new)
+    return data if new == text else new.encode("utf-8", "surrogateescape")
 
 
 def masked_text(text: str) -> str:
     """Plain text (a commit message) with its secrets masked."""
-    return _patched(text, find_secrets(text), None)
+    return _patched(text, _secrets_in_lines(text), None)
 
 
 def _strings(value: Any) -> set[str]:
     """Every distinct string of a JSON document, keys included (walked without recursion:
     a report nests deeply and holds hundreds of thousands of values)."""
     found: set[str] = set()
+    add = found.add
     pending = [value]
+    push = pending.append
     while pending:
         item = pending.pop()
-        if isinstance(item, str):
-            found.add(item)
-        elif isinstance(item, dict):
+        if type(item) is dict:
             found.update(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+            item = item.values()
+        elif type(item) is not list:
+            if type(item) is str:  # the document itself is a string
+                add(item)
+            continue
+        for member in item:
+            kind = type(member)
+            if kind is str:
+                add(member)
+            elif kind is dict or kind is list:
+                push(member)
     return found
 
 
@@ -189,17 +232,33 @@ def _masked_json(text: str) -> str:
     try:
         doc = json.loads(text)
     except ValueError:
-        return _patched(text, find_secrets(text), _json_forms)
-    # Each distinct line of every string once: a report repeats the same texts many times.
-    lines = {
-        line for value in _strings(doc) if len(value) >= MIN_SECRET for line in value.splitlines()
-    }
-    secrets = _secrets_in_lines(lines)
+        return _patched(text, _secrets_in_lines(text), _json_forms)
+    # Every distinct string once: a report repeats the same texts many times.
+    secrets = _secrets_in_texts(_strings(doc))
     digests = {}
     for value in _secret_fingerprints(doc, secrets):
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
-    return _patched(_replaced(text, digests), secrets, _json_forms)
+    masked = _patched(_replaced(text, digests), secrets, _json_forms)
+    if secrets or masked != text:
+        _check_masked_json(masked, secrets)
+    return masked
+
+
+def _check_masked_json(text: str, secrets: set[str]) -> None:
+    """Refuse the masked text of a JSON document if it no longer parses, or if a secret
+    survived in it: written with escapes that no form of it matches (``\\u0041KIA...``)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise _BrokenByMasking(f"the file would no longer parse: {exc}") from exc
+    joined = "\0".join(_strings(doc))
+    left = sorted(s for s in secrets if mask(s) != s and s in joined)
+    if left:
+        raise _BrokenByMasking(
+            f"{len(left)} secret(s) written with escapes masking does not replace, e.g. "
+            f"{mask(left[0])!r}"
+        )
 
 
 def _secret_fingerprints(doc: Any, secrets: set[str]) -> set[str]:
@@ -229,6 +288,10 @@ def _json_forms(value: str) -> list[str]:
 
 
 def _xml_forms(value: str) -> list[str]:
+    # Imported for XML files only: xml.sax.saxutils imports urllib.request, and with it the
+    # http, email and ssl modules, which no other file needs.
+    from xml.sax.saxutils import escape as xml_escape
+
     return [xml_escape(value), xml_escape(value, {'"': "&quot;", "'": "&apos;"})]
 
 
@@ -256,11 +319,7 @@ def _replaced(text: str, replacements: dict[str, str]) -> str:
 
 def _check_still_valid(fmt: str, before: str, after: str) -> None:
     """Refuse to store a file that parsed before masking and does not after."""
-    parsers: dict[str, Any] = {
-        "json": json.loads,
-        "yaml": yaml.safe_load,
-        "xml": ElementTree.fromstring,
-    }
+    parsers: dict[str, Any] = {"json": json.loads, "yaml": yaml.safe_load, "xml": _parse_xml}
     parse = parsers.get(fmt)
     if parse is None:
         return
@@ -271,4 +330,10 @@ def _check_still_valid(fmt: str, before: str, after: str) -> None:
     try:
         parse(after)
     except Exception as exc:  # noqa: BLE001 - any parser's error means the same here
-        raise _BrokenByMasking(str(exc)) from exc
+        raise _BrokenByMasking(f"the file would no longer parse: {exc}") from exc
+
+
+def _parse_xml(text: str) -> Any:
+    from defusedxml import ElementTree  # for XML files only, like xml_escape
+
+    return ElementTree.fromstring(text)

@@ -23,13 +23,14 @@ from typing import IO, Generic, Protocol, TypeVar, cast
 
 import tenacity
 
-from securecase.errors import StoreError
+from securecase.errors import CasesRepoBusy, StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
 from securecase.storage.secrets import masked_file, masked_text
 
 __all__ = [
     "DEFAULT_IDENTITY",
     "CasesStore",
+    "BatchCommitted",
     "ChainCommitted",
     "ChainPlan",
     "Change",
@@ -668,6 +669,21 @@ class CasesStore:
         """
         return _update_chain(self, compute)
 
+    def update_batch(
+        self,
+        computes: Sequence[Callable[[Snapshot], Plan[T]]],
+        *,
+        before_publish: Callable[[str], None] | None = None,
+    ) -> BatchCommitted[T]:
+        """Commit what each of ``computes`` plans as its own commit, in order, in one push.
+
+        Each ``compute`` reads the state the commits before it made (a later record of the
+        same case builds on an earlier one). The same retry as :meth:`update`: when the push
+        was rejected, every ``compute`` runs again on the new head. ``before_publish`` is
+        told the last commit just before it is pushed (to note what the push carries).
+        """
+        return _update_batch(self, computes, before_publish)
+
     def update(self, compute: Callable[[Snapshot], Plan[T]]) -> Committed[T]:
         """Commit what ``compute`` plans as one commit; recompute on a newer head, then retry.
 
@@ -701,7 +717,8 @@ class CasesStore:
         def gave_up(attempts: int, elapsed: float) -> StoreError:
             obstacle = backend.obstacle()
             reason = obstacle or "the cases repo kept moving (or stayed locked)"
-            return StoreError(
+            # A lock file that refuses every push is a fault to fix, not a busy cases repo.
+            return (StoreError if obstacle else CasesRepoBusy)(
                 f"gave up recording the change after {attempts} attempts in {elapsed:.1f}s: "
                 f"{reason}",
                 hint="retry later, or raise the store timeout"
@@ -819,6 +836,74 @@ def _update_chain(
         return StoreError(
             f"gave up recording the sweep's commits after {attempts} attempts in "
             f"{elapsed:.1f}s: the cases repo kept moving (or stayed locked)",
+            hint="retry later, or raise the store timeout",
+        )
+
+    try:
+        return _retried(store, attempt, gave_up)
+    finally:
+        backend.end()
+
+
+@dataclass(frozen=True)
+class BatchCommitted(Generic[T]):
+    """Outcome of :meth:`CasesStore.update_batch`: per compute, its commit (None: nothing to
+    commit) and its result, in order; ``head`` the tip after the push."""
+
+    commits: tuple[str | None, ...]
+    results: tuple[T, ...]
+    head: str | None
+    attempts: int
+
+
+def _update_batch(
+    store: CasesStore,
+    computes: Sequence[Callable[[Snapshot], Plan[T]]],
+    before_publish: Callable[[str], None] | None,
+) -> BatchCommitted[T]:
+    """See :meth:`CasesStore.update_batch`."""
+    store._check_open()
+    backend = store._backend
+    backend.begin(store._timeout)
+
+    def attempt(number: int) -> BatchCommitted[T] | None:
+        """One try; None when the push was rejected (the head moved)."""
+        if number > 1:
+            backend.refresh()
+        snap = store.snapshot()
+        tip = snap
+        chain: list[Built] = []
+        commits: list[str | None] = []
+        results: list[T] = []
+        for compute in computes:
+            # The commits built so far are real objects in this repository: the next
+            # compute reads them like any commit.
+            plan = compute(tip)
+            results.append(plan.result)
+            built = None
+            if plan.change is not None:
+                change = masked_change(plan.change)
+                # A work tree matches the head read, not the commits built on it.
+                backend.prepare(snap, change)
+                built = build_commit(backend.git, backend.build_dir(), tip, change)
+            if built is not None:
+                chain.append(built)
+                tip = GitSnapshot(backend.git, backend.catfile, built.commit)
+            commits.append(built.commit if built is not None else None)
+        if not chain:
+            return BatchCommitted(tuple(commits), tuple(results), snap.head, number)
+        if before_publish is not None:
+            before_publish(chain[-1].commit)
+        if not backend.publish(snap.head, chain[-1]):
+            return None
+        backend.after_publish(snap.head, _squashed(chain))
+        return BatchCommitted(tuple(commits), tuple(results), chain[-1].commit, number)
+
+    def gave_up(attempts: int, elapsed: float) -> StoreError:
+        obstacle = backend.obstacle()
+        return (StoreError if obstacle else CasesRepoBusy)(
+            f"gave up recording {len(computes)} change(s) after {attempts} attempts in "
+            f"{elapsed:.1f}s: {obstacle or 'the cases repo kept moving (or stayed locked)'}",
             hint="retry later, or raise the store timeout",
         )
 

@@ -6,6 +6,7 @@ from securecase.domain.policy.evaluate import (
     RuleOutcome,
     evaluate,
     evaluate_case,
+    evaluate_case_under,
     expired_exceptions,
     stale_exceptions,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "builtin_policy",
     "evaluate",
     "evaluate_case",
+    "evaluate_case_under",
     "expired_exceptions",
     "git_blob_id",
     "load_policy",

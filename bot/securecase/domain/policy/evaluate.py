@@ -131,6 +131,19 @@ def evaluate_case(
     one no longer covers anything); rules then count the findings no exception covers.
     ``mode`` overrides the policy's mode.
     """
+    return evaluate_case_under((policy,), case, baseline=baseline, today=today, mode=mode)[0]
+
+
+def evaluate_case_under(
+    policies: Sequence[Policy],
+    case: Case,
+    *,
+    baseline: Case | None,
+    today: date,
+    mode: Mode | None = None,
+) -> tuple[Decision, ...]:
+    """:func:`evaluate_case` under each of ``policies`` (e.g. the two sides of a policy
+    change): what a finding is (new, age, counted) is worked out once for all of them."""
     # A finding already on the target branch is as old as it is there (for age and SLA).
     known = (
         {t.finding.id: t.first_seen.at for t in baseline.findings} if baseline is not None else {}
@@ -151,7 +164,11 @@ def evaluate_case(
                 counted=tracked.finding.id in gated,
             )
         )
-    return _decide(policy, case.subject, items, today, mode, baseline_found=baseline is not None)
+    found = baseline is not None
+    return tuple(
+        _decide(policy, case.subject, items, today, mode, baseline_found=found)
+        for policy in policies
+    )
 
 
 def evaluate(
