@@ -7,6 +7,7 @@ server records each request's path and headers, so tests can check what a client
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import subprocess
 import threading
@@ -27,6 +28,8 @@ class GitHttpServer:
     port: int = 0
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     refused: int = 0
+    #: Each fetch (``git-upload-pack``) request's body, decompressed, and the bytes answered.
+    fetches: list[tuple[bytes, int]] = field(default_factory=list)
     #: When set, a push waits for ``release`` (after setting ``pushing``): a test can look at
     #: the client's files while it is half-way through its run.
     hold_pushes: bool = False
@@ -36,6 +39,32 @@ class GitHttpServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/cases.git"
+
+    def wanted(self) -> list[str]:
+        """The object ids the clients asked for (``want`` lines), in order."""
+        return [
+            line.split()[1].decode()
+            for body, _ in self.fetches
+            for line in pkt_lines(body)
+            if line.startswith(b"want ")
+        ]
+
+    def bytes_sent(self) -> int:
+        """Bytes of every answer to a fetch."""
+        return sum(size for _, size in self.fetches)
+
+
+def pkt_lines(data: bytes) -> list[bytes]:
+    """The payloads of git's pkt-line stream (4 hex digits of length, then the payload)."""
+    lines, pos = [], 0
+    while pos + 4 <= len(data):
+        size = int(data[pos : pos + 4], 16)
+        if size < 4:  # flush, delimiter and response-end packets carry nothing
+            pos += 4
+            continue
+        lines.append(data[pos + 4 : pos + size].rstrip(b"\n"))
+        pos += size
+    return lines
 
 
 def _handler(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
@@ -78,6 +107,9 @@ def _handler(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
                 ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
             ).stdout
             head, _, payload = out.partition(b"\r\n\r\n")
+            if path.endswith("/git-upload-pack") and self.command == "POST":
+                gzipped = self.headers.get("Content-Encoding", "") == "gzip"
+                server.fetches.append((gzip.decompress(body) if gzipped else body, len(payload)))
             status = 200
             headers = []
             for line in head.decode("latin-1").split("\r\n"):

@@ -27,6 +27,11 @@ def bare(tmp_path: Path) -> Path:
     subprocess.run(
         ["git", "init", "-q", "--bare", "-b", "main", str(root / "cases.git")], check=True
     )
+    # filters allowed, as on GitHub (a server without them is refused: test_remote_fetch.py)
+    subprocess.run(
+        ["git", "-C", str(root / "cases.git"), "config", "uploadpack.allowFilter", "true"],
+        check=True,
+    )
     return root
 
 

@@ -267,6 +267,10 @@ def test_a_killed_remote_ingest_leaves_a_clone_the_next_run_removes(tmp_path: Pa
     subprocess.run(
         ["git", "init", "-q", "--bare", "-b", "main", str(root / "cases.git")], check=True
     )
+    subprocess.run(
+        ["git", "-C", str(root / "cases.git"), "config", "uploadpack.allowFilter", "true"],
+        check=True,
+    )
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch), "SECURECASE_CASES_TOKEN": TOKEN}

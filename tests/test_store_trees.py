@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from securecase.storage.repos import open_store
-from securecase.storage.store import Change, Plan
+from securecase.storage.store import Change, Plan, build_commit
 
 WRITABLE = [
     "cases/github/acme/shop/pr-1/case.yaml",
@@ -98,6 +99,57 @@ def test_a_commit_holds_the_parent_s_files_with_the_change_applied(
         assert files_at(repo, made) == expected
         assert git(repo, "status", "--porcelain") == b""  # work tree and index followed
         fsck(repo)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.sets(st.sampled_from(WRITABLE)), st.sets(st.sampled_from(DELETABLE)))
+def test_rewriting_only_the_folders_on_the_paths_makes_the_tree_the_index_makes(
+    template: Path, writes: set[str], deletes: set[str]
+) -> None:
+    """A remote clone holding only the trees on its paths builds the same tree, by id."""
+    deletes = {d for d in deletes if not any(w == d or w.startswith(d + "/") for w in writes)}
+    change = Change({w: w.encode() for w in writes}, delete=tuple(deletes), message="m\n")
+    with open_store(str(template)) as store, tempfile.TemporaryDirectory() as folder:
+        backend: Any = store._backend
+        snap = store.snapshot()
+        by_index = build_commit(backend.git, folder, snap, change)
+        by_paths = build_commit(backend.git, folder, snap, change, path_wise=True)
+        if by_index is None:
+            assert by_paths is None
+            return
+        assert by_paths is not None
+        trees = [git(template, "rev-parse", f"{b.commit}^{{tree}}") for b in (by_index, by_paths)]
+        assert trees[0] == trees[1]
+        assert by_paths.removed == by_index.removed
+
+
+def test_a_commit_through_a_remote_reads_no_tree_off_its_paths(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(remote, "config", "uploadpack.allowFilter", "true")
+    assert commit(str(remote), Change(SEED, message="seed\n"))
+    case = "cases/github/acme/shop/pr-3"
+    with open_store(f"file://{remote}", paths=[f"{case}/case.yaml"]) as store:
+        made = store.update(
+            lambda snap: Plan(Change({f"{case}/case.yaml": b"9"}, message="m\n"), None)
+        ).commit
+        held = git(Path(store.workdir), "cat-file", "--batch-all-objects", "--batch-check")
+    assert made is not None
+    # Below cases/<provider>/ (the first three levels come with the tip), folders come only
+    # on the case's path, and files only when read.
+    skipped = [
+        git(remote, "rev-parse", f"{made}:{path}").decode().strip()
+        for path in [
+            "cases/github/acme/shop/pr-1",
+            "cases/github/acme/shop/pr-2",
+            *(p for p in SEED if p.count("/") >= 2),
+        ]
+    ]
+    assert not any(oid.encode() in held for oid in skipped)
+    assert files_at(remote, made) == {**SEED, f"{case}/case.yaml": b"9"}
+    fsck(remote)
 
 
 @pytest.mark.parametrize("object_format", ["sha1", "sha256"])

@@ -627,8 +627,16 @@ def cases_show(key: str, cases_repo: str, output: str, no_cache: bool) -> None:
     metavar="EMAIL",
     help="Email of the bot's commits (env SECURECASE_GIT_EMAIL); other authors are human.",
 )
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Only the commits made on or after this day (UTC); a remote fetches only those.",
+)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> None:
+def cases_history(
+    key: str, cases_repo: str, git_email: str, since: datetime | None, output: str
+) -> None:
     """Show a case's timeline from the cases repo's git history, oldest commit first.
 
     One row per commit that changed the case file: time, author (bot or human), the scanned
@@ -639,7 +647,12 @@ def cases_history(key: str, cases_repo: str, git_email: str, output: str) -> Non
     from securecase.services.history import case_history
     from securecase.storage.store import GitIdentity
 
-    history = case_history(cases_repo, key, bot=GitIdentity("securecase-bot", git_email))
+    history = case_history(
+        cases_repo,
+        key,
+        bot=GitIdentity("securecase-bot", git_email),
+        since=since.date() if since else None,
+    )
     if output == "json":
         _emit_json(render.history_data(history))
     else:

@@ -338,7 +338,7 @@ def history_table(history: CaseHistory) -> str:
                 _history_notes(entry),
             ]
         )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HISTORY_COLUMNS)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(HISTORY_COLUMNS)]
     out = [f"{history.key}  ({history.path})"]
     out.append("  ".join(h.upper().ljust(w) for h, w in zip(HISTORY_COLUMNS, widths, strict=True)))
     out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)

@@ -105,7 +105,9 @@ def list_cases(
     the broken case files, skipped. ``cache`` (by blob id) spares parsing files read before."""
     require_existing(cases_repo)
     cache = cache or no_cache()
-    with open_store(cases_repo, identity=identity, paths=None) as store:
+    # Every tree (to list the folders), and of blobs only those read: case.yaml, and
+    # findings.json of the cases that pass when the filter asks about findings.
+    with open_store(cases_repo, identity=identity, paths=[], list_tree=True) as store:
         reader = CaseReader(store, cache)
         folders = case_folders(store, store.snapshot().head)
         found: list[CaseSummary] = []
@@ -159,11 +161,12 @@ def find_case(
     require_existing(cases_repo)
     folder = subject.folder
     path = f"{folder}/{CASE_FILE}"
+    findings_path = f"{folder}/{FINDINGS_FILE}"
     retired: Removal | None = None
-    with open_store(cases_repo, identity=identity, paths=[folder]) as store:
+    # The two case files and the trees on the way to them: no other case, no raw report.
+    with open_store(cases_repo, identity=identity, paths=[path, findings_path]) as store:
         snapshot = store.snapshot()
-        listed = store.blob_ids(snapshot.head, folder)
-        case_blob, findings_blob = listed.get(path), listed.get(f"{folder}/{FINDINGS_FILE}")
+        case_blob, findings_blob = snapshot.blob_id(path), snapshot.blob_id(findings_path)
         if case_blob is None:
             found = find_retired(store, snapshot.head, folder, bot_email=identity.email)
             if found is not None:

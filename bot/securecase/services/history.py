@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 
 from securecase.domain.case import CaseHeader
 from securecase.domain.findings import SEVERITIES_WORST_FIRST
@@ -51,25 +52,38 @@ class _LogRecord:
     new_blob: str | None
 
 
-def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTITY) -> CaseHistory:
+def case_history(
+    cases_repo: str,
+    key: str,
+    *,
+    bot: GitIdentity = DEFAULT_IDENTITY,
+    since: date | None = None,
+) -> CaseHistory:
     """The timeline of case ``key``; UsageError when the cases repo never had that case.
 
     ``bot`` is the identity the bot commits as; commits by any other author are human.
+    ``since``: only the commits committed on or after that day (UTC).
     """
     subject = parse_key(key)
     require_existing(cases_repo)
     path = f"{subject.folder}/{CASE_FILE}"
-    # Only the case file's blob up front; older versions are fetched in one batch if needed.
+    day = None if since is None else since.isoformat() + "T00:00:00Z"
+    # A remote fetches only what this prints: the commits (from `since`), the trees on the
+    # way to the case file in each, and the file versions whose trailers do not say it all.
     with open_store(cases_repo, paths=[path]) as store:
         head = store.snapshot().head
-        records = [] if head is None else _parse_log(store.log(_log_args(head, path)), path, bot)
+        exists = head is not None and store.snapshot().blob_id(path) is not None
+        records = []
+        if head is not None:
+            log = store.log(_log_args(head, path, day), path=path, since=day)
+            records = _parse_log(log, path, bot)
         trusted = [_trusts_trailers(r, key, bot) for r in records]
         wanted: set[str] = set()
         for record, trust in zip(records, trusted, strict=True):
             if not trust:
                 wanted.update(b for b in (record.old_blob, record.new_blob) if b)
         blobs = store.read_blobs(sorted(wanted))
-    if not records:
+    if not records and not (since and exists):
         raise UsageError(
             f"no case {key!r} in the history of {cases_repo} (looked for {path})",
             hint="`securecase cases list` shows the keys",
@@ -93,7 +107,7 @@ def case_history(cases_repo: str, key: str, *, bot: GitIdentity = DEFAULT_IDENTI
     return CaseHistory(key=key, path=path, entries=tuple(entries))
 
 
-def _log_args(head: str, path: str) -> list[str]:
+def _log_args(head: str, path: str, since: str | None = None) -> list[str]:
     # --raw with full ids gives each commit's old and new blob of the file, so reading a file
     # version needs no tree walk; --no-renames keeps the path fixed. A merge is listed only when
     # it differs from every parent (a resolved conflict); it is compared with its first parent.
@@ -110,6 +124,7 @@ def _log_args(head: str, path: str) -> list[str]:
         "--no-renames",
         "--diff-merges=first-parent",
         "--simplify-merges",
+        *([f"--since={since}"] if since else []),
         head,
         "--",
         path,

@@ -197,10 +197,10 @@ class DiffTally:
         cache = cache or no_cache()
         old, new, today = self.old, self.new, self.today
         prefix = f"{label}:" if label else ""
-        # A remote is cloned without file contents (paths=[policy.yaml] makes the clone
-        # partial); the case files alone (case.yaml and findings.json) are then fetched in one
-        # batch, never the raw reports beside them.
-        with open_store(cases_repo, paths=[POLICY_FILE]) as store:
+        # A remote is cloned with every folder listing and no file content but policy.yaml;
+        # the case files alone (case.yaml and findings.json) are then fetched in one batch,
+        # never the raw reports beside them.
+        with open_store(cases_repo, paths=[POLICY_FILE], list_tree=True) as store:
             head = store.snapshot().head
             reader = CaseReader(store, cache)
             folders = case_folders(store, head)

@@ -226,7 +226,7 @@ def shard_duplicates(shards: ShardMap) -> tuple[Duplicate, ...]:
     found: list[tuple[str, str, str]] = []
     for shard in shards.shards:
         with in_shard(shard, shards):
-            with open_store(shard.cases_repo, paths=[]) as store:
+            with open_store(shard.cases_repo, paths=[], list_tree=True) as store:
                 folders = case_folders(store, store.snapshot().head)
         found += [(shard.name, f.folder, folder_slug(f.folder)) for f in folders]
     return duplicates(shards, found)

@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -354,6 +355,72 @@ class Git:
         if check and result.returncode != 0:
             raise self.error(args, result, hint=hint)
         return result
+
+    def run_until(
+        self,
+        args: Sequence[str],
+        marker: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> tuple[GitResult, bool]:
+        """Run ``git args`` as :meth:`run` does (unchecked), but stop it as soon as a line of
+        its stderr holds ``marker``: the result, and whether it was stopped so.
+
+        For what git announces before doing it, e.g. a fetch about to download everything.
+        """
+        try:
+            proc = subprocess.Popen(
+                self.argv(args),
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=self.inherit_fds,
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot run git: {exc}", hint="install git 2.39 or newer") from exc
+        late: list[bool] = []
+
+        def too_late() -> None:
+            late.append(True)
+            _stop(proc)
+
+        timer = threading.Timer(timeout or 0, too_late)
+        output: list[bytes] = []
+        drain = threading.Thread(target=lambda: output.append(proc.stdout.read()))  # type: ignore[union-attr]
+        said: list[bytes] = []
+        stopped = False
+        with proc:
+            try:
+                if timeout:
+                    timer.start()
+                drain.start()
+                if proc.stdin is not None:
+                    proc.stdin.write(input or b"")
+                    proc.stdin.close()
+                for line in proc.stderr:  # type: ignore[union-attr]
+                    said.append(line)
+                    if marker.encode() in line:
+                        stopped = True
+                        _stop(proc)
+                        break
+                proc.wait()
+                drain.join()
+            except BaseException:
+                _stop(proc)
+                raise
+            finally:
+                timer.cancel()
+        if late:
+            raise StoreError(
+                f"{self.describe(args)} did not finish within {timeout:.0f}s",
+                hint="check the network and the remote's availability",
+            )
+        text = self.redact(b"".join(said).decode("utf-8", "replace"))
+        return GitResult(proc.returncode, b"".join(output), text), stopped
 
     def error(
         self, args: Sequence[str], result: GitResult, *, hint: str | None = None

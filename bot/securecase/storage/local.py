@@ -155,6 +155,7 @@ class LocalBackend:
         self._lock_path = os.path.join(common_dir, "securecase.lock")
         self._tmp = os.path.join(git_dir, "securecase-tmp")
         self.private_dir: str | None = os.path.join(git_dir, "securecase")
+        self.partial_trees = False
         self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
         self._lock_fd: int | None = None
         self._ref: str | None = None
@@ -282,7 +283,7 @@ class LocalBackend:
     def close(self) -> None:
         """Nothing to remove for a local repository."""
 
-    def fetch_history(self) -> None:
+    def fetch_history(self, path: str | None = None, since: str | None = None) -> None:
         """A local repository has its whole history already."""
 
     def fetch_blobs(self, blob_ids: Sequence[str]) -> None:

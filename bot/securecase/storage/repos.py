@@ -25,6 +25,7 @@ def open_store(
     *,
     identity: GitIdentity = DEFAULT_IDENTITY,
     paths: Sequence[str] | None = None,
+    list_tree: bool = False,
     timeout: float = 120.0,
     rng: random.Random | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -32,20 +33,27 @@ def open_store(
 ) -> CasesStore:
     """Open the cases repo at ``location`` (work-tree path, bare repo path, or remote URL).
 
-    A missing path or an empty directory becomes a new repository on ``main``. For remotes,
-    ``paths`` (files or folders) are the only blobs fetched up front; None fetches everything.
+    A missing path or an empty directory becomes a new repository on ``main``. A remote is
+    cloned as little as the command needs (see :mod:`securecase.storage.remote`): ``paths``
+    (files or folders) are the only blobs fetched up front, with the trees on the way to them
+    only, unless ``list_tree`` (the command lists every folder: every tree is fetched).
+    ``paths=None`` fetches everything.
     """
     for path in paths or ():
         validate_relpath(path.rstrip("/"))
+    scope = store_remote.Scope.TREES if list_tree else store_remote.Scope.PATHS
+    if paths is None:
+        scope = store_remote.Scope.FULL
     backend: Backend
-    if is_remote(location):
-        backend = store_remote.RemoteBackend(location, identity, paths, timeout)
-    else:
+    remote = location if is_remote(location) else None
+    if remote is None:
         bare = store_local.open_local(location, identity)
         if isinstance(bare, str):
-            backend = store_remote.RemoteBackend(bare, identity, paths, timeout)
+            remote = bare
         else:
             backend = bare
+    if remote is not None:
+        backend = store_remote.RemoteBackend(remote, identity, paths or (), timeout, scope=scope)
     return CasesStore(
         backend, timeout=timeout, rng=rng or random.Random(), sleep=sleep, monotonic=monotonic
     )

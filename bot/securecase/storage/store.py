@@ -286,12 +286,22 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
     return files, tuple(sorted(removed))
 
 
-def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Built | None:
+def build_commit(
+    git: Git,
+    tmpdir: str,
+    snap: GitSnapshot,
+    change: Change,
+    *,
+    path_wise: bool = False,
+) -> Built | None:
     """Write blobs, tree and commit for ``change`` on top of ``snap.head``.
 
     The tree is built by git on a private index (``GIT_INDEX_FILE`` in ``tmpdir``): read from
     the parent's tree, edited with ``update-index``, written with ``write-tree``. That needs
-    trees only, so it works on a partial clone. Returns None when the tree would not change.
+    trees only, so it works on a partial clone. ``path_wise`` (a clone that holds only the
+    trees on the way to the changed paths): only the folders on those paths are rewritten,
+    each with ``git mktree``: every other tree stays on the server, named by its id.
+    Returns None when the tree would not change.
     Nothing outside the object database is modified, so an interruption at any point leaves
     at most unreachable objects.
     """
@@ -300,7 +310,10 @@ def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Bu
         return None
     with tempfile.TemporaryDirectory(prefix="commit-", dir=tmpdir) as folder:
         blobs = dict(zip(files, _write_blobs(git, folder, files.values()), strict=True))
-        tree = _write_tree(git, folder, snap.head, blobs, removed)
+        if path_wise:
+            tree = _write_tree_on_paths(git, snap.tree_id(), blobs, removed)
+        else:
+            tree = _write_tree(git, folder, snap.head, blobs, removed)
     if tree == snap.tree_id():
         return None
     message = git.redact(change.message)
@@ -346,6 +359,82 @@ def _write_tree(
     return git.run(["write-tree", "--missing-ok"], env=env).text
 
 
+_TREE_MODE = b"40000"
+_KINDS = {_TREE_MODE: "tree", b"160000": "commit"}
+
+
+def tree_entries(catfile: _CatFile, tree: str) -> dict[str, tuple[str, str]]:
+    """Name -> (object type, id) of each entry of one tree object (one level, not its
+    subtrees), read through the running ``cat-file``: the tree alone must be present."""
+    found = catfile.contents(tree)
+    if found is None or found[0] != "tree":
+        raise StoreError(f"the cases repo has no tree {tree}")
+    raw, width, pos = found[1], len(tree) // 2, 0
+    entries = {}
+    # git's tree format: "<mode> <name>\0<binary object id>", entry after entry
+    while pos < len(raw):
+        space = raw.index(b" ", pos)
+        nul = raw.index(b"\0", space)
+        name = raw[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (_KINDS.get(raw[pos:space], "blob"), raw[nul + 1 : nul + 1 + width].hex())
+        pos = nul + 1 + width
+    return entries
+
+
+_Edits = dict[str, "str | None | _Edits"]  # name -> blob id, None (removed), or a folder's edits
+
+
+def _write_tree_on_paths(
+    git: Git,
+    root: str | None,
+    blobs: Mapping[str, str],
+    removed: Sequence[str],
+) -> str:
+    """The tree ``root`` with ``blobs`` written and ``removed`` gone, rewriting only the
+    folders on their paths (``git ls-tree`` of each, edited, ``git mktree --missing``).
+
+    As with ``update-index``, a file written where a folder was replaces it, and a folder
+    written where a file was replaces the file.
+    """
+    edits: _Edits = {}
+    for path, oid in [*((p, None) for p in removed), *blobs.items()]:
+        *folders, name = path.split("/")
+        node = edits
+        for part in folders:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[name] = oid
+    return _rewrite(git, root, edits) or git.run(["mktree"], input=b"").text
+
+
+def _rewrite(git: Git, tree: str | None, edits: _Edits) -> str | None:
+    """One folder rewritten (None when it ends up empty: git keeps no empty folder)."""
+    listing: dict[str, bytes] = {}
+    if tree is not None:
+        out = git.run(["ls-tree", "-z", tree]).stdout
+        for entry in out.split(b"\0"):
+            if entry:
+                listing[entry.partition(b"\t")[2].decode("utf-8", "surrogateescape")] = entry
+    for name, edit in edits.items():
+        if isinstance(edit, dict):
+            old = listing.get(name, b"").split(b"\t")[0].split()
+            sub = _rewrite(git, old[2].decode() if old[1:2] == [b"tree"] else None, edit)
+            if sub is None:
+                listing.pop(name, None)
+            else:
+                listing[name] = f"040000 tree {sub}\t{name}".encode("utf-8", "surrogateescape")
+        elif edit is None:
+            listing.pop(name, None)
+        else:
+            listing[name] = f"100644 blob {edit}\t{name}".encode("utf-8", "surrogateescape")
+    if not listing:
+        return None
+    made = git.run(["mktree", "-z", "--missing"], input=b"\0".join(listing.values()) + b"\0")
+    return made.text
+
+
 def masked_change(change: Change) -> Change:
     """``change`` with secrets masked in every file and in the message (see storage.secrets)."""
     files = {path: masked_file(path, data) for path, data in change.files.items()}
@@ -358,6 +447,7 @@ class Backend(Protocol):
     git: Git
     catfile: _CatFile
     private_dir: str | None  # inside the git dir, outlives the run (None: a temporary clone)
+    partial_trees: bool  # holds only the trees on the way to what it reads: see build_commit
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -369,7 +459,7 @@ class Backend(Protocol):
     def obstacle(self) -> str | None: ...
     def refresh(self) -> None: ...
     def close(self) -> None: ...
-    def fetch_history(self) -> None: ...
+    def fetch_history(self, path: str | None = None, since: str | None = None) -> None: ...
     def fetch_blobs(self, blob_ids: Sequence[str]) -> None: ...
 
 
@@ -473,14 +563,18 @@ class CasesStore:
                 found[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
         return found
 
-    def log(self, args: Sequence[str]) -> bytes:
+    def log(
+        self, args: Sequence[str], *, path: str | None = None, since: str | None = None
+    ) -> bytes:
         """Output of ``git log ARGS`` over the full history of the snapshot's branch.
 
         A remote clone starts at depth 1: its commit history (trees and commits, no blobs) is
-        fetched first, in one call.
+        fetched first, in one call; with ``path`` (the only path ``args`` limits the log to),
+        only the commits (committed from ``since``, an ISO date, when given) and the trees
+        on the way to ``path``.
         """
         self._check_open()
-        self._backend.fetch_history()
+        self._backend.fetch_history(path, since)
         return self._backend.git.run(["log", *args]).stdout
 
     def is_ancestor(self, older: str, newer: str) -> bool:
@@ -623,7 +717,9 @@ class CasesStore:
                 return Committed(None, snap.head, number, plan.result)
             change = masked_change(plan.change)
             backend.prepare(snap, change)
-            built = build_commit(backend.git, backend.build_dir(), snap, change)
+            built = build_commit(
+                backend.git, backend.build_dir(), snap, change, path_wise=backend.partial_trees
+            )
             if built is None:
                 return Committed(None, snap.head, number, plan.result)
             if not backend.publish(snap.head, built):
@@ -735,7 +831,9 @@ def _update_chain(
             # Each change touches its own paths: one check of them all against the head read.
             backend.prepare(snap, _union(changes))
         for change in changes:
-            built = build_commit(backend.git, backend.build_dir(), tip, change)
+            built = build_commit(
+                backend.git, backend.build_dir(), tip, change, path_wise=backend.partial_trees
+            )
             if built is not None:
                 chain.append(built)
                 tip = GitSnapshot(backend.git, backend.catfile, built.commit)
