@@ -326,19 +326,7 @@ class Git:
         which git handles by removing its lock files.
         """
         full_env = self.env if env is None else {**self.env, **env}
-        try:
-            proc = subprocess.Popen(
-                self.argv(args),
-                cwd=self.cwd,
-                env=full_env,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                pass_fds=self.inherit_fds,
-            )
-        except OSError as exc:
-            raise StoreError(f"cannot run git: {exc}", hint="install git 2.39 or newer") from exc
+        proc = self._start(args, full_env, piped_input=input is not None)
         with proc:
             try:
                 out, err = proc.communicate(input, timeout=timeout)
@@ -356,6 +344,25 @@ class Git:
             raise self.error(args, result, hint=hint)
         return result
 
+    def _start(
+        self, args: Sequence[str], env: Mapping[str, str], *, piped_input: bool
+    ) -> subprocess.Popen[bytes]:
+        # In its own session: a signal sent to our process group cannot kill git half-way
+        # through writing a ref or an index (see run).
+        try:
+            return subprocess.Popen(
+                self.argv(args),
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.PIPE if piped_input else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=self.inherit_fds,
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot run git: {exc}", hint="install git 2.39 or newer") from exc
+
     def run_until(
         self,
         args: Sequence[str],
@@ -369,19 +376,7 @@ class Git:
 
         For what git announces before doing it, e.g. a fetch about to download everything.
         """
-        try:
-            proc = subprocess.Popen(
-                self.argv(args),
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                pass_fds=self.inherit_fds,
-            )
-        except OSError as exc:
-            raise StoreError(f"cannot run git: {exc}", hint="install git 2.39 or newer") from exc
+        proc = self._start(args, self.env, piped_input=input is not None)
         late: list[bool] = []
 
         def too_late() -> None:
