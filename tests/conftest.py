@@ -88,6 +88,14 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def bare_repo(path: Path, *, head: str = "main") -> Path:
+    """A new bare repository at ``path`` that serves partial-clone filters, as GitHub does
+    (securecase refuses a server without them: test_remote_fetch.py)."""
+    git(path.parent, "init", "-q", "--bare", "-b", head, str(path))
+    git(path, "config", "uploadpack.allowFilter", "true")
+    return path
+
+
 def read_case_files(case_yaml: Path) -> dict[str, Any]:
     """A case folder's two files as one plain document: case.yaml's keys (read with PyYAML's
     plain safe loader, as any tool would) plus findings.json's ``findings`` and ``resolved``.

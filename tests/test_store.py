@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from conftest import bare_repo
 from securecase.errors import StoreError
 from securecase.storage.git import Git, redact, url_secrets
 from securecase.storage.local import LocalBackend
@@ -88,9 +89,7 @@ def bare_remote(
     head: str = "main",
 ) -> Path:
     """A bare repository (filters allowed, like GitHub), optionally seeded with ``files``."""
-    remote = tmp_path / name
-    git(tmp_path, "init", "-q", "--bare", "-b", head, str(remote))
-    git(remote, "config", "uploadpack.allowFilter", "true")
+    remote = bare_repo(tmp_path / name, head=head)
     if files:
         seed = tmp_path / f"seed-{name}"
         git(tmp_path, "init", "-q", "-b", head, str(seed))

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from conftest import bare_repo
 from git_http import GitHttpServer, serve_git
 from securecase.storage.git import remote_credentials
 
@@ -24,14 +25,7 @@ TOKEN = "ghs_test0123456789abcdefTOKEN"
 def bare(tmp_path: Path) -> Path:
     root = tmp_path / "srv"
     root.mkdir()
-    subprocess.run(
-        ["git", "init", "-q", "--bare", "-b", "main", str(root / "cases.git")], check=True
-    )
-    # filters allowed, as on GitHub (a server without them is refused: test_remote_fetch.py)
-    subprocess.run(
-        ["git", "-C", str(root / "cases.git"), "config", "uploadpack.allowFilter", "true"],
-        check=True,
-    )
+    bare_repo(root / "cases.git")
     return root
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRIVY, clean_env
+from conftest import TRIVY, bare_repo, clean_env
 from git_http import serve_git
 from reportgen import TEMPLATE_FILES, big_report
 from securecase.errors import ReportError
@@ -264,13 +264,7 @@ time.sleep(120)
 def test_a_killed_remote_ingest_leaves_a_clone_the_next_run_removes(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     root.mkdir()
-    subprocess.run(
-        ["git", "init", "-q", "--bare", "-b", "main", str(root / "cases.git")], check=True
-    )
-    subprocess.run(
-        ["git", "-C", str(root / "cases.git"), "config", "uploadpack.allowFilter", "true"],
-        check=True,
-    )
+    bare_repo(root / "cases.git")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch), "SECURECASE_CASES_TOKEN": TOKEN}

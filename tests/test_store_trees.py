@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import bare_repo
 from securecase.storage.repos import open_store
 from securecase.storage.store import Change, Plan, build_commit
 
@@ -126,9 +127,7 @@ def test_rewriting_only_the_folders_on_the_paths_makes_the_tree_the_index_makes(
 
 
 def test_a_commit_through_a_remote_reads_no_tree_off_its_paths(tmp_path: Path) -> None:
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    git(remote, "config", "uploadpack.allowFilter", "true")
+    remote = bare_repo(tmp_path / "remote.git")
     assert commit(str(remote), Change(SEED, message="seed\n"))
     case = "cases/github/acme/shop/pr-3"
     with open_store(f"file://{remote}", paths=[f"{case}/case.yaml"]) as store:
@@ -195,9 +194,7 @@ def test_deleting_every_file_commits_an_empty_tree(tmp_path: Path) -> None:
 def test_commit_on_a_partial_clone_fetches_no_other_file(tmp_path: Path) -> None:
     rng = random.Random(3)
     big = {f"cases/github/other/big/raw/r{i}.json": rng.randbytes(200_000) for i in range(3)}
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    git(remote, "config", "uploadpack.allowFilter", "true")
+    remote = bare_repo(tmp_path / "remote.git")
     assert commit(str(remote), Change({**SEED, **big}, message="seed\n"))
     case = "cases/github/acme/shop/pr-1"
     change = Change(
