@@ -32,18 +32,11 @@ PR_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # the fixture event's pull
 MakeRemote = Callable[..., GitHubLikeRemote]
 
 
-def ingest(
-    work: Path,
-    remote: GitHubLikeRemote,
-    pr: int,
-    *args: str | Path,
-    report: Path = REPORT,
-    **env: str,
-) -> tuple[int, dict[str, Any], str]:
-    """One real ``securecase ingest --output json`` of ``report`` into PR ``pr``'s case."""
-    proc = run_cli(
+def ingest_args(remote: GitHubLikeRemote, pr: int, report: Path = REPORT) -> list[str]:
+    """The arguments of ``securecase ingest --output json`` of ``report`` into PR ``pr``'s case."""
+    return [
         "ingest",
-        report,
+        str(report),
         "--cases-repo",
         remote.url,
         "--repo",
@@ -56,10 +49,19 @@ def ingest(
         HEAD,
         "--output",
         "json",
-        *args,
-        cwd=work,
-        **env,
-    )
+    ]
+
+
+def ingest(
+    work: Path,
+    remote: GitHubLikeRemote,
+    pr: int,
+    *args: str | Path,
+    report: Path = REPORT,
+    **env: str,
+) -> tuple[int, dict[str, Any], str]:
+    """One real ``securecase ingest --output json`` of ``report`` into PR ``pr``'s case."""
+    proc = run_cli(*ingest_args(remote, pr, report), *args, cwd=work, **env)
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return proc.returncode, data, proc.stderr
 
@@ -335,20 +337,7 @@ def test_concurrent_ingests_beyond_the_budget_all_decide_and_all_land(
                 sys.executable,
                 "-m",
                 "securecase",
-                "ingest",
-                str(REPORT),
-                "--cases-repo",
-                remote.url,
-                "--repo",
-                "acme/shop",
-                "--pr",
-                str(pr),
-                "--target-branch",
-                "main",
-                "--commit",
-                HEAD,
-                "--output",
-                "json",
+                *ingest_args(remote, pr),
                 "--queue-dir",
                 str(work / "queue"),
             ],
