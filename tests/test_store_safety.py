@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRIVY, bare_repo, clean_env
+from conftest import TRIVY, bare_repo, clean_env, run_cli
 from git_http import serve_git
 from reportgen import TEMPLATE_FILES, big_report
 from securecase.errors import ReportError
@@ -343,13 +343,7 @@ def test_no_key_byte_of_real_iac_reports_reaches_the_cases_repo(tmp_path: Path, 
         doc = json.loads(blob)
         assert doc  # valid JSON after masking
     if kind == "local":  # the digest a case records is the stored (masked) report's
-        valid = subprocess.run(
-            [sys.executable, "-m", "securecase", "cases", "validate", "--cases-repo", str(repo)],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        valid = run_cli("cases", "validate", "--cases-repo", repo, cwd=repo.parent)
         assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
@@ -447,13 +441,7 @@ def test_large_raw_reports_are_stored_gzip_compressed_and_deterministic(tmp_path
         assert len(stored) < report.stat().st_size / 5
     assert blobs[0] == blobs[1]  # same report, same bytes
     # cases validate checks the report's digest through gzip, as received.
-    valid = subprocess.run(
-        [sys.executable, "-m", "securecase", "cases", "validate", "--cases-repo", str(repo)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    valid = run_cli("cases", "validate", "--cases-repo", repo, cwd=repo.parent)
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
