@@ -518,3 +518,16 @@ def test_a_batch_is_one_commit_per_change_each_reading_the_one_before(
     if kind == "work tree":  # the checkout follows the branch
         assert (location / "notes.txt").read_text() == "one\ntwo\nthree\n"
         assert git(location, "status", "--porcelain") == ""
+
+
+def test_records_received_in_one_second_keep_the_order_they_were_queued(tmp_path: Path) -> None:
+    records = RecordQueue(tmp_path / "queue", "https://example.invalid/cases.git")
+    same_second = "2026-12-03T18:00:00Z"
+    queued = [
+        records.put({"received_at": same_second, "n": n}, [b"report %d" % n], None).entry_id
+        for n in (5, 3, 9, 1)  # digests in no particular order
+    ]
+    assert [e.entry_id for e in records.entries()] == queued
+    # Queueing one of them again (a retried run) does not add an entry.
+    again = records.put({"received_at": same_second, "n": 3}, [b"report 3"], None)
+    assert again.entry_id == queued[1] and len(records.entries()) == 4

@@ -217,3 +217,17 @@ def test_masked_json_still_parses_and_no_detected_secret_survives(
     assert len(masked) == len(doc)
     assert [s for s in secrets if s.encode() in stored] == []
     assert [s for s in secrets if mask(s) not in json.dumps(masked)] == []
+
+
+def test_two_keys_that_differ_only_in_their_secrets_stay_two_members() -> None:
+    first, second = "AKIAIEQH524YNG5BY1A2", "AKIAY0CQ65ZT4WN6ISIG"
+    data = json.dumps({f" {first} ": [1], f" {second} ": [2], "other": first}).encode()
+    masked = json.loads(masked_file("raw/report.json", data))
+    assert len(masked) == 3
+    assert first not in json.dumps(masked) and second not in json.dumps(masked)
+    # Each secret has one mask everywhere: the value quoting the first secret too.
+    assert masked == {
+        " AKIA****************#1 ": [1],
+        " AKIA****************#2 ": [2],
+        "other": "AKIA****************#1",
+    }

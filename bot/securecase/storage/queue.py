@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,11 +98,13 @@ class RecordQueue:
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
         for data in reports:
             digest.update(hashlib.sha256(data).digest())
+        suffix = digest.hexdigest()[:20]
         received = "".join(c for c in str(fields["received_at"]) if c.isalnum())
-        entry_id = f"{received}-{digest.hexdigest()[:20]}"
+        for child in self.folder.glob(f"{received}-*-{suffix}"):
+            return QueuedRecord(child.name, child, fields)  # the same record, queued before
+        # received_at has whole seconds; the queueing instant orders records of one second.
+        entry_id = f"{received}-{time.time_ns():020d}-{suffix}"
         final = self.folder / entry_id
-        if final.exists():
-            return QueuedRecord(entry_id, final, fields)  # the same record, queued before
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.folder))
         try:
             files = {f"report-{n}": data for n, data in enumerate(reports)}

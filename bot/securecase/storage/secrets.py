@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import accumulate
@@ -228,6 +228,33 @@ def _strings(value: Any) -> set[str]:
     return found
 
 
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every object of a JSON document (walked without recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            yield item
+            pending.extend(v for v in item.values() if type(v) in (dict, list))
+        elif type(item) is list:
+            pending.extend(v for v in item if type(v) in (dict, list))
+
+
+def _key_masks(doc: Any, secrets: set[str]) -> dict[str, str]:
+    """Numbered masks for the secrets of object keys whose plain masks would be the same:
+    two members named after two different keys must not become one member."""
+    keyed = {s for obj in _objects(doc) for key in obj for s in secrets if s in key}
+    by_mask: dict[str, list[str]] = {}
+    for secret in sorted(keyed):
+        by_mask.setdefault(mask(secret), []).append(secret)
+    return {
+        secret: f"{covered}#{number}"
+        for covered, same in by_mask.items()
+        if len(same) > 1
+        for number, secret in enumerate(same, 1)
+    }
+
+
 def _masked_json(text: str) -> str:
     try:
         doc = json.loads(text)
@@ -239,19 +266,23 @@ def _masked_json(text: str) -> str:
     for value in _secret_fingerprints(doc, secrets):
         for form in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             digests[form] = json.dumps(fingerprint_digest(value))
-    masked = _patched(_replaced(text, digests), secrets, _json_forms)
+    masks = _key_masks(doc, secrets) if secrets else {}
+    masked = _patched(_replaced(text, digests), secrets, _json_forms, masks)
     if secrets or masked != text:
-        _check_masked_json(masked, secrets)
+        _check_masked_json(doc, masked, secrets)
     return masked
 
 
-def _check_masked_json(text: str, secrets: set[str]) -> None:
-    """Refuse the masked text of a JSON document if it no longer parses, or if a secret
-    survived in it: written with escapes that no form of it matches (``\\u0041KIA...``)."""
+def _check_masked_json(before: Any, text: str, secrets: set[str]) -> None:
+    """Refuse the masked text of a JSON document if it no longer parses, if two members of
+    an object became one, or if a secret survived in it: written with escapes that no form
+    of it matches (``\\u0041KIA...``)."""
     try:
         doc = json.loads(text)
     except ValueError as exc:
         raise _BrokenByMasking(f"the file would no longer parse: {exc}") from exc
+    if sum(map(len, _objects(doc))) != sum(map(len, _objects(before))):
+        raise _BrokenByMasking("two members of an object would get the same name")
     joined = "\0".join(_strings(doc))
     left = sorted(s for s in secrets if mask(s) != s and s in joined)
     if left:
@@ -295,11 +326,14 @@ def _xml_forms(value: str) -> list[str]:
     return [xml_escape(value), xml_escape(value, {'"': "&quot;", "'": "&apos;"})]
 
 
-def _patched(text: str, secrets: set[str], forms: Any) -> str:
-    """``text`` with every form of every secret replaced by the same form of its mask."""
+def _patched(
+    text: str, secrets: set[str], forms: Any, masks: Mapping[str, str] | None = None
+) -> str:
+    """``text`` with every form of every secret replaced by the same form of its mask
+    (from ``masks`` where it names one)."""
     replacements = {}
     for secret in secrets:
-        covered = mask(secret)
+        covered = (masks or {}).get(secret) or mask(secret)
         replacements[secret] = covered
         if forms is not None:
             replacements.update(zip(forms(secret), forms(covered), strict=True))
