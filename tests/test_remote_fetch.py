@@ -220,13 +220,16 @@ def test_a_server_without_filters_is_refused_unless_a_full_clone_is_allowed(
         assert refused.returncode == 3, refused.stderr
         assert "ignores partial-clone filters" in refused.stderr
         assert "hint: enable uploadpack.allowFilter" in refused.stderr
-        assert "SECURECASE_ALLOW_FULL_CLONE=1" in refused.stderr
+        assert "--allow-full-clone (env SECURECASE_ALLOW_FULL_CLONE=1)" in refused.stderr
         assert git(bare, "rev-parse", "main").strip() == before  # nothing recorded
         listing = cli(server.url, tmp_path, "cases", "list")
         assert listing.returncode == 3 and "ignores partial-clone filters" in listing.stderr
         allowed = cli(server.url, tmp_path, *ingest, SECURECASE_ALLOW_FULL_CLONE="1")
+        listed = cli(server.url, tmp_path, "cases", "list", "--allow-full-clone", "--no-cache")
     assert allowed.returncode in (0, 1), allowed.stderr
     assert git(bare, "rev-parse", "main~1").strip() == before
+    assert listed.returncode == 0, listed.stderr
+    assert "github::acme::shop::PR::9" in listed.stdout
 
 
 def free_port() -> int:
