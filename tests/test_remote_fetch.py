@@ -293,3 +293,42 @@ def test_git_daemon_with_and_without_filters(seeded: Path, tmp_path: Path, filte
                 SECURECASE_ALLOW_FULL_CLONE="1",
             )
             assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_case_gone_from_the_tip_is_shown_through_a_url_without_its_raw_reports(
+    seeded: Path, tmp_path: Path
+) -> None:
+    root = serve_copy(seeded, tmp_path)
+    bare = root / "cases.git"
+    kept = objects(bare, "main", f"{SHOP}/pr-3")
+    checkout = tmp_path / "checkout"
+    git(tmp_path, "clone", "-q", str(bare), str(checkout))
+    git(checkout, "rm", "-rq", f"{SHOP}/pr-3")
+    git(checkout, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "gone")
+    git(checkout, "push", "-q", "origin", "main")
+    removal = git(bare, "rev-parse", "main").strip()
+    with serve_git(root, user="x-access-token", token=TOKEN) as server:
+        shown = cli(
+            server.url, tmp_path, "cases", "show", "github::acme::shop::PR::3", "--output", "json"
+        )
+        assert shown.returncode == 0, shown.stderr
+        case = json.loads(shown.stdout)
+        assert case["key"] == "github::acme::shop::PR::3"
+        assert case["retired"]["commit"] == removal and case["retired"]["by_sweep"] is False
+        assert (
+            case["counts"]
+            == json.loads(
+                cli(
+                    server.url,
+                    tmp_path,
+                    "cases",
+                    "show",
+                    "github::acme::shop::PR::2",
+                    "--output",
+                    "json",
+                ).stdout
+            )["counts"]
+        )  # the same report made both cases
+        # The case's two files came from history; its raw reports never did.
+        raw = {oid for path, oid in kept.items() if "/raw/" in path}
+        assert not set(server.wanted()) & raw
