@@ -16,7 +16,6 @@ folder's ``findings.json``) reach :data:`CHUNK_BYTES`.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
@@ -24,12 +23,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from securecase.errors import CaseFileError, StoreError
 from securecase.storage.casefile import case_yaml_document
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: From this many files to parse on, a pool of workers (each worker costs about 0.2 s of CPU
 #: to start; 1,000 files are about 0.8 s of parsing).
@@ -90,9 +90,20 @@ def parse_case_yamls(
         for tag, folder, data, _ in files:
             yield tag, None if data is None else parse_case_yaml(folder, data)
         return
+    # Imported here: every reading command imports this module, few start a pool (60 ms).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Forked: a worker starts with this process's modules imported (no second interpreter
+    # start, no import of the CLI again). The pool forks all its workers before it starts its
+    # own threads, and a worker ends without running this process's finalisers (the parse
+    # cache's SQLite connection is left to this process).
     try:
         pool = ProcessPoolExecutor(
-            workers, mp_context=_context(), initializer=_watch_parent, initargs=(os.getpid(),)
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
         )
     except (OSError, NotImplementedError, ValueError):
         # No process pool here (no shared semaphores, e.g. some sandboxes): one process.
@@ -108,14 +119,6 @@ def parse_case_yamls(
             yield from _results(*in_flight.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    # Forked: a worker starts with this process's modules imported (no second interpreter
-    # start, no import of the CLI again). The pool forks all its workers before it starts its
-    # own threads, and a worker ends without running this process's finalisers (the parse
-    # cache's SQLite connection is left to this process).
-    return multiprocessing.get_context("fork")
 
 
 def _watch_parent(parent: int) -> None:
@@ -150,6 +153,8 @@ def _chunks(
 def _results(
     tags: list[Tag], future: Future[list[Parsed | None]]
 ) -> Iterator[tuple[Tag, Parsed | None]]:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         parsed = future.result()
     except BrokenProcessPool as exc:
