@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #: From this many files to parse on, a pool of workers (each worker costs about 0.2 s of CPU
 #: to start; 1,000 files are about 0.8 s of parsing).
 POOL_MINIMUM = 1000
+#: At most this many workers: the reading process's own share (reading git, the cache, the
+#: output) is then the longer part of the run, and each worker holds memory of its own.
+MAX_WORKERS = 4
 #: Files per task sent to a worker (fewer tasks, less overhead per file).
 CHUNK_FILES = 100
 #: A chunk is sent early when the bytes it holds reach this.
@@ -48,18 +51,22 @@ Tag = TypeVar("Tag")
 Parsed = dict[str, Any] | CaseFileError
 
 
-def parse_case_yaml(folder: str, data: bytes) -> Parsed:
+def parse_case_yaml(folder: str, data: bytes, *, old_layout: bool = False) -> Parsed:
     """The validated document of one folder's ``case.yaml`` bytes, or the CaseFileError
-    (``folder/case.yaml:LINE``) saying why it is unreadable."""
+    (``folder/case.yaml:LINE``) saying why it is unreadable. With ``old_layout``, a file of
+    the first layout is read too (its document without the findings)."""
     try:
-        doc, _ = case_yaml_document(data, folder=folder)
+        doc, _ = case_yaml_document(data, folder=folder, old_layout=old_layout)
     except CaseFileError as error:
         return error
     return doc
 
 
-def _parse_chunk(files: list[tuple[str, bytes | None]]) -> list[Parsed | None]:
-    return [None if data is None else parse_case_yaml(folder, data) for folder, data in files]
+def _parse_chunk(files: list[tuple[str, bytes | None]], old_layout: bool) -> list[Parsed | None]:
+    return [
+        None if data is None else parse_case_yaml(folder, data, old_layout=old_layout)
+        for folder, data in files
+    ]
 
 
 def available_cores() -> int:
@@ -76,19 +83,23 @@ def workers_for(count: int) -> int:
     files are parsed in process."""
     if count < POOL_MINIMUM or not sys.platform.startswith("linux"):
         return 1
-    return available_cores()
+    return min(available_cores(), MAX_WORKERS)
 
 
 def parse_case_yamls(
-    files: Iterable[tuple[Tag, str, bytes | None, int]], *, workers: int
+    files: Iterable[tuple[Tag, str, bytes | None, int]], *, workers: int, old_layout: bool = False
 ) -> Generator[tuple[Tag, Parsed | None], None, None]:
     """``(tag, parsed)`` for each ``(tag, folder, case.yaml bytes, bytes the tag holds)``, in
     the order given (bytes of None, e.g. a file whose document is cached, give None); with
     ``workers`` of 2 or more, parsed by that many worker processes (see the module
-    docstring). Nothing is read from ``files`` beyond what the window holds."""
+    docstring). Nothing is read from ``files`` beyond what the window holds. ``old_layout``
+    as for :func:`parse_case_yaml`."""
     if workers < 2:
         for tag, folder, data, _ in files:
-            yield tag, None if data is None else parse_case_yaml(folder, data)
+            yield (
+                tag,
+                None if data is None else parse_case_yaml(folder, data, old_layout=old_layout),
+            )
         return
     # Imported here: every reading command imports this module, few start a pool (60 ms).
     import multiprocessing
@@ -107,12 +118,12 @@ def parse_case_yamls(
         )
     except (OSError, NotImplementedError, ValueError):
         # No process pool here (no shared semaphores, e.g. some sandboxes): one process.
-        yield from parse_case_yamls(files, workers=1)
+        yield from parse_case_yamls(files, workers=1, old_layout=old_layout)
         return
     in_flight: deque[tuple[list[Tag], Future[list[Parsed | None]]]] = deque()
     try:
         for tags, chunk in _chunks(files):
-            in_flight.append((tags, pool.submit(_parse_chunk, chunk)))
+            in_flight.append((tags, pool.submit(_parse_chunk, chunk, old_layout)))
             while len(in_flight) > workers * AHEAD:
                 yield from _results(*in_flight.popleft())
         while in_flight:
