@@ -245,11 +245,12 @@ class GitSnapshot:
             # Most prefixes name one file, or nothing: the folder above tells, read through
             # the running cat-file; only a folder is listed by `ls-tree`.
             parent, _, name = prefix.rpartition("/")
-            above = self._catfile.info(f"{self.head}:{parent}" if parent else self.head)
-            if above is None or above[1] not in ("tree", "commit"):
+            above = self._catfile.info(
+                f"{self.head}:{parent}" if parent else f"{self.head}^{{tree}}"
+            )
+            if above is None or above[1] != "tree":
                 return []
-            tree = above[0] if above[1] == "tree" else self.tree_id()
-            entry = _tree_listing(self._catfile, tree).get(name) if tree else None
+            entry = _tree_listing(self._catfile, above[0]).get(name)
             if entry is None:
                 return []
             if entry[1] != "tree":
