@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -118,6 +119,20 @@ def _case_count() -> int:
     return len(_readable_reports()) + 1
 
 
+@pytest.fixture
+def caches(tmp_path: Path) -> Iterator[Callable[[str], ParseCache]]:
+    """Parse caches in folders under ``tmp_path``, each closed when the test ends."""
+    opened: list[ParseCache] = []
+
+    def open_cache(name: str) -> ParseCache:
+        opened.append(ParseCache(tmp_path / name if name else tmp_path))
+        return opened[-1]
+
+    yield open_cache
+    for cache in opened:
+        cache.close()
+
+
 @pytest.fixture(scope="module")
 def cases_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _cases_repo(tmp_path_factory.mktemp("parsecache"))
@@ -139,11 +154,11 @@ def _folder_bytes(repo: Path, folder: str) -> tuple[bytes, bytes]:
 
 
 def test_cached_reads_equal_the_direct_parse_of_every_real_case_file(
-    cases_repo: Path, tmp_path: Path
+    cases_repo: Path, tmp_path: Path, caches: Callable[[str], ParseCache]
 ) -> None:
-    cache = ParseCache(tmp_path / "cache")
+    cache = caches("cache")
     cold = _every_case(cases_repo, cache)
-    warm = _every_case(cases_repo, ParseCache(tmp_path / "cache"))
+    warm = _every_case(cases_repo, caches("cache"))
     assert len(cold) == _case_count()
     for (folder, cold_case), (_, warm_case) in zip(cold, warm, strict=True):
         case_yaml, findings = _folder_bytes(cases_repo, folder)
@@ -157,21 +172,24 @@ def test_cached_reads_equal_the_direct_parse_of_every_real_case_file(
 
 
 def test_a_warm_read_parses_no_yaml(
-    cases_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cases_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caches: Callable[[str], ParseCache],
 ) -> None:
-    _every_case(cases_repo, ParseCache(tmp_path / "cache"))
+    _every_case(cases_repo, caches("cache"))
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a cached case.yaml was parsed again")
 
     monkeypatch.setattr(caseread, "case_yaml_document", refuse)
     monkeypatch.setattr(caseparse, "case_yaml_document", refuse)
-    warm = _every_case(cases_repo, ParseCache(tmp_path / "cache"))
+    warm = _every_case(cases_repo, caches("cache"))
     assert all(not isinstance(case, CaseFileError) for _, case in warm)
 
 
 def test_every_reading_command_answers_the_same_cold_warm_and_without_cache(
-    cases_repo: Path, tmp_path: Path
+    cases_repo: Path, tmp_path: Path, caches: Callable[[str], ParseCache]
 ) -> None:
     old, new = builtin_policy(), load_policy(NEW_POLICY.encode(), origin="new.yaml")
     clock = FixedClock(datetime.fromisoformat(NOW))
@@ -186,8 +204,8 @@ def test_every_reading_command_answers_the_same_cold_warm_and_without_cache(
         return listing, exposed, shown, diff, report.metrics
 
     uncached = answers(no_cache())
-    assert answers(ParseCache(tmp_path / "c")) == uncached  # cold: fills the cache
-    assert answers(ParseCache(tmp_path / "c")) == uncached  # warm: reads it
+    assert answers(caches("c")) == uncached  # cold: fills the cache
+    assert answers(caches("c")) == uncached  # warm: reads it
     listing, exposed, _, diff, _ = uncached
     assert len(listing.cases) == _case_count() and not listing.broken  # type: ignore[attr-defined]
     assert 0 < len(exposed.cases) < len(listing.cases)  # type: ignore[attr-defined]
@@ -202,11 +220,14 @@ def _report(repo: Path, cache: ParseCache) -> object:
 
 
 def test_a_warm_report_reads_what_the_metrics_need_from_the_cache_alone(
-    cases_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cases_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caches: Callable[[str], ParseCache],
 ) -> None:
     uncached = _report(cases_repo, no_cache())
-    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
-    cache_file = ParseCache(tmp_path / "c").path
+    assert _report(cases_repo, caches("c")) == uncached
+    cache_file = caches("c").path
     assert cache_file is not None
     with sqlite3.connect(cache_file) as db:
         facts = db.execute("SELECT count(*) FROM parsed WHERE kind = 'facts'").fetchone()[0]
@@ -218,15 +239,15 @@ def test_a_warm_report_reads_what_the_metrics_need_from_the_cache_alone(
     monkeypatch.setattr(report_service, "case_facts", refuse)
     monkeypatch.setattr(caseread, "case_yaml_document", refuse)
     monkeypatch.setattr(caseparse, "case_yaml_document", refuse)
-    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+    assert _report(cases_repo, caches("c")) == uncached
 
 
 def test_a_damaged_facts_entry_is_read_from_the_files_again(
-    cases_repo: Path, tmp_path: Path
+    cases_repo: Path, tmp_path: Path, caches: Callable[[str], ParseCache]
 ) -> None:
     uncached = _report(cases_repo, no_cache())
-    _report(cases_repo, ParseCache(tmp_path / "c"))
-    cache_file = ParseCache(tmp_path / "c").path
+    _report(cases_repo, caches("c"))
+    cache_file = caches("c").path
     assert cache_file is not None
     damaged = ['{"key": "github::acme::x::PR::1"}', "[]", '{"not json', None]
     with sqlite3.connect(cache_file) as db:
@@ -244,7 +265,7 @@ def test_a_damaged_facts_entry_is_read_from_the_files_again(
                 "UPDATE parsed SET value = ? WHERE kind = 'facts' AND blob = ?", (value, blob)
             )
     assert len(blobs) >= len(damaged)
-    assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+    assert _report(cases_repo, caches("c")) == uncached
 
 
 # -- through the CLI ----------------------------------------------------------------------
@@ -392,13 +413,16 @@ def test_processes_listing_at_once_share_one_cache(cases_repo: Path, tmp_path: P
 
 
 def test_another_parser_version_never_reads_the_entries(
-    cases_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cases_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caches: Callable[[str], ParseCache],
 ) -> None:
-    cache = ParseCache(tmp_path)
+    cache = caches("")
     _every_case(cases_repo, cache)
     assert cache.path is not None and cache.path.exists()
     monkeypatch.setattr(parsecache, "ENTRY_FORMAT", parsecache.ENTRY_FORMAT + 1)
-    newer = ParseCache(tmp_path)
+    newer = caches("")
     assert newer.path != cache.path
     blobs = [folder.case_blob for folder in _folders(cases_repo)]
     assert newer.documents(parsecache.CASE_DOC, blobs) == {}
