@@ -156,7 +156,7 @@ def _cpu() -> float:
 
 def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
     """Wall and CPU seconds per step of a cold report, measured in this process."""
-    from securecase.domain.metrics import compute
+    from securecase.domain.metrics import compute, fold_history
     from securecase.services import report as service
     from securecase.services.eventcache import EventCache
     from securecase.storage.git import DEFAULT_IDENTITY
@@ -178,11 +178,11 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
         policy = service._policy(snapshot.read(service.POLICY_FILE))
         step("policy")
         parsed = ParseCache(cache / "parsed")
-        cases, _ = service._cases_at(store, head, parsed)
+        cases, _ = service._cases_at(store, snapshot, parsed)
         parsed.close()
         step("cases at HEAD (read + parse + cache)")
         parsed = ParseCache(cache / "parsed")
-        warm, _ = service._cases_at(store, head, parsed)
+        warm, _ = service._cases_at(store, snapshot, parsed)
         parsed.close()
         step("cases at HEAD from the cache (warm)")
         assert warm == cases
@@ -195,10 +195,12 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
         step("git diff-tree of human commits")
         events = service._derive_events(store, head, DEFAULT_IDENTITY)
         step("all events (the three above + human files)")
+        history = fold_history(events)
+        step("fold the events")
         window = service.window_for(None, None, now.date())
         compute(
             cases,
-            events,
+            history,
             window=window,
             now=now,
             sla_days=policy.sla_days,
@@ -206,11 +208,11 @@ def breakdown(repo: Path, now: datetime, cache: Path) -> dict[str, Timing]:
         )
         step("metrics")
         identity = service.repo_identity(str(repo))
-        EventCache(cache, identity, DEFAULT_IDENTITY.email).save(head, events)
+        EventCache(cache, identity, DEFAULT_IDENTITY.email).save(head, history)
         step("save the history cache")
         loaded = EventCache(cache, identity, DEFAULT_IDENTITY.email).load()
         step("load the history cache")
-        assert loaded is not None and loaded.events == events
+        assert loaded is not None and loaded.history == history
     return steps
 
 

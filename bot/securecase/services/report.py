@@ -18,15 +18,19 @@ window's first day (a case retired earlier resolved nothing in the window) are r
 retirement commit's parent had them, files found by one ``diff-tree``. A key back at the tip
 (a branch made again) is read from the tip only.
 
-The events derived from the log are kept in a cache outside the work tree
+The events derived from the log are folded (:func:`~securecase.domain.metrics.fold_history`:
+the gate's scans per day and repository, each case's first acknowledgement, the
+retirements) and kept in a cache outside the work tree
 (:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
-the commits since, when HEAD descends from that commit, and reads all history otherwise (a
-rewritten history, no cache, caching off), with the same result.
+the commits since, when HEAD descends from that commit, and folds their events onto the
+cached history; it reads all history otherwise (a rewritten history, no cache, caching off),
+with the same result.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,11 +45,13 @@ from securecase.domain.metrics import (
     CaseFacts,
     CommitEvent,
     FindingTimes,
+    History,
     Metrics,
     Window,
     acknowledges,
     case_facts,
     compute,
+    fold_history,
     parse_time,
 )
 from securecase.domain.policy import Policy, builtin_policy, load_policy
@@ -59,9 +65,9 @@ from securecase.storage.cachedir import repo_identity
 from securecase.storage.casefile import CASE_FILE, load_case_header
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
-from securecase.storage.parsecache import CASE_FACTS, ParseCache, no_cache
+from securecase.storage.parsecache import CASE_FACTS, CASES_FACTS, ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
-from securecase.storage.store import CasesStore
+from securecase.storage.store import CasesStore, GitSnapshot
 
 POLICY_FILE = "policy.yaml"
 DEFAULT_DAYS = 90
@@ -134,7 +140,7 @@ def build_report(
     )
     metrics = compute(
         read.cases,
-        read.events,
+        read.history,
         window=window,
         now=now,
         repos=request.repos,
@@ -148,13 +154,13 @@ def build_report(
 @dataclass(frozen=True, slots=True)
 class RepoRead:
     """What the report reads from one cases repo: its HEAD, its policy, every case there (and
-    its file's path by key) and the events of its history."""
+    its file's path by key) and its history, folded."""
 
     head: str | None
     policy: Policy
     cases: list[CaseFacts]
     paths: dict[str, str]
-    events: list[CommitEvent]
+    history: History
     warning: str | None = None  # the event cache's, if it failed
 
 
@@ -175,12 +181,12 @@ def read_cases_repo(
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
-        cases, paths = _cases_at(store, head, parse_cache or no_cache())
-        events = _events(store, head, bot, cache)
+        cases, paths = _cases_at(store, snapshot, parse_cache or no_cache())
+        history = _history(store, head, bot, cache)
         retired = _retired_cases(
-            store, events, set(paths), retired_since, parse_cache or no_cache()
+            store, history.events, set(paths), retired_since, parse_cache or no_cache()
         )
-    return RepoRead(head, policy, cases + retired, paths, events, cache.warning)
+    return RepoRead(head, policy, cases + retired, paths, history, cache.warning)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -188,14 +194,109 @@ def _policy(data: bytes | None) -> Policy:
 
 
 def _cases_at(
-    store: CasesStore, head: str | None, cache: ParseCache
+    store: CasesStore, snapshot: GitSnapshot, cache: ParseCache
 ) -> tuple[list[CaseFacts], dict[str, str]]:
-    """What the metrics read of every case at ``head``, and its file's path by key (a broken
-    case file fails). The facts of a folder are a function of its two files, so the cache
-    keeps them by both blob ids: a warm run reads no case file and builds no finding."""
-    folders = case_folders(store, head)
+    """What the metrics read of every case at the snapshot's head, and its file's path by key
+    (a broken case file fails). The facts of a folder are a function of its two files, so
+    the cache keeps them by both blob ids: a run reads only the case files it has not read
+    before. All of them together are a function of the tree id of ``cases/``, which names
+    every path and blob beneath it: a warm run over the same tree lists no folder and loads
+    one cache entry."""
+    tree = snapshot.folder_id(CASES_ROOT) if cache.enabled else None
+    if tree is not None:
+        entry = cache.documents(CASES_FACTS, [tree]).get(tree)
+        known = _cases_from_entry(entry) if entry is not None else None
+        if known is not None:
+            return known
+    folders = case_folders(store, snapshot.head)
     cases = _facts_of(store, folders, cache)
+    if tree is not None:
+        cache.put_document(CASES_FACTS, tree, _cases_entry(folders, cases))
     return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+def _cases_entry(folders: list[CaseFolder], cases: list[CaseFacts]) -> dict[str, Any]:
+    """The facts of every case under a tree, for the cache, with each case file's path: one
+    list per field, and the values cases share (tallies, advisory + package pairs, finding
+    times: a scan's findings share their times) written once in a table that the cases
+    point into by index (then loaded once, and shared, by every case that has them)."""
+    tallies: dict[tuple[tuple[str, int], ...], int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    times: dict[tuple[Any, ...], int] = {}
+
+    def tally(value: Mapping[str, int]) -> int:
+        return tallies.setdefault(tuple(value.items()), len(tallies))
+
+    def rows(found: tuple[FindingTimes, ...]) -> list[int]:
+        return [times.setdefault(tuple(_times_row(t)), len(times)) for t in found]
+
+    return {
+        "paths": [folder.path for folder in folders],
+        "keys": [c.key for c in cases],
+        "slugs": [c.slug for c in cases],
+        "statuses": [c.status.value for c in cases],
+        "decisions": [c.decision for c in cases],
+        "created_at": [c.created_at for c in cases],
+        "updated_at": [c.updated_at for c in cases],
+        "counts": [tally(c.counts) for c in cases],
+        "sources": [tally(c.sources) for c in cases],
+        "kinds": [tally(c.kinds) for c in cases],
+        "exposure": [[pairs.setdefault(pair, len(pairs)) for pair in c.exposure] for c in cases],
+        "findings": [rows(c.findings) for c in cases],
+        "resolved": [rows(c.resolved) for c in cases],
+        "tallies": [dict(items) for items in tallies],
+        "pairs": list(pairs),
+        "times": list(times),
+    }
+
+
+def _cases_from_entry(doc: dict[str, Any]) -> tuple[list[CaseFacts], dict[str, str]] | None:
+    """The facts and paths in a cache entry of :func:`_cases_entry` (which this code wrote
+    for this very tree); None for one that does not have its shape (then the cases are read
+    folder by folder, as on a miss)."""
+    try:
+        paths, keys = doc["paths"], doc["keys"]
+        columns = (paths, keys, *(doc[name] for name in _ENTRY_FIELDS))
+        if len({len(column) for column in columns}) != 1:
+            return None
+        tallies: list[dict[str, int]] = doc["tallies"]
+        pairs = [(advisory, package) for advisory, package in doc["pairs"]]
+        times = _times_of(doc["times"])
+        cases = list(
+            map(
+                CaseFacts,
+                keys,
+                doc["slugs"],
+                map(_STATUSES.__getitem__, doc["statuses"]),
+                doc["decisions"],
+                doc["created_at"],
+                doc["updated_at"],
+                map(tallies.__getitem__, doc["counts"]),
+                map(tallies.__getitem__, doc["sources"]),
+                map(tallies.__getitem__, doc["kinds"]),
+                [tuple(map(pairs.__getitem__, found)) for found in doc["exposure"]],
+                [tuple(map(times.__getitem__, found)) for found in doc["findings"]],
+                [tuple(map(times.__getitem__, found)) for found in doc["resolved"]],
+            )
+        )
+        return cases, dict(zip(keys, paths, strict=True))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+_ENTRY_FIELDS = (
+    "slugs",
+    "statuses",
+    "decisions",
+    "created_at",
+    "updated_at",
+    "counts",
+    "sources",
+    "kinds",
+    "exposure",
+    "findings",
+    "resolved",
+)
 
 
 def _facts_of(store: CasesStore, folders: list[CaseFolder], cache: ParseCache) -> list[CaseFacts]:
@@ -265,16 +366,21 @@ def _facts_from_document(doc: dict[str, Any]) -> CaseFacts | None:
             sources=doc["sources"],
             kinds=doc["kinds"],
             exposure=tuple((advisory, package) for advisory, package in doc["exposure"]),
-            findings=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["findings"]),
-            resolved=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["resolved"]),
+            findings=_times_of(doc["findings"]),
+            resolved=_times_of(doc["resolved"]),
         )
     except (KeyError, TypeError, ValueError):
         return None
 
 
+def _times_of(rows: list[list[Any]]) -> tuple[FindingTimes, ...]:
+    """The findings of :func:`_times_row` rows."""
+    return tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in rows)
+
+
 def _retired_cases(
     store: CasesStore,
-    events: list[CommitEvent],
+    events: Sequence[CommitEvent],
     at_tip: set[str],
     since: date | None,
     cache: ParseCache,
@@ -297,22 +403,22 @@ def _retired_cases(
     return _facts_of(store, [r.folder for _, r in sorted(retired.items())], cache)
 
 
-def _events(
-    store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache
-) -> list[CommitEvent]:
-    """The events of every commit up to ``head``: the cached ones plus those of the commits
-    since, or all of them derived afresh when the cache does not apply."""
+def _history(store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache) -> History:
+    """The history of every commit up to ``head``, folded: the cached one with the events of
+    the commits since folded onto it, or all events derived afresh when the cache does not
+    apply."""
     if head is None:
-        return []
+        return History()
     cached = cache.load()
     if cached is not None and cached.head == head:
-        return cached.events
+        return cached.history
     if cached is not None and store.is_ancestor(cached.head, head):
-        events = _derive_events(store, f"{cached.head}..{head}", bot) + cached.events
+        since = _derive_events(store, f"{cached.head}..{head}", bot)
+        history = fold_history(since, cached.history)
     else:
-        events = _derive_events(store, head, bot)
-    cache.save(head, events)
-    return events
+        history = fold_history(_derive_events(store, head, bot))
+    cache.save(head, history)
+    return history
 
 
 def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[CommitEvent]:

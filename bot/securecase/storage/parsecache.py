@@ -42,11 +42,14 @@ _SCHEMAS = ("case.schema.json", "findings.schema.json")
 
 #: Kinds of entries: a validated case.yaml document (JSON), the part of it a listing shows
 #: (JSON), a findings.json known to match its schema (empty), what the report's metrics
-#: read of a case folder (JSON, keyed by both blob ids: ``<case.yaml>+<findings.json>``).
+#: read of a case folder (JSON, keyed by both blob ids: ``<case.yaml>+<findings.json>``),
+#: and of every case folder under ``cases/`` at once (JSON, keyed by that folder's tree id,
+#: which names every path and blob beneath it).
 CASE_DOC = "case"
 CASE_SUMMARY = "summary"
 FINDINGS_OK = "findings"
 CASE_FACTS = "facts"
+CASES_FACTS = "cases-facts"
 
 
 def cache_version() -> str:

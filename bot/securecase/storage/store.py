@@ -220,6 +220,15 @@ class GitSnapshot:
         found = self._catfile.info(f"{self.head}:{relpath}")
         return found is not None and found[1] == "tree"
 
+    def folder_id(self, relpath: str) -> str | None:
+        """The tree id of the folder ``relpath`` at head, None when it is not a folder there
+        (asked of the running ``cat-file``: no process started, no blob read)."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return None
+        found = self._catfile.info(f"{self.head}:{relpath}")
+        return found[0] if found is not None and found[1] == "tree" else None
+
     def entries(self, relpath: str) -> int:
         """How many files and folders the folder ``relpath`` holds directly at head (0 when
         it is absent); one ``ls-tree`` of that tree, no blob read."""
