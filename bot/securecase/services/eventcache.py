@@ -6,11 +6,12 @@ history spans, never one record per commit.
 
 One JSON file per cases repo and bot identity (events depend on which author is the bot) under
 ``<cache dir>/report-events/``, named by a hash of both: neither the repo's location (a URL
-may hold a token) nor anything else but commit ids, case keys, times and the bot's trailers is
-written. A file of another package version or format is ignored and replaced. A missing file
-is a cold run; one that cannot be read or written gives a warning and a cold run (or no saved
-cache), never a failure. Writes go to a temporary file renamed over the old one, so
-concurrent runs each leave a whole file.
+may hold a token) nor anything else but commit ids, case keys (and the repositories they
+name), times, days, counts and the bot's trailers is written. A file of another package
+version or format is ignored and replaced. A missing file is a cold run; one that cannot be
+read or written gives a warning and a cold run (or no saved cache), never a failure. Writes
+go to a temporary file renamed over the old one, so concurrent runs each leave a whole
+file.
 """
 
 from __future__ import annotations

@@ -59,10 +59,10 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
-from securecase.services.eventcache import EventCache
+from securecase.services.eventcache import CachedHistory, EventCache
 from securecase.services.retirement import retired_folders
 from securecase.storage.cachedir import repo_identity
-from securecase.storage.casefile import CASE_FILE, load_case_header
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case_header
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.parsecache import CASE_FACTS, CASES_FACTS, ParseCache, no_cache
@@ -181,8 +181,11 @@ def read_cases_repo(
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
-        cases, paths = _cases_at(store, snapshot, parse_cache or no_cache())
-        history = _history(store, head, bot, cache)
+        cached = cache.load()
+        # A remote's clone may lack the commit the cache went up to: read its folders whole.
+        previous = cached.head if cached is not None and not is_remote(cases_repo) else None
+        cases, paths = _cases_at(store, snapshot, parse_cache or no_cache(), previous=previous)
+        history = _history(store, head, bot, cache, cached)
         retired = _retired_cases(
             store, history.events, set(paths), retired_since, parse_cache or no_cache()
         )
@@ -194,25 +197,66 @@ def _policy(data: bytes | None) -> Policy:
 
 
 def _cases_at(
-    store: CasesStore, snapshot: GitSnapshot, cache: ParseCache
+    store: CasesStore, snapshot: GitSnapshot, cache: ParseCache, *, previous: str | None = None
 ) -> tuple[list[CaseFacts], dict[str, str]]:
     """What the metrics read of every case at the snapshot's head, and its file's path by key
-    (a broken case file fails). The facts of a folder are a function of its two files, so
-    the cache keeps them by both blob ids: a run reads only the case files it has not read
-    before. All of them together are a function of the tree id of ``cases/``, which names
-    every path and blob beneath it: a warm run over the same tree lists no folder and loads
-    one cache entry."""
+    (a broken case file fails).
+
+    The facts of a folder are a function of its two files, so the cache keeps them by both
+    blob ids: a run reads only the case files it has not read before. All of them together
+    are a function of the tree id of ``cases/``, which names every path and blob beneath it:
+    a warm run over the same tree lists no folder and loads one cache entry. Over a new tree,
+    when the tree of commit ``previous`` (the one the history cache went up to) has its
+    entry, only the folders that differ between the two trees are looked at."""
     tree = snapshot.folder_id(CASES_ROOT) if cache.enabled else None
-    if tree is not None:
-        entry = cache.documents(CASES_FACTS, [tree]).get(tree)
-        known = _cases_from_entry(entry) if entry is not None else None
-        if known is not None:
-            return known
-    folders = case_folders(store, snapshot.head)
-    cases = _facts_of(store, folders, cache)
-    if tree is not None:
-        cache.put_document(CASES_FACTS, tree, _cases_entry(folders, cases))
+    known = _tree_entry(cache, tree) if tree is not None else None
+    if known is None:
+        known = _cases_since(store, previous, tree, cache) if tree is not None else None
+        if known is None:
+            folders = case_folders(store, snapshot.head)
+            known = folders, _facts_of(store, folders, cache)
+        if tree is not None:
+            cache.put_document(CASES_FACTS, tree, _cases_entry(*known))
+    folders, cases = known
     return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+def _tree_entry(cache: ParseCache, tree: str) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    entry = cache.documents(CASES_FACTS, [tree]).get(tree)
+    return _cases_from_entry(entry) if entry is not None else None
+
+
+def _cases_since(
+    store: CasesStore, previous: str | None, tree: str, cache: ParseCache
+) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    """The folders and facts under ``tree`` from those under commit ``previous`` (cached)
+    and one ``diff-tree`` between the two: the folders that did not change keep their facts,
+    the others are read (through the cache by blob ids). None when ``previous`` or its entry
+    is unknown."""
+    old_snapshot = store.snapshot_at(previous) if previous is not None else None
+    old_tree = old_snapshot.folder_id(CASES_ROOT) if old_snapshot is not None else None
+    old = _tree_entry(cache, old_tree) if old_tree is not None else None
+    if old_tree is None or old is None:
+        return None
+    blobs: dict[str, list[str | None]] = {f.folder: [f.case_blob, f.findings_blob] for f in old[0]}
+    facts = {f.folder: c for f, c in zip(*old, strict=True)}
+    changed = set()
+    for path, blob in store.tree_changes(old_tree, tree).items():
+        full = f"{CASES_ROOT}/{path}"
+        for index, name in enumerate((CASE_FILE, FINDINGS_FILE)):
+            if full.endswith("/" + name):
+                folder = full[: -len(name) - 1]
+                blobs.setdefault(folder, [None, None])[index] = blob
+                changed.add(folder)
+    folders = [
+        CaseFolder(folder, case_blob, findings_blob)
+        for folder, (case_blob, findings_blob) in blobs.items()
+        if case_blob is not None
+    ]
+    folders.sort(key=lambda f: f.path)  # as ``case_folders`` lists them
+    fresh = [f for f in folders if f.folder in changed]
+    read = dict(zip((f.folder for f in fresh), _facts_of(store, fresh, cache), strict=True))
+    return folders, [read[f.folder] if f.folder in changed else facts[f.folder] for f in folders]
 
 
 def _cases_entry(folders: list[CaseFolder], cases: list[CaseFacts]) -> dict[str, Any]:
@@ -231,7 +275,9 @@ def _cases_entry(folders: list[CaseFolder], cases: list[CaseFacts]) -> dict[str,
         return [times.setdefault(tuple(_times_row(t)), len(times)) for t in found]
 
     return {
-        "paths": [folder.path for folder in folders],
+        "folders": [folder.folder for folder in folders],
+        "case_blobs": [folder.case_blob for folder in folders],
+        "findings_blobs": [folder.findings_blob for folder in folders],
         "keys": [c.key for c in cases],
         "slugs": [c.slug for c in cases],
         "statuses": [c.status.value for c in cases],
@@ -250,13 +296,13 @@ def _cases_entry(folders: list[CaseFolder], cases: list[CaseFacts]) -> dict[str,
     }
 
 
-def _cases_from_entry(doc: dict[str, Any]) -> tuple[list[CaseFacts], dict[str, str]] | None:
-    """The facts and paths in a cache entry of :func:`_cases_entry` (which this code wrote
+def _cases_from_entry(doc: dict[str, Any]) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    """The folders and facts in a cache entry of :func:`_cases_entry` (which this code wrote
     for this very tree); None for one that does not have its shape (then the cases are read
     folder by folder, as on a miss)."""
     try:
-        paths, keys = doc["paths"], doc["keys"]
-        columns = (paths, keys, *(doc[name] for name in _ENTRY_FIELDS))
+        keys = doc["keys"]
+        columns = (keys, *(doc[name] for name in _ENTRY_FIELDS))
         if len({len(column) for column in columns}) != 1:
             return None
         tallies: list[dict[str, int]] = doc["tallies"]
@@ -279,12 +325,16 @@ def _cases_from_entry(doc: dict[str, Any]) -> tuple[list[CaseFacts], dict[str, s
                 [tuple(map(times.__getitem__, found)) for found in doc["resolved"]],
             )
         )
-        return cases, dict(zip(keys, paths, strict=True))
+        folders = list(map(CaseFolder, doc["folders"], doc["case_blobs"], doc["findings_blobs"]))
+        return folders, cases
     except (KeyError, TypeError, ValueError, IndexError):
         return None
 
 
 _ENTRY_FIELDS = (
+    "folders",
+    "case_blobs",
+    "findings_blobs",
     "slugs",
     "statuses",
     "decisions",
@@ -403,13 +453,18 @@ def _retired_cases(
     return _facts_of(store, [r.folder for _, r in sorted(retired.items())], cache)
 
 
-def _history(store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache) -> History:
-    """The history of every commit up to ``head``, folded: the cached one with the events of
-    the commits since folded onto it, or all events derived afresh when the cache does not
-    apply."""
+def _history(
+    store: CasesStore,
+    head: str | None,
+    bot: GitIdentity,
+    cache: EventCache,
+    cached: CachedHistory | None,
+) -> History:
+    """The history of every commit up to ``head``, folded: the ``cached`` one (from
+    ``cache``) with the events of the commits since folded onto it, or all events derived
+    afresh when the cache does not apply."""
     if head is None:
         return History()
-    cached = cache.load()
     if cached is not None and cached.head == head:
         return cached.history
     if cached is not None and store.is_ancestor(cached.head, head):

@@ -19,13 +19,14 @@ import tempfile
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import IO, Generic, Protocol, TypeVar, cast
-
-import tenacity
+from typing import IO, TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import CasesRepoBusy, StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
 from securecase.storage.secrets import masked_file, masked_text
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -637,6 +638,24 @@ class CasesStore:
                 raise StoreError(f"unexpected git diff-tree output: {field[:80]!r}")
         return found
 
+    def tree_changes(self, old: str, new: str) -> dict[str, str | None]:
+        """Path (relative to the trees) -> its blob id in tree ``new`` (None: no file there
+        now) of every file that differs between trees ``old`` and ``new``: one ``git
+        diff-tree``, trees only (no blob is read)."""
+        self._check_open()
+        if not (_COMMIT_ID.match(old) and _COMMIT_ID.match(new)):
+            raise StoreError("tree_changes takes full tree ids only")
+        args = ["diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", old, new]
+        fields = self._backend.git.run(args).stdout.split(b"\0")
+        found: dict[str, str | None] = {}
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.decode("ascii", "replace").split()
+            if len(parts) < 5 or not parts[0].startswith(":"):
+                raise StoreError(f"unexpected git diff-tree output: {meta[:80]!r}")
+            gone = parts[1] in ("000000", "160000")  # removed, or now a submodule
+            found[path.decode("utf-8", "surrogateescape")] = None if gone else parts[3]
+        return found
+
     def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         """The contents of these blobs by id (a remote fetches the missing ones in one call)."""
         return dict(self.iter_blobs(sorted(set(blob_ids))))
@@ -765,6 +784,9 @@ def _retried(
     that collided spread out) that never sleeps past the store's timeout; once the timeout
     has passed, the error ``gave_up`` makes from the attempts made and the time spent.
     """
+    # Imported by writers only: the reading commands (report, cases list) never retry.
+    import tenacity
+
     start = store._monotonic()
     elapsed = 0.0
     attempts = 0
