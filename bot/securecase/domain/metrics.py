@@ -246,7 +246,8 @@ class History:
 def fold_history(events: Iterable[CommitEvent], older: History | None = None) -> History:
     """Fold ``events`` (``git log`` order: newest first) onto ``older``, the history of the
     commits before them (None: none)."""
-    gate: dict[GateWhere, list[Any]] = {}  # [scans, blocked, rules]
+    # By plain tuple while folding (a dataclass's hash runs in Python): [scans, blocked, rules]
+    gate: dict[tuple[date, str | None, str], list[Any]] = {}
     slugs: dict[str, str | None] = {}
     kept: list[CommitEvent] = []
     for event in events:
@@ -265,14 +266,16 @@ def fold_history(events: Iterable[CommitEvent], older: History | None = None) ->
         if key not in slugs:
             slugs[key] = _key_slug(key)
         repo = slugs[key]
-        where = GateWhere(event.at.astimezone(UTC).date(), repo, "" if repo is not None else key)
-        tally = gate.setdefault(where, [0, 0, Counter()])
+        where = (event.at.astimezone(UTC).date(), repo, "" if repo is not None else key)
+        tally = gate.get(where)
+        if tally is None:
+            tally = gate[where] = [0, 0, Counter()]
         tally[0] += 1
         if trailers["decision"] == "block":
             tally[1] += 1
             tally[2].update(set(trailers.get("rules", "").split()))
     folded = History(
-        {where: GateTally(n, b, dict(rules)) for where, (n, b, rules) in gate.items()},
+        {GateWhere(*where): GateTally(n, b, dict(rules)) for where, (n, b, rules) in gate.items()},
         tuple(kept),
     )
     return combine_histories([folded] if older is None else [folded, older])
