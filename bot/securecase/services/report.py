@@ -3,7 +3,9 @@
 The computing is :mod:`securecase.domain.metrics` (pure); this module only reads the cases
 repo, in three steps: every case at HEAD (one ``ls-tree``, one batch of blobs; what the
 metrics read of a case, :class:`~securecase.domain.metrics.CaseFacts`, is kept in the parse
-cache by the blob ids of its two files, so a warm run reads none of them), the policy, and
+cache by the blob ids of its two files, so a warm run reads none of them, and all cases
+together by the tree id of ``cases/``, so a warm run lists no folder either: see
+:func:`_cases_at`), the policy, and
 one ``git log -z`` of every commit (its id, parents, author email, author date and the
 ``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
 recorded and what the gate decided. For human commits only, one ``git diff-tree --stdin``
@@ -231,8 +233,9 @@ def _cases_since(
 ) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
     """The folders and facts under ``tree`` from those under commit ``previous`` (cached)
     and one ``diff-tree`` between the two: the folders that did not change keep their facts,
-    the others are read (through the cache by blob ids). None when ``previous`` or its entry
-    is unknown."""
+    the others are read (through the cache by blob ids). The old tree's entry is dropped:
+    kept, every run over a new tree would add one (a megabyte or so for 10,000 cases). None
+    when ``previous`` or its entry is unknown."""
     old_snapshot = store.snapshot_at(previous) if previous is not None else None
     old_tree = old_snapshot.folder_id(CASES_ROOT) if old_snapshot is not None else None
     old = _tree_entry(cache, old_tree) if old_tree is not None else None
@@ -256,6 +259,8 @@ def _cases_since(
     folders.sort(key=lambda f: f.path)  # as ``case_folders`` lists them
     fresh = [f for f in folders if f.folder in changed]
     read = dict(zip((f.folder for f in fresh), _facts_of(store, fresh, cache), strict=True))
+    if old_tree != tree:
+        cache.discard(CASES_FACTS, old_tree)  # superseded by the entry of ``tree``
     return folders, [read[f.folder] if f.folder in changed else facts[f.folder] for f in folders]
 
 
