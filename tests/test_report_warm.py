@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -64,6 +65,15 @@ def listed_folders(trace: Path) -> bool:
     )
 
 
+def cases_entries(cache: Path) -> int:
+    """How many entries of all cases under one tree the parse cache holds."""
+    (path,) = cache.glob("parsed-*.sqlite3")
+    with sqlite3.connect(path) as db:
+        return int(
+            db.execute("SELECT count(*) FROM parsed WHERE kind = 'cases-facts'").fetchone()[0]
+        )
+
+
 def test_warm_runs_equal_cold_runs_after_new_commits(work: Path, tmp_path: Path) -> None:
     repo, cache, trace = work / "security-cases", tmp_path / "cache", tmp_path / "trace"
     cold = reports(work, None)
@@ -86,6 +96,7 @@ def test_warm_runs_equal_cold_runs_after_new_commits(work: Path, tmp_path: Path)
     data = json.loads(warm["json"])
     assert data["gate"]["pr_scans"] == before["gate"]["pr_scans"] + 1
     assert data["open_cases"] == before["open_cases"] + 1
+    assert cases_entries(cache) == 1  # the old tree's entry made way for the new one
 
     # Then a human triage and a bot rescan the same day: the acknowledgement and the scan.
     case = repo / "cases/github/acme/cart/pr-44/case.yaml"
