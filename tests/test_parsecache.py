@@ -27,7 +27,7 @@ from securecase.services import report as report_service
 from securecase.services.catalog import CaseFilter, find_case, list_cases
 from securecase.services.policydiff import diff_policies
 from securecase.services.report import ReportRequest, build_report
-from securecase.storage import caseread, parsecache
+from securecase.storage import caseparse, caseread, parsecache
 from securecase.storage.casefile import dump_case, load_case
 from securecase.storage.caseread import CaseReader, case_folders
 from securecase.storage.parsecache import ParseCache, no_cache
@@ -165,6 +165,7 @@ def test_a_warm_read_parses_no_yaml(
         raise AssertionError("a cached case.yaml was parsed again")
 
     monkeypatch.setattr(caseread, "case_yaml_document", refuse)
+    monkeypatch.setattr(caseparse, "case_yaml_document", refuse)
     warm = _every_case(cases_repo, ParseCache(tmp_path / "cache"))
     assert all(not isinstance(case, CaseFileError) for _, case in warm)
 
@@ -216,6 +217,7 @@ def test_a_warm_report_reads_what_the_metrics_need_from_the_cache_alone(
 
     monkeypatch.setattr(report_service, "case_facts", refuse)
     monkeypatch.setattr(caseread, "case_yaml_document", refuse)
+    monkeypatch.setattr(caseparse, "case_yaml_document", refuse)
     assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
 
 

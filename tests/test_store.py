@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -455,7 +456,9 @@ def test_a_stale_ref_lock_is_removed_and_said(
         res = store.update(append("two"))
     assert res.commit == git(repo, "rev-parse", "HEAD").strip() and res.attempts == 2
     assert not ref_lock.exists()
-    assert f"removed {ref_lock}, 3600s old" in caplog.text
+    said = re.search(rf"removed {re.escape(str(ref_lock))}, (\d+)s old", caplog.text)
+    assert said is not None, caplog.text
+    assert 3600 <= int(said.group(1)) < 3660  # its age when found (a loaded machine is slow)
     assert (repo / LOG).read_bytes() == b"one\ntwo\n"
     assert git(repo, "status", "--porcelain") == ""
 

@@ -64,7 +64,8 @@ from securecase.services.catalog import require_existing
 from securecase.services.eventcache import CachedHistory, EventCache
 from securecase.services.retirement import retired_folders
 from securecase.storage.cachedir import repo_identity
-from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, load_case_header
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, header_from_document
+from securecase.storage.caseparse import parse_case_yamls, workers_for
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.parsecache import CASE_FACTS, CASES_FACTS, ParseCache, no_cache
@@ -494,7 +495,7 @@ def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[
         for commit, changed in store.changed_files(human, CASES_ROOT).items()
     }
     wanted = {b for pairs in case_files.values() for pair in pairs for b in pair if b is not None}
-    blobs = store.read_blobs(sorted(wanted))
+    headers = _readable_versions(store, sorted(wanted))
     events: list[CommitEvent] = []
     for entry, by_bot in zip(entries, is_bot, strict=True):
         if by_bot:
@@ -504,7 +505,8 @@ def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[
                 events.append(CommitEvent(entry.commit, AuthorKind.BOT, entry.at, key, kept))
             continue
         for old, new in case_files.get(entry.commit, ()):
-            before, after = _readable(blobs, old, entry), _readable(blobs, new, entry)
+            before = headers[old] if old is not None else None
+            after = headers[new] if new is not None else None
             case = after or before
             if case is None:
                 continue  # a version a human broke tells nothing; `cases validate` reports it
@@ -520,17 +522,20 @@ def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[
     return events
 
 
-def _readable(blobs: dict[str, bytes], oid: str | None, entry: _LogEntry) -> CaseHeader | None:
-    """The case.yaml version ``oid`` (either layout: history spans the change), None when a
-    human left it unreadable."""
-    if oid is None:
-        return None
-    try:
-        return load_case_header(
-            blobs[oid], folder=f"{CASE_FILE}@{entry.commit[:12]}", old_layout=True
-        )
-    except CaseFileError:
-        return None
+def _readable_versions(store: CasesStore, oids: list[str]) -> dict[str, CaseHeader | None]:
+    """Each of these case.yaml versions (either layout: history spans the change) as its
+    header, None for one a human left unreadable. Each is parsed once, in worker processes
+    when there are many (storage/caseparse.py)."""
+    blobs = store.read_blobs(oids)
+    parsed = parse_case_yamls(
+        ((oid, f"{CASE_FILE}@{oid[:12]}", blobs.pop(oid), 0) for oid in oids),
+        workers=workers_for(len(oids)),
+        old_layout=True,
+    )
+    return {
+        oid: None if isinstance(doc, CaseFileError) or doc is None else header_from_document(doc)
+        for oid, doc in parsed
+    }
 
 
 def parse_log(out: bytes) -> list[_LogEntry]:

@@ -32,6 +32,7 @@ from securecase.storage.casefile import (
     summary_document,
     summary_from_document,
 )
+from securecase.storage.caseparse import parse_case_yamls, workers_for
 from securecase.storage.parsecache import CASE_DOC, CASE_SUMMARY, FINDINGS_OK, ParseCache
 from securecase.storage.store import CasesStore
 
@@ -149,23 +150,30 @@ class CaseReader:
             if findings and folder.findings_blob:
                 order.append(folder.findings_blob)
         stream = self._store.iter_blobs(order)
-        try:
+
+        def read() -> Iterator[tuple[tuple[CaseFolder, bytes | None], str, bytes | None, int]]:
+            # Each folder's case.yaml bytes to parse (None when cached) and, when asked, its
+            # findings.json to hand out beside the document, as the stream gives them.
             for folder in folders:
-                doc = known.get(folder.case_blob)
-                if doc is None:
-                    _, data = next(stream)
-                    try:
-                        doc, first_layout = case_yaml_document(data, folder=folder.folder)
-                    except CaseFileError as error:
-                        if findings and folder.findings_blob:
-                            next(stream)
-                        yield folder, error
-                        continue
-                    if first_layout is None:
-                        self._cache.put_document(CASE_DOC, folder.case_blob, doc)
-                findings_data = next(stream)[1] if findings and folder.findings_blob else None
+                case_yaml = None if folder.case_blob in known else next(stream)[1]
+                wanted = findings and folder.findings_blob
+                findings_data = next(stream)[1] if wanted else None
+                yield (folder, findings_data), folder.folder, case_yaml, len(findings_data or b"")
+
+        parsed = parse_case_yamls(read(), workers=workers_for(len(folders) - len(known)))
+        try:
+            for (folder, findings_data), result in parsed:
+                if isinstance(result, CaseFileError):
+                    yield folder, result
+                    continue
+                if result is None:
+                    doc = known[folder.case_blob]
+                else:
+                    doc = result
+                    self._cache.put_document(CASE_DOC, folder.case_blob, doc)
                 yield folder, (doc, findings_data)
         finally:
+            parsed.close()
             stream.close()
 
 
