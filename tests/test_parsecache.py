@@ -268,6 +268,30 @@ def test_a_damaged_facts_entry_is_read_from_the_files_again(
     assert _report(cases_repo, caches("c")) == uncached
 
 
+def test_a_damaged_cases_entry_is_read_folder_by_folder(cases_repo: Path, tmp_path: Path) -> None:
+    uncached = _report(cases_repo, no_cache())
+    _report(cases_repo, ParseCache(tmp_path / "c"))
+    cache_file = ParseCache(tmp_path / "c").path
+    assert cache_file is not None
+    with sqlite3.connect(cache_file) as db:
+        ((good,),) = db.execute("SELECT value FROM parsed WHERE kind = 'cases-facts'").fetchall()
+    doc = json.loads(good)
+    cases = len(doc["keys"])
+    assert cases == _case_count()
+    damaged = [
+        '{"not json',
+        "[]",
+        json.dumps({**doc, "keys": doc["keys"][1:]}),  # the fields differ in length
+        json.dumps({**doc, "counts": [len(doc["tallies"])] * cases}),  # beyond its table
+        json.dumps({**doc, "statuses": ["OPENISH"] * cases}),
+        json.dumps({key: value for key, value in doc.items() if key != "times"}),
+    ]
+    for value in damaged:
+        with sqlite3.connect(cache_file) as db:
+            db.execute("UPDATE parsed SET value = ? WHERE kind = 'cases-facts'", (value,))
+        assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+
+
 # -- through the CLI ----------------------------------------------------------------------
 
 

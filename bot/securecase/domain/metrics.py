@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from securecase.domain.case import (
     Case,
@@ -207,6 +208,102 @@ def acknowledges(before: Case | CaseHeader | None, after: Case | CaseHeader | No
 
 
 @dataclass(frozen=True, slots=True)
+class GateWhere:
+    """Where pull request scans are tallied: a UTC day and the repository a case key names
+    (``repo``; None for a key that does not parse, then tallied by the key itself)."""
+
+    day: date
+    repo: str | None
+    case_key: str = ""
+
+    @property
+    def sort_key(self) -> tuple[date, str, str]:
+        return self.day, self.repo or "", self.case_key
+
+
+@dataclass(frozen=True, slots=True)
+class GateTally:
+    """The pull request scans the bot recorded at one :class:`GateWhere`."""
+
+    scans: int
+    blocked: int
+    #: Blocking rule -> blocked scans it was among the rules of.
+    rules: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the metrics (and the report's reading of retired cases) need of a history's
+    events, folded so that it grows with days and cases, not commits: the gate's scans
+    tallied per UTC day and repository, and the events still needed one by one (each case's
+    first acknowledgement, every retirement), in ``git log`` order. Built by
+    :func:`fold_history`; the fold of two stretches of history is the fold of both."""
+
+    gate: Mapping[GateWhere, GateTally] = field(default_factory=dict)
+    events: tuple[CommitEvent, ...] = ()
+
+
+def fold_history(events: Iterable[CommitEvent], older: History | None = None) -> History:
+    """Fold ``events`` (``git log`` order: newest first) onto ``older``, the history of the
+    commits before them (None: none)."""
+    # By plain tuple while folding (a dataclass's hash runs in Python): [scans, blocked, rules]
+    gate: dict[tuple[date, str | None, str], list[Any]] = {}
+    slugs: dict[str, str | None] = {}
+    kept: list[CommitEvent] = []
+    for event in events:
+        trailers = event.trailers
+        if event.author is AuthorKind.HUMAN:
+            if event.acknowledges:
+                kept.append(event)
+            continue
+        if "retired" in trailers:
+            kept.append(event)
+        if "decision" not in trailers or trailers.get("stale") == "true" or "sweep" in trailers:
+            continue  # late scans and upkeep commits are not gate runs
+        key = event.case_key
+        if "::PR::" not in key:
+            continue
+        if key not in slugs:
+            slugs[key] = _key_slug(key)
+        repo = slugs[key]
+        where = (event.at.astimezone(UTC).date(), repo, "" if repo is not None else key)
+        tally = gate.get(where)
+        if tally is None:
+            tally = gate[where] = [0, 0, Counter()]
+        tally[0] += 1
+        if trailers["decision"] == "block":
+            tally[1] += 1
+            tally[2].update(set(trailers.get("rules", "").split()))
+    folded = History(
+        {GateWhere(*where): GateTally(n, b, dict(rules)) for where, (n, b, rules) in gate.items()},
+        tuple(kept),
+    )
+    return combine_histories([folded] if older is None else [folded, older])
+
+
+def combine_histories(parts: Sequence[History]) -> History:
+    """One history of several (newest first: stretches of one history, or the histories of
+    several cases repos): scans added up, each case's earliest acknowledgement kept."""
+    scans: Counter[GateWhere] = Counter()
+    blocked: Counter[GateWhere] = Counter()
+    rules: dict[GateWhere, Counter[str]] = {}
+    for part in parts:
+        for where, tally in part.gate.items():
+            scans[where] += tally.scans
+            blocked[where] += tally.blocked
+            rules.setdefault(where, Counter()).update(tally.rules)
+    kept = [event for part in parts for event in part.events]
+    first = {id(e) for e in _first_acknowledgements(kept).values()}
+    return History(
+        gate={
+            where: GateTally(n, blocked[where], dict(sorted(rules[where].items())))
+            for where, n in sorted(scans.items(), key=lambda item: item[0].sort_key)
+        },
+        events=tuple(e for e in kept if e.author is AuthorKind.BOT or id(e) in first),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class FindingTimes:
     """What the metrics read of one tracked finding the scanner did not suppress."""
 
@@ -244,7 +341,12 @@ class CaseFacts:
 
     @property
     def is_open(self) -> bool:
-        return self.status.coarse == "OPEN"
+        return self.status in _OPEN_STATUSES
+
+
+# Asked of every case several times: a set lookup costs a fraction of ``Status.coarse``.
+_OPEN_STATUSES = frozenset(s for s in Status if s.coarse == "OPEN")
+_STATUS_TEXT = {s: s.value for s in Status}
 
 
 def case_facts(case: Case) -> CaseFacts:
@@ -285,7 +387,7 @@ def _times(tracked: Iterable[Tracked]) -> tuple[FindingTimes, ...]:
 
 def compute(
     cases: Iterable[CaseFacts],
-    events: Iterable[CommitEvent],
+    events: History | Iterable[CommitEvent],
     *,
     window: Window,
     now: datetime,
@@ -294,20 +396,18 @@ def compute(
     exceptions: Sequence[PolicyException] = (),
     sla_by_case: Mapping[str, Mapping[Severity, int]] | None = None,
 ) -> Metrics:
-    """All metrics for the cases (at HEAD, see :func:`case_facts`) and commits of the selected
-    repositories.
+    """All metrics for the cases (at HEAD, see :func:`case_facts`) and commits (as events, or
+    folded by :func:`fold_history`) of the selected repositories.
 
     ``sla_by_case`` (by case key) overrides ``sla_days`` for the cases it names: cases read
     from several cases repos (shards) each keep their own policy's SLA.
     """
     chosen = sorted((c for c in cases if repo_selected(repos, c.slug)), key=lambda c: c.key)
     open_cases = [c for c in chosen if c.is_open]
-    slugs = {c.key: c.slug for c in chosen}
-    kept = (
-        [e for e in events if repo_selected(repos, _slug(e.case_key, slugs))]
-        if repos
-        else list(events)
-    )
+    history = events if isinstance(events, History) else fold_history(events)
+    if repos:
+        slugs = {c.key: c.slug for c in chosen}
+        history = _selected(history, repos, slugs)
     return Metrics(
         window=window,
         now=now,
@@ -318,10 +418,10 @@ def compute(
         by_kind=_tally_sum(c.kinds for c in open_cases),
         weekly=weekly(chosen, window),
         mttr_days=mttr_days(chosen, window),
-        mtta_hours=mtta_hours(chosen, kept, window),
+        mtta_hours=mtta_hours(chosen, history, window),
         sla=sla(chosen, now=now, window=window, sla_days=sla_days or {}, sla_by_case=sla_by_case),
         exceptions=exception_counts(exceptions, now.astimezone(UTC).date()),
-        gate=gate(kept, window),
+        gate=gate(history, window),
         exposure=exposure(open_cases),
         cases=tuple(_case_line(c) for c in chosen),
     )
@@ -330,16 +430,37 @@ def compute(
 def _slug(key: str, known: Mapping[str, str]) -> str:
     if key in known:
         return known[key]
+    return _key_slug(key) or ""  # a key in a commit message that does not parse selects nothing
+
+
+def _key_slug(key: str) -> str | None:
+    """The ``org/name`` a case key names, None when it does not parse."""
     try:
         return parse_key(key).slug
-    except SecurecaseError:  # a key in a commit message that does not parse selects nothing
-        return ""
+    except SecurecaseError:
+        return None
+
+
+def _selected(history: History, repos: Sequence[str], slugs: Mapping[str, str]) -> History:
+    """The part of ``history`` about the repositories ``repos`` selects (``slugs``: the
+    selected cases' repositories by key, which a key that does not parse falls back to)."""
+    return History(
+        gate={
+            where: tally
+            for where, tally in history.gate.items()
+            if repo_selected(
+                repos, where.repo if where.repo is not None else _slug(where.case_key, slugs)
+            )
+        },
+        events=tuple(e for e in history.events if repo_selected(repos, _slug(e.case_key, slugs))),
+    )
 
 
 def _tally_sum(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    counted: Counter[str] = Counter()
-    for tally in tallies:
-        counted.update(tally)
+    counted: dict[str, int] = {}
+    for tally in tallies:  # a plain loop: Counter.update checks each tally's type first
+        for name, n in tally.items():
+            counted[name] = counted.get(name, 0) + n
     return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -415,15 +536,24 @@ def mttr_days(cases: Sequence[CaseFacts], window: Window) -> dict[str, Spread]:
     return {s.count_key: spread(values) for s, values in days.items()}
 
 
-def mtta_hours(cases: Sequence[CaseFacts], events: Sequence[CommitEvent], window: Window) -> Spread:
-    """Hours from a case's creation to its first human commit that changed its status or
-    triage, over cases acknowledged within the window."""
-    first_ack: dict[str, datetime] = {}
+def _first_acknowledgements(events: Iterable[CommitEvent]) -> dict[str, CommitEvent]:
+    """Per case key, its earliest human commit that changed its status or triage."""
+    first: dict[str, CommitEvent] = {}
     for event in events:
         if event.author is AuthorKind.HUMAN and event.acknowledges:
-            seen = first_ack.get(event.case_key)
-            if seen is None or event.at < seen:
-                first_ack[event.case_key] = event.at
+            seen = first.get(event.case_key)
+            if seen is None or event.at < seen.at:
+                first[event.case_key] = event
+    return first
+
+
+def mtta_hours(
+    cases: Sequence[CaseFacts], events: History | Iterable[CommitEvent], window: Window
+) -> Spread:
+    """Hours from a case's creation to its first human commit that changed its status or
+    triage, over cases acknowledged within the window."""
+    history = events if isinstance(events, History) else fold_history(events)
+    first_ack = {key: e.at for key, e in _first_acknowledgements(history.events).items()}
     hours = []
     for case in cases:
         acked = first_ack.get(case.key)
@@ -485,23 +615,17 @@ def exception_counts(exceptions: Sequence[PolicyException], today: date) -> Exce
     )
 
 
-def gate(events: Sequence[CommitEvent], window: Window) -> GateLine:
+def gate(events: History | Iterable[CommitEvent], window: Window) -> GateLine:
     """Pull request scans the bot recorded in the window, how many the policy blocked and the
     rules that blocked them (from the ``Securecase-Rules`` trailer)."""
+    history = events if isinstance(events, History) else fold_history(events)
     scans = blocked = 0
     rules: Counter[str] = Counter()
-    for event in events:
-        trailers = event.trailers
-        if event.author is not AuthorKind.BOT or not window.holds(event.at):
-            continue
-        if "decision" not in trailers or trailers.get("stale") == "true" or "sweep" in trailers:
-            continue  # late scans and upkeep commits are not gate runs
-        if "::PR::" not in event.case_key:
-            continue
-        scans += 1
-        if trailers["decision"] == "block":
-            blocked += 1
-            rules.update(set(trailers.get("rules", "").split()))
+    for where, tally in history.gate.items():
+        if window.since <= where.day <= window.until:
+            scans += tally.scans
+            blocked += tally.blocked
+            rules.update(tally.rules)
     top = sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:TOP_RULES]
     rate = round(blocked / scans, 4) if scans else None
     return GateLine(scans, blocked, rate, tuple(top))
@@ -524,7 +648,7 @@ def _case_line(case: CaseFacts) -> CaseLine:
     return CaseLine(
         key=case.key,
         repo=case.slug,
-        status=case.status.value,
+        status=_STATUS_TEXT[case.status],
         decision=case.decision,
         counts=case.counts,
         created_at=case.created_at,

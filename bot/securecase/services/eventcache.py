@@ -1,13 +1,17 @@
-"""The report's history, remembered between runs: the commit events of a cases repo up to one
-commit, so that a later ``securecase report`` reads only the commits made since.
+"""The report's history, remembered between runs: the history of a cases repo up to one
+commit, folded (:class:`~securecase.domain.metrics.History`: the gate's scans per day and
+repository, each case's first acknowledgement, the retirements), so that a later ``securecase
+report`` reads only the commits made since and loads no more than the days and cases the
+history spans, never one record per commit.
 
 One JSON file per cases repo and bot identity (events depend on which author is the bot) under
 ``<cache dir>/report-events/``, named by a hash of both: neither the repo's location (a URL
-may hold a token) nor anything else but commit ids, case keys, times and the bot's trailers is
-written. A file of another package version or format is ignored and replaced. A missing file
-is a cold run; one that cannot be read or written gives a warning and a cold run (or no saved
-cache), never a failure. Writes go to a temporary file renamed over the old one, so
-concurrent runs each leave a whole file.
+may hold a token) nor anything else but commit ids, case keys (and the repositories they
+name), times, days, counts and the bot's trailers is written. A file of another package
+version or format is ignored and replaced. A missing file is a cold run; one that cannot be
+read or written gives a warning and a cold run (or no saved cache), never a failure. Writes
+go to a temporary file renamed over the old one, so concurrent runs each leave a whole
+file.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
@@ -26,25 +30,32 @@ from typing import Any
 import orjson
 
 from securecase import __version__
-from securecase.domain.metrics import EVENT_TRAILERS, AuthorKind, CommitEvent
+from securecase.domain.metrics import (
+    EVENT_TRAILERS,
+    AuthorKind,
+    CommitEvent,
+    GateTally,
+    GateWhere,
+    History,
+)
 
 SUBDIR = "report-events"
-_FORMAT = 2
+_FORMAT = 3
 _AUTHORS = {AuthorKind.BOT: "b", AuthorKind.HUMAN: "h"}
 _KINDS = {code: kind for kind, code in _AUTHORS.items()}
 
 
 @dataclass(frozen=True, slots=True)
-class CachedEvents:
-    """The events of every commit up to and including ``head``, in ``git log`` order."""
+class CachedHistory:
+    """The history of every commit up to and including ``head``."""
 
     head: str
-    events: list[CommitEvent]
+    history: History
 
 
 @dataclass
 class EventCache:
-    """The cached events of one cases repo (by ``repo_identity``) for one bot email.
+    """The cached history of one cases repo (by ``repo_identity``) for one bot email.
 
     ``folder`` None means caching is off: nothing is read or written. ``warning`` holds the
     first problem met (one per run at most).
@@ -67,8 +78,8 @@ class EventCache:
         ).hexdigest()
         return self.folder / SUBDIR / f"{key[:32]}.json"
 
-    def load(self) -> CachedEvents | None:
-        """The cached events, None when there are none usable."""
+    def load(self) -> CachedHistory | None:
+        """The cached history, None when there is none usable."""
         path = self.path
         if path is None:
             return None
@@ -89,17 +100,20 @@ class EventCache:
                 or doc.get("trailer_names") != sorted(EVENT_TRAILERS)
             ):
                 return None  # another release wrote it: recompute, then replace it
-            return CachedEvents(_commit_id(doc.get("head")), _events(doc))
+            head = _commit_id(doc.get("head"))
+            return CachedHistory(head, History(_gate(doc["gate"]), tuple(_events(doc))))
         except (ValueError, TypeError, KeyError) as exc:
             self._warn(f"ignored the corrupt report cache {path} ({exc}); read all history")
             return None
 
-    def save(self, head: str, events: list[CommitEvent]) -> None:
-        """Remember ``events`` as those of every commit up to ``head`` (best effort)."""
+    def save(self, head: str, history: History) -> None:
+        """Remember ``history`` as that of every commit up to ``head`` (best effort)."""
         path = self.path
         if path is None:
             return
-        # One list per field rather than one record per event: about half the time to load.
+        events, gate = history.events, history.gate
+        # One list per field rather than one record per event or tally: about half the time
+        # to load.
         doc = {
             "format": _FORMAT,
             "version": __version__,
@@ -111,6 +125,14 @@ class EventCache:
             "cases": [e.case_key for e in events],
             "trailers": [dict(e.trailers) for e in events],
             "acknowledges": "".join("1" if e.acknowledges else "0" for e in events),
+            "gate": {
+                "days": [where.day.isoformat() for where in gate],
+                "repos": [where.repo for where in gate],
+                "keys": [where.case_key for where in gate],
+                "scans": [tally.scans for tally in gate.values()],
+                "blocked": [tally.blocked for tally in gate.values()],
+                "rules": [tally.rules for tally in gate.values()],
+            },
         }
         temp: str | None = None
         try:
@@ -178,3 +200,29 @@ def _events(doc: dict[str, Any]) -> list[CommitEvent]:
             map("1".__eq__, acks),
         )
     )
+
+
+def _gate(doc: object) -> dict[GateWhere, GateTally]:
+    """The gate tallies of a cache document, each column checked for its type (as
+    :func:`_events` does)."""
+    if not isinstance(doc, dict):
+        raise ValueError("'gate' must be an object")
+    days, repos, keys = doc["days"], doc["repos"], doc["keys"]
+    scans, blocked, rules = doc["scans"], doc["blocked"], doc["rules"]
+    columns = (days, repos, keys, scans, blocked, rules)
+    if not all(isinstance(c, list) for c in columns):
+        raise ValueError("every 'gate' field must be a list")
+    if len({len(c) for c in columns}) > 1:
+        raise ValueError("the gate fields differ in length")
+    if not (
+        set(map(type, days)) <= {str}
+        and set(map(type, repos)) <= {str, type(None)}
+        and set(map(type, keys)) <= {str}
+        and set(map(type, scans)) <= {int}
+        and set(map(type, blocked)) <= {int}
+        and set(map(type, rules)) <= {dict}
+        and set(map(type, chain.from_iterable(map(dict.values, rules)))) <= {int}
+    ):
+        raise ValueError("a gate field has the wrong type")
+    wheres = list(map(GateWhere, map(date.fromisoformat, days), repos, keys))
+    return dict(zip(wheres, map(GateTally, scans, blocked, rules), strict=True))

@@ -3,7 +3,9 @@
 The computing is :mod:`securecase.domain.metrics` (pure); this module only reads the cases
 repo, in three steps: every case at HEAD (one ``ls-tree``, one batch of blobs; what the
 metrics read of a case, :class:`~securecase.domain.metrics.CaseFacts`, is kept in the parse
-cache by the blob ids of its two files, so a warm run reads none of them), the policy, and
+cache by the blob ids of its two files, so a warm run reads none of them, and all cases
+together by the tree id of ``cases/``, so a warm run lists no folder either: see
+:func:`_cases_at`), the policy, and
 one ``git log -z`` of every commit (its id, parents, author email, author date and the
 ``Securecase-*`` trailers the metrics read). A bot commit's trailers say which case it
 recorded and what the gate decided. For human commits only, one ``git diff-tree --stdin``
@@ -18,15 +20,19 @@ window's first day (a case retired earlier resolved nothing in the window) are r
 retirement commit's parent had them, files found by one ``diff-tree``. A key back at the tip
 (a branch made again) is read from the tip only.
 
-The events derived from the log are kept in a cache outside the work tree
+The events derived from the log are folded (:func:`~securecase.domain.metrics.fold_history`:
+the gate's scans per day and repository, each case's first acknowledgement, the
+retirements) and kept in a cache outside the work tree
 (:mod:`securecase.services.eventcache`) with the commit they go up to; a later run logs only
-the commits since, when HEAD descends from that commit, and reads all history otherwise (a
-rewritten history, no cache, caching off), with the same result.
+the commits since, when HEAD descends from that commit, and folds their events onto the
+cached history; it reads all history otherwise (a rewritten history, no cache, caching off),
+with the same result.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,11 +47,13 @@ from securecase.domain.metrics import (
     CaseFacts,
     CommitEvent,
     FindingTimes,
+    History,
     Metrics,
     Window,
     acknowledges,
     case_facts,
     compute,
+    fold_history,
     parse_time,
 )
 from securecase.domain.policy import Policy, builtin_policy, load_policy
@@ -53,16 +61,16 @@ from securecase.domain.subjects import CASES_ROOT
 from securecase.errors import CaseFileError, StoreError, UsageError
 from securecase.github.links import case_file_url, repo_web_base
 from securecase.services.catalog import require_existing
-from securecase.services.eventcache import EventCache
+from securecase.services.eventcache import CachedHistory, EventCache
 from securecase.services.retirement import retired_folders
 from securecase.storage.cachedir import repo_identity
-from securecase.storage.casefile import CASE_FILE, header_from_document
+from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, header_from_document
 from securecase.storage.caseparse import parse_case_yamls, workers_for
 from securecase.storage.caseread import CaseFolder, CaseReader, case_folders
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
-from securecase.storage.parsecache import CASE_FACTS, ParseCache, no_cache
+from securecase.storage.parsecache import CASE_FACTS, CASES_FACTS, ParseCache, no_cache
 from securecase.storage.repos import is_remote, open_store
-from securecase.storage.store import CasesStore
+from securecase.storage.store import CasesStore, GitSnapshot
 
 POLICY_FILE = "policy.yaml"
 DEFAULT_DAYS = 90
@@ -135,7 +143,7 @@ def build_report(
     )
     metrics = compute(
         read.cases,
-        read.events,
+        read.history,
         window=window,
         now=now,
         repos=request.repos,
@@ -149,13 +157,13 @@ def build_report(
 @dataclass(frozen=True, slots=True)
 class RepoRead:
     """What the report reads from one cases repo: its HEAD, its policy, every case there (and
-    its file's path by key) and the events of its history."""
+    its file's path by key) and its history, folded."""
 
     head: str | None
     policy: Policy
     cases: list[CaseFacts]
     paths: dict[str, str]
-    events: list[CommitEvent]
+    history: History
     warning: str | None = None  # the event cache's, if it failed
 
 
@@ -176,12 +184,15 @@ def read_cases_repo(
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))
-        cases, paths = _cases_at(store, head, parse_cache or no_cache())
-        events = _events(store, head, bot, cache)
+        cached = cache.load()
+        # A remote's clone may lack the commit the cache went up to: read its folders whole.
+        previous = cached.head if cached is not None and not is_remote(cases_repo) else None
+        cases, paths = _cases_at(store, snapshot, parse_cache or no_cache(), previous=previous)
+        history = _history(store, head, bot, cache, cached)
         retired = _retired_cases(
-            store, events, set(paths), retired_since, parse_cache or no_cache()
+            store, history.events, set(paths), retired_since, parse_cache or no_cache()
         )
-    return RepoRead(head, policy, cases + retired, paths, events, cache.warning)
+    return RepoRead(head, policy, cases + retired, paths, history, cache.warning)
 
 
 def _policy(data: bytes | None) -> Policy:
@@ -189,14 +200,159 @@ def _policy(data: bytes | None) -> Policy:
 
 
 def _cases_at(
-    store: CasesStore, head: str | None, cache: ParseCache
+    store: CasesStore, snapshot: GitSnapshot, cache: ParseCache, *, previous: str | None = None
 ) -> tuple[list[CaseFacts], dict[str, str]]:
-    """What the metrics read of every case at ``head``, and its file's path by key (a broken
-    case file fails). The facts of a folder are a function of its two files, so the cache
-    keeps them by both blob ids: a warm run reads no case file and builds no finding."""
-    folders = case_folders(store, head)
-    cases = _facts_of(store, folders, cache)
+    """What the metrics read of every case at the snapshot's head, and its file's path by key
+    (a broken case file fails).
+
+    The facts of a folder are a function of its two files, so the cache keeps them by both
+    blob ids: a run reads only the case files it has not read before. All of them together
+    are a function of the tree id of ``cases/``, which names every path and blob beneath it:
+    a warm run over the same tree lists no folder and loads one cache entry. Over a new tree,
+    when the tree of commit ``previous`` (the one the history cache went up to) has its
+    entry, only the folders that differ between the two trees are looked at."""
+    tree = snapshot.folder_id(CASES_ROOT) if cache.enabled else None
+    known = _tree_entry(cache, tree) if tree is not None else None
+    if known is None:
+        known = _cases_since(store, previous, tree, cache) if tree is not None else None
+        if known is None:
+            folders = case_folders(store, snapshot.head)
+            known = folders, _facts_of(store, folders, cache)
+        if tree is not None:
+            cache.put_document(CASES_FACTS, tree, _cases_entry(*known))
+    folders, cases = known
     return cases, {facts.key: f.path for f, facts in zip(folders, cases, strict=True)}
+
+
+def _tree_entry(cache: ParseCache, tree: str) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    entry = cache.documents(CASES_FACTS, [tree]).get(tree)
+    return _cases_from_entry(entry) if entry is not None else None
+
+
+def _cases_since(
+    store: CasesStore, previous: str | None, tree: str, cache: ParseCache
+) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    """The folders and facts under ``tree`` from those under commit ``previous`` (cached)
+    and one ``diff-tree`` between the two: the folders that did not change keep their facts,
+    the others are read (through the cache by blob ids). The old tree's entry is dropped:
+    kept, every run over a new tree would add one (a megabyte or so for 10,000 cases). None
+    when ``previous`` or its entry is unknown."""
+    old_snapshot = store.snapshot_at(previous) if previous is not None else None
+    old_tree = old_snapshot.folder_id(CASES_ROOT) if old_snapshot is not None else None
+    old = _tree_entry(cache, old_tree) if old_tree is not None else None
+    if old_tree is None or old is None:
+        return None
+    blobs: dict[str, list[str | None]] = {f.folder: [f.case_blob, f.findings_blob] for f in old[0]}
+    facts = {f.folder: c for f, c in zip(*old, strict=True)}
+    changed = set()
+    for path, blob in store.tree_changes(old_tree, tree).items():
+        full = f"{CASES_ROOT}/{path}"
+        for index, name in enumerate((CASE_FILE, FINDINGS_FILE)):
+            if full.endswith("/" + name):
+                folder = full[: -len(name) - 1]
+                blobs.setdefault(folder, [None, None])[index] = blob
+                changed.add(folder)
+    folders = [
+        CaseFolder(folder, case_blob, findings_blob)
+        for folder, (case_blob, findings_blob) in blobs.items()
+        if case_blob is not None
+    ]
+    folders.sort(key=lambda f: f.path)  # as ``case_folders`` lists them
+    fresh = [f for f in folders if f.folder in changed]
+    read = dict(zip((f.folder for f in fresh), _facts_of(store, fresh, cache), strict=True))
+    if old_tree != tree:
+        cache.discard(CASES_FACTS, old_tree)  # superseded by the entry of ``tree``
+    return folders, [read[f.folder] if f.folder in changed else facts[f.folder] for f in folders]
+
+
+def _cases_entry(folders: list[CaseFolder], cases: list[CaseFacts]) -> dict[str, Any]:
+    """The facts of every case under a tree, for the cache, with each case file's path: one
+    list per field, and the values cases share (tallies, advisory + package pairs, finding
+    times: a scan's findings share their times) written once in a table that the cases
+    point into by index (then loaded once, and shared, by every case that has them)."""
+    tallies: dict[tuple[tuple[str, int], ...], int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    times: dict[tuple[Any, ...], int] = {}
+
+    def tally(value: Mapping[str, int]) -> int:
+        return tallies.setdefault(tuple(value.items()), len(tallies))
+
+    def rows(found: tuple[FindingTimes, ...]) -> list[int]:
+        return [times.setdefault(tuple(_times_row(t)), len(times)) for t in found]
+
+    return {
+        "folders": [folder.folder for folder in folders],
+        "case_blobs": [folder.case_blob for folder in folders],
+        "findings_blobs": [folder.findings_blob for folder in folders],
+        "keys": [c.key for c in cases],
+        "slugs": [c.slug for c in cases],
+        "statuses": [c.status.value for c in cases],
+        "decisions": [c.decision for c in cases],
+        "created_at": [c.created_at for c in cases],
+        "updated_at": [c.updated_at for c in cases],
+        "counts": [tally(c.counts) for c in cases],
+        "sources": [tally(c.sources) for c in cases],
+        "kinds": [tally(c.kinds) for c in cases],
+        "exposure": [[pairs.setdefault(pair, len(pairs)) for pair in c.exposure] for c in cases],
+        "findings": [rows(c.findings) for c in cases],
+        "resolved": [rows(c.resolved) for c in cases],
+        "tallies": [dict(items) for items in tallies],
+        "pairs": list(pairs),
+        "times": list(times),
+    }
+
+
+def _cases_from_entry(doc: dict[str, Any]) -> tuple[list[CaseFolder], list[CaseFacts]] | None:
+    """The folders and facts in a cache entry of :func:`_cases_entry` (which this code wrote
+    for this very tree); None for one that does not have its shape (then the cases are read
+    folder by folder, as on a miss)."""
+    try:
+        keys = doc["keys"]
+        columns = (keys, *(doc[name] for name in _ENTRY_FIELDS))
+        if len({len(column) for column in columns}) != 1:
+            return None
+        tallies: list[dict[str, int]] = doc["tallies"]
+        pairs = [(advisory, package) for advisory, package in doc["pairs"]]
+        times = _times_of(doc["times"])
+        cases = list(
+            map(
+                CaseFacts,
+                keys,
+                doc["slugs"],
+                map(_STATUSES.__getitem__, doc["statuses"]),
+                doc["decisions"],
+                doc["created_at"],
+                doc["updated_at"],
+                map(tallies.__getitem__, doc["counts"]),
+                map(tallies.__getitem__, doc["sources"]),
+                map(tallies.__getitem__, doc["kinds"]),
+                [tuple(map(pairs.__getitem__, found)) for found in doc["exposure"]],
+                [tuple(map(times.__getitem__, found)) for found in doc["findings"]],
+                [tuple(map(times.__getitem__, found)) for found in doc["resolved"]],
+            )
+        )
+        folders = list(map(CaseFolder, doc["folders"], doc["case_blobs"], doc["findings_blobs"]))
+        return folders, cases
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+_ENTRY_FIELDS = (
+    "folders",
+    "case_blobs",
+    "findings_blobs",
+    "slugs",
+    "statuses",
+    "decisions",
+    "created_at",
+    "updated_at",
+    "counts",
+    "sources",
+    "kinds",
+    "exposure",
+    "findings",
+    "resolved",
+)
 
 
 def _facts_of(store: CasesStore, folders: list[CaseFolder], cache: ParseCache) -> list[CaseFacts]:
@@ -266,16 +422,21 @@ def _facts_from_document(doc: dict[str, Any]) -> CaseFacts | None:
             sources=doc["sources"],
             kinds=doc["kinds"],
             exposure=tuple((advisory, package) for advisory, package in doc["exposure"]),
-            findings=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["findings"]),
-            resolved=tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in doc["resolved"]),
+            findings=_times_of(doc["findings"]),
+            resolved=_times_of(doc["resolved"]),
         )
     except (KeyError, TypeError, ValueError):
         return None
 
 
+def _times_of(rows: list[list[Any]]) -> tuple[FindingTimes, ...]:
+    """The findings of :func:`_times_row` rows."""
+    return tuple(FindingTimes(_SEVERITIES[s], f, r, e) for s, f, r, e in rows)
+
+
 def _retired_cases(
     store: CasesStore,
-    events: list[CommitEvent],
+    events: Sequence[CommitEvent],
     at_tip: set[str],
     since: date | None,
     cache: ParseCache,
@@ -298,22 +459,27 @@ def _retired_cases(
     return _facts_of(store, [r.folder for _, r in sorted(retired.items())], cache)
 
 
-def _events(
-    store: CasesStore, head: str | None, bot: GitIdentity, cache: EventCache
-) -> list[CommitEvent]:
-    """The events of every commit up to ``head``: the cached ones plus those of the commits
-    since, or all of them derived afresh when the cache does not apply."""
+def _history(
+    store: CasesStore,
+    head: str | None,
+    bot: GitIdentity,
+    cache: EventCache,
+    cached: CachedHistory | None,
+) -> History:
+    """The history of every commit up to ``head``, folded: the ``cached`` one (from
+    ``cache``) with the events of the commits since folded onto it, or all events derived
+    afresh when the cache does not apply."""
     if head is None:
-        return []
-    cached = cache.load()
+        return History()
     if cached is not None and cached.head == head:
-        return cached.events
+        return cached.history
     if cached is not None and store.is_ancestor(cached.head, head):
-        events = _derive_events(store, f"{cached.head}..{head}", bot) + cached.events
+        since = _derive_events(store, f"{cached.head}..{head}", bot)
+        history = fold_history(since, cached.history)
     else:
-        events = _derive_events(store, head, bot)
-    cache.save(head, events)
-    return events
+        history = fold_history(_derive_events(store, head, bot))
+    cache.save(head, history)
+    return history
 
 
 def _derive_events(store: CasesStore, revisions: str, bot: GitIdentity) -> list[CommitEvent]:

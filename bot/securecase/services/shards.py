@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from securecase.clock import Clock
 from securecase.domain.case import CaseSummary
-from securecase.domain.metrics import CaseFacts, Metrics, compute
+from securecase.domain.metrics import CaseFacts, Metrics, combine_histories, compute
 from securecase.domain.policy import Policy
 from securecase.domain.policy.diff import PolicyDiff
 from securecase.domain.shards import Duplicate, Shard, ShardMap, duplicate_warning, duplicates
@@ -163,7 +163,7 @@ def report_sharded(
     exceptions = list(dict.fromkeys(exc for policy in policies for exc in policy.exceptions))
     metrics = compute(
         cases,
-        [event for read in reads for event in read.events],
+        combine_histories([read.history for read in reads]),
         window=window,
         now=now,
         repos=request.repos,

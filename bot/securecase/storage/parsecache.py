@@ -42,11 +42,14 @@ _SCHEMAS = ("case.schema.json", "findings.schema.json")
 
 #: Kinds of entries: a validated case.yaml document (JSON), the part of it a listing shows
 #: (JSON), a findings.json known to match its schema (empty), what the report's metrics
-#: read of a case folder (JSON, keyed by both blob ids: ``<case.yaml>+<findings.json>``).
+#: read of a case folder (JSON, keyed by both blob ids: ``<case.yaml>+<findings.json>``),
+#: and of every case folder under ``cases/`` at once (JSON, keyed by that folder's tree id,
+#: which names every path and blob beneath it).
 CASE_DOC = "case"
 CASE_SUMMARY = "summary"
 FINDINGS_OK = "findings"
 CASE_FACTS = "facts"
+CASES_FACTS = "cases-facts"
 
 
 def cache_version() -> str:
@@ -72,6 +75,7 @@ class ParseCache:
         self.warned = False
         self._db: sqlite3.Connection | None = None
         self._pending: dict[tuple[str, str], bytes] = {}
+        self._discarded: set[tuple[str, str]] = set()
         self._opened = False
 
     @property
@@ -107,6 +111,7 @@ class ParseCache:
                 self._db.close()
             self._db = None
         self._pending.clear()
+        self._discarded.clear()
 
     def get(self, kind: str, blobs: Iterable[str]) -> dict[str, bytes]:
         """The stored values of these blobs (blob id -> value) that the cache holds."""
@@ -164,9 +169,17 @@ class ParseCache:
             return  # e.g. an integer beyond 64 bits: read from the file each time instead
         self.put(kind, blob, value)
 
+    def discard(self, kind: str, blob: str) -> None:
+        """Forget the entry of ``blob`` (at :meth:`flush`): one a newer entry supersedes, which
+        would otherwise only take room (a later run that wants it computes it again)."""
+        if self.enabled:
+            self._pending.pop((kind, blob), None)
+            self._discarded.add((kind, blob))
+
     def flush(self) -> None:
-        """Write the remembered entries in one transaction (a failure turns the cache off)."""
-        if not self._pending:
+        """Write the remembered entries, and forget the discarded ones, in one transaction (a
+        failure turns the cache off)."""
+        if not (self._pending or self._discarded):
             return
         db = self._connection()
         if db is None:
@@ -176,10 +189,12 @@ class ParseCache:
         rows: Sequence[tuple[str, str, bytes]] = sorted(
             (kind, blob, value) for (kind, blob), value in self._pending.items()
         )
-        self._pending = {}
+        gone = sorted(self._discarded)
+        self._pending, self._discarded = {}, set()
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
+                db.executemany("DELETE FROM parsed WHERE kind = ? AND blob = ?", gone)
                 db.executemany("INSERT OR IGNORE INTO parsed VALUES (?, ?, ?)", rows)
                 db.execute("COMMIT")
             except BaseException:

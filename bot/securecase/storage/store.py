@@ -221,6 +221,15 @@ class GitSnapshot:
         found = self._catfile.info(f"{self.head}:{relpath}")
         return found is not None and found[1] == "tree"
 
+    def folder_id(self, relpath: str) -> str | None:
+        """The tree id of the folder ``relpath`` at head, None when it is not a folder there
+        (asked of the running ``cat-file``: no process started, no blob read)."""
+        validate_relpath(relpath)
+        if self.head is None:
+            return None
+        found = self._catfile.info(f"{self.head}:{relpath}")
+        return found[0] if found is not None and found[1] == "tree" else None
+
     def entries(self, relpath: str) -> int:
         """How many files and folders the folder ``relpath`` holds directly at head (0 when
         it is absent); one ``ls-tree`` of that tree, no blob read."""
@@ -658,6 +667,24 @@ class CasesStore:
                 current = found.setdefault(field.decode("ascii"), [])
             elif field:
                 raise StoreError(f"unexpected git diff-tree output: {field[:80]!r}")
+        return found
+
+    def tree_changes(self, old: str, new: str) -> dict[str, str | None]:
+        """Path (relative to the trees) -> its blob id in tree ``new`` (None: no file there
+        now) of every file that differs between trees ``old`` and ``new``: one ``git
+        diff-tree``, trees only (no blob is read)."""
+        self._check_open()
+        if not (_COMMIT_ID.match(old) and _COMMIT_ID.match(new)):
+            raise StoreError("tree_changes takes full tree ids only")
+        args = ["diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", old, new]
+        fields = self._backend.git.run(args).stdout.split(b"\0")
+        found: dict[str, str | None] = {}
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.decode("ascii", "replace").split()
+            if len(parts) < 5 or not parts[0].startswith(":"):
+                raise StoreError(f"unexpected git diff-tree output: {meta[:80]!r}")
+            gone = parts[1] in ("000000", "160000")  # removed, or now a submodule
+            found[path.decode("utf-8", "surrogateescape")] = None if gone else parts[3]
         return found
 
     def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
