@@ -21,8 +21,10 @@ from securecase.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
+    from securecase.github.client import GitHubSettings
+    from securecase.services.artifactfold import ArtifactFoldResult
     from securecase.services.sweep import SweepResult
 
 #: Rows per list in the job summary; ``sweep --output json`` lists everything.
@@ -128,6 +130,15 @@ class _DaysOrNever(click.ParamType):
     help="Records ingests of this machine queued while the cases repo was busy: pushed first, "
     "in one push (see ingest --queue-dir; env SECURECASE_QUEUE_DIR).",
 )
+@click.option(
+    "--fold-artifacts",
+    is_flag=True,
+    envvar="SECURECASE_FOLD_ARTIFACTS",
+    help="First fold in the records queued on GitHub-hosted runners and kept as workflow "
+    "artifacts (securecase-record-*) of every repository with a folder in the cases repo "
+    "(or the --repo NAME given): one push, and each artifact deleted once its record landed. "
+    "Needs a token with actions: read and write there. Env SECURECASE_FOLD_ARTIFACTS.",
+)
 @cache_option
 @click.option(
     "--prune-raw-after",
@@ -164,6 +175,7 @@ def sweep(
     git_email: str,
     push_timeout: float,
     queue_dir: str | None,
+    fold_artifacts: bool,
     no_cache: bool,
     prune_raw_after: int | None,
     retire_after: int | None,
@@ -201,9 +213,20 @@ def sweep(
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
     folded: tuple[str, ...] = ()
+    artifacts: list[ArtifactFoldResult] = []
+    if fold_artifacts and github is None:
+        raise click.UsageError(
+            "--fold-artifacts needs a GitHub token (--github-token or $GITHUB_TOKEN) with "
+            "actions: read and write on the scanned repositories"
+        )
     if not dry_run:
         for location in [s.cases_repo for s in shards.shards] if shards else [cases_repo]:
             folded += _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
+            if fold_artifacts and github is not None:
+                artifacts.append(
+                    _fold_artifacts(location, repo_glob, github, git_name, git_email, push_timeout)
+                )
+    folded += tuple(w for one in artifacts for w in _artifact_notes(one))
     with (
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
         parse_cache(no_cache) as cache,
@@ -247,6 +270,8 @@ def sweep(
         data = sweep_data(result)
         if shards is not None:
             data["shards"] = parts
+        if fold_artifacts:
+            data["artifacts"] = artifact_data(artifacts)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         # Case keys hold branch names, which whoever pushes a branch chooses.
@@ -257,7 +282,82 @@ def sweep(
             )
     for warning in warnings:
         click.echo(warning_line(warning, actions=actions), err=True)
+    refused = [r for one in artifacts for r in one.refused]
+    if refused:
+        from securecase.errors import InputError
+
+        # Fail closed: the sweep did its work, but a record someone meant to keep did not land.
+        raise InputError(
+            f"{len(refused)} record artifact(s) were not folded and are kept: "
+            + "; ".join(f"{r.name} of {r.repo}: {r.reason}" for r in refused),
+            hint="look at each named artifact; delete it by hand once it is understood "
+            "(or let it expire)",
+        )
     sys.exit(0)
+
+
+def _fold_artifacts(
+    cases_repo: str,
+    repo_glob: str | None,
+    github: GitHubSettings,
+    git_name: str,
+    git_email: str,
+    push_timeout: float,
+) -> ArtifactFoldResult:
+    """Fold the records kept as workflow artifacts into ``cases_repo`` (one push)."""
+    from securecase.domain.policy.evaluate import glob_match
+    from securecase.github.artifacts import ArtifactClient
+    from securecase.services.artifactfold import (
+        ArtifactFoldRequest,
+        fold_artifacts,
+        repos_with_cases,
+    )
+    from securecase.storage.store import GitIdentity
+
+    repos = repos_with_cases(cases_repo)
+    if repo_glob:
+        repos = [r for r in repos if glob_match(repo_glob, r, ignore_case=True)]
+        # A repository named outright is read even before its first case landed: its first
+        # record may be the one waiting in an artifact.
+        if not any(c in repo_glob for c in "*?[") and repo_glob.lower() not in map(
+            str.lower, repos
+        ):
+            repos.append(repo_glob)
+    request = ArtifactFoldRequest(
+        cases_repo=cases_repo,
+        repos=tuple(repos),
+        identity=GitIdentity(git_name, git_email),
+        push_timeout=push_timeout,
+    )
+    return fold_artifacts(request, ArtifactClient(github))
+
+
+def _artifact_notes(folded: ArtifactFoldResult) -> list[str]:
+    """What folding the artifacts did, as warnings (the refused ones end the sweep later)."""
+    notes = list(folded.warnings)
+    if folded.landed:
+        notes.insert(0, f"{len(folded.landed)} record(s) kept as workflow artifacts landed")
+    if folded.already_landed:
+        notes.append(
+            f"{len(folded.already_landed)} record artifact(s) had landed before; deleted"
+            if len(folded.deleted) >= len(folded.already_landed)
+            else f"{len(folded.already_landed)} record artifact(s) had landed before"
+        )
+    return notes
+
+
+def artifact_data(results: Sequence[ArtifactFoldResult]) -> dict[str, Any]:
+    """The ``artifacts`` key of ``sweep --output json`` with ``--fold-artifacts``."""
+    return {
+        "landed": [n for r in results for n in r.landed],
+        "already_landed": [n for r in results for n in r.already_landed],
+        "deleted": [n for r in results for n in r.deleted],
+        "refused": [
+            {"repo": x.repo, "name": x.name, "reason": x.reason} for r in results for x in r.refused
+        ],
+        "commits": sum(r.commits for r in results),
+        "api_calls": sum(r.api_calls for r in results),
+    }
 
 
 def _fold_queue(

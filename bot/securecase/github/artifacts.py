@@ -71,10 +71,11 @@ class ArtifactClient(GitHubClient):
 
         api = self._settings.api_url.rstrip("/")
         url = f"{api}/repos/{artifact.repo}/actions/artifacts/{artifact.id}/zip"
-        token = self._client().requester.auth
+        auth = self._client().requester.auth
         headers = {
             "Accept": "application/vnd.github+json",
-            "Authorization": f"Bearer {token.token if token is not None else ''}",
+            # The scheme PyGithub sends with the same credentials (``token`` for a token).
+            "Authorization": f"{auth.token_type} {auth.token}" if auth is not None else "",
             "X-GitHub-Api-Version": "2022-11-28",
         }
         timeout = self._settings.timeout

@@ -106,6 +106,9 @@ class IngestRequest:
     #: Where records wait when the cases repo cannot take them (None: a busy cases repo fails
     #: the run, exit 3); see :mod:`securecase.storage.queue`.
     queue_root: Path | None = None
+    #: The Action uploads a queued record as a workflow artifact (GitHub-hosted runners),
+    #: which ``sweep --fold-artifacts`` folds in: only the warning's wording depends on it.
+    queue_artifact: bool = False
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -501,12 +504,23 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
         ) from error
     assert own.decided is not None
     result = own.finished(own.decided, None, None)
+    where = (
+        f"is kept as the workflow artifact securecase-record-{entry.entry_id} and lands with "
+        "the next `securecase sweep --fold-artifacts` of this cases repo"
+        if request.queue_artifact
+        else f"is queued as {entry.entry_id} in {queue.folder} and lands with the next ingest "
+        "or sweep of this cases repo on this machine"
+    )
     warning = (
         f"the decision stands, but the cases repo could not take the record now "
-        f"({error.message}); it is queued as {entry.entry_id} in {queue.folder} and lands "
-        "with the next ingest or sweep of this cases repo on this machine"
+        f"({error.message}); it {where}"
     )
-    return replace(result, queued=entry.entry_id, warnings=(*result.warnings, warning))
+    return replace(
+        result,
+        queued=entry.entry_id,
+        queued_folder=str(entry.folder),
+        warnings=(*result.warnings, warning),
+    )
 
 
 def parse_time(value: str) -> datetime:
