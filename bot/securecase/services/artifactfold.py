@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from securecase.errors import GitHubError, InputError, PushRefused
+from securecase.errors import GitHubError, InputError
 from securecase.github.artifacts import ArtifactClient, RecordArtifact
 from securecase.scanners.jsonload import DEFAULT_MAX_REPORT_BYTES
 from securecase.services.ingest import (
@@ -123,12 +123,21 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
                     refused.append(RefusedArtifact(repo, artifact.name, problem))
                 else:
                     read.append((artifact, entry))
-        by_entry = {entry.entry_id: artifact for artifact, entry in read}
+        # Oldest first (an entry id starts with its arrival), so two records of one case land
+        # in the order they were made; one record carried twice (a re-uploaded artifact) once.
+        read.sort(key=lambda pair: (pair[1].entry_id, pair[0].id))
+        carriers: dict[str, list[RecordArtifact]] = {}
         waiting: list[WaitingRecord] = []
         for artifact, entry in read:
+            if entry.entry_id in carriers:
+                carriers[entry.entry_id].append(artifact)
+                continue
             ready, unread = read_queued([entry], identity=request.identity)
+            if unread:
+                refused.extend(RefusedArtifact(artifact.repo, artifact.name, w) for w in unread)
+                continue
+            carriers[entry.entry_id] = [artifact]
             waiting.extend(ready)
-            refused.extend(RefusedArtifact(artifact.repo, artifact.name, w) for w in unread)
         if not waiting:
             return ArtifactFoldResult(refused=tuple(refused), api_calls=len(client.calls))
         paths = [POLICY_FILE] + [p for entry in waiting for p in entry.paths]
@@ -141,27 +150,25 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
             commits = 0
             landed: tuple[str, ...] = ()
             if todo:
-                try:
-                    done = store.update_batch([entry.compute for entry in todo])
-                except PushRefused:
-                    raise  # nothing landed; every artifact stays for the next sweep
+                # A refused push raises: nothing landed, every artifact stays for the next sweep.
+                done = store.update_batch([entry.compute for entry in todo])
                 landed, stays = landed_records(todo, done.results)
                 warnings.extend(stays)
                 commits = sum(c is not None for c in done.commits)
     deleted = []
     for entry_id in (*already, *landed):
-        artifact = by_entry[entry_id]
-        try:
-            client.delete(artifact)
-            deleted.append(artifact.name)
-        except GitHubError as error:
-            warnings.append(
-                f"artifact {artifact.name} of {artifact.repo}: its record landed, but it "
-                f"could not be deleted ({error.message}); the next sweep deletes it"
-            )
+        for artifact in carriers[entry_id]:
+            try:
+                client.delete(artifact)
+                deleted.append(artifact.name)
+            except GitHubError as error:
+                warnings.append(
+                    f"artifact {artifact.name} of {artifact.repo}: its record landed, but it "
+                    f"could not be deleted ({error.message}); the next sweep deletes it"
+                )
     return ArtifactFoldResult(
-        landed=tuple(by_entry[e].name for e in landed),
-        already_landed=tuple(by_entry[e].name for e in already),
+        landed=tuple(a.name for e in landed for a in carriers[e]),
+        already_landed=tuple(a.name for e in already for a in carriers[e]),
         deleted=tuple(deleted),
         refused=tuple(refused),
         commits=commits,
@@ -220,4 +227,5 @@ def _landed_before(store: CasesStore, waiting: Sequence[WaitingRecord]) -> set[s
         path="cases",
         since=since,
     )
-    return {token for token in out.decode("utf-8", "replace").split() if token.isalnum()}
+    values = out.decode("utf-8", "replace").replace("\0", "\n").split()
+    return {value for value in values if value.isalnum()}

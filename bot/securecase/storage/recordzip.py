@@ -91,8 +91,9 @@ def _read_members(archive: zipfile.ZipFile, origin: str, max_report_bytes: int) 
             # The only names an entry has: anything else (a folder, a path that climbs out,
             # an absolute path) is not a record this version wrote.
             raise InputError(f"{where} is not a file of a queued record")
-        mode = info.external_attr >> 16
-        if info.is_dir() or (mode and not stat.S_ISREG(mode)):
+        # Unix file type bits, when the zip has them (zips made elsewhere may carry none).
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if info.is_dir() or kind not in (0, stat.S_IFREG):
             raise InputError(f"{where} is not a regular file")
         if name in files:
             raise InputError(f"{where} appears twice")
