@@ -220,13 +220,16 @@ def test_a_server_without_filters_is_refused_unless_a_full_clone_is_allowed(
         assert refused.returncode == 3, refused.stderr
         assert "ignores partial-clone filters" in refused.stderr
         assert "hint: enable uploadpack.allowFilter" in refused.stderr
-        assert "SECURECASE_ALLOW_FULL_CLONE=1" in refused.stderr
+        assert "--allow-full-clone (env SECURECASE_ALLOW_FULL_CLONE=1)" in refused.stderr
         assert git(bare, "rev-parse", "main").strip() == before  # nothing recorded
         listing = cli(server.url, tmp_path, "cases", "list")
         assert listing.returncode == 3 and "ignores partial-clone filters" in listing.stderr
         allowed = cli(server.url, tmp_path, *ingest, SECURECASE_ALLOW_FULL_CLONE="1")
+        listed = cli(server.url, tmp_path, "cases", "list", "--allow-full-clone", "--no-cache")
     assert allowed.returncode in (0, 1), allowed.stderr
     assert git(bare, "rev-parse", "main~1").strip() == before
+    assert listed.returncode == 0, listed.stderr
+    assert "github::acme::shop::PR::9" in listed.stdout
 
 
 def free_port() -> int:
@@ -290,3 +293,42 @@ def test_git_daemon_with_and_without_filters(seeded: Path, tmp_path: Path, filte
                 SECURECASE_ALLOW_FULL_CLONE="1",
             )
             assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_case_gone_from_the_tip_is_shown_through_a_url_without_its_raw_reports(
+    seeded: Path, tmp_path: Path
+) -> None:
+    root = serve_copy(seeded, tmp_path)
+    bare = root / "cases.git"
+    kept = objects(bare, "main", f"{SHOP}/pr-3")
+    checkout = tmp_path / "checkout"
+    git(tmp_path, "clone", "-q", str(bare), str(checkout))
+    git(checkout, "rm", "-rq", f"{SHOP}/pr-3")
+    git(checkout, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "gone")
+    git(checkout, "push", "-q", "origin", "main")
+    removal = git(bare, "rev-parse", "main").strip()
+    with serve_git(root, user="x-access-token", token=TOKEN) as server:
+        shown = cli(
+            server.url, tmp_path, "cases", "show", "github::acme::shop::PR::3", "--output", "json"
+        )
+        assert shown.returncode == 0, shown.stderr
+        case = json.loads(shown.stdout)
+        assert case["key"] == "github::acme::shop::PR::3"
+        assert case["retired"]["commit"] == removal and case["retired"]["by_sweep"] is False
+        assert (
+            case["counts"]
+            == json.loads(
+                cli(
+                    server.url,
+                    tmp_path,
+                    "cases",
+                    "show",
+                    "github::acme::shop::PR::2",
+                    "--output",
+                    "json",
+                ).stdout
+            )["counts"]
+        )  # the same report made both cases
+        # The case's two files came from history; its raw reports never did.
+        raw = {oid for path, oid in kept.items() if "/raw/" in path}
+        assert not set(server.wanted()) & raw

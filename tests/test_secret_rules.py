@@ -202,7 +202,9 @@ def documents_with_secrets(draw: st.DrawFn) -> tuple[Any, list[str]]:
         ]
         for _ in range(draw(st.integers(1, 4)))
     }
-    return doc, secrets
+    # A key drawn twice keeps its last value: the secrets of the first one left the document.
+    kept = json.dumps(doc, ensure_ascii=False)
+    return doc, [secret for secret in secrets if secret in kept]
 
 
 @settings(max_examples=150, deadline=None)

@@ -18,7 +18,17 @@ if TYPE_CHECKING:
 
 DEFAULT_CASES_REPO = "./security-cases"
 
-cases_repo_option = click.option(
+
+def _allow_full_clone(ctx: click.Context, param: click.Parameter, allowed: bool) -> None:
+    # The remote store reads this setting where it opens the clone, whichever command (and
+    # shard) opens it; the option only sets it for this process.
+    if allowed:
+        from securecase.storage.remote import ALLOW_FULL_CLONE_ENV
+
+        os.environ[ALLOW_FULL_CLONE_ENV] = "1"
+
+
+_cases_repo = click.option(
     "--cases-repo",
     envvar="SECURECASE_CASES_REPO",
     default=DEFAULT_CASES_REPO,
@@ -27,6 +37,22 @@ cases_repo_option = click.option(
     help="The security-cases git repository: a local path (ingest creates a missing one) or a "
     "git URL.",
 )
+
+allow_full_clone_option = click.option(
+    "--allow-full-clone",
+    is_flag=True,
+    expose_value=False,
+    callback=_allow_full_clone,
+    help="Accept a git server that ignores partial-clone filters (also: env "
+    "SECURECASE_ALLOW_FULL_CLONE=1): every file of the cases repo is then downloaded. Refused "
+    "(exit 3) by default.",
+)
+
+
+def cases_repo_option(command: Any) -> Any:
+    """``--cases-repo`` and ``--allow-full-clone``: where the cases are, and how it may be read."""
+    return _cases_repo(allow_full_clone_option(command))
+
 
 shards_option = click.option(
     "--shards",

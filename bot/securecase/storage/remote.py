@@ -14,7 +14,8 @@ branch, with a partial-clone filter that depends on what the command reads (:cla
 - ``FULL`` (``sweep``): every object of the tip.
 
 A server that ignores partial-clone filters would send every blob of the tip: the clone
-refuses it (:class:`StoreError`, exit 3) unless ``$SECURECASE_ALLOW_FULL_CLONE`` is ``1``.
+refuses it (:class:`StoreError`, exit 3) unless ``$SECURECASE_ALLOW_FULL_CLONE`` is ``1``
+(the CLI's ``--allow-full-clone`` sets it).
 Commits are pushed without a thin pack, so git never fetches the old version of a changed
 file to delta against it.
 """
@@ -161,7 +162,7 @@ class RemoteBackend:
                 "download every file of the repository (all raw reports) instead of the "
                 "few it reads",
                 hint="enable uploadpack.allowFilter on the git server (GitHub and GitLab do), "
-                f"or set {ALLOW_FULL_CLONE_ENV}=1 to accept a full clone",
+                f"or pass --allow-full-clone (env {ALLOW_FULL_CLONE_ENV}=1) to accept a full clone",
             )
         return result
 
