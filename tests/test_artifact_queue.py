@@ -323,8 +323,12 @@ def test_a_repository_named_outright_is_read_before_its_first_case_landed(
     fake.add_artifact("acme", "new", PREFIX + entry["queued"], data)
     remote.configure("pushesPerWindow", 10)
     # acme/new has no folder in the cases repo yet: a glob does not find it, its name does.
+    # A listing GitHub refuses (a token without actions: read there) is a warning.
+    fake.fail_operation("actions/list-artifacts-for-repo", 403, message="Must have admin rights")
     globbed = sweep(work, remote, fake, "--repo", "acme/*")
-    assert globbed.returncode == 0 and fake.artifacts("acme", "new") != []
+    assert globbed.returncode == 0, globbed.stderr
+    assert "cannot list the artifacts of acme/shop" in globbed.stderr
+    assert "actions: read" in globbed.stderr and fake.artifacts("acme", "new") != []
     named = sweep(work, remote, fake, "--repo", "acme/new")
     assert named.returncode == 0, named.stderr
     assert fake.artifacts("acme", "new") == []
@@ -357,9 +361,20 @@ def entry(work: Path, githublike: MakeRemote) -> tuple[str, Path]:
     return queued_entry(work, remote, 2)
 
 
-def _unpack(data: bytes, entry_id: str, into: Path, max_report_bytes: int = 10_000_000) -> Any:
+def _unpack(
+    data: bytes,
+    entry_id: str,
+    into: Path,
+    max_report_bytes: int = 10_000_000,
+    max_total_bytes: int = 30_000_000,
+) -> Any:
     return unpack_record(
-        data, entry_id, into, max_report_bytes=max_report_bytes, origin="artifact A"
+        data,
+        entry_id,
+        into,
+        max_report_bytes=max_report_bytes,
+        max_total_bytes=max_total_bytes,
+        origin="artifact A",
     )
 
 
@@ -400,7 +415,10 @@ def test_links_folders_duplicates_and_oversize_members_are_refused(
         _unpack(zip_folder(folder), entry_id, work / "d", max_report_bytes=1_000)
     with pytest.raises(InputError, match="is not a queued record's id"):
         _unpack(zip_folder(folder), "../" + entry_id, work / "e")
-    assert not any((work / name).exists() for name in "abcde")
+    size = (folder / "report-0").stat().st_size
+    with pytest.raises(InputError, match=f"its files hold more than {size:,} bytes"):
+        _unpack(zip_folder(folder), entry_id, work / "f", max_total_bytes=size)
+    assert not any((work / name).exists() for name in "abcdef")
 
 
 def test_a_member_larger_than_its_header_says_is_cut_at_the_cap(

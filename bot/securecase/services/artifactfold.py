@@ -109,12 +109,13 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
             try:
                 listed = client.record_artifacts(repo)
             except GitHubError as error:
-                raise GitHubError(
-                    f"cannot list the artifacts of {repo}: {error.message}",
-                    kind=error.kind,
-                    status=error.status,
-                    hint=PERMISSION_HINT,
-                ) from error
+                # An API failure is a warning, as everywhere in the sweep: the records wait in
+                # their artifacts, and every sweep says so until the token reaches them.
+                warnings.append(
+                    f"cannot list the artifacts of {repo} ({error.message}); its queued "
+                    f"records wait: {PERMISSION_HINT}"
+                )
+                continue
             for artifact in listed:
                 if artifact.expired:
                     continue  # GitHub removed its content; nothing left to fold
@@ -139,7 +140,9 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
             carriers[entry.entry_id] = [artifact]
             waiting.extend(ready)
         if not waiting:
-            return ArtifactFoldResult(refused=tuple(refused), api_calls=len(client.calls))
+            return ArtifactFoldResult(
+                refused=tuple(refused), api_calls=len(client.calls), warnings=tuple(warnings)
+            )
         paths = [POLICY_FILE] + [p for entry in waiting for p in entry.paths]
         with open_store(
             request.cases_repo, identity=request.identity, paths=paths, timeout=request.push_timeout
@@ -195,6 +198,7 @@ def _read_artifact(
             artifact.entry_id,
             scratch / str(artifact.id),
             max_report_bytes=DEFAULT_MAX_REPORT_BYTES,
+            max_total_bytes=request.max_artifact_bytes,
             origin=f"artifact {artifact.name}",
         )
     except InputError as error:

@@ -38,12 +38,18 @@ MAX_POLICY_BYTES = 1024 * 1024
 
 
 def unpack_record(
-    data: bytes, entry_id: str, folder: Path, *, max_report_bytes: int, origin: str
+    data: bytes,
+    entry_id: str,
+    folder: Path,
+    *,
+    max_report_bytes: int,
+    max_total_bytes: int,
+    origin: str,
 ) -> QueuedRecord:
     """Write the record zipped in ``data`` into the new folder ``folder``; the queue entry.
 
-    ``origin`` names the artifact in every message; ``max_report_bytes`` caps each report (the
-    ingest's own limit)."""
+    ``origin`` names the artifact in every message; ``max_report_bytes`` caps each report and
+    ``max_total_bytes`` all files together, as read (not as the zip's headers claim)."""
     if not ENTRY_ID_RE.match(entry_id):
         raise InputError(f"{origin}: {entry_id!r} is not a queued record's id")
     try:
@@ -51,7 +57,7 @@ def unpack_record(
     except (zipfile.BadZipFile, OSError) as error:
         raise InputError(f"{origin}: not a zip archive ({error})") from error
     with archive:
-        files = _read_members(archive, origin, max_report_bytes)
+        files = _read_members(archive, origin, max_report_bytes, max_total_bytes)
     try:
         fields: Any = json.loads(files.get(RECORD_FILE, b"").decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -81,9 +87,12 @@ def unpack_record(
     return QueuedRecord(entry_id, folder, fields)
 
 
-def _read_members(archive: zipfile.ZipFile, origin: str, max_report_bytes: int) -> dict[str, bytes]:
+def _read_members(
+    archive: zipfile.ZipFile, origin: str, max_report_bytes: int, max_total_bytes: int
+) -> dict[str, bytes]:
     """Every member's bytes, after checking its name, kind and size."""
     files: dict[str, bytes] = {}
+    total = 0
     for info in archive.infolist():
         name = info.filename
         where = f"{origin}: member {name!r}"
@@ -114,5 +123,8 @@ def _read_members(archive: zipfile.ZipFile, origin: str, max_report_bytes: int) 
             raise InputError(f"{where} cannot be read ({error})") from error
         if len(content) > limit:
             raise InputError(f"{where} is larger than {limit:,} bytes")
+        total += len(content)
+        if total > max_total_bytes:
+            raise InputError(f"{origin}: its files hold more than {max_total_bytes:,} bytes")
         files[name] = content
     return files
