@@ -460,3 +460,53 @@ def test_the_action_passes_fold_artifacts_to_the_sweep(work: Path) -> None:
     subprocess.run(["git", "init", "-q", "-b", "main", str(work / "cases")], check=True)
     ran = Runner(work).run(command="sweep", cases_repo=str(work / "cases"), fold_artifacts="true")
     assert "--fold-artifacts" in ran.argv and "needs a GitHub token" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("runner", "given", "expected"),
+    [
+        ("github-hosted", {}, ("{temp}/securecase-queue", "true")),
+        ("github-hosted", {"SC_QUEUE_DIR": "/persisted"}, ("/persisted", "false")),
+        ("github-hosted", {"SC_RECORD_ARTIFACTS": "false"}, ("", "false")),
+        ("self-hosted", {}, ("", "false")),
+    ],
+)
+def test_the_action_queues_under_the_runners_temp_on_hosted_runners_only(
+    work: Path, runner: str, given: dict[str, str], expected: tuple[str, str]
+) -> None:
+    output = work / "output.txt"
+    proc = subprocess.run(
+        ["bash", str(Path(__file__).resolve().parents[1] / ".github/action/queue-dir.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "RUNNER_ENVIRONMENT": runner,
+            "RUNNER_TEMP": str(work),
+            "GITHUB_OUTPUT": str(output),
+            **given,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dir_, artifact = expected
+    assert output.read_text() == f"dir={dir_.format(temp=work)}\nartifact={artifact}\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"SC_RECORD_ARTIFACTS": "yes"}, "the record-artifacts input is true or false"),
+        ({"SC_RECORD_RETENTION_DAYS": "91"}, "a number of days from 1 to 90"),
+        ({"SC_RECORD_RETENTION_DAYS": "0"}, "a number of days from 1 to 90"),
+    ],
+)
+def test_the_action_refuses_bad_record_inputs(work: Path, given: dict[str, str], said: str) -> None:
+    proc = subprocess.run(
+        ["bash", str(Path(__file__).resolve().parents[1] / ".github/action/queue-dir.sh")],
+        env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(work / "out"), **given},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and said in proc.stdout
