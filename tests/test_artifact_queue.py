@@ -329,9 +329,13 @@ def test_a_repository_named_outright_is_read_before_its_first_case_landed(
     assert globbed.returncode == 0, globbed.stderr
     assert "cannot list the artifacts of acme/shop" in globbed.stderr
     assert "actions: read" in globbed.stderr and fake.artifacts("acme", "new") != []
+    lapsed = PREFIX + "20261203T180000Z-00000000000000000009-" + "0" * 20
+    fake.add_artifact("acme", "new", lapsed, b"", expired=True)
     named = sweep(work, remote, fake, "--repo", "acme/new")
     assert named.returncode == 0, named.stderr
-    assert fake.artifacts("acme", "new") == []
+    # An artifact GitHub let expire cannot be folded: said, not dropped in silence.
+    assert f"artifact {lapsed} of acme/new expired before a sweep folded it" in named.stderr
+    assert fake.artifacts("acme", "new") == [lapsed]
     assert "cases/github/acme/new/branch-main" in case_keys_at_tip(remote)
 
 

@@ -21,9 +21,8 @@ from securecase.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
 
-    from securecase.github.client import GitHubSettings
     from securecase.services.artifactfold import ArtifactFoldResult
     from securecase.services.sweep import SweepResult
 
@@ -187,8 +186,10 @@ def sweep(
     With --shards, every shard of the file in turn, each shard's changes committed to it;
     nothing is written while a case is in more than one shard. Today comes from
     $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook failures are
-    warnings), 2 for bad input, 3 when the cases repo cannot be written.
+    warnings), 2 for bad input (also a record artifact --fold-artifacts cannot fold: it is
+    kept and named), 3 when the cases repo cannot be written.
     """
+    from securecase.cli.artifacts import artifact_data, artifact_notes, fold_artifacts_into
     from securecase.clock import clock_from_env
     from securecase.github.client import settings_from_options
     from securecase.github.outputs import warning_line
@@ -223,10 +224,22 @@ def sweep(
         for location in [s.cases_repo for s in shards.shards] if shards else [cases_repo]:
             folded += _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
             if fold_artifacts and github is not None:
+                # A repository named outright whose folder does not exist yet belongs to the
+                # shard the shard file picks for it (with no shard file: the one cases repo).
+                picked = shards.pick(repo_glob) if shards and repo_glob else None
+                owns = shards is None or (picked is not None and picked.cases_repo == location)
                 artifacts.append(
-                    _fold_artifacts(location, repo_glob, github, git_name, git_email, push_timeout)
+                    fold_artifacts_into(
+                        location,
+                        repo_glob if owns else None,
+                        repo_glob,
+                        github,
+                        git_name,
+                        git_email,
+                        push_timeout,
+                    )
                 )
-    folded += tuple(w for one in artifacts for w in _artifact_notes(one))
+    folded += tuple(w for one in artifacts for w in artifact_notes(one))
     with (
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
         parse_cache(no_cache) as cache,
@@ -294,70 +307,6 @@ def sweep(
             "(or let it expire)",
         )
     sys.exit(0)
-
-
-def _fold_artifacts(
-    cases_repo: str,
-    repo_glob: str | None,
-    github: GitHubSettings,
-    git_name: str,
-    git_email: str,
-    push_timeout: float,
-) -> ArtifactFoldResult:
-    """Fold the records kept as workflow artifacts into ``cases_repo`` (one push)."""
-    from securecase.domain.policy.evaluate import glob_match
-    from securecase.github.artifacts import ArtifactClient
-    from securecase.services.artifactfold import (
-        ArtifactFoldRequest,
-        fold_artifacts,
-        repos_with_cases,
-    )
-    from securecase.storage.store import GitIdentity
-
-    repos = repos_with_cases(cases_repo)
-    if repo_glob:
-        repos = [r for r in repos if glob_match(repo_glob, r, ignore_case=True)]
-        # A repository named outright is read even before its first case landed: its first
-        # record may be the one waiting in an artifact.
-        if not any(c in repo_glob for c in "*?[") and repo_glob.lower() not in map(
-            str.lower, repos
-        ):
-            repos.append(repo_glob)
-    request = ArtifactFoldRequest(
-        cases_repo=cases_repo,
-        repos=tuple(repos),
-        identity=GitIdentity(git_name, git_email),
-        push_timeout=push_timeout,
-    )
-    return fold_artifacts(request, ArtifactClient(github))
-
-
-def _artifact_notes(folded: ArtifactFoldResult) -> list[str]:
-    """What folding the artifacts did, as warnings (the refused ones end the sweep later)."""
-    notes = list(folded.warnings)
-    if folded.landed:
-        notes.insert(0, f"{len(folded.landed)} record(s) kept as workflow artifacts landed")
-    if folded.already_landed:
-        notes.append(
-            f"{len(folded.already_landed)} record artifact(s) had landed before; deleted"
-            if len(folded.deleted) >= len(folded.already_landed)
-            else f"{len(folded.already_landed)} record artifact(s) had landed before"
-        )
-    return notes
-
-
-def artifact_data(results: Sequence[ArtifactFoldResult]) -> dict[str, Any]:
-    """The ``artifacts`` key of ``sweep --output json`` with ``--fold-artifacts``."""
-    return {
-        "landed": [n for r in results for n in r.landed],
-        "already_landed": [n for r in results for n in r.already_landed],
-        "deleted": [n for r in results for n in r.deleted],
-        "refused": [
-            {"repo": x.repo, "name": x.name, "reason": x.reason} for r in results for x in r.refused
-        ],
-        "commits": sum(r.commits for r in results),
-        "api_calls": sum(r.api_calls for r in results),
-    }
 
 
 def _fold_queue(

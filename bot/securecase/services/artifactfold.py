@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,7 +84,7 @@ class ArtifactFoldResult:
     refused: tuple[RefusedArtifact, ...] = ()
     commits: int = 0
     api_calls: int = 0
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 def repos_with_cases(cases_repo: str) -> list[str]:
@@ -118,7 +118,14 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
                 continue
             for artifact in listed:
                 if artifact.expired:
-                    continue  # GitHub removed its content; nothing left to fold
+                    # GitHub removed its content: nothing left to fold, and no way to tell
+                    # whether its record landed before. Said every sweep until GitHub drops it.
+                    warnings.append(
+                        f"artifact {artifact.name} of {repo} expired before a sweep folded it: "
+                        "its record is lost unless it landed earlier (keep record-retention-days "
+                        "above the sweep's interval)"
+                    )
+                    continue
                 problem, entry = _read_artifact(artifact, client, request, Path(scratch))
                 if entry is None:
                     refused.append(RefusedArtifact(repo, artifact.name, problem))
