@@ -514,3 +514,18 @@ def test_the_action_refuses_bad_record_inputs(work: Path, given: dict[str, str],
         check=False,
     )
     assert proc.returncode == 2 and said in proc.stdout
+
+
+def test_a_record_from_elsewhere_reads_no_file_of_the_sweeps_machine(work: Path) -> None:
+    from securecase.scanners.sarif_identity import SourceRoot
+
+    (work / "src").mkdir()
+    (work / "src" / "app.py").write_text("token = 'on this machine'\n")
+    here = SourceRoot(str(work))
+    assert here.relative(f"{work}/src/app.py") == "src/app.py"
+    assert here.flagged_line("src/app.py", 1) == "token = 'on this machine'"
+    # The roots a record names are another machine's: they cut paths, nothing is read.
+    foreign = SourceRoot("/", str(work), on_disk=False)
+    assert foreign.relative("/etc/hostname") == "etc/hostname"
+    assert foreign.flagged_line("etc/hostname", 1) is None
+    assert not foreign.usable_for(["etc/hostname"])

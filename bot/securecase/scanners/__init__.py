@@ -98,8 +98,12 @@ def parse_bytes(
     source: str | None = None,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> Report:
-    """Parse a report already in memory; ``origin`` (usually the path) starts every message."""
+    """Parse a report already in memory; ``origin`` (usually the path) starts every message.
+
+    ``read_checkout`` False: the roots only cut paths, and no file of this machine is read
+    (a record from another machine)."""
     if source is not None:
         check_source_name(source, origin)
     chosen = None if fmt is None else _format(fmt)
@@ -125,7 +129,13 @@ def parse_bytes(
         from securecase.scanners import sarif
 
         return sarif.parse_document(
-            origin, data, document, source, source_root=source_root, fallback_root=fallback_root
+            origin,
+            data,
+            document,
+            source,
+            source_root=source_root,
+            fallback_root=fallback_root,
+            read_checkout=read_checkout,
         )
     return PARSERS[chosen](origin, data, document, source)
 

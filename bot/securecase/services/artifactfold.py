@@ -140,7 +140,7 @@ def fold_artifacts(request: ArtifactFoldRequest, client: ArtifactClient) -> Arti
             if entry.entry_id in carriers:
                 carriers[entry.entry_id].append(artifact)
                 continue
-            ready, unread = read_queued([entry], identity=request.identity)
+            ready, unread = read_queued([entry], foreign_identity=request.identity)
             if unread:
                 refused.extend(RefusedArtifact(artifact.repo, artifact.name, w) for w in unread)
                 continue

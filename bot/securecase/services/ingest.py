@@ -109,6 +109,9 @@ class IngestRequest:
     #: The Action uploads a queued record as a workflow artifact (GitHub-hosted runners),
     #: which ``sweep --fold-artifacts`` folds in: only the warning's wording depends on it.
     queue_artifact: bool = False
+    #: False for a record replayed away from the machine that scanned (a workflow artifact):
+    #: the roots above then only cut paths, and no file of this machine is read for it.
+    read_checkout: bool = True
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -142,6 +145,7 @@ def _read_reports(
     *,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> list[tuple[Report, bytes]]:
     """Each report parsed, with the bytes it was read from (to parse it again into an older
     case's slot, see :mod:`securecase.services.slots`)."""
@@ -165,6 +169,7 @@ def _read_reports(
             source=source,
             source_root=source_root,
             fallback_root=fallback_root,
+            read_checkout=read_checkout,
         )
         loaded.append((report, data))
     seen: dict[str, str] = {}
@@ -291,6 +296,7 @@ class _Prepared:
             request.max_report_bytes,
             source_root=request.source_root,
             fallback_root=request.fallback_root,
+            read_checkout=request.read_checkout,
         )
         self.loaded = loaded
         self.parsed = [report for report, _ in loaded]
@@ -330,6 +336,7 @@ class _Prepared:
                 source=slot,
                 source_root=self.request.source_root,
                 fallback_root=self.request.fallback_root,
+                read_checkout=self.request.read_checkout,
             )
         return self._reparsed[index, slot]
 
@@ -530,19 +537,20 @@ def parse_time(value: str) -> datetime:
 
 
 def read_queued(
-    entries: Sequence[QueuedRecord], *, identity: GitIdentity | None = None
+    entries: Sequence[QueuedRecord], *, foreign_identity: GitIdentity | None = None
 ) -> tuple[list[WaitingRecord], tuple[str, ...]]:
     """The queued records read back, and a warning per one that no longer reads (its files
     damaged, or refused by this version): that one stays queued, for a person to look at.
 
-    ``identity`` replaces the commit author a record names (records that arrive from
-    elsewhere, whose author could be anyone's)."""
+    ``foreign_identity`` marks records that arrive from elsewhere (workflow artifacts, which
+    anyone's run could write): it replaces the commit author a record names, and no file of
+    this machine is read for them (their checkout roots name another machine's folders)."""
     ready, warnings = [], []
     for entry in entries:
         try:
             request, received = _request_of(entry)
-            if identity is not None:
-                request = replace(request, identity=identity)
+            if foreign_identity is not None:
+                request = replace(request, identity=foreign_identity, read_checkout=False)
             ready.append(WaitingRecord(entry.entry_id, _Prepared(request, received)))
         except (SecurecaseError, KeyError, TypeError, ValueError) as error:
             said = error.message if isinstance(error, SecurecaseError) else repr(error)
