@@ -7,6 +7,7 @@ find each of them, and masking must leave none of their bytes.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -19,11 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securecase.errors import StoreError
+from securecase.storage.rawfile import deterministic_gzip
 from securecase.storage.secrets import (
     RULES_FILE,
     find_secrets,
     mask,
     masked_file,
+    remember_packed,
     secret_rules,
 )
 
@@ -219,6 +222,39 @@ def test_masked_json_still_parses_and_no_detected_secret_survives(
     assert len(masked) == len(doc)
     assert [s for s in secrets if s.encode() in stored] == []
     assert [s for s in secrets if mask(s) not in json.dumps(masked)] == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents_with_secrets(), st.sampled_from([None, 1]))
+def test_masking_with_the_parser_s_document_stores_what_decoding_the_bytes_stores(
+    drawn: tuple[Any, list[str]], indent: int | None
+) -> None:
+    doc, _ = drawn
+    data = json.dumps(doc, indent=indent).encode()
+    # Two texts of one document (the trailing blanks differ): masking scans each once.
+    from_document = masked_file("raw/report.json", data + b"\n", document=json.loads(data))
+    from_bytes = masked_file("raw/report.json", data + b"\n\n")
+    assert from_document + b"\n" == from_bytes
+
+
+def test_a_report_compressed_after_masking_is_committed_without_unzipping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = json.dumps({"Title": "key AKIAIEQH524YNG5BY1A2", "n": random.random()}).encode()
+    masked = masked_file("raw/trivy.json", data)
+    assert b"AKIAIEQH524YNG5BY1A2" not in masked
+    packed = deterministic_gzip(masked)
+    with pytest.raises(ValueError, match="masked_file returned"):
+        remember_packed("raw/trivy.json.gz", data, deterministic_gzip(data))
+    remember_packed("raw/trivy.json.gz", masked, packed)
+
+    def unzip(data: bytes) -> bytes:
+        raise AssertionError("decompressed")
+
+    monkeypatch.setattr(gzip, "decompress", unzip)
+    assert masked_file("raw/trivy.json.gz", packed) is packed
+    with pytest.raises(AssertionError, match="decompressed"):  # bytes it was not told of
+        masked_file("raw/trivy.json.gz", deterministic_gzip(data))
 
 
 def test_two_keys_that_differ_only_in_their_secrets_stay_two_members() -> None:

@@ -28,7 +28,15 @@ from securecase.scanners.jsonload import (
     type_name,
 )
 
-__all__ = ["PARSERS", "Parser", "describe", "detect", "parse", "parse_bytes"]
+__all__ = [
+    "PARSERS",
+    "Parser",
+    "describe",
+    "detect",
+    "parse",
+    "parse_bytes",
+    "parse_with_document",
+]
 
 #: A parser: (origin for messages, raw bytes, parsed document, source name or None) -> Report.
 Parser = Callable[[str, bytes, Any, str | None], Report]
@@ -104,6 +112,31 @@ def parse_bytes(
 
     ``read_checkout`` False: the roots only cut paths, and no file of this machine is read
     (a record from another machine)."""
+    report, _ = parse_with_document(
+        data,
+        origin=origin,
+        fmt=fmt,
+        source=source,
+        source_root=source_root,
+        fallback_root=fallback_root,
+        read_checkout=read_checkout,
+    )
+    return report
+
+
+def parse_with_document(
+    data: bytes,
+    *,
+    origin: str,
+    fmt: ReportFormat | None = None,
+    source: str | None = None,
+    source_root: str | None = None,
+    fallback_root: str | None = None,
+    read_checkout: bool = True,
+) -> tuple[Report, object | None]:
+    """:func:`parse_bytes`, and the JSON document ``data`` decodes to: masking the stored
+    report reads it instead of decoding the same bytes again. None for XML, and when the
+    parser stores other bytes than ``data`` (it masked secrets in its copy of the document)."""
     if source is not None:
         check_source_name(source, origin)
     chosen = None if fmt is None else _format(fmt)
@@ -121,14 +154,14 @@ def parse_bytes(
             )
         from securecase.scanners import zap
 
-        return zap.parse_xml(origin, data, source)
+        return zap.parse_xml(origin, data, source), None
     document = decode_json(data, origin)
     if chosen is None:
         chosen = detect(document, origin=origin)
     if chosen is ReportFormat.SARIF and (source_root or fallback_root):
         from securecase.scanners import sarif
 
-        return sarif.parse_document(
+        report = sarif.parse_document(
             origin,
             data,
             document,
@@ -137,7 +170,9 @@ def parse_bytes(
             fallback_root=fallback_root,
             read_checkout=read_checkout,
         )
-    return PARSERS[chosen](origin, data, document, source)
+    else:
+        report = PARSERS[chosen](origin, data, document, source)
+    return report, document if report.raw is data else None
 
 
 _HTML_START = re.compile(rb"\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -60,9 +60,9 @@ from securecase.scanners.jsonload import (
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
 from securecase.storage.queue import QueuedRecord, RecordQueue, entry_digest
-from securecase.storage.rawfile import stored_raw
+from securecase.storage.rawfile import deterministic_gzip, stored_raw
 from securecase.storage.repos import open_store
-from securecase.storage.secrets import masked_file
+from securecase.storage.secrets import masked_file, remember_packed
 from securecase.storage.store import CasesStore, Change, GitIdentity, Plan, Snapshot
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
 
@@ -134,7 +134,18 @@ def read_reports(
     loaded = _read_reports(
         paths, fmt, sources, max_bytes, source_root=source_root, fallback_root=fallback_root
     )
-    return [report for report, _ in loaded]
+    return [entry.report for entry in loaded]
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """A report parsed, with the bytes it was read from (to parse it again into an older
+    case's slot, see :mod:`securecase.services.slots`) and the JSON document they decode to
+    (masking reads it instead of decoding them again; None for XML)."""
+
+    report: Report
+    data: bytes
+    document: object | None
 
 
 def _read_reports(
@@ -146,9 +157,8 @@ def _read_reports(
     source_root: str | None = None,
     fallback_root: str | None = None,
     read_checkout: bool = True,
-) -> list[tuple[Report, bytes]]:
-    """Each report parsed, with the bytes it was read from (to parse it again into an older
-    case's slot, see :mod:`securecase.services.slots`)."""
+) -> list[_Loaded]:
+    """Each report parsed, with its bytes and document."""
     if sources and len(sources) != len(paths):
         raise UsageError(
             f"{len(sources)} --source name(s) for {len(paths)} report(s)",
@@ -162,7 +172,7 @@ def _read_reports(
         if source is not None:
             check_source_name(source, str(path))
         data = read_report_bytes(path, max_bytes=max_bytes)
-        report = report_registry.parse_bytes(
+        report, document = report_registry.parse_with_document(
             data,
             origin=str(path),
             fmt=fmt,
@@ -171,9 +181,9 @@ def _read_reports(
             fallback_root=fallback_root,
             read_checkout=read_checkout,
         )
-        loaded.append((report, data))
+        loaded.append(_Loaded(report, data, document))
     seen: dict[str, str] = {}
-    for report, _ in loaded:
+    for report in (entry.report for entry in loaded):
         if report.source in seen:
             raise UsageError(
                 f"{seen[report.source]} and {report.path} both fill source {report.source!r}",
@@ -299,7 +309,7 @@ class _Prepared:
             read_checkout=request.read_checkout,
         )
         self.loaded = loaded
-        self.parsed = [report for report, _ in loaded]
+        self.parsed = [entry.report for entry in loaded]
         _check_findings_limit(
             sum(len(r.findings) for r in self.parsed), request.max_findings, "the reports hold"
         )
@@ -328,7 +338,7 @@ class _Prepared:
     def reparse(self, index: int, slot: str) -> Report:
         """An older case's per-tool slot: the ids depend on the slot, so parse again (once)."""
         if (index, slot) not in self._reparsed:
-            report, data = self.loaded[index]
+            report, data = self.loaded[index].report, self.loaded[index].data
             self._reparsed[index, slot] = report_registry.parse_bytes(
                 data,
                 origin=report.path,
@@ -339,6 +349,13 @@ class _Prepared:
                 read_checkout=self.request.read_checkout,
             )
         return self._reparsed[index, slot]
+
+    def document_of(self, report: Report) -> object | None:
+        """The JSON document ``report.raw`` decodes to, when its parser decoded it."""
+        for entry in self.loaded:
+            if entry.data is report.raw:
+                return entry.document
+        return None
 
     def plan(self, snapshot: Snapshot) -> Plan[IngestResult]:
         """The case update and decision for this run on ``snapshot``."""
@@ -378,6 +395,7 @@ class _Prepared:
             self.today,
             base,
             (*self.warnings, *baseline_warnings, *crowding),
+            {report.source: self.document_of(report) for report in placed},
         )
         self.decided = planned.result
         return planned
@@ -498,7 +516,7 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
         "fallback_root": request.fallback_root,
         "identity": [request.identity.name, request.identity.email],
     }
-    entry = queue.put(fields, [data for _, data in own.loaded], own.policy_bytes)
+    entry = queue.put(fields, [loaded.data for loaded in own.loaded], own.policy_bytes)
     oldest = min(str(e.fields["received_at"]) for e in queue.entries())
     if parse_time(oldest) < parse_time(own.received_at) - QUEUE_STALE_AFTER:
         # The queue has not drained for a long time: not a burst but a cases repo this
@@ -700,26 +718,14 @@ def _plan(
     today: date,
     target: Subject | None,
     warnings: tuple[str, ...],
+    documents: Mapping[str, object | None],
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
-    plain_paths = {r.source: f"{folder}/raw/{r.source}{r.raw_suffix}" for r in parsed}
-    # A large report is compressed in a thread (zlib lets go of the GIL) while this one masks
-    # it for its digest: both take tens of milliseconds per megabyte.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        packing = {
-            r.source: pool.submit(
-                stored_raw, plain_paths[r.source], r.raw, origin=f"report {r.source}"
-            )
-            for r in parsed
-        }
-        # The digest of the report as stored (secrets masked, before compression), so
-        # `cases validate` can check it; the store masks the same bytes again from a cache.
-        raw_sha = {
-            r.source: hashlib.sha256(masked_file(plain_paths[r.source], r.raw)).hexdigest()
-            for r in parsed
-        }
-        stored = {source: future.result() for source, future in packing.items()}
-    raw_paths = {source: path for source, (path, _) in stored.items()}
+    stored = {r.source: _stored_report(r, folder, documents.get(r.source)) for r in parsed}
+    # The digest of the report as stored (secrets masked, before compression), so
+    # `cases validate` can check it.
+    raw_sha = {source: hashlib.sha256(masked).hexdigest() for source, (masked, _) in stored.items()}
+    raw_paths = {source: path for source, (_, (path, _)) in stored.items()}
     report_times = {}
     for report in parsed:
         if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):
@@ -765,7 +771,7 @@ def _plan(
     if stale and previous is not None:
         case = record_stale(previous, scan)
     else:
-        files.update(dict(stored.values()))
+        files.update(dict(packed for _, packed in stored.values()))
     result = IngestResult(
         case=case,
         decision=decision,
@@ -794,6 +800,29 @@ def _plan(
     )
     change = Change(files=files, delete=other_form, message=message, authored_at=received_at)
     return Plan(change=change, result=result)
+
+
+def _stored_report(
+    report: Report, folder: str, document: object | None
+) -> tuple[bytes, tuple[str, bytes]]:
+    """The report's bytes with secrets masked, and the path and bytes they are stored as.
+
+    A large report is compressed in a thread (zlib lets go of the GIL) while this one masks
+    it: both take tens of milliseconds per megabyte. Masking seldom changes a report; when it
+    does, the masked bytes are compressed instead. The store masks every file it commits:
+    told that these compressed bytes hold masked ones, it does not decompress them to check.
+    """
+    path = f"{folder}/raw/{report.source}{report.raw_suffix}"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        packing = pool.submit(stored_raw, path, report.raw, origin=f"report {report.source}")
+        masked = masked_file(path, report.raw, document=document)
+        stored_path, stored = packing.result()
+    if stored_path == path:
+        return masked, (path, masked)
+    if masked != report.raw:
+        stored = deterministic_gzip(masked)
+    remember_packed(stored_path, masked, stored)
+    return masked, (stored_path, stored)
 
 
 #: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.

@@ -155,7 +155,6 @@ class LocalBackend:
         self._lock_path = os.path.join(common_dir, "securecase.lock")
         self._tmp = os.path.join(git_dir, "securecase-tmp")
         self.private_dir: str | None = os.path.join(git_dir, "securecase")
-        self.partial_trees = False
         self._written = WrittenFiles(os.path.join(git_dir, "securecase-written.json"))
         self._lock_fd: int | None = None
         self._ref: str | None = None

@@ -94,8 +94,6 @@ class RemoteBackend:
         self.catfile = _CatFile(self.git)
         self.private_dir: str | None = None  # the clone is gone after this run
         self._scope = scope
-        # The clone holds only the trees on the way to what it reads (see build_commit).
-        self.partial_trees = scope is Scope.PATHS
         self._paths = [p.rstrip("/") for p in paths]
         self._allow_full = environ.get(ALLOW_FULL_CLONE_ENV, "") == "1"
         self._timeout = timeout

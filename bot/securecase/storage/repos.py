@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from securecase.storage import local as store_local
-from securecase.storage import remote as store_remote
 from securecase.storage.git import DEFAULT_IDENTITY, GitIdentity
 from securecase.storage.store import Backend, CasesStore, validate_relpath
 
@@ -41,9 +40,6 @@ def open_store(
     """
     for path in paths or ():
         validate_relpath(path.rstrip("/"))
-    scope = store_remote.Scope.TREES if list_tree else store_remote.Scope.PATHS
-    if paths is None:
-        scope = store_remote.Scope.FULL
     backend: Backend
     remote = location if is_remote(location) else None
     if remote is None:
@@ -53,6 +49,12 @@ def open_store(
         else:
             backend = bare
     if remote is not None:
+        # Imported for a remote only: a local work tree needs none of the clone's machinery.
+        from securecase.storage import remote as store_remote
+
+        scope = store_remote.Scope.TREES if list_tree else store_remote.Scope.PATHS
+        if paths is None:
+            scope = store_remote.Scope.FULL
         backend = store_remote.RemoteBackend(remote, identity, paths or (), timeout, scope=scope)
     return CasesStore(
         backend, timeout=timeout, rng=rng or random.Random(), sleep=sleep, monotonic=monotonic

@@ -21,7 +21,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -154,19 +154,56 @@ def fingerprint_digest(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def masked_file(path: str, data: bytes) -> bytes:
-    """``data`` as stored at ``path``: secrets masked, still valid for its format."""
-    if path.endswith(".gz"):
+def masked_file(path: str, data: bytes, *, document: Any = None) -> bytes:
+    """``data`` as stored at ``path``: secrets masked, still valid for its format.
+
+    ``document`` is the JSON document ``data`` decodes to, when the caller decoded it already
+    (a report's parser): it is read, never changed, instead of decoding the bytes again.
+    """
+    packed = path.endswith(".gz")
+    inner_path = path[: -len(".gz")] if packed else path
+    key = (("gz:" if packed else "") + _format_of(inner_path), data)
+    known = _results.get(key)
+    if known is not None:
+        return known
+    if packed:
         plain = gzip.decompress(data)
-        inner = masked_file(path[: -len(".gz")], plain)
-        return data if inner == plain else deterministic_gzip(inner)
-    try:
-        return _masked_as(_format_of(path), data)
-    except _BrokenByMasking as exc:
-        raise StoreError(
-            f"masking secrets in {path}: {exc}",
-            hint="report this with the scanner's report attached (after removing its secrets)",
-        ) from exc
+        inner = masked_file(inner_path, plain)
+        masked = data if inner == plain else deterministic_gzip(inner)
+    else:
+        try:
+            masked = _masked_as(key[0], data, document)
+        except _BrokenByMasking as exc:
+            raise StoreError(
+                f"masking secrets in {path}: {exc}",
+                hint="report this with the scanner's report attached (after removing its secrets)",
+            ) from exc
+    _remember(key[0], data, masked)
+    return masked
+
+
+def remember_packed(path: str, masked: bytes, packed: bytes) -> None:
+    """Note that ``packed``, stored at ``path`` (``.gz``), is :func:`deterministic_gzip` of
+    ``masked``, which :func:`masked_file` returned in this process: masking ``packed`` then
+    returns it as it is, without decompressing it."""
+    if not path.endswith(".gz") or not any(result is masked for result in _results.values()):
+        raise ValueError("remember_packed takes a .gz path and bytes masked_file returned")
+    _remember("gz:" + _format_of(path[: -len(".gz")]), packed, packed)
+
+
+# Ingest masks a raw report to record its digest, then the store masks every file it commits,
+# once per attempt: the results of the last few files, by format and bytes, spare scanning
+# the same bytes again. What masking returns is masked: masking it again returns it as it is.
+_results: dict[tuple[str, bytes], bytes] = {}
+_RESULTS_KEPT = 8
+
+
+def _remember(fmt: str, data: bytes, masked: bytes) -> None:
+    for key in ((fmt, data), (fmt, masked)):
+        _results.pop(key, None)
+        _results[key] = masked
+    while len(_results) > _RESULTS_KEPT:
+        del _results[next(iter(_results))]
 
 
 def _format_of(path: str) -> str:
@@ -181,16 +218,12 @@ class _BrokenByMasking(ValueError):
     """A file that masking would break, or leave a secret in."""
 
 
-# Ingest masks a raw report to record its digest, then the store masks every file it commits,
-# once per attempt, under the report's path in the case folder: keyed by format and bytes
-# (not path), the same bytes are scanned once per run.
-@lru_cache(maxsize=4)
-def _masked_as(fmt: str, data: bytes) -> bytes:
+def _masked_as(fmt: str, data: bytes, document: Any) -> bytes:
     # Bytes that are not UTF-8 are kept as they are around what is scanned (a report in
     # another encoding still has its ASCII credentials found).
     text = data.decode("utf-8", "surrogateescape")
     if fmt == "json":
-        new = _masked_json(text)  # checks its result itself
+        new = _masked_json(text, document)  # checks its result itself
     else:
         new = _patched(text, _secrets_in_lines(text), _xml_forms if fmt == "xml" else None)
         if new != text:
@@ -255,11 +288,16 @@ def _key_masks(doc: Any, secrets: set[str]) -> dict[str, str]:
     }
 
 
-def _masked_json(text: str) -> str:
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return _patched(text, _secrets_in_lines(text), _json_forms)
+def _masked_json(text: str, document: Any = None) -> str:
+    # A text with a byte order mark is no JSON to `json.loads` (parsers skip the mark): it is
+    # masked line by line, whoever decoded it.
+    if document is not None and not text.startswith("\ufeff"):
+        doc = document
+    else:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return _patched(text, _secrets_in_lines(text), _json_forms)
     # Every distinct string once: a report repeats the same texts many times.
     secrets = _secrets_in_texts(_strings(doc))
     digests = {}

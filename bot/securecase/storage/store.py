@@ -4,9 +4,10 @@
 under a lock) or a remote (a shallow, partial, temporary clone; pushed without force).
 ``store.update(compute)`` hands ``compute`` a :class:`Snapshot` of the current head and commits
 the :class:`Change` it plans as exactly one commit; when the remote moved meanwhile, ``compute``
-runs again on the new head. Commits are built with git's plumbing on a private index
-(``GIT_INDEX_FILE``), so the shared ``.git/index`` and the work tree are never needed to
-commit (see :mod:`securecase.storage.local` for how the work tree is kept in sync).
+runs again on the new head. Commits are built with git's plumbing (``hash-object``,
+``mktree``, ``commit-tree``) from objects alone, so the shared ``.git/index`` and the work tree
+are never needed to commit (see :mod:`securecase.storage.local` for how the work tree is kept
+in sync).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import IO, Generic, Protocol, TypeVar, cast
-
-import tenacity
 
 from securecase.errors import CasesRepoBusy, StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
@@ -50,7 +49,7 @@ BACKOFF_FACTOR = 2.0
 # passing it (3 s made the slowest of 16 concurrent ingests about 4 s slower: benchmarks/).
 BACKOFF_CAP = 1.0
 _HEADER = re.compile(r"^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$")
-_COMMIT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_COMMIT_ID = _OBJECT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class Snapshot(Protocol):
@@ -242,6 +241,20 @@ class GitSnapshot:
         spec = ["--", validate_relpath(prefix)] if prefix else []
         if self.head is None:
             return []
+        if prefix:
+            # Most prefixes name one file, or nothing: the folder above tells, read through
+            # the running cat-file; only a folder is listed by `ls-tree`.
+            parent, _, name = prefix.rpartition("/")
+            above = self._catfile.info(
+                f"{self.head}:{parent}" if parent else f"{self.head}^{{tree}}"
+            )
+            if above is None or above[1] != "tree":
+                return []
+            entry = _tree_listing(self._catfile, above[0]).get(name)
+            if entry is None:
+                return []
+            if entry[1] != "tree":
+                return [prefix]
         out = self._git.run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", self.head, *spec])
         return sorted(p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0") if p)
 
@@ -286,21 +299,12 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
     return files, tuple(sorted(removed))
 
 
-def build_commit(
-    git: Git,
-    tmpdir: str,
-    snap: GitSnapshot,
-    change: Change,
-    *,
-    path_wise: bool = False,
-) -> Built | None:
+def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Built | None:
     """Write blobs, tree and commit for ``change`` on top of ``snap.head``.
 
-    The tree is built by git on a private index (``GIT_INDEX_FILE`` in ``tmpdir``): read from
-    the parent's tree, edited with ``update-index``, written with ``write-tree``. That needs
-    trees only, so it works on a partial clone. ``path_wise`` (a clone that holds only the
-    trees on the way to the changed paths): only the folders on those paths are rewritten,
-    each with ``git mktree``: every other tree stays on the server, named by its id.
+    Only the folders on the changed paths are rewritten, each read through the running
+    ``cat-file`` and written by one ``git mktree --batch``: every other tree is named by its
+    id, so a clone that holds only the trees on those paths (a remote's) needs no other.
     Returns None when the tree would not change.
     Nothing outside the object database is modified, so an interruption at any point leaves
     at most unreachable objects.
@@ -310,11 +314,9 @@ def build_commit(
         return None
     with tempfile.TemporaryDirectory(prefix="commit-", dir=tmpdir) as folder:
         blobs = dict(zip(files, _write_blobs(git, folder, files.values()), strict=True))
-        if path_wise:
-            tree = _write_tree_on_paths(git, snap.tree_id(), blobs, removed)
-        else:
-            tree = _write_tree(git, folder, snap.head, blobs, removed)
-    if tree == snap.tree_id():
+    root = snap.tree_id()
+    tree = _write_tree(git, snap._catfile, root, blobs, removed)
+    if tree == root:
         return None
     message = git.redact(change.message)
     if message and not message.endswith("\n"):
@@ -345,20 +347,6 @@ def _write_blobs(git: Git, folder: str, contents: Iterable[bytes]) -> list[str]:
     return ids
 
 
-def _write_tree(
-    git: Git, folder: str, head: str | None, blobs: Mapping[str, str], removed: Sequence[str]
-) -> str:
-    """The root tree of ``head`` with ``blobs`` written and ``removed`` gone, built by git."""
-    env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
-    if head is not None:
-        git.run(["read-tree", head], env=env)
-    info = [f"0 {'0' * len(head or '')}\t{path}\0" for path in removed]  # removed: head set
-    info += [f"100644 {oid}\t{path}\0" for path, oid in blobs.items()]
-    git.run(["update-index", "-z", "--index-info"], input="".join(info).encode(), env=env)
-    # --missing-ok: a partial clone lacks the blobs of the files outside the change.
-    return git.run(["write-tree", "--missing-ok"], env=env).text
-
-
 _TREE_MODE = b"40000"
 _KINDS = {_TREE_MODE: "tree", b"160000": "commit"}
 
@@ -366,6 +354,11 @@ _KINDS = {_TREE_MODE: "tree", b"160000": "commit"}
 def tree_entries(catfile: _CatFile, tree: str) -> dict[str, tuple[str, str]]:
     """Name -> (object type, id) of each entry of one tree object (one level, not its
     subtrees), read through the running ``cat-file``: the tree alone must be present."""
+    return {name: (kind, oid) for name, (_, kind, oid) in _tree_listing(catfile, tree).items()}
+
+
+def _tree_listing(catfile: _CatFile, tree: str) -> dict[str, tuple[bytes, str, str]]:
+    """Name -> (mode, object type, id) of each entry of one tree object."""
     found = catfile.contents(tree)
     if found is None or found[0] != "tree":
         raise StoreError(f"the cases repo has no tree {tree}")
@@ -376,7 +369,8 @@ def tree_entries(catfile: _CatFile, tree: str) -> dict[str, tuple[str, str]]:
         space = raw.index(b" ", pos)
         nul = raw.index(b"\0", space)
         name = raw[space + 1 : nul].decode("utf-8", "surrogateescape")
-        entries[name] = (_KINDS.get(raw[pos:space], "blob"), raw[nul + 1 : nul + 1 + width].hex())
+        mode = raw[pos:space]
+        entries[name] = (mode, _KINDS.get(mode, "blob"), raw[nul + 1 : nul + 1 + width].hex())
         pos = nul + 1 + width
     return entries
 
@@ -384,17 +378,18 @@ def tree_entries(catfile: _CatFile, tree: str) -> dict[str, tuple[str, str]]:
 _Edits = dict[str, "str | None | _Edits"]  # name -> blob id, None (removed), or a folder's edits
 
 
-def _write_tree_on_paths(
+def _write_tree(
     git: Git,
+    catfile: _CatFile,
     root: str | None,
     blobs: Mapping[str, str],
     removed: Sequence[str],
 ) -> str:
     """The tree ``root`` with ``blobs`` written and ``removed`` gone, rewriting only the
-    folders on their paths (``git ls-tree`` of each, edited, ``git mktree --missing``).
+    folders on their paths.
 
     As with ``update-index``, a file written where a folder was replaces it, and a folder
-    written where a file was replaces the file.
+    written where a file was replaces the file; a folder left empty goes.
     """
     edits: _Edits = {}
     for path, oid in [*((p, None) for p in removed), *blobs.items()]:
@@ -406,21 +401,22 @@ def _write_tree_on_paths(
                 child = node[part] = {}
             node = child
         node[name] = oid
-    return _rewrite(git, root, edits) or git.run(["mktree"], input=b"").text
+    with _TreeWriter(git) as writer:
+        return _rewrite(catfile, writer, root, edits) or writer.write([])
 
 
-def _rewrite(git: Git, tree: str | None, edits: _Edits) -> str | None:
+def _rewrite(catfile: _CatFile, writer: _TreeWriter, tree: str | None, edits: _Edits) -> str | None:
     """One folder rewritten (None when it ends up empty: git keeps no empty folder)."""
     listing: dict[str, bytes] = {}
+    kinds: dict[str, tuple[str, str]] = {}
     if tree is not None:
-        out = git.run(["ls-tree", "-z", tree]).stdout
-        for entry in out.split(b"\0"):
-            if entry:
-                listing[entry.partition(b"\t")[2].decode("utf-8", "surrogateescape")] = entry
+        for name, (mode, kind, oid) in _tree_listing(catfile, tree).items():
+            listing[name] = mode + f" {kind} {oid}\t{name}".encode("utf-8", "surrogateescape")
+            kinds[name] = (kind, oid)
     for name, edit in edits.items():
         if isinstance(edit, dict):
-            old = listing.get(name, b"").split(b"\t")[0].split()
-            sub = _rewrite(git, old[2].decode() if old[1:2] == [b"tree"] else None, edit)
+            kind, oid = kinds.get(name, ("", ""))
+            sub = _rewrite(catfile, writer, oid if kind == "tree" else None, edit)
             if sub is None:
                 listing.pop(name, None)
             else:
@@ -431,8 +427,43 @@ def _rewrite(git: Git, tree: str | None, edits: _Edits) -> str | None:
             listing[name] = f"100644 blob {edit}\t{name}".encode("utf-8", "surrogateescape")
     if not listing:
         return None
-    made = git.run(["mktree", "-z", "--missing"], input=b"\0".join(listing.values()) + b"\0")
-    return made.text
+    return writer.write(list(listing.values()))
+
+
+class _TreeWriter:
+    """One ``git mktree --batch`` writing every tree of a commit, answering each with its id
+    (a folder's id goes into the folder above it, so they are written one by one)."""
+
+    def __init__(self, git: Git) -> None:
+        self._git = git
+        self._errors = tempfile.TemporaryFile()
+        self._proc = git.popen(["mktree", "-z", "--missing", "--batch"], stderr=self._errors)
+
+    def __enter__(self) -> _TreeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._proc.wait()
+        self._errors.close()
+
+    def write(self, entries: Sequence[bytes]) -> str:
+        """The id of the tree holding ``entries`` (``ls-tree`` lines), written."""
+        stdin, stdout = cast(IO[bytes], self._proc.stdin), cast(IO[bytes], self._proc.stdout)
+        try:
+            # -z: each entry ends with a NUL, and an empty entry ends the tree.
+            stdin.write(b"".join(entry + b"\0" for entry in entries) + b"\0")
+            stdin.flush()
+            answer = stdout.readline().decode("ascii", "replace").strip()
+        except OSError:
+            answer = ""
+        if not _OBJECT_ID.match(answer):
+            self._errors.seek(0)
+            said = self._git.redact(self._errors.read().decode("utf-8", "replace").strip())
+            raise StoreError(f"git mktree failed: {said or answer or 'no answer'}")
+        return answer
 
 
 def masked_change(change: Change) -> Change:
@@ -447,7 +478,6 @@ class Backend(Protocol):
     git: Git
     catfile: _CatFile
     private_dir: str | None  # inside the git dir, outlives the run (None: a temporary clone)
-    partial_trees: bool  # holds only the trees on the way to what it reads: see build_commit
 
     def current_head(self) -> str | None: ...
     def begin(self, timeout: float) -> None: ...
@@ -728,9 +758,7 @@ class CasesStore:
                 return Committed(None, snap.head, number, plan.result)
             change = masked_change(plan.change)
             backend.prepare(snap, change)
-            built = build_commit(
-                backend.git, backend.build_dir(), snap, change, path_wise=backend.partial_trees
-            )
+            built = build_commit(backend.git, backend.build_dir(), snap, change)
             if built is None:
                 return Committed(None, snap.head, number, plan.result)
             if not backend.publish(snap.head, built):
@@ -768,14 +796,26 @@ def _retried(
     has passed, the error ``gave_up`` makes from the attempts made and the time spent.
     """
     start = store._monotonic()
+    first = attempt(1)
+    if first is not None:
+        return first
+    # Most runs publish at the first attempt, so tenacity (about 15 ms of CPU to import) is
+    # loaded once one was rejected; it starts from that attempt's outcome (no second call),
+    # so its stop and wait apply after the first attempt as after every later one.
+    import tenacity
+
     elapsed = 0.0
-    attempts = 0
+    attempts = 1
+    replayed = False
     ceiling = tenacity.wait_exponential(
         multiplier=BACKOFF_BASE, exp_base=BACKOFF_FACTOR, max=BACKOFF_CAP
     )
 
     def one() -> R | None:
-        nonlocal attempts
+        nonlocal attempts, replayed
+        if not replayed:
+            replayed = True
+            return None  # the first attempt's outcome: rejected
         attempts += 1
         return attempt(attempts)
 
@@ -842,9 +882,7 @@ def _update_chain(
             # Each change touches its own paths: one check of them all against the head read.
             backend.prepare(snap, _union(changes))
         for change in changes:
-            built = build_commit(
-                backend.git, backend.build_dir(), tip, change, path_wise=backend.partial_trees
-            )
+            built = build_commit(backend.git, backend.build_dir(), tip, change)
             if built is not None:
                 chain.append(built)
                 tip = GitSnapshot(backend.git, backend.catfile, built.commit)
