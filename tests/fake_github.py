@@ -3,7 +3,8 @@
 It serves, from in-memory state a test seeds and inspects, the endpoints securecase uses:
 check runs (create, update, get, list for a ref, annotations), commit statuses, App
 installation tokens, pull requests (list, get, those of a commit), branches, workflow runs,
-issues (list, get, create, update) and issue comments (list, create, edit, delete). EVERY
+issues (list, get, create, update), issue comments (list, create, edit, delete) and
+workflow artifacts (list, download through a redirect to a signed archive URL, delete). EVERY
 request and response is validated against GitHub's OpenAPI description in
 ``tests/github/openapi-subset.json`` (see ``tests/github/README.md``); anything that does not
 validate, a route no operation of the subset describes, or an operation the server does not
@@ -51,6 +52,8 @@ BODY_LIMIT = 65536
 #: GitHub ignores a larger ``per_page`` and serves at most 100 items a page.
 MAX_PER_PAGE = 100
 _WEB = "https://github.example"
+#: Where a download's redirect points: GitHub's storage host, played by this server.
+ARCHIVE_PATH = "/_archives/artifacts/"
 _NOW = "2026-11-23T10:00:00Z"
 
 Reply = tuple[int, Any, dict[str, str]]
@@ -252,6 +255,21 @@ class RunRecord:
     path: str
 
 
+@dataclass
+class ArtifactRecord:
+    """A workflow artifact: its zip's bytes and the run that uploaded it."""
+
+    owner: str
+    repo: str
+    id: int
+    name: str
+    data: bytes
+    run_id: int
+    head_repo: str
+    expired: bool
+    created_at: str
+
+
 def fake_sha(*parts: object) -> str:
     """A stable 40-hex commit id made from ``parts`` (tests that need one by name)."""
     return hashlib.sha1("/".join(map(str, parts)).encode("utf-8")).hexdigest()
@@ -280,6 +298,10 @@ class FakeGitHub:
     comment_records: dict[int, CommentRecord] = field(default_factory=dict)
     branch_records: dict[tuple[str, str], dict[str, BranchRecord]] = field(default_factory=dict)
     run_records: dict[tuple[str, str, int], RunRecord] = field(default_factory=dict)
+    artifact_records: dict[int, ArtifactRecord] = field(default_factory=dict)
+    #: Downloads of artifact archives from the storage host the API redirects to (not API
+    #: requests: never validated against the description, never authenticated).
+    archive_requests: list[Recorded] = field(default_factory=list)
 
     # -- scripted failures -------------------------------------------------------------
 
@@ -463,6 +485,45 @@ class FakeGitHub:
 
     # -- issues and comments -----------------------------------------------------------
 
+    # -- workflow artifacts ------------------------------------------------------------
+
+    def add_artifact(
+        self,
+        owner: str,
+        repo: str,
+        name: str,
+        data: bytes,
+        *,
+        run_id: int = 1,
+        head_repo: str | None = None,
+        expired: bool = False,
+    ) -> int:
+        """Store an artifact (``data``: its zip) as a run of ``owner/repo`` uploaded it; its id.
+        ``head_repo="fork/name"`` makes it the artifact of a fork's pull request run."""
+        with self.lock:
+            artifact_id = max(self.artifact_records, default=100) + 1
+            self.artifact_records[artifact_id] = ArtifactRecord(
+                owner,
+                repo,
+                artifact_id,
+                name,
+                data,
+                run_id,
+                head_repo or f"{owner}/{repo}",
+                expired,
+                self.now,
+            )
+            return artifact_id
+
+    def artifacts(self, owner: str, repo: str) -> list[str]:
+        """The names of the artifacts ``owner/repo`` still has, oldest first."""
+        with self.lock:
+            return [
+                a.name
+                for _, a in sorted(self.artifact_records.items())
+                if (a.owner, a.repo) == (owner, repo)
+            ]
+
     def add_issue(
         self,
         owner: str,
@@ -581,6 +642,9 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = raw.decode("utf-8", "replace")
         record = Recorded(method, parts.path, parse_qs(parts.query), dict(self.headers), body)
+        if parts.path.startswith(ARCHIVE_PATH):
+            self._archive(fake, record)
+            return
         found = find_route(method, parts.path)
         record.operation = found[0].operation if found else ""
         with fake.lock:
@@ -609,6 +673,22 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() in rate:
                 continue
             self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _archive(self, fake: FakeGitHub, record: Recorded) -> None:
+        """Serve an artifact's zip as the storage host GitHub redirects a download to: the
+        signed URL alone grants access."""
+        with fake.lock:
+            fake.archive_requests.append(record)
+            match = re.fullmatch(rf"{ARCHIVE_PATH}(\d+)\.zip", record.path)
+            artifact = fake.artifact_records.get(int(match.group(1))) if match else None
+            signed = artifact is not None and record.query.get("sig") == [_signature(artifact)]
+        record.status = 200 if signed and artifact is not None else 403
+        data = artifact.data if signed and artifact is not None else b"AuthenticationFailed"
+        self.send_response(record.status)
+        self.send_header("Content-Type", "application/zip" if signed else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
@@ -1411,6 +1491,72 @@ def _commit_status(fake: FakeGitHub, params: dict[str, str], record: Recorded) -
     return _create_status(fake, params["owner"], params["repo"], params["sha"], body)
 
 
+def _artifact_out(fake: FakeGitHub, artifact: ArtifactRecord) -> dict[str, Any]:
+    api = f"{fake.base_url}/repos/{artifact.owner}/{artifact.repo}/actions/artifacts/{artifact.id}"
+    return {
+        "id": artifact.id,
+        "node_id": f"MDg6QXJ0aWZhY3Q{artifact.id}",
+        "name": artifact.name,
+        "size_in_bytes": len(artifact.data),
+        "url": api,
+        "archive_download_url": f"{api}/zip",
+        "expired": artifact.expired,
+        "created_at": artifact.created_at,
+        "expires_at": "2027-03-01T00:00:00Z",
+        "updated_at": artifact.created_at,
+        "digest": "sha256:" + hashlib.sha256(artifact.data).hexdigest(),
+        "workflow_run": {
+            "id": artifact.run_id,
+            "repository_id": _stable_id("repo", f"{artifact.owner}/{artifact.repo}"),
+            "head_repository_id": _stable_id("repo", artifact.head_repo),
+            "head_branch": "main",
+            "head_sha": fake_sha("artifact", artifact.id),
+        },
+    }
+
+
+def _signature(artifact: ArtifactRecord) -> str:
+    return hashlib.sha256(f"signed:{artifact.id}:{artifact.name}".encode()).hexdigest()[:32]
+
+
+def _list_artifacts(fake: FakeGitHub, params: dict[str, str], record: Recorded) -> Reply:
+    owner, repo = params["owner"], params["repo"]
+    name = _query(record, "name")
+    # Newest first, as GitHub lists them; the name filter matches the whole name only.
+    found = [
+        a
+        for _, a in sorted(fake.artifact_records.items(), reverse=True)
+        if (a.owner, a.repo) == (owner, repo) and (name is None or a.name == name)
+    ]
+    page, links = _paginate(fake, record.path, record, [_artifact_out(fake, a) for a in found])
+    return 200, {"total_count": len(found), "artifacts": page}, links
+
+
+def _artifact_of(fake: FakeGitHub, params: dict[str, str]) -> ArtifactRecord | None:
+    artifact = fake.artifact_records.get(int(params["artifact_id"]))
+    if artifact is None or (artifact.owner, artifact.repo) != (params["owner"], params["repo"]):
+        return None
+    return artifact
+
+
+def _download_artifact(fake: FakeGitHub, params: dict[str, str], record: Recorded) -> Reply:
+    artifact = _artifact_of(fake, params)
+    if artifact is None or params["archive_format"] != "zip":
+        return _error(404, "Not Found")
+    if artifact.expired:
+        return _error(410, "Artifact has expired")
+    location = f"{fake.base_url}{ARCHIVE_PATH}{artifact.id}.zip?sig={_signature(artifact)}"
+    return 302, None, {"Location": location}
+
+
+def _delete_artifact(fake: FakeGitHub, params: dict[str, str], record: Recorded) -> Reply:
+    artifact = _artifact_of(fake, params)
+    if artifact is None:
+        return _error(404, "Not Found")
+    del fake.artifact_records[artifact.id]
+    return 204, None, {}
+
+
 Handler = Callable[[FakeGitHub, dict[str, str], Recorded], Reply]
 
 #: The operations the fake serves, by operationId; any other route is a test failure.
@@ -1434,6 +1580,9 @@ _HANDLERS: dict[str, Handler] = {
     "issues/create-comment": _create_comment,
     "issues/update-comment": _update_comment,
     "issues/delete-comment": _delete_comment,
+    "actions/list-artifacts-for-repo": _list_artifacts,
+    "actions/download-artifact": _download_artifact,
+    "actions/delete-artifact": _delete_artifact,
 }
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +46,30 @@ class Run:
     steps_run: list[str] = field(default_factory=list)
 
 
-class Runner:
-    """Runs action.yml's steps in order, like the Actions runner does for a composite action."""
+#: Plays ``actions/upload-artifact``: called with the step's evaluated ``with`` inputs.
+Upload = Callable[[dict[str, str]], None]
 
-    def __init__(self, temp: Path, *, github_token: str = "", env: dict[str, str] | None = None):
+
+class Runner:
+    """Runs action.yml's steps in order, like the Actions runner does for a composite action.
+
+    After a step fails, only the steps whose ``if`` holds a status function (``!cancelled()``)
+    still run, and the run ends with the first failure, as on a runner. ``uses`` steps are
+    skipped, except ``actions/upload-artifact`` when an ``upload`` stand-in is given.
+    """
+
+    def __init__(
+        self,
+        temp: Path,
+        *,
+        github_token: str = "",
+        env: dict[str, str] | None = None,
+        upload: Upload | None = None,
+    ):
         self.temp = temp
         self.github_token = github_token
         self.env = env or {}
+        self.upload = upload
         venv_bin = temp / "securecase-venv" / "bin"
         venv_bin.mkdir(parents=True, exist_ok=True)
         self.argv_log = temp / "argv.log"
@@ -70,6 +87,19 @@ class Runner:
     def value(
         self, expression: str, inputs: dict[str, str], steps: dict[str, dict[str, str]]
     ) -> str:
+        wrapped = _EXPRESSION.fullmatch(expression.strip())
+        if wrapped:
+            expression = wrapped.group(1)
+        if "&&" in expression:
+            parts = [self.value(p.strip(), inputs, steps) for p in expression.split("&&")]
+            return "true" if all(parts) else ""
+        if expression == "!cancelled()":
+            return "true"  # nobody cancels these runs
+        if "!=" in expression:
+            left, right = (p.strip() for p in expression.split("!=", 1))
+            literal = re.fullmatch(r"'([^']*)'", right)
+            assert literal, f"unsupported comparison {expression!r}"
+            return "true" if self.value(left, inputs, steps) != literal.group(1) else ""
         if "||" in expression:
             for part in expression.split("||"):
                 found = self.value(part.strip(), inputs, steps)
@@ -102,11 +132,22 @@ class Runner:
         steps: dict[str, dict[str, str]] = {}
         logs: list[tuple[str, str]] = []
         ran: list[str] = []
+        failed: tuple[str, int] | None = None
         for index, step in enumerate(ACTION["runs"]["steps"]):
-            if "uses" in step or "install.sh" in step["run"]:
-                continue  # the wheel cache; the install is replaced (see the module docstring)
-            if "if" in step and not self.value(step["if"], inputs, steps):
+            condition = str(step.get("if", ""))
+            if failed is not None and "cancelled()" not in condition:
                 continue
+            if condition and not self.value(condition, inputs, steps):
+                continue
+            if "uses" in step:
+                # The wheel cache is left out; an upload goes to the stand-in when there is one.
+                if step["uses"].startswith("actions/upload-artifact@") and self.upload:
+                    with_ = step["with"].items()
+                    self.upload({k: self.evaluate(str(v), inputs, steps) for k, v in with_})
+                    ran.append(step["name"])
+                continue
+            if "install.sh" in step["run"]:
+                continue  # the install is replaced (see the module docstring)
             output = self.temp / f"output-{index}"
             output.write_text("")
             env = clean_env(
@@ -132,8 +173,10 @@ class Runner:
             logs.append((proc.stdout, proc.stderr))
             if "id" in step:
                 steps[step["id"]] = read_github_output(output)
-            if proc.returncode != 0:
-                return self._result(step["name"], proc.returncode, logs, {}, summary, ran)
+            if proc.returncode != 0 and failed is None:
+                failed = (step["name"], proc.returncode)
+        if failed is not None:
+            return self._result(failed[0], failed[1], logs, {}, summary, ran)
         outputs = {
             name: self.evaluate(spec["value"], inputs, steps)
             for name, spec in ACTION["outputs"].items()
@@ -325,7 +368,12 @@ def test_ingest_stays_the_default_command_with_its_defaults(work: Path) -> None:
     )
 
     assert run.failed_step is None, run.stdout + run.stderr
-    assert run.steps_run == ["Check the inputs", "Find the runner's Python", "Ingest the reports"]
+    assert run.steps_run == [
+        "Check the inputs",
+        "Choose where a busy cases repo's record waits",
+        "Find the runner's Python",
+        "Ingest the reports",
+    ]
     assert run.outputs["command"] == "ingest"
     assert run.outputs["case_key"] == "github::acme::shop::BR::main"
     assert run.outputs["decision"] == "pass"  # the HIGH finding is excepted by EXC-1

@@ -400,6 +400,9 @@ def run_action_ingest_step(
         if "github.token" in default:  # the job's token, as the runner fills it in
             default = env.get("GITHUB_TOKEN", "")
         context[f"inputs.{name}"] = inputs.get(name, default)
+    # What the queue step writes on a runner that is not GitHub-hosted: the queue-dir input.
+    context["steps.queue.outputs.dir"] = context["inputs.queue-dir"]
+    context["steps.queue.outputs.artifact"] = "false"
     for name, template in step["env"].items():
         env[name] = re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m.group(1)], template)
     env["RUNNER_TEMP"] = str(runner_temp)

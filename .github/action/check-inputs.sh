@@ -28,10 +28,11 @@ ingest_only=(
   from-workflow-run=SC_FROM_WORKFLOW_RUN github-app-id=SECURECASE_GITHUB_APP_ID
   github-app-private-key=SECURECASE_GITHUB_APP_KEY
   github-app-installation-id=SECURECASE_GITHUB_APP_INSTALLATION_ID
+  record-artifacts=SC_RECORD_ARTIFACTS
 )
 sweep_only=(
   repos=SC_REPOS dry-run=SC_DRY_RUN notify=SECURECASE_NOTIFY notify-format=SC_NOTIFY_FORMAT
-  open-issues=SC_OPEN_ISSUES
+  open-issues=SC_OPEN_ISSUES fold-artifacts=SC_FOLD_ARTIFACTS
 )
 
 command="${SC_COMMAND:-ingest}"

@@ -24,6 +24,11 @@ case "$SC_NOTIFY_FORMAT" in
   slack | teams | json) args+=(--notify-format "$SC_NOTIFY_FORMAT") ;;
   *) fail "the notify-format input is slack, teams or json" ;;
 esac
+case "${SC_FOLD_ARTIFACTS:-}" in
+  false | "") ;;
+  true) args+=(--fold-artifacts) ;;
+  *) fail "the fold-artifacts input is true or false" ;;
+esac
 if [ -n "$SC_REPOS" ]; then args+=(--repo "$SC_REPOS"); fi
 if [ -n "$SC_OPEN_ISSUES" ]; then args+=(--open-issues "$SC_OPEN_ISSUES"); fi
 if [ -n "$SC_PUSH_TIMEOUT" ]; then args+=(--push-timeout "$SC_PUSH_TIMEOUT"); fi

@@ -388,6 +388,9 @@ def ingest(
         source_root=str(source_root) if source_root else None,
         fallback_root=os.getcwd(),
         queue_root=queue_root(queue_dir),
+        # Set by the Action on GitHub-hosted runners, which uploads a queued record as an
+        # artifact: the warning then says where the record really waits.
+        queue_artifact=os.environ.get("SECURECASE_QUEUE_ARTIFACT", "").strip() == "true",
     )
     result = run_ingest(request, clock=_clock())
     _warn(result.warnings, actions=context is not None)

@@ -23,6 +23,7 @@ from securecase.cli.common import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from securecase.services.artifactfold import ArtifactFoldResult
     from securecase.services.sweep import SweepResult
 
 #: Rows per list in the job summary; ``sweep --output json`` lists everything.
@@ -128,6 +129,15 @@ class _DaysOrNever(click.ParamType):
     help="Records ingests of this machine queued while the cases repo was busy: pushed first, "
     "in one push (see ingest --queue-dir; env SECURECASE_QUEUE_DIR).",
 )
+@click.option(
+    "--fold-artifacts",
+    is_flag=True,
+    envvar="SECURECASE_FOLD_ARTIFACTS",
+    help="First fold in the records queued on GitHub-hosted runners and kept as workflow "
+    "artifacts (securecase-record-*) of every repository with a folder in the cases repo "
+    "(or the --repo NAME given): one push, and each artifact deleted once its record landed. "
+    "Needs a token with actions: read and write there. Env SECURECASE_FOLD_ARTIFACTS.",
+)
 @cache_option
 @click.option(
     "--prune-raw-after",
@@ -164,6 +174,7 @@ def sweep(
     git_email: str,
     push_timeout: float,
     queue_dir: str | None,
+    fold_artifacts: bool,
     no_cache: bool,
     prune_raw_after: int | None,
     retire_after: int | None,
@@ -175,8 +186,10 @@ def sweep(
     With --shards, every shard of the file in turn, each shard's changes committed to it;
     nothing is written while a case is in more than one shard. Today comes from
     $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook failures are
-    warnings), 2 for bad input, 3 when the cases repo cannot be written.
+    warnings), 2 for bad input (also a record artifact --fold-artifacts cannot fold: it is
+    kept and named), 3 when the cases repo cannot be written.
     """
+    from securecase.cli.artifacts import artifact_data, artifact_notes, fold_artifacts_into
     from securecase.clock import clock_from_env
     from securecase.github.client import settings_from_options
     from securecase.github.outputs import warning_line
@@ -201,9 +214,32 @@ def sweep(
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
     folded: tuple[str, ...] = ()
+    artifacts: list[ArtifactFoldResult] = []
+    if fold_artifacts and github is None:
+        raise click.UsageError(
+            "--fold-artifacts needs a GitHub token (--github-token or $GITHUB_TOKEN) with "
+            "actions: read and write on the scanned repositories"
+        )
     if not dry_run:
         for location in [s.cases_repo for s in shards.shards] if shards else [cases_repo]:
             folded += _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
+            if fold_artifacts and github is not None:
+                # A repository named outright whose folder does not exist yet belongs to the
+                # shard the shard file picks for it (with no shard file: the one cases repo).
+                picked = shards.pick(repo_glob) if shards and repo_glob else None
+                owns = shards is None or (picked is not None and picked.cases_repo == location)
+                artifacts.append(
+                    fold_artifacts_into(
+                        location,
+                        repo_glob if owns else None,
+                        repo_glob,
+                        github,
+                        git_name,
+                        git_email,
+                        push_timeout,
+                    )
+                )
+    folded += tuple(w for one in artifacts for w in artifact_notes(one))
     with (
         _progress(enabled=not actions and sys.stderr.isatty()) as progress,
         parse_cache(no_cache) as cache,
@@ -247,6 +283,8 @@ def sweep(
         data = sweep_data(result)
         if shards is not None:
             data["shards"] = parts
+        if fold_artifacts:
+            data["artifacts"] = artifact_data(artifacts)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         # Case keys hold branch names, which whoever pushes a branch chooses.
@@ -257,6 +295,17 @@ def sweep(
             )
     for warning in warnings:
         click.echo(warning_line(warning, actions=actions), err=True)
+    refused = [r for one in artifacts for r in one.refused]
+    if refused:
+        from securecase.errors import InputError
+
+        # Fail closed: the sweep did its work, but a record someone meant to keep did not land.
+        raise InputError(
+            f"{len(refused)} record artifact(s) were not folded and are kept: "
+            + "; ".join(f"{r.name} of {r.repo}: {r.reason}" for r in refused),
+            hint="look at each named artifact; delete it by hand once it is understood "
+            "(or let it expire)",
+        )
     sys.exit(0)
 
 

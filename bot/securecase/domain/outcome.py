@@ -39,6 +39,8 @@ class IngestResult:
     #: The queue entry holding this run's record when the cases repo could not take it (the
     #: decision stands; the record lands with a later run), None when it was pushed.
     queued: str | None = None
+    #: The folder of that queue entry (what a GitHub-hosted run uploads as an artifact).
+    queued_folder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,10 @@ def ingest_outputs(result: IngestResult, *, channel: str, case_url: str | None) 
         "case_path": result.case_path,
         "cases_commit": result.cases_commit or "",
         "recorded": recorded_state(result),
+        # A queued record's entry id and folder: on a GitHub-hosted runner the Action uploads
+        # that folder as the artifact securecase-record-<queued> (sweep --fold-artifacts).
+        "queued": result.queued or "",
+        "queued_path": result.queued_folder or "",
         "case_url": case_url or "",
         "counts": json.dumps(counts, separators=(",", ":")),
         "new": str(new_count(result)),

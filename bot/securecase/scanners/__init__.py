@@ -106,8 +106,12 @@ def parse_bytes(
     source: str | None = None,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> Report:
-    """Parse a report already in memory; ``origin`` (usually the path) starts every message."""
+    """Parse a report already in memory; ``origin`` (usually the path) starts every message.
+
+    ``read_checkout`` False: the roots only cut paths, and no file of this machine is read
+    (a record from another machine)."""
     report, _ = parse_with_document(
         data,
         origin=origin,
@@ -115,6 +119,7 @@ def parse_bytes(
         source=source,
         source_root=source_root,
         fallback_root=fallback_root,
+        read_checkout=read_checkout,
     )
     return report
 
@@ -127,6 +132,7 @@ def parse_with_document(
     source: str | None = None,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> tuple[Report, object | None]:
     """:func:`parse_bytes`, and the JSON document ``data`` decodes to: masking the stored
     report reads it instead of decoding the same bytes again. None for XML, and when the
@@ -156,7 +162,13 @@ def parse_with_document(
         from securecase.scanners import sarif
 
         report = sarif.parse_document(
-            origin, data, document, source, source_root=source_root, fallback_root=fallback_root
+            origin,
+            data,
+            document,
+            source,
+            source_root=source_root,
+            fallback_root=fallback_root,
+            read_checkout=read_checkout,
         )
     else:
         report = PARSERS[chosen](origin, data, document, source)

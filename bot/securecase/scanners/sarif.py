@@ -285,13 +285,15 @@ def parse_document(
     *,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> Report:
     """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from.
 
     ``source_root`` is the scanned checkout (``--source-root``, ``$GITHUB_WORKSPACE``):
     its root is cut from absolute paths and, for results without a snippet, the flagged line
     is read from it. ``fallback_root`` (the current directory) serves the same way only when
-    every file the log names exists under it."""
+    every file the log names exists under it. ``read_checkout`` False: the roots only cut
+    paths; no file of this machine is read."""
     doc = check_document(document, origin)
     problems = Problems()
     dropped = Dropped()
@@ -343,7 +345,7 @@ def parse_document(
     if problems.items:
         raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
-    root, outside = _repo_relative(candidates, source_root, fallback_root)
+    root, outside = _repo_relative(candidates, source_root, fallback_root, read_checkout)
     findings, former_ids = identified(source, candidates, root)
     warnings = dropped.warnings(origin) + _outside_warning(origin, outside)
     build_secrets = mask_invocations(doc)
@@ -370,11 +372,14 @@ def parse_document(
 
 
 def _repo_relative(
-    candidates: list[Candidate], source_root: str | None, fallback_root: str | None
+    candidates: list[Candidate],
+    source_root: str | None,
+    fallback_root: str | None,
+    read_checkout: bool = True,
 ) -> tuple[SourceRoot | None, list[str]]:
     """Make every candidate's path repo-relative (in place); the root to read flagged lines
     from, if any, and the absolute paths left outside the checkout."""
-    root = SourceRoot(source_root, fallback_root)
+    root = SourceRoot(source_root, fallback_root, on_disk=read_checkout)
     outside: list[str] = []
     for candidate in candidates:
         location = candidate.finding.location

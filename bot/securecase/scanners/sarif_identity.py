@@ -85,7 +85,12 @@ class SourceRoot:
     report needs read exists under it (then it is the scanned repository).
     """
 
-    def __init__(self, given: str | None, fallback: str | None = None) -> None:
+    def __init__(
+        self, given: str | None, fallback: str | None = None, *, on_disk: bool = True
+    ) -> None:
+        """``on_disk`` False: the roots only cut paths, and no file is read or probed (a
+        record replayed on another machine, whose roots name folders of that other machine).
+        """
         self.prefixes: list[str] = []
         self.directory: Path | None = None
         self.trusted = given is not None
@@ -93,7 +98,7 @@ class SourceRoot:
         if chosen:
             absolute = os.path.abspath(chosen)
             self.prefixes.append(absolute.rstrip("/") or "/")
-            if os.path.isdir(absolute):
+            if on_disk and os.path.isdir(absolute):
                 self.directory = Path(absolute)
         self._lines: dict[str, list[str] | None] = {}
 

@@ -59,7 +59,7 @@ from securecase.scanners.jsonload import (
 )
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
-from securecase.storage.queue import QueuedRecord, RecordQueue
+from securecase.storage.queue import QueuedRecord, RecordQueue, entry_digest
 from securecase.storage.rawfile import deterministic_gzip, stored_raw
 from securecase.storage.repos import open_store
 from securecase.storage.secrets import masked_file, remember_packed
@@ -106,6 +106,12 @@ class IngestRequest:
     #: Where records wait when the cases repo cannot take them (None: a busy cases repo fails
     #: the run, exit 3); see :mod:`securecase.storage.queue`.
     queue_root: Path | None = None
+    #: The Action uploads a queued record as a workflow artifact (GitHub-hosted runners),
+    #: which ``sweep --fold-artifacts`` folds in: only the warning's wording depends on it.
+    queue_artifact: bool = False
+    #: False for a record replayed away from the machine that scanned (a workflow artifact):
+    #: the roots above then only cut paths, and no file of this machine is read for it.
+    read_checkout: bool = True
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -150,6 +156,7 @@ def _read_reports(
     *,
     source_root: str | None = None,
     fallback_root: str | None = None,
+    read_checkout: bool = True,
 ) -> list[_Loaded]:
     """Each report parsed, with its bytes and document."""
     if sources and len(sources) != len(paths):
@@ -172,6 +179,7 @@ def _read_reports(
             source=source,
             source_root=source_root,
             fallback_root=fallback_root,
+            read_checkout=read_checkout,
         )
         loaded.append(_Loaded(report, data, document))
     seen: dict[str, str] = {}
@@ -223,7 +231,7 @@ def ingest(request: IngestRequest, *, clock: Clock) -> IngestResult:
         # The oldest records only: an ingest's own decision waits for the plans of those it
         # carries, and a sweep folds the rest.
         ready = queue.entries()[:FOLD_WITH_INGEST] if queue is not None and may_fold else []
-        waiting, unread = _foldable(ready)
+        waiting, unread = read_queued(ready)
         try:
             result = _record(own, waiting, queue)
             return replace(result, warnings=(*result.warnings, *unread)) if unread else result
@@ -245,7 +253,7 @@ def fold_queue(
     with queue.folding() as may_fold:
         if not may_fold:
             return FoldResult(landed=(), waiting=len(queue.entries()), commits=0, warnings=())
-        waiting, unread = _foldable(queue.entries())
+        waiting, unread = read_queued(queue.entries())
         if not waiting and queue.in_flight() is None:
             return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
         paths = [POLICY_FILE] + [p for entry in waiting for p in entry.prepared.paths]
@@ -261,7 +269,7 @@ def fold_queue(
             except PushRefused:
                 queue.end_push()  # refused: nothing of that push landed
                 raise
-        landed, warnings = _landed(waiting, done.results)
+        landed, warnings = landed_records(waiting, done.results)
         queue.remove(landed)
         queue.end_push()
         return FoldResult(
@@ -298,6 +306,7 @@ class _Prepared:
             request.max_report_bytes,
             source_root=request.source_root,
             fallback_root=request.fallback_root,
+            read_checkout=request.read_checkout,
         )
         self.loaded = loaded
         self.parsed = [entry.report for entry in loaded]
@@ -337,6 +346,7 @@ class _Prepared:
                 source=slot,
                 source_root=self.request.source_root,
                 fallback_root=self.request.fallback_root,
+                read_checkout=self.request.read_checkout,
             )
         return self._reparsed[index, slot]
 
@@ -402,24 +412,49 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
-class _Waiting:
+class WaitingRecord:
     """A queued record, read back and ready to plan."""
 
     entry_id: str
     prepared: _Prepared
 
+    @property
+    def paths(self) -> list[str]:
+        """The files of the cases repo its plan reads."""
+        return self.prepared.paths
+
+    @property
+    def subject(self) -> Subject:
+        """The subject whose case the record updates."""
+        return self.prepared.request.subject
+
+    @property
+    def received_at(self) -> str:
+        """When the ingest that queued it ran (ISO 8601)."""
+        return self.prepared.received_at
+
     def compute(self, snapshot: Snapshot) -> Plan[IngestResult | SecurecaseError]:
         """Its plan; a record the cases repo's state refuses (a case file a human broke, a
-        case grown past the findings limit) stays queued instead of stopping the others."""
+        case grown past the findings limit) stays queued instead of stopping the others.
+
+        Its commit names the record (``Securecase-Record:`` and its content digest), so a
+        copy of the record found later (a workflow artifact) is known to have landed."""
         try:
-            return cast(Plan[IngestResult | SecurecaseError], self.prepared.plan(snapshot))
+            planned = cast(Plan[IngestResult | SecurecaseError], self.prepared.plan(snapshot))
         except StoreError:
             raise  # the cases repo itself: every record waits
         except SecurecaseError as error:
             return Plan(change=None, result=error)
+        if planned.change is None:
+            return planned
+        trailer = _trailer("Record", entry_digest(self.entry_id))
+        message = f"{planned.change.message}{trailer}\n"
+        return replace(planned, change=replace(planned.change, message=message))
 
 
-def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) -> IngestResult:
+def _record(
+    own: _Prepared, waiting: list[WaitingRecord], queue: RecordQueue | None
+) -> IngestResult:
     """Push this run's record, with the waiting ones before it, in one push."""
     request = own.request
     paths = own.paths + [p for entry in waiting for p in entry.prepared.paths]
@@ -441,7 +476,7 @@ def _record(own: _Prepared, waiting: list[_Waiting], queue: RecordQueue | None) 
             computes,
             before_publish=lambda tip: queue.begin_push(tip, [e.entry_id for e in waiting]),
         )
-    landed, notes = _landed(waiting, done.results[:-1])
+    landed, notes = landed_records(waiting, done.results[:-1])
     queue.remove(landed)
     queue.end_push()
     mine = done.results[-1]
@@ -483,7 +518,7 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
     }
     entry = queue.put(fields, [loaded.data for loaded in own.loaded], own.policy_bytes)
     oldest = min(str(e.fields["received_at"]) for e in queue.entries())
-    if _parse_time(oldest) < _parse_time(own.received_at) - QUEUE_STALE_AFTER:
+    if parse_time(oldest) < parse_time(own.received_at) - QUEUE_STALE_AFTER:
         # The queue has not drained for a long time: not a burst but a cases repo this
         # machine cannot write (credentials, branch protection). Fail so someone looks.
         raise StoreError(
@@ -494,26 +529,47 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
         ) from error
     assert own.decided is not None
     result = own.finished(own.decided, None, None)
+    where = (
+        f"is kept as the workflow artifact securecase-record-{entry.entry_id} and lands with "
+        "the next `securecase sweep --fold-artifacts` of this cases repo"
+        if request.queue_artifact
+        else f"is queued as {entry.entry_id} in {queue.folder} and lands with the next ingest "
+        "or sweep of this cases repo on this machine"
+    )
     warning = (
         f"the decision stands, but the cases repo could not take the record now "
-        f"({error.message}); it is queued as {entry.entry_id} in {queue.folder} and lands "
-        "with the next ingest or sweep of this cases repo on this machine"
+        f"({error.message}); it {where}"
     )
-    return replace(result, queued=entry.entry_id, warnings=(*result.warnings, warning))
+    return replace(
+        result,
+        queued=entry.entry_id,
+        queued_folder=str(entry.folder),
+        warnings=(*result.warnings, warning),
+    )
 
 
-def _parse_time(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time of a record, UTC when it names no zone."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _foldable(entries: Sequence[QueuedRecord]) -> tuple[list[_Waiting], tuple[str, ...]]:
+def read_queued(
+    entries: Sequence[QueuedRecord], *, foreign_identity: GitIdentity | None = None
+) -> tuple[list[WaitingRecord], tuple[str, ...]]:
     """The queued records read back, and a warning per one that no longer reads (its files
-    damaged, or refused by this version): that one stays queued, for a person to look at."""
+    damaged, or refused by this version): that one stays queued, for a person to look at.
+
+    ``foreign_identity`` marks records that arrive from elsewhere (workflow artifacts, which
+    anyone's run could write): it replaces the commit author a record names, and no file of
+    this machine is read for them (their checkout roots name another machine's folders)."""
     ready, warnings = [], []
     for entry in entries:
         try:
-            ready.append(_Waiting(entry.entry_id, _Prepared(*_request_of(entry))))
+            request, received = _request_of(entry)
+            if foreign_identity is not None:
+                request = replace(request, identity=foreign_identity, read_checkout=False)
+            ready.append(WaitingRecord(entry.entry_id, _Prepared(request, received)))
         except (SecurecaseError, KeyError, TypeError, ValueError) as error:
             said = error.message if isinstance(error, SecurecaseError) else repr(error)
             warnings.append(f"queued record {entry.folder} cannot be read, it stays: {said}")
@@ -551,12 +607,12 @@ def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
         source_root=fields["source_root"],
         fallback_root=fields["fallback_root"],
     )
-    return request, _parse_time(str(fields["received_at"]))
+    return request, parse_time(str(fields["received_at"]))
 
 
 def _settle_in_flight(
-    store: CasesStore, queue: RecordQueue, waiting: list[_Waiting]
-) -> list[_Waiting]:
+    store: CasesStore, queue: RecordQueue, waiting: list[WaitingRecord]
+) -> list[WaitingRecord]:
     """Finish what a fold that died between its push and its clean-up left: its entries are
     removed when its commit reached the cases repo, and fold again otherwise."""
     noted = queue.in_flight()
@@ -571,8 +627,8 @@ def _settle_in_flight(
     return waiting
 
 
-def _landed(
-    waiting: Sequence[_Waiting], results: Sequence[IngestResult | SecurecaseError]
+def landed_records(
+    waiting: Sequence[WaitingRecord], results: Sequence[IngestResult | SecurecaseError]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The entries whose records are now in the cases repo, and a warning per one that stays."""
     landed, warnings = [], []

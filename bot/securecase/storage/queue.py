@@ -95,10 +95,7 @@ class RecordQueue:
     ) -> QueuedRecord:
         """Store one record durably (fsynced, whole or not at all); the entry."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
-        for data in reports:
-            digest.update(hashlib.sha256(data).digest())
-        suffix = digest.hexdigest()[:20]
+        suffix = record_digest(fields, reports)
         received = "".join(c for c in str(fields["received_at"]) if c.isalnum())
         for child in self.folder.glob(f"{received}-*-{suffix}"):
             return QueuedRecord(child.name, child, fields)  # the same record, queued before
@@ -198,6 +195,23 @@ class RecordQueue:
     def end_push(self) -> None:
         """Forget the note of :meth:`begin_push` (its entries were removed, or stay queued)."""
         (self.folder / INFLIGHT_FILE).unlink(missing_ok=True)
+
+
+def record_digest(fields: Mapping[str, Any], reports: Sequence[bytes]) -> str:
+    """The content digest that ends a record's entry id: its inputs and its reports' bytes.
+
+    A record carried elsewhere (a workflow artifact) is checked against it when read back, and
+    the commit that lands a record names it (``Securecase-Record:``), so a record is never
+    applied twice."""
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    for data in reports:
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:20]
+
+
+def entry_digest(entry_id: str) -> str:
+    """The content digest at the end of an entry id (see :func:`record_digest`)."""
+    return entry_id.rsplit("-", 1)[-1]
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -604,6 +604,17 @@ class CasesStore:
                 found[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
         return found
 
+    def subfolders(self, head: str | None, prefix: str) -> list[str]:
+        """The paths of the folders directly under ``prefix`` at commit ``head`` (trees only)."""
+        self._check_open()
+        if head is None:
+            return []
+        prefix = validate_relpath(prefix.rstrip("/"))
+        out = self._backend.git.run(
+            ["ls-tree", "-d", "-z", "--name-only", "--full-tree", head, "--", prefix + "/"]
+        )
+        return [name.decode("utf-8", "surrogateescape") for name in out.stdout.split(b"\0") if name]
+
     def log(
         self, args: Sequence[str], *, path: str | None = None, since: str | None = None
     ) -> bytes:

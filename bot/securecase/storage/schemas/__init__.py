@@ -19,6 +19,7 @@ from securecase.storage.yamldoc import clip
 POLICY = "policy.schema.json"
 CASE = "case.schema.json"
 FINDINGS = "findings.schema.json"
+RECORD = "record.schema.json"
 #: At most this many problems are listed; the rest are counted.
 MAX_PROBLEMS = 20
 
