@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_cached_reads_equal_the_direct_parse_of_every_real_case_file(
         assert cold_case == direct, folder
         assert warm_case == direct, folder
     assert cache.path is not None
-    with sqlite3.connect(cache.path) as db:
+    with closing(sqlite3.connect(cache.path)) as db, db:
         stored = dict(db.execute("SELECT kind, count(*) FROM parsed GROUP BY kind").fetchall())
     assert stored["case"] == len(cold) and stored["findings"] >= 1
 
@@ -229,7 +230,7 @@ def test_a_warm_report_reads_what_the_metrics_need_from_the_cache_alone(
     assert _report(cases_repo, caches("c")) == uncached
     cache_file = caches("c").path
     assert cache_file is not None
-    with sqlite3.connect(cache_file) as db:
+    with closing(sqlite3.connect(cache_file)) as db, db:
         facts = db.execute("SELECT count(*) FROM parsed WHERE kind = 'facts'").fetchone()[0]
     assert facts == _case_count()
 
@@ -250,7 +251,7 @@ def test_a_damaged_facts_entry_is_read_from_the_files_again(
     cache_file = caches("c").path
     assert cache_file is not None
     damaged = ['{"key": "github::acme::x::PR::1"}', "[]", '{"not json', None]
-    with sqlite3.connect(cache_file) as db:
+    with closing(sqlite3.connect(cache_file)) as db, db:
         blobs = [b for (b,) in db.execute("SELECT blob FROM parsed WHERE kind = 'facts'")]
         for blob, value in zip(blobs, damaged, strict=False):
             if value is None:  # a finding's row of the wrong length
@@ -268,12 +269,14 @@ def test_a_damaged_facts_entry_is_read_from_the_files_again(
     assert _report(cases_repo, caches("c")) == uncached
 
 
-def test_a_damaged_cases_entry_is_read_folder_by_folder(cases_repo: Path, tmp_path: Path) -> None:
+def test_a_damaged_cases_entry_is_read_folder_by_folder(
+    cases_repo: Path, caches: Callable[[str], ParseCache]
+) -> None:
     uncached = _report(cases_repo, no_cache())
-    _report(cases_repo, ParseCache(tmp_path / "c"))
-    cache_file = ParseCache(tmp_path / "c").path
+    _report(cases_repo, caches("c"))
+    cache_file = caches("c").path
     assert cache_file is not None
-    with sqlite3.connect(cache_file) as db:
+    with closing(sqlite3.connect(cache_file)) as db, db:
         ((good,),) = db.execute("SELECT value FROM parsed WHERE kind = 'cases-facts'").fetchall()
     doc = json.loads(good)
     cases = len(doc["keys"])
@@ -287,9 +290,9 @@ def test_a_damaged_cases_entry_is_read_folder_by_folder(cases_repo: Path, tmp_pa
         json.dumps({key: value for key, value in doc.items() if key != "times"}),
     ]
     for value in damaged:
-        with sqlite3.connect(cache_file) as db:
+        with closing(sqlite3.connect(cache_file)) as db, db:
             db.execute("UPDATE parsed SET value = ? WHERE kind = 'cases-facts'", (value,))
-        assert _report(cases_repo, ParseCache(tmp_path / "c")) == uncached
+        assert _report(cases_repo, caches("c")) == uncached
 
 
 # -- through the CLI ----------------------------------------------------------------------
@@ -341,7 +344,7 @@ def test_an_unwritable_cache_folder_is_ignored_with_one_warning(
 def test_a_damaged_entry_is_parsed_again(cases_repo: Path, tmp_path: Path) -> None:
     expected = _list(cases_repo, tmp_path)
     (cache_file,) = _cache_files(tmp_path)
-    with sqlite3.connect(cache_file) as db:
+    with closing(sqlite3.connect(cache_file)) as db, db:
         db.execute("UPDATE parsed SET value = '{\"not json' WHERE kind = 'case'")
     again = _list(cases_repo, tmp_path)
     assert again.returncode == 0 and again.stdout == expected.stdout and again.stderr == ""
@@ -428,7 +431,7 @@ def test_processes_listing_at_once_share_one_cache(cases_repo: Path, tmp_path: P
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0]
     assert all(out == expected and err == "" for out, err in results), results
     (cache_file,) = _cache_files(tmp_path / "shared")
-    with sqlite3.connect(cache_file) as db:
+    with closing(sqlite3.connect(cache_file)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         stored = dict(db.execute("SELECT kind, count(*) FROM parsed GROUP BY kind").fetchall())
         assert stored == {"case": _case_count(), "summary": _case_count()}
