@@ -68,6 +68,17 @@ def queued_entry(work: Path, remote: GitHubLikeRemote, pr: int, *args: str) -> t
     return out["queued"], _folder(work, remote, out["queued"])
 
 
+def queue_branch_main(
+    work: Path, remote: GitHubLikeRemote, repo: str
+) -> subprocess.CompletedProcess[str]:
+    """A real ingest of ``repo``'s main branch, queued when the remote refuses it."""
+    return run_cli(
+        *("ingest", REPORT, "--cases-repo", remote.url, "--repo", repo, "--branch", "main"),
+        *("--commit", HEAD, "--queue-dir", work / "queue", "--output", "json"),
+        cwd=work,
+    )
+
+
 def sweep(work: Path, remote: GitHubLikeRemote, fake: FakeGitHub, *args: str) -> Any:
     """A real ``securecase sweep --fold-artifacts --output json`` (no local queue)."""
     return run_cli(
@@ -228,23 +239,7 @@ def test_bad_artifacts_are_named_kept_and_fail_the_sweep_while_good_ones_land(
     assert ingest(work, remote, 1, "--queue-dir", "off")[1]["recorded"] == "committed"
     two, two_folder = queued_entry(work, remote, 2)
     four, four_folder = queued_entry(work, remote, 4)
-    other_run = run_cli(
-        "ingest",
-        REPORT,
-        "--cases-repo",
-        remote.url,
-        "--repo",
-        "acme/other",
-        "--branch",
-        "main",
-        "--commit",
-        HEAD,
-        "--queue-dir",
-        work / "queue",
-        "--output",
-        "json",
-        cwd=work,
-    )
+    other_run = queue_branch_main(work, remote, "acme/other")
     other = json.loads(other_run.stdout)["queued"]
     other_folder = _folder(work, remote, other)
     made_up = [f"20261203T180000Z-{n:020d}-{'0' * 20}" for n in (1, 2, 3)]
@@ -300,23 +295,7 @@ def test_a_repository_named_outright_is_read_before_its_first_case_landed(
 ) -> None:
     remote = githublike(pushes_per_window=1, window_seconds=600)
     assert ingest(work, remote, 1, "--queue-dir", "off")[1]["recorded"] == "committed"
-    out = run_cli(
-        "ingest",
-        REPORT,
-        "--cases-repo",
-        remote.url,
-        "--repo",
-        "acme/new",
-        "--branch",
-        "main",
-        "--commit",
-        HEAD,
-        "--queue-dir",
-        work / "queue",
-        "--output",
-        "json",
-        cwd=work,
-    )
+    out = queue_branch_main(work, remote, "acme/new")
     entry = json.loads(out.stdout)
     assert entry["recorded"] == "queued", out.stderr
     data = zip_folder(_folder(work, remote, entry["queued"]))

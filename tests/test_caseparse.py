@@ -212,18 +212,16 @@ def test_a_cold_listing_of_many_cases_matches_the_in_process_one(
     monkeypatch.setattr(caseparse, "POOL_MINIMUM", 10**9)
     expected = list_cases(str(repo), CaseFilter(), cache=no_cache())
     assert len(expected.cases) == 1200 - len(BREAKAGES) and len(expected.broken) == 4
-    for extra in ((), ("--no-cache",)):
-        cold = run_cli(
-            "cases",
-            "list",
-            "--output",
-            "json",
-            "--cases-repo",
-            repo,
-            *extra,
+
+    def listing(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            *("cases", "list", "--output", "json", "--cases-repo", str(repo), *extra),
             cwd=tmp_path,
             XDG_CACHE_HOME=str(tmp_path / "cache"),
         )
+
+    for extra in ((), ("--no-cache",)):
+        cold = listing(*extra)
         assert cold.returncode == 0, cold.stderr
         assert [row["key"] for row in json.loads(cold.stdout)] == [c.key for c in expected.cases]
         warned = [line for line in cold.stderr.splitlines() if "broken case file" in line]
@@ -231,16 +229,7 @@ def test_a_cold_listing_of_many_cases_matches_the_in_process_one(
             f"securecase: warning: skipped a broken case file: {broken}"
             for broken in expected.broken
         ]
-    warm = run_cli(
-        "cases",
-        "list",
-        "--output",
-        "json",
-        "--cases-repo",
-        repo,
-        cwd=tmp_path,
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-    )
+    warm = listing()
     assert warm.stdout == cold.stdout and warm.stderr == cold.stderr
 
     # A case folder of the first layout fails the listing (exit 2), naming the folder.

@@ -104,6 +104,18 @@ def trailers(remote: GitHubLikeRemote, name: str) -> list[str]:
 # -- the GitHub-like remote itself -------------------------------------------------------------
 
 
+def commit_and_push(clone: Path, name: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Commit the file ``name`` of ``clone`` and push ``main`` to ``url`` (git's answer)."""
+    git(clone, "add", name)
+    git(clone, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", name)
+    return subprocess.run(
+        ["git", "-C", str(clone), "push", url, "main"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
+
+
 def test_the_remote_refuses_a_large_object_with_githubs_text(
     tmp_path: Path, githublike: MakeRemote
 ) -> None:
@@ -111,18 +123,9 @@ def test_the_remote_refuses_a_large_object_with_githubs_text(
     clone = tmp_path / "clone"
     git(tmp_path, "init", "-q", "-b", "main", str(clone))
     (clone / "small.txt").write_bytes(b"x" * 9_000)
-    git(clone, "add", "small.txt")
-    git(clone, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "small")
-    git(clone, "push", "-q", remote.url, "main")
+    assert commit_and_push(clone, "small.txt", remote.url).returncode == 0
     (clone / "big.bin").write_bytes(bytes(range(256)) * 60)  # 15,360 bytes
-    git(clone, "add", "big.bin")
-    git(clone, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "big")
-    pushed = subprocess.run(
-        ["git", "-C", str(clone), "push", remote.url, "main"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-    )
+    pushed = commit_and_push(clone, "big.bin", remote.url)
     assert pushed.returncode != 0
     assert "File big.bin is 0.01 MB; this exceeds GitHub's file size limit of 0.01 MB" in (
         pushed.stderr
@@ -140,14 +143,7 @@ def test_the_remote_enforces_githubs_100_mb_by_default(
     git(tmp_path, "init", "-q", "-b", "main", str(clone))
     with open(clone / "image.tar", "wb") as handle:
         handle.truncate(100 * 1024 * 1024 + 1)  # zeros: cheap to write, hash and pack
-    git(clone, "add", "image.tar")
-    git(clone, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "image")
-    pushed = subprocess.run(
-        ["git", "-C", str(clone), "push", remote.url, "main"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-    )
+    pushed = commit_and_push(clone, "image.tar", remote.url)
     assert pushed.returncode != 0
     assert "File image.tar is 100.00 MB; this exceeds GitHub's file size limit of 100.00 MB" in (
         pushed.stderr
