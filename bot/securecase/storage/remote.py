@@ -52,6 +52,12 @@ class Scope(enum.Enum):
     TREES = "blob:none"
     FULL = ""
 
+    @property
+    def levels(self) -> int:
+        """How many levels of the tip's folders the tip's fetch brings (trees and files):
+        ``tree:<depth>`` sends every object less than ``depth`` levels below the root."""
+        return int(self.value.partition(":")[2]) if self.value.startswith("tree:") else 0
+
 
 def _config_value(value: str) -> str:
     if any(c in value for c in "\n\r\0"):
@@ -102,6 +108,7 @@ class RemoteBackend:
         self._tip: str | None = None
         self._history: str | None = None  # how much history was fetched: "all" or a date
         self._fetched: set[str] = set()  # blob and tree ids this clone was sent by id
+        self._levels: dict[str, int] = {}  # commit -> folder levels its own fetch brought
         self._whole: set[str] = set()  # trees fetched with every tree under them
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}  # tree id -> its entries
         self._history_ref = False  # refs/securecase/history holds the fetched history
@@ -212,11 +219,8 @@ class RemoteBackend:
         self._tip = self.git.run(["rev-parse", f"refs/remotes/origin/{self._branch}"]).text
         if self._scope is Scope.FULL:
             return
-        if self._scope is Scope.PATHS:  # what the tip's fetch brought: not fetched again
-            present = self.git.run(["rev-list", "--objects", "--missing=print", self._tip, "--"])
-            self._fetched.update(
-                line.split()[0] for line in present.text.splitlines() if line[:1] != "?"
-            )
+        # What the tip's fetch brought is not fetched again (see fetch_paths).
+        self._levels[self._tip] = self._scope.levels
         found = self.fetch_paths([self._tip], self._paths)
         wanted: list[str] = []
         for path in self._paths:
@@ -262,21 +266,26 @@ class RemoteBackend:
         """
         if not commits:
             return {}
-        wanted = "".join(f"{commit}\n" for commit in sorted(set(commits))).encode()
-        listed = self.git.run(
-            ["log", "--no-walk=unsorted", "--format=%H %T", "--stdin"], input=wanted
-        )
-        roots = dict(line.split() for line in listed.text.splitlines())
+        roots = self._root_trees(sorted(set(commits)))
         # (commit, path) -> (tree reached so far, the path's remaining segments)
         walking = {
             (commit, path): (roots[commit], path.split("/")) for commit in roots for path in paths
         }
         found: dict[tuple[str, str], tuple[str, str]] = {}
+        level = 0  # of the trees in `walking`: 0 is the root
         while walking:
             if self._scope is Scope.PATHS:
-                self._fetch_objects([tree for tree, _ in walking.values()], "tree:0")
+                # A commit fetched with ``tree:<depth>`` holds its top levels already.
+                self._fetch_objects(
+                    [
+                        tree
+                        for (commit, _), (tree, _) in walking.items()
+                        if level >= self._levels.get(commit, 0)
+                    ],
+                    "tree:0",
+                )
             advanced = {}
-            for key, (tree, segments) in walking.items():
+            for (commit, path), (tree, segments) in walking.items():
                 if tree not in self._entries:
                     self._entries[tree] = tree_entries(self.catfile, tree)
                 entry = self._entries[tree].get(segments[0])
@@ -284,11 +293,28 @@ class RemoteBackend:
                     continue
                 kind, oid = entry
                 if len(segments) == 1:
-                    found[key] = (kind, oid)
+                    found[commit, path] = (kind, oid)
+                    if level + 1 < self._levels.get(commit, 0):
+                        self._fetched.add(oid)  # a file among the levels its fetch brought
                 elif kind == "tree":
-                    advanced[key] = (oid, segments[1:])
+                    advanced[commit, path] = (oid, segments[1:])
             walking = advanced
+            level += 1
         return found
+
+    def _root_trees(self, commits: list[str]) -> dict[str, str]:
+        """The root tree of each commit: one commit's is asked of the running ``cat-file``
+        (the tip, on every retry: no process), many commits' of one ``git log``."""
+        if len(commits) == 1:
+            found = self.catfile.info(f"{commits[0]}^{{tree}}")
+            if found is None:
+                raise StoreError(f"the cases repo has no commit {commits[0]}")
+            return {commits[0]: found[0]}
+        wanted = "".join(f"{commit}\n" for commit in commits).encode()
+        listed = self.git.run(
+            ["log", "--no-walk=unsorted", "--format=%H %T", "--stdin"], input=wanted
+        )
+        return dict(line.split() for line in listed.text.splitlines())
 
     def fetch_blobs(self, blob_ids: Sequence[str]) -> None:
         """Fetch these blobs by id in one call (a partial clone has none up front).
