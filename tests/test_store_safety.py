@@ -6,6 +6,7 @@ real processes that are then gone.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from conftest import TRIVY, bare_repo, clean_env, run_cli
 from git_http import serve_git
 from reportgen import TEMPLATE_FILES, big_report
 from securecase.errors import ReportError
-from securecase.storage.rawfile import GZIP_ABOVE, read_raw, stored_raw
+from securecase.storage.rawfile import GZIP_ABOVE, RawPacker, packed_raw, read_raw, stored_path
 from securecase.storage.secrets import find_secrets, fingerprint_digest, masked_file
 
 TOKEN = "ghs_test0123456789abcdefKILLED"
@@ -447,8 +448,23 @@ def test_large_raw_reports_are_stored_gzip_compressed_and_deterministic(tmp_path
 
 def test_a_report_too_large_even_compressed_is_refused_with_a_hint() -> None:
     noise = os.urandom(1_500_000)  # does not compress
+    assert stored_path("c/raw/trivy.json", noise) == "c/raw/trivy.json.gz"
     with pytest.raises(ReportError) as info:
-        stored_raw("c/raw/trivy.json", noise, origin="report trivy", limit=1_000_000)
+        packed_raw(noise, origin="report trivy", limit=1_000_000)
     assert "report trivy" in str(info.value) and "split the scan" in (info.value.hint or "")
     assert info.value.exit_code == 2
-    assert stored_raw("c/raw/trivy.json", b"{}", origin="x") == ("c/raw/trivy.json", b"{}")
+    assert stored_path("c/raw/trivy.json", b"{}") == "c/raw/trivy.json"
+
+
+def test_a_report_compressed_in_the_background_is_the_one_stored() -> None:
+    report = big_report(3000)
+    masked = bytes(report)  # equal bytes, another object: what masking returns unchanged
+    packer = RawPacker()
+    packer.start(report)
+    packed = packer.packed(masked)
+    assert gzip.decompress(packed) == report
+    assert packed == packed_raw(report, origin="report trivy")  # the same deterministic bytes
+    changed = report.replace(b"CVE-", b"CVX-")
+    assert gzip.decompress(packer.packed(changed)) == changed  # not the background result
+    packer.start(b"{}")  # small: stored as it is, nothing started
+    assert gzip.decompress(packer.packed(b"{}")) == b"{}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -63,7 +62,7 @@ from securecase.services.keptcheckout import checkout_replays, kept_checkout
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
 from securecase.storage.queue import RECORD_FILE, QueuedRecord, RecordQueue, entry_digest
-from securecase.storage.rawfile import deterministic_gzip, stored_raw
+from securecase.storage.rawfile import RawPacker, packed_raw, stored_path
 from securecase.storage.repos import open_store
 from securecase.storage.schemas import RECORD, problems
 from securecase.storage.secrets import masked_file, remember_packed
@@ -165,8 +164,10 @@ def _read_reports(
     fallback_root: str | None = None,
     read_checkout: bool = True,
     checkout_replay: Sequence[CheckoutReplay] | None = None,
+    packer: RawPacker | None = None,
 ) -> list[_Loaded]:
-    """Each report parsed, with its bytes and document."""
+    """Each report parsed, with its bytes and document (``packer`` starts compressing each
+    report's bytes as soon as they are read)."""
     if sources and len(sources) != len(paths):
         raise UsageError(
             f"{len(sources)} --source name(s) for {len(paths)} report(s)",
@@ -180,6 +181,8 @@ def _read_reports(
         if source is not None:
             check_source_name(source, str(path))
         data = read_report_bytes(path, max_bytes=max_bytes)
+        if packer is not None:
+            packer.start(data)
         report, document = report_registry.parse_with_document(
             data,
             origin=str(path),
@@ -315,6 +318,7 @@ class _Prepared:
     """
 
     def __init__(self, request: IngestRequest, now: datetime) -> None:
+        self.packer = RawPacker()
         loaded = _read_reports(
             request.reports,
             request.fmt,
@@ -324,6 +328,7 @@ class _Prepared:
             fallback_root=request.fallback_root,
             read_checkout=request.read_checkout,
             checkout_replay=request.checkout_replay,
+            packer=self.packer,
         )
         self.loaded = loaded
         self.parsed = [entry.report for entry in loaded]
@@ -418,6 +423,7 @@ class _Prepared:
             base,
             (*self.warnings, *baseline_warnings, *crowding),
             {report.source: self.document_of(report) for report in placed},
+            self.packer,
         )
         self.decided = planned.result
         return planned
@@ -755,13 +761,14 @@ def _plan(
     target: Subject | None,
     warnings: tuple[str, ...],
     documents: Mapping[str, object | None],
+    packer: RawPacker,
 ) -> Plan[IngestResult]:
     previous, first_layout = found if found else (None, False)
     stored = {r.source: _stored_report(r, folder, documents.get(r.source)) for r in parsed}
     # The digest of the report as stored (secrets masked, before compression), so
     # `cases validate` can check it.
-    raw_sha = {source: hashlib.sha256(masked).hexdigest() for source, (masked, _) in stored.items()}
-    raw_paths = {source: path for source, (_, (path, _)) in stored.items()}
+    raw_sha = {source: hashlib.sha256(s.masked).hexdigest() for source, s in stored.items()}
+    raw_paths = {source: s.path for source, s in stored.items()}
     report_times = {}
     for report in parsed:
         if report.scanned_at and _is_time(report.scanned_at, not_after=received_at):
@@ -803,11 +810,8 @@ def _plan(
     )
     case = mark_sla(case, policy.sla_days, today=today, known_since=first_seen_in(baseline))
     stale = previous is not None and is_stale(previous, scan)
-    files = {}
     if stale and previous is not None:
         case = record_stale(previous, scan)
-    else:
-        files.update(dict(packed for _, packed in stored.values()))
     result = IngestResult(
         case=case,
         decision=decision,
@@ -826,6 +830,9 @@ def _plan(
     )
     if previous is not None and unchanged and not first_layout:
         return Plan(change=None, result=replace(result, case=previous))
+    # The raw reports' bytes are waited for only now: a large one was being compressed
+    # since it was read (see RawPacker).
+    files = {} if stale else {s.path: s.content(packer) for s in stored.values()}
     files.update({f"{folder}/{name}": data for name, data in dump_case(case).items()})
     message = _commit_message(case, decision, scan, result)
     # A report that grew past (or fell below) the compression threshold leaves its other form.
@@ -838,27 +845,35 @@ def _plan(
     return Plan(change=change, result=result)
 
 
-def _stored_report(
-    report: Report, folder: str, document: object | None
-) -> tuple[bytes, tuple[str, bytes]]:
-    """The report's bytes with secrets masked, and the path and bytes they are stored as.
+@dataclass(frozen=True, slots=True)
+class _StoredReport:
+    """A report as the cases repo stores it: its bytes with secrets masked, at ``path``
+    (``planned`` + ``.gz`` when large, then compressed)."""
 
-    A large report is compressed in a thread (zlib lets go of the GIL) while this one masks
-    it: both take tens of milliseconds per megabyte. Masking seldom changes a report; when it
-    does, the masked bytes are compressed instead. The store masks every file it commits:
-    told that these compressed bytes hold masked ones, it does not decompress them to check.
-    """
-    path = f"{folder}/raw/{report.source}{report.raw_suffix}"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        packing = pool.submit(stored_raw, path, report.raw, origin=f"report {report.source}")
-        masked = masked_file(path, report.raw, document=document)
-        stored_path, stored = packing.result()
-    if stored_path == path:
-        return masked, (path, masked)
-    if masked != report.raw:
-        stored = deterministic_gzip(masked)
-    remember_packed(stored_path, masked, stored)
-    return masked, (stored_path, stored)
+    masked: bytes
+    planned: str
+    path: str
+    origin: str
+
+    def content(self, packer: RawPacker) -> bytes:
+        """The bytes stored at ``path``. The store masks every file it commits: told that
+        compressed bytes hold masked ones, it does not decompress them to check."""
+        if self.path == self.planned:
+            return self.masked
+        packed = packed_raw(self.masked, origin=self.origin, pack=packer.packed)
+        remember_packed(self.path, self.masked, packed)
+        return packed
+
+
+def _stored_report(report: Report, folder: str, document: object | None) -> _StoredReport:
+    """The report's bytes with secrets masked, and where they are stored. Masking seldom
+    changes a report: its compression, started when it was read, is then the one stored;
+    when masking changes it, the masked bytes are compressed instead."""
+    planned = f"{folder}/raw/{report.source}{report.raw_suffix}"
+    masked = masked_file(planned, report.raw, document=document)
+    return _StoredReport(
+        masked, planned, stored_path(planned, report.raw), origin=f"report {report.source}"
+    )
 
 
 #: What case.yaml accepts as a time (its schema): a date and a time of day, to the second.

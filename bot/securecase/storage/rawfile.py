@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from securecase.errors import ReportError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 GZIP_ABOVE = 1_000_000  # bytes of a raw report stored as they are
 GITHUB_FILE_LIMIT = 100 * 1024 * 1024  # GitHub rejects pushes with a larger file
@@ -26,13 +31,22 @@ def deterministic_gzip(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def stored_raw(
-    path: str, data: bytes, *, origin: str, limit: int = GITHUB_FILE_LIMIT
-) -> tuple[str, bytes]:
-    """The path and bytes to store the raw report ``data`` planned at ``path``."""
-    if len(data) <= GZIP_ABOVE:
-        return path, data
-    packed = deterministic_gzip(data)
+def stored_path(path: str, data: bytes) -> str:
+    """Where the raw report ``data`` planned at ``path`` is stored: as it is, or compressed
+    (``.gz``) when large."""
+    return path + ".gz" if len(data) > GZIP_ABOVE else path
+
+
+def packed_raw(
+    data: bytes,
+    *,
+    origin: str,
+    limit: int = GITHUB_FILE_LIMIT,
+    pack: Callable[[bytes], bytes] = deterministic_gzip,
+) -> bytes:
+    """``data`` compressed for storage (by ``pack``, :func:`deterministic_gzip` or a result
+    of it computed beforehand); refused when even compressed it is above the file limit."""
+    packed = pack(data)
     if len(packed) > limit:
         raise ReportError(
             f"{origin}: {len(data)} bytes, {len(packed)} compressed: larger than the "
@@ -40,7 +54,40 @@ def stored_raw(
             hint="split the scan (one report per image or folder), or filter it "
             "(e.g. trivy --severity HIGH,CRITICAL) before ingesting it",
         )
-    return path + ".gz", packed
+    return packed
+
+
+class RawPacker:
+    """Large raw reports compressed in a background thread from the moment they are read.
+
+    zlib lets go of the GIL while it compresses, so a report's gzip (tens of milliseconds per
+    megabyte) runs beside its parsing, its masking and the case merge, and is waited for only
+    when its bytes go into a commit. Reports small enough to be stored as they are start no
+    thread.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._started: list[tuple[bytes, Future[bytes]]] = []
+
+    def start(self, data: bytes) -> None:
+        """Begin compressing ``data`` when it would be stored compressed."""
+        if len(data) <= GZIP_ABOVE:
+            return
+        if self._pool is None:
+            # Imported here: most reports are small, and the import costs milliseconds.
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="securecase-gzip")
+        self._started.append((data, self._pool.submit(deterministic_gzip, data)))
+
+    def packed(self, data: bytes) -> bytes:
+        """:func:`deterministic_gzip` of ``data``: the background result when ``data`` is what
+        :meth:`start` was given (masking seldom changes a report), else compressed now."""
+        for started, future in self._started:
+            if started is data or started == data:
+                return future.result()
+        return deterministic_gzip(data)
 
 
 def read_raw(path: str, data: bytes) -> bytes:
