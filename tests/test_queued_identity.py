@@ -21,6 +21,9 @@ from conftest import FIXTURES, run_cli
 from fake_github import TOKEN, FakeGitHub, serve
 from githublike import GitHubLikeRemote
 from securecase import limits
+from securecase.domain.findings import Report, ReportFormat
+from securecase.scanners.sarif_identity import line_digest
+from securecase.services.keptcheckout import checkout_replays, kept_checkout
 from securecase.storage.queue import RecordQueue, record_digest
 from securecase.storage.schemas import RECORD, load_schema
 from test_artifact_queue import PREFIX, zip_folder
@@ -290,3 +293,45 @@ def test_the_record_schema_holds_the_same_caps_as_the_code() -> None:
     assert kept["flagged_lines"]["maxItems"] == limits.MAX_KEPT_LINES
     assert line["text"]["maxLength"] == limits.MAX_KEPT_LINE_CHARS
     assert kept["path_prefixes"]["items"]["maxItems"] == limits.MAX_KEPT_PREFIXES
+
+
+def _report(lines: list[tuple[str, int, str]], prefixes: tuple[str, ...] = ()) -> Report:
+    return Report(
+        format=ReportFormat.SARIF,
+        source="ruff",
+        tool="ruff",
+        tool_version=None,
+        scanned_at=None,
+        artifact_name=None,
+        artifact_type=None,
+        image_digest=None,
+        findings=(),
+        raw=b"{}",
+        raw_suffix=".sarif",
+        path="ruff.sarif",
+        checkout_lines=tuple(lines),
+        checkout_prefixes=prefixes,
+    )
+
+
+def test_kept_lines_replay_to_the_digests_identity_took_secrets_and_long_lines_hashed() -> None:
+    long_line = "x = [" + ", ".join(str(n) for n in range(200)) + "]"
+    lines = [("app/settings.py", 6, TOKEN_LINE), ("app/big.py", 1, long_line)]
+    lines.append(("Dockerfile", 18, "ADD ./run.py /app"))
+    field, warnings = kept_checkout([_report(lines, ("/w/a",)), _report(lines[:1])])
+    assert warnings == ()
+    stored = json.dumps(field)
+    assert SECRET not in stored and long_line not in stored
+    assert "ADD ./run.py /app" in stored
+    first, second = checkout_replays(field, 2, "record.json")
+    assert first.digests == {(p, n): line_digest(t) for p, n, t in lines}
+    assert (first.prefixes, second.prefixes) == (("/w/a",), ())
+
+
+def test_an_ingest_that_read_more_lines_than_kept_says_so() -> None:
+    many = [(f"src/m{n}.py", 1, f"call({n})") for n in range(limits.MAX_KEPT_LINES + 5)]
+    field, warnings = kept_checkout([_report(many)])
+    assert len(field["flagged_lines"]) == limits.MAX_KEPT_LINES
+    [said] = warnings
+    assert f"keeps {limits.MAX_KEPT_LINES:,} of the {len(many):,} flagged lines" in said
+    assert "may get other ids when it lands" in said
