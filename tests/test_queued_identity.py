@@ -140,9 +140,20 @@ def test_a_queued_record_folded_without_its_checkout_keeps_the_ingests_ids(
     remote = githublike(pushes_per_window=0, window_seconds=600)
     make_checkout(work)
     [entry] = queue_one(work, remote).entries()
-    # The record keeps the lines identity read, the token's only as its digest.
     record_text = (entry.folder / "record.json").read_text()
+
+    shutil.rmtree(work / "checkout")  # the runner's workspace is cleaned
+    remote.configure("pushesPerWindow", 10)
+    swept = local_sweep(work, remote)
+    assert swept.returncode == 0, swept.stderr
+    assert "1 queued record(s) of earlier ingests landed" in swept.stderr
+    landed = finding_ids(work, remote.url)
+    assert landed == expected
+    assert len(landed) == 17  # 7 hadolint, 7 ruff F821, 3 ruff on settings.py
+
+    # The record kept the lines identity read, the token's only as its digest.
     assert SECRET not in record_text and SECRET[4:12] not in record_text
+    assert json.loads(record_text)["schema"] == 2
     kept = json.loads(record_text)["checkout"]
     by_place = {(e["path"], e["line"]): e for e in kept["flagged_lines"]}
     assert by_place["Dockerfile", 18]["text"] == "ADD ./run.py /app"
@@ -153,16 +164,6 @@ def test_a_queued_record_folded_without_its_checkout_keeps_the_ingests_ids(
         ["/home/runner/work/dvpwa/dvpwa"],
         ["/tmp/runner/work/svc/svc"],
     ]
-    assert json.loads(record_text)["schema"] == 2
-
-    shutil.rmtree(work / "checkout")  # the runner's workspace is cleaned
-    remote.configure("pushesPerWindow", 10)
-    swept = local_sweep(work, remote)
-    assert swept.returncode == 0, swept.stderr
-    assert "1 queued record(s) of earlier ingests landed" in swept.stderr
-    landed = finding_ids(work, remote.url)
-    assert landed == expected
-    assert len(landed) == 17  # 7 hadolint, 7 ruff F821, 3 ruff on settings.py
     assert all(not path.startswith("/") for _, path, _ in landed.values())
 
 
