@@ -641,6 +641,69 @@ def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) 
     assert git(remote, "show", f"main:{other_case}") == "intruder\n"
 
 
+def _counting(calls: list[str], path: str, line: str) -> Callable[[Snapshot], Plan[str]]:
+    """A compute that appends ``line`` to ``path`` and never reads the head."""
+
+    def compute(snap: Snapshot) -> Plan[str]:
+        calls.append(line)
+        old = snap.read(path) or b""
+        return Plan(Change({path: old + line.encode() + b"\n"}, message=f"append {line}\n"), line)
+
+    return compute
+
+
+def test_a_retry_whose_reads_are_unchanged_keeps_its_plan_and_its_blobs(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n"})
+    url = f"file://{remote}"
+    other_case = "cases/github/acme/shop/pr-7/log.txt"
+    calls: list[str] = []
+    mine = _counting(calls, LOG, "mine")
+
+    def racing(snap: Snapshot) -> Plan[str]:
+        if not calls:  # another writer records another case first
+            with open_store(url, paths=[other_case]) as other:
+                other.update(append("intruder", path=other_case))
+        return mine(snap)
+
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        backend: Any = store._backend
+        run = backend.git.run
+        commands: list[str] = []
+
+        def recorded(args: list[str], **kwargs: Any) -> Any:
+            commands.append(args[0])
+            return run(args, **kwargs)
+
+        backend.git.run = recorded
+        result = store.update(racing)
+    assert result.attempts == 2
+    assert calls == ["mine"]  # planned once: the retry's reads gave the same answers
+    assert commands.count("hash-object") == 1  # the blob written once, reused on the new tip
+    assert commands.count("commit-tree") == 2
+    assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"
+    assert git(remote, "show", f"main:{other_case}") == "intruder\n"
+    assert_fsck_clean(remote)
+
+
+def test_a_retry_whose_read_changed_plans_again_on_the_new_tip(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n"})
+    url = f"file://{remote}"
+    calls: list[str] = []
+    mine = _counting(calls, LOG, "mine")
+
+    def racing(snap: Snapshot) -> Plan[str]:
+        if not calls:  # another writer appends to the very file this one reads
+            with open_store(url, paths=[CASE]) as other:
+                other.update(append("intruder"))
+        return mine(snap)
+
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        result = store.update(racing)
+    assert result.attempts == 2 and calls == ["mine", "mine"]
+    assert git(remote, "show", f"main:{LOG}") == "seed\nintruder\nmine\n"
+    assert_fsck_clean(remote)
+
+
 def test_remote_gives_up_after_timeout(tmp_path: Path) -> None:
     remote = bare_remote(tmp_path, {"policy.yaml": b"p\n"})
     url = f"file://{remote}"

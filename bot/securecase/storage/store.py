@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import IO, Generic, Protocol, TypeVar, cast
+from typing import IO, Any, Generic, Protocol, TypeVar, cast
 
 from securecase.errors import CasesRepoBusy, StoreError
 from securecase.storage.git import DEFAULT_IDENTITY, Git, GitIdentity
@@ -57,7 +57,10 @@ _COMMIT_ID = _OBJECT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 class Snapshot(Protocol):
     """A read-only view of the cases repo at one commit."""
 
-    head: str | None
+    @property
+    def head(self) -> str | None:
+        """The commit viewed (None: the branch has none yet)."""
+        ...
 
     def read(self, relpath: str) -> bytes | None:
         """File content at head, None if absent."""
@@ -270,6 +273,62 @@ class GitSnapshot:
         return sorted(p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0") if p)
 
 
+class RecordingSnapshot:
+    """A :class:`Snapshot` that notes every answer it gave, so that a later snapshot can be
+    asked whether the same questions get the same answers there (:meth:`same_answers`).
+
+    Reading ``head`` (a plan that names its parent) makes no later snapshot the same.
+    """
+
+    def __init__(self, inner: GitSnapshot) -> None:
+        self._inner = inner
+        self._asked: list[tuple[str, str, object]] = []
+        self._head_read = False
+
+    @property
+    def head(self) -> str | None:
+        """The commit read (noted: no other commit answers the same)."""
+        self._head_read = True
+        return self._inner.head
+
+    def _noted(self, question: str, relpath: str) -> Any:
+        answer = getattr(self._inner, question)(relpath)
+        self._asked.append((question, relpath, answer))
+        return answer
+
+    def read(self, relpath: str) -> bytes | None:
+        """File content at head, None if absent."""
+        return cast(bytes | None, self._noted("read", relpath))
+
+    def blob_id(self, relpath: str) -> str | None:
+        """Git blob id of the file at head, None if absent."""
+        return cast(str | None, self._noted("blob_id", relpath))
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Relpaths of the files under ``prefix`` at head, sorted."""
+        return cast(list[str], self._noted("list_files", prefix))
+
+    def is_folder(self, relpath: str) -> bool:
+        """Whether ``relpath`` is a folder at head."""
+        return cast(bool, self._noted("is_folder", relpath))
+
+    def entries(self, relpath: str) -> int:
+        """How many files and folders the folder ``relpath`` holds directly at head."""
+        return cast(int, self._noted("entries", relpath))
+
+    def folder_id(self, relpath: str) -> str | None:
+        """The tree id of the folder ``relpath`` at head, None when it is not a folder."""
+        return cast(str | None, self._noted("folder_id", relpath))
+
+    def same_answers(self, other: GitSnapshot) -> bool:
+        """Whether ``other`` answers every question asked of this snapshot as it did."""
+        if self._head_read:
+            return False
+        return all(
+            getattr(other, question)(relpath) == answer for question, relpath, answer in self._asked
+        )
+
+
 @dataclass(frozen=True)
 class Built:
     """A commit made by :func:`build_commit` (not yet on any branch)."""
@@ -310,8 +369,13 @@ def touched_paths(snap: Snapshot, change: Change) -> tuple[dict[str, bytes], tup
     return files, tuple(sorted(removed))
 
 
-def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Built | None:
+def build_commit(
+    git: Git, tmpdir: str, snap: GitSnapshot, change: Change, *, written: Built | None = None
+) -> Built | None:
     """Write blobs, tree and commit for ``change`` on top of ``snap.head``.
+
+    ``written``: a commit built before in this repository whose files are these (a retry of
+    the same change on a newer head): their blobs are there already and are not written again.
 
     Only the folders on the changed paths are rewritten, each read through the running
     ``cat-file`` and written by one ``git mktree --batch``: every other tree is named by its
@@ -323,8 +387,11 @@ def build_commit(git: Git, tmpdir: str, snap: GitSnapshot, change: Change) -> Bu
     files, removed = touched_paths(snap, change)
     if not files and not removed:
         return None
-    with tempfile.TemporaryDirectory(prefix="commit-", dir=tmpdir) as folder:
-        blobs = dict(zip(files, _write_blobs(git, folder, files.values()), strict=True))
+    if written is not None and written.files == files:
+        blobs = dict(written.blobs)
+    else:
+        with tempfile.TemporaryDirectory(prefix="commit-", dir=tmpdir) as folder:
+            blobs = dict(zip(files, _write_blobs(git, folder, files.values()), strict=True))
     root = snap.tree_id()
     tree = _write_tree(git, snap._catfile, root, blobs, removed)
     if tree == root:
@@ -778,20 +845,33 @@ class CasesStore:
         backend = self._backend
         backend.begin(self._timeout)
 
+        # What the last try read, planned and built: after a rejected push, most often another
+        # writer changed other cases, and when every read gives the same answer on the new
+        # head the plan stands (``compute`` derives it from the snapshot alone). Skipping it
+        # and the blobs it wrote keeps a retry to the fetch, the trees and the push.
+        last: tuple[RecordingSnapshot, Plan[T], Change, Built] | None = None
+
         def attempt(number: int) -> Committed[T] | None:
             """One try; None when the push was rejected (the head moved)."""
+            nonlocal last
             if number > 1:
                 backend.refresh()  # only the branch tip and the touched paths
             snap = self.snapshot()
-            plan = compute(snap)
-            if plan.change is None:
-                return Committed(None, snap.head, number, plan.result)
-            change = masked_change(plan.change)
+            if last is not None and last[0].same_answers(snap):
+                reads, plan, change, before = last
+            else:
+                reads, before = RecordingSnapshot(snap), None
+                plan = compute(reads)
+                if plan.change is None:
+                    return Committed(None, snap.head, number, plan.result)
+                change = masked_change(plan.change)
+            assert plan.change is not None  # a plan without one returned above
             backend.prepare(snap, change)
-            built = build_commit(backend.git, backend.build_dir(), snap, change)
+            built = build_commit(backend.git, backend.build_dir(), snap, change, written=before)
             if built is None:
                 return Committed(None, snap.head, number, plan.result)
             if not backend.publish(snap.head, built):
+                last = reads, plan, change, built
                 return None
             backend.after_publish(snap.head, built)
             return Committed(built.commit, built.commit, number, plan.result)
