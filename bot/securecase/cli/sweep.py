@@ -186,8 +186,8 @@ def sweep(
     With --shards, every shard of the file in turn, each shard's changes committed to it;
     nothing is written while a case is in more than one shard. Today comes from
     $SECURECASE_NOW (ISO 8601, UTC) when set. Exit code 0 (GitHub and webhook failures are
-    warnings), 2 for bad input (also a record artifact --fold-artifacts cannot fold: it is
-    kept and named), 3 when the cases repo cannot be written.
+    warnings), 2 for bad input (also a queued record or a record artifact --fold-artifacts
+    cannot read: it is kept and named), 3 when the cases repo cannot be written.
     """
     from securecase.cli.artifacts import artifact_data, artifact_notes, fold_artifacts_into
     from securecase.clock import clock_from_env
@@ -214,6 +214,7 @@ def sweep(
     )
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
     folded: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()
     artifacts: list[ArtifactFoldResult] = []
     if fold_artifacts and github is None:
         raise click.UsageError(
@@ -222,7 +223,9 @@ def sweep(
         )
     if not dry_run:
         for location in [s.cases_repo for s in shards.shards] if shards else [cases_repo]:
-            folded += _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
+            notes, broken = _fold_queue(location, queue_dir, git_name, git_email, push_timeout)
+            folded += notes
+            unread += broken
             if fold_artifacts and github is not None:
                 # A repository named outright whose folder does not exist yet belongs to the
                 # shard the shard file picks for it (with no shard file: the one cases repo).
@@ -306,21 +309,29 @@ def sweep(
             hint="look at each named artifact; delete it by hand once it is understood "
             "(or let it expire)",
         )
+    if unread:
+        from securecase.errors import InputError
+
+        # Fail closed here too: a record this version cannot read is kept, not skipped quietly.
+        raise InputError(
+            f"{len(unread)} queued record(s) cannot be read and stay queued: " + "; ".join(unread),
+            hint="look at each named record; remove its folder by hand once it is understood",
+        )
     sys.exit(0)
 
 
 def _fold_queue(
     cases_repo: str, queue_dir: str | None, git_name: str, git_email: str, push_timeout: float
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Push the records waiting in this machine's queue for the cases repo (one push);
-    what happened, as warnings."""
+    what happened, as warnings, and why the records that cannot be read stay."""
     from securecase.services.ingest import fold_queue
     from securecase.storage.queue import queue_root
     from securecase.storage.store import GitIdentity
 
     root = queue_root(queue_dir)
     if root is None:
-        return ()
+        return (), ()
     folded = fold_queue(
         cases_repo, root, identity=GitIdentity(git_name, git_email), push_timeout=push_timeout
     )
@@ -329,7 +340,7 @@ def _fold_queue(
         notes.insert(0, f"{len(folded.landed)} queued record(s) of earlier ingests landed")
     if folded.waiting:
         notes.append(f"{folded.waiting} queued record(s) still wait for the cases repo")
-    return tuple(notes)
+    return tuple(notes), folded.unread
 
 
 def _write_actions_files(result: SweepResult, env: Mapping[str, str]) -> list[str]:

@@ -164,6 +164,11 @@ class Report:
     #: (finding id, the id an earlier identity scheme gave the same finding), where they
     #: differ: a case written before the scheme changed is mapped over on its next scan.
     former_ids: tuple[tuple[str, str], ...] = ()
+    #: What identity read from the scanned checkout (SARIF results without a snippet): each
+    #: flagged line as (repo-relative path, line, content), and the path prefixes inferred
+    #: from the files there. A record queued for later keeps them: its fold has no checkout.
+    checkout_lines: tuple[tuple[str, int, str], ...] = ()
+    checkout_prefixes: tuple[str, ...] = ()
 
 
 def fingerprint(source: str, *identity: str) -> str:

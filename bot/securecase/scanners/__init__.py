@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecase.domain.findings import Report, ReportFormat
 from securecase.errors import ReportError, UsageError
@@ -27,6 +27,9 @@ from securecase.scanners.jsonload import (
     short_repr,
     type_name,
 )
+
+if TYPE_CHECKING:
+    from securecase.scanners.sarif_identity import CheckoutReplay
 
 __all__ = [
     "PARSERS",
@@ -107,11 +110,13 @@ def parse_bytes(
     source_root: str | None = None,
     fallback_root: str | None = None,
     read_checkout: bool = True,
+    checkout_replay: CheckoutReplay | None = None,
 ) -> Report:
     """Parse a report already in memory; ``origin`` (usually the path) starts every message.
 
     ``read_checkout`` False: the roots only cut paths, and no file of this machine is read
-    (a record from another machine)."""
+    (a record from another machine). ``checkout_replay``: what an earlier ingest of the
+    report read from its checkout, used instead of any file (a queued record, folded)."""
     report, _ = parse_with_document(
         data,
         origin=origin,
@@ -120,6 +125,7 @@ def parse_bytes(
         source_root=source_root,
         fallback_root=fallback_root,
         read_checkout=read_checkout,
+        checkout_replay=checkout_replay,
     )
     return report
 
@@ -133,6 +139,7 @@ def parse_with_document(
     source_root: str | None = None,
     fallback_root: str | None = None,
     read_checkout: bool = True,
+    checkout_replay: CheckoutReplay | None = None,
 ) -> tuple[Report, object | None]:
     """:func:`parse_bytes`, and the JSON document ``data`` decodes to: masking the stored
     report reads it instead of decoding the same bytes again. None for XML, and when the
@@ -158,7 +165,9 @@ def parse_with_document(
     document = decode_json(data, origin)
     if chosen is None:
         chosen = detect(document, origin=origin)
-    if chosen is ReportFormat.SARIF and (source_root or fallback_root):
+    if chosen is ReportFormat.SARIF and (
+        source_root or fallback_root or checkout_replay is not None
+    ):
         from securecase.scanners import sarif
 
         report = sarif.parse_document(
@@ -169,6 +178,7 @@ def parse_with_document(
             source_root=source_root,
             fallback_root=fallback_root,
             read_checkout=read_checkout,
+            checkout_replay=checkout_replay,
         )
     else:
         report = PARSERS[chosen](origin, data, document, source)

@@ -40,6 +40,7 @@ from securecase.scanners.jsonload import (
 from securecase.scanners.sarif_fields import Where
 from securecase.scanners.sarif_identity import (
     Candidate,
+    CheckoutReplay,
     Dropped,
     SourceRoot,
     first_line,
@@ -286,6 +287,7 @@ def parse_document(
     source_root: str | None = None,
     fallback_root: str | None = None,
     read_checkout: bool = True,
+    checkout_replay: CheckoutReplay | None = None,
 ) -> Report:
     """Normalize a parsed SARIF log; ``data`` are the bytes it was parsed from.
 
@@ -293,7 +295,9 @@ def parse_document(
     its root is cut from absolute paths and, for results without a snippet, the flagged line
     is read from it. ``fallback_root`` (the current directory) serves the same way only when
     every file the log names exists under it. ``read_checkout`` False: the roots only cut
-    paths; no file of this machine is read."""
+    paths; no file of this machine is read. ``checkout_replay``: nor is any read, and the
+    flagged lines and path prefixes are those an earlier ingest of this log read from its
+    checkout (a queued record), so its findings get the ids that ingest gave them."""
     doc = check_document(document, origin)
     problems = Problems()
     dropped = Dropped()
@@ -345,7 +349,8 @@ def parse_document(
     if problems.items:
         raise problems_error(origin, "invalid SARIF log", problems.items, hint=INVALID_HINT)
 
-    root, outside = _repo_relative(candidates, source_root, fallback_root, read_checkout)
+    checkout = SourceRoot(source_root, fallback_root, on_disk=read_checkout, replay=checkout_replay)
+    root, outside = _repo_relative(candidates, checkout)
     findings, former_ids = identified(source, candidates, root)
     warnings = dropped.warnings(origin) + _outside_warning(origin, outside)
     build_secrets = mask_invocations(doc)
@@ -368,18 +373,16 @@ def parse_document(
         legacy_source=legacy if legacy != source else None,
         warnings=warnings,
         former_ids=former_ids,
+        checkout_lines=tuple(sorted((p, n, t) for (p, n), t in checkout.read_lines.items())),
+        checkout_prefixes=checkout.inferred,
     )
 
 
 def _repo_relative(
-    candidates: list[Candidate],
-    source_root: str | None,
-    fallback_root: str | None,
-    read_checkout: bool = True,
+    candidates: list[Candidate], root: SourceRoot
 ) -> tuple[SourceRoot | None, list[str]]:
-    """Make every candidate's path repo-relative (in place); the root to read flagged lines
-    from, if any, and the absolute paths left outside the checkout."""
-    root = SourceRoot(source_root, fallback_root, on_disk=read_checkout)
+    """Make every candidate's path repo-relative (in place) under ``root``; the root to read
+    flagged lines from, if any, and the absolute paths left outside the checkout."""
     outside: list[str] = []
     for candidate in candidates:
         location = candidate.finding.location

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -77,30 +77,61 @@ class Dropped:
         return tuple(out)
 
 
+@dataclass(frozen=True)
+class CheckoutReplay:
+    """What an ingest read from the scanned checkout, for replaying its record where the
+    checkout is gone (a queued record folded later, elsewhere): the digest of each flagged
+    line it read (:func:`line_digest`, by repo-relative path and line), and the path prefixes
+    it inferred from the files there, in the order it inferred them."""
+
+    digests: Mapping[tuple[str, int], str]
+    prefixes: tuple[str, ...] = ()
+
+
 class SourceRoot:
     """The scanned checkout: strips its root from absolute paths and reads flagged lines.
 
     ``given`` is ``--source-root`` or ``$GITHUB_WORKSPACE`` (trusted: paths under it are the
     repository's); ``fallback`` is the current directory, used only when every file the
     report needs read exists under it (then it is the scanned repository).
+
+    ``read_lines`` and ``inferred`` keep what identity took from the checkout, so a record
+    queued for later carries it (see :class:`CheckoutReplay`).
     """
 
     def __init__(
-        self, given: str | None, fallback: str | None = None, *, on_disk: bool = True
+        self,
+        given: str | None,
+        fallback: str | None = None,
+        *,
+        on_disk: bool = True,
+        replay: CheckoutReplay | None = None,
     ) -> None:
         """``on_disk`` False: the roots only cut paths, and no file is read or probed (a
         record replayed on another machine, whose roots name folders of that other machine).
+        ``replay``: no file is read either; flagged lines and inferred prefixes are the ones
+        the record's ingest read (its checkout, not this machine's disk).
         """
         self.prefixes: list[str] = []
         self.directory: Path | None = None
         self.trusted = given is not None
+        self.replay = replay
         chosen = given if given is not None else fallback
         if chosen:
             absolute = os.path.abspath(chosen)
             self.prefixes.append(absolute.rstrip("/") or "/")
-            if on_disk and os.path.isdir(absolute):
+            if on_disk and replay is None and os.path.isdir(absolute):
                 self.directory = Path(absolute)
+        self._given = len(self.prefixes)
+        if replay is not None:
+            self.prefixes.extend(replay.prefixes)
         self._lines: dict[str, list[str] | None] = {}
+        self.read_lines: dict[tuple[str, int], str] = {}
+
+    @property
+    def inferred(self) -> tuple[str, ...]:
+        """The prefixes inferred from the checkout's files (not given), in inference order."""
+        return tuple(self.prefixes[self._given :])
 
     def relative(self, path: str) -> str | None:
         """``path`` relative to the checkout, or None when it is absolute and outside it.
@@ -126,6 +157,9 @@ class SourceRoot:
 
     def usable_for(self, paths: Iterable[str]) -> bool:
         """True when lines may be read from this root for a report naming ``paths``."""
+        if self.replay is not None:
+            # the ingest decided: the lines it did not read are absent from the replay
+            return True
         if self.directory is None:
             return False
         if self.trusted:
@@ -143,6 +177,17 @@ class SourceRoot:
         if lines is None or not 1 <= line <= len(lines):
             return None
         return lines[line - 1]
+
+    def flagged_digest(self, path: str, line: int) -> str | None:
+        """The identity digest of the flagged line ``line`` of ``path`` (None when it is
+        unreadable or blank); the line read is kept in :attr:`read_lines`."""
+        if self.replay is not None:
+            return self.replay.digests.get((path, line))
+        text = self.flagged_line(path, line)
+        digest = line_digest(text)
+        if digest is not None and text is not None:
+            self.read_lines[path, line] = text
+        return digest
 
     def _inside(self, relative: str) -> bool:
         if self.directory is None or relative.startswith("/"):
@@ -194,10 +239,9 @@ def anchor_of(candidate: Candidate, root: SourceRoot | None) -> tuple[str, ...]:
         return ("fp", *base, *candidate.prints)
     if candidate.logical:
         return ("logical", *base, candidate.logical)
-    text = candidate.line_text
-    if text is None and root is not None and candidate.line > 0 and candidate.place:
-        text = root.flagged_line(candidate.place, candidate.line)
-    digest = line_digest(text)
+    digest = line_digest(candidate.line_text)
+    if candidate.line_text is None and root is not None and candidate.line > 0 and candidate.place:
+        digest = root.flagged_digest(candidate.place, candidate.line)
     if digest is not None:
         return ("line", *base, digest)
     message = hashlib.sha256(" ".join(candidate.message.split()).encode("utf-8", "replace"))

@@ -45,6 +45,7 @@ from securecase.domain.subjects import Provider, Subject
 from securecase.errors import (
     CaseFileError,
     CasesRepoBusy,
+    InputError,
     PushRefused,
     SecurecaseError,
     StoreError,
@@ -56,11 +57,14 @@ from securecase.scanners.jsonload import (
     check_source_name,
     read_report_bytes,
 )
+from securecase.scanners.sarif_identity import CheckoutReplay
+from securecase.services.keptcheckout import checkout_replays, kept_checkout
 from securecase.services.slots import assign_slots
 from securecase.storage.casefile import CASE_FILE, FINDINGS_FILE, dump_case, load_case
-from securecase.storage.queue import QueuedRecord, RecordQueue, entry_digest
+from securecase.storage.queue import RECORD_FILE, QueuedRecord, RecordQueue, entry_digest
 from securecase.storage.rawfile import RawPacker, packed_raw, stored_path
 from securecase.storage.repos import open_store
+from securecase.storage.schemas import RECORD, problems
 from securecase.storage.secrets import masked_file, remember_packed
 from securecase.storage.store import CasesStore, Change, GitIdentity, Plan, Snapshot
 from securecase.storage.userfile import read_regular_file, repo_policy_bytes
@@ -111,6 +115,9 @@ class IngestRequest:
     #: False for a record replayed away from the machine that scanned (a workflow artifact):
     #: the roots above then only cut paths, and no file of this machine is read for it.
     read_checkout: bool = True
+    #: A queued record's: what its ingest read from the scanned checkout, one per report,
+    #: used instead of any file (so its findings keep that ingest's ids); None otherwise.
+    checkout_replay: tuple[CheckoutReplay, ...] | None = None
 
 
 def baseline_subject(subject: Subject) -> Subject | None:
@@ -156,6 +163,7 @@ def _read_reports(
     source_root: str | None = None,
     fallback_root: str | None = None,
     read_checkout: bool = True,
+    checkout_replay: Sequence[CheckoutReplay] | None = None,
     packer: RawPacker | None = None,
 ) -> list[_Loaded]:
     """Each report parsed, with its bytes and document (``packer`` starts compressing each
@@ -183,6 +191,7 @@ def _read_reports(
             source_root=source_root,
             fallback_root=fallback_root,
             read_checkout=read_checkout,
+            checkout_replay=checkout_replay[i] if checkout_replay is not None else None,
         )
         loaded.append(_Loaded(report, data, document))
     seen: dict[str, str] = {}
@@ -258,12 +267,16 @@ def fold_queue(
             return FoldResult(landed=(), waiting=len(queue.entries()), commits=0, warnings=())
         waiting, unread = read_queued(queue.entries())
         if not waiting and queue.in_flight() is None:
-            return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
+            return FoldResult(
+                landed=(), waiting=len(unread), commits=0, warnings=unread, unread=unread
+            )
         paths = [POLICY_FILE] + [p for entry in waiting for p in entry.prepared.paths]
         with open_store(cases_repo, identity=identity, paths=paths, timeout=push_timeout) as store:
             waiting = _settle_in_flight(store, queue, waiting)
             if not waiting:
-                return FoldResult(landed=(), waiting=len(unread), commits=0, warnings=unread)
+                return FoldResult(
+                    landed=(), waiting=len(unread), commits=0, warnings=unread, unread=unread
+                )
             try:
                 done = store.update_batch(
                     [entry.compute for entry in waiting],
@@ -280,18 +293,21 @@ def fold_queue(
             waiting=len(queue.entries()),
             commits=sum(c is not None for c in done.commits),
             warnings=(*warnings, *unread),
+            unread=unread,
         )
 
 
 @dataclass(frozen=True)
 class FoldResult:
     """What folding a queue did: the entries that landed, how many still wait, the commits
-    made, and why some entries stay queued."""
+    made, and why some entries stay queued (``unread``: those this version cannot read, a
+    subset of ``warnings``)."""
 
     landed: tuple[str, ...]
     waiting: int
     commits: int
     warnings: tuple[str, ...]
+    unread: tuple[str, ...] = ()
 
 
 class _Prepared:
@@ -311,6 +327,7 @@ class _Prepared:
             source_root=request.source_root,
             fallback_root=request.fallback_root,
             read_checkout=request.read_checkout,
+            checkout_replay=request.checkout_replay,
             packer=self.packer,
         )
         self.loaded = loaded
@@ -352,6 +369,11 @@ class _Prepared:
                 source_root=self.request.source_root,
                 fallback_root=self.request.fallback_root,
                 read_checkout=self.request.read_checkout,
+                checkout_replay=(
+                    self.request.checkout_replay[index]
+                    if self.request.checkout_replay is not None
+                    else None
+                ),
             )
         return self._reparsed[index, slot]
 
@@ -522,6 +544,8 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
         "fallback_root": request.fallback_root,
         "identity": [request.identity.name, request.identity.email],
     }
+    # The fold has no checkout: what identity read there goes with the record.
+    fields["checkout"], kept_warnings = kept_checkout(own.parsed)
     entry = queue.put(fields, [loaded.data for loaded in own.loaded], own.policy_bytes)
     oldest = min(str(e.fields["received_at"]) for e in queue.entries())
     if parse_time(oldest) < parse_time(own.received_at) - QUEUE_STALE_AFTER:
@@ -550,7 +574,7 @@ def _queued(own: _Prepared, queue: RecordQueue, error: CasesRepoBusy) -> IngestR
         result,
         queued=entry.entry_id,
         queued_folder=str(entry.folder),
-        warnings=(*result.warnings, warning),
+        warnings=(*result.warnings, *kept_warnings, warning),
     )
 
 
@@ -578,13 +602,22 @@ def read_queued(
             ready.append(WaitingRecord(entry.entry_id, _Prepared(request, received)))
         except (SecurecaseError, KeyError, TypeError, ValueError) as error:
             said = error.message if isinstance(error, SecurecaseError) else repr(error)
+            if isinstance(error, InputError) and error.problems:
+                said += ": " + "; ".join(error.problems[:3])
             warnings.append(f"queued record {entry.folder} cannot be read, it stays: {said}")
     return ready, tuple(warnings)
 
 
 def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
-    """The ingest request a queued record holds, and the moment it was received."""
+    """The ingest request a queued record holds, and the moment it was received.
+
+    A record of version 2 replays what its ingest read from the scanned checkout instead of
+    reading any file; one of version 1 (queued before records kept it) reads as it did."""
     fields = entry.fields
+    origin = str(entry.folder / RECORD_FILE)
+    found = problems(dict(fields), RECORD, path=origin)
+    if found:
+        raise InputError(f"{origin} is not a queued record", problems=found)
     subject = fields["subject"]
     policy = entry.policy_file
     request = IngestRequest(
@@ -613,6 +646,9 @@ def _request_of(entry: QueuedRecord) -> tuple[IngestRequest, datetime]:
         source_root=fields["source_root"],
         fallback_root=fields["fallback_root"],
     )
+    if "checkout" in fields:
+        replays = checkout_replays(fields["checkout"], len(request.reports), origin)
+        request = replace(request, read_checkout=False, checkout_replay=replays)
     return request, parse_time(str(fields["received_at"]))
 
 

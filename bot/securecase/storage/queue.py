@@ -5,7 +5,8 @@ was spent, the push timed out), the record goes here instead of being dropped; t
 or sweep of the same cases repo on this machine folds every waiting record in with its own
 push. One folder per cases repo (named by a hash of its identity, like the caches)::
 
-    <queue root>/<hash>/<entry id>/record.json   the ingest's inputs (subject, flags, times)
+    <queue root>/<hash>/<entry id>/record.json   the ingest's inputs (subject, flags, times,
+                                                  what it read from the scanned checkout)
     <queue root>/<hash>/<entry id>/report-<n>     the reports' bytes, as read
     <queue root>/<hash>/<entry id>/policy         the --policy file's bytes, when one was given
     <queue root>/<hash>/fold.lock                 held by the run folding the queue
@@ -39,8 +40,11 @@ from securecase.storage.cachedir import cache_dir, repo_folder
 QUEUE_DIR_ENV = "SECURECASE_QUEUE_DIR"
 RECORD_FILE = "record.json"
 INFLIGHT_FILE = "inflight.json"
-#: Version of record.json; a later securecase that changes it reads this one too.
-RECORD_SCHEMA = 1
+#: Version of record.json; a later securecase that changes it reads this one too. Version 2
+#: adds ``checkout`` (what the ingest read from the scanned checkout).
+RECORD_SCHEMA = 2
+#: The versions this one reads: a record queued by the previous version still folds.
+READ_SCHEMAS = frozenset({1, RECORD_SCHEMA})
 
 
 def queue_root(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -136,7 +140,7 @@ class RecordQueue:
                 fields = json.loads((child / RECORD_FILE).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue  # not a record: never folded, never removed by us
-            if isinstance(fields, dict) and fields.get("schema") == RECORD_SCHEMA:
+            if isinstance(fields, dict) and fields.get("schema") in READ_SCHEMAS:
                 found.append(QueuedRecord(child.name, child, fields))
         return found
 

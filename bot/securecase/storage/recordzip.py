@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from securecase.errors import InputError
+from securecase.limits import MAX_KEPT_CHARS, MAX_KEPT_LINES, MAX_KEPT_PREFIXES
 from securecase.storage.queue import (
     RECORD_FILE,
     QueuedRecord,
@@ -31,8 +32,11 @@ from securecase.storage.schemas import RECORD, problems
 #: An entry id as :meth:`RecordQueue.put` makes it: arrival second, instant, content digest.
 ENTRY_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z?-[0-9]{20}-[0-9a-f]{20}$")
 _REPORT_RE = re.compile(r"^report-(0|[1-9][0-9]{0,3})$")
-#: record.json is a few hundred bytes; anything near this is not one.
-MAX_RECORD_JSON_BYTES = 64 * 1024
+#: record.json is a few hundred bytes, plus what its ingest read from the checkout at most
+#: (characters written as JSON escapes of up to 12 bytes, and each line's keys and layout).
+MAX_RECORD_JSON_BYTES = (
+    64 * 1024 + 12 * (MAX_KEPT_CHARS + MAX_KEPT_PREFIXES * 2000) + 200 * MAX_KEPT_LINES
+)
 #: An explicit policy file is small too (the policy loader refuses larger ones).
 MAX_POLICY_BYTES = 1024 * 1024
 

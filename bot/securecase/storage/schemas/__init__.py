@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from securecase.storage.yamldoc import clip
+from securecase.storage.yamldoc import MAX_MESSAGE, clip
 
 POLICY = "policy.schema.json"
 CASE = "case.schema.json"
@@ -65,11 +65,25 @@ def problems(
         parts = list(error.instance_path)
         line = line_of(parts) if line_of is not None else None
         where = f"{path}:{line}" if line is not None else path
-        found.append(
-            (line or 0, json_path(parts), f"{where}: {json_path(parts)}: {clip(error.message)}")
-        )
+        found.append((line or 0, json_path(parts), f"{where}: {json_path(parts)}: {_said(error)}"))
     found.sort()
     messages = [message for _, _, message in found[:MAX_PROBLEMS]]
     if len(found) > MAX_PROBLEMS:
         messages.append(f"{path}: ... and {len(found) - MAX_PROBLEMS} more problem(s)")
     return messages
+
+
+#: Errors about a size limit: their message quotes the whole value, which a clipped message
+#: would cut before the limit is said.
+_SIZE_UNITS = {"MaxLength": "characters", "MaxItems": "items", "MaxProperties": "properties"}
+
+
+def _said(error: jsonschema_rs.ValidationError) -> str:
+    """The error's message, clipped; a size limit said without quoting the value."""
+    unit = _SIZE_UNITS.get(type(error.kind).__name__)
+    instance = error.instance
+    if unit is not None and isinstance(instance, str | list | dict):
+        if len(error.message) > MAX_MESSAGE:
+            limit = error.kind.limit  # type: ignore[attr-defined]
+            return f"{len(instance):,} {unit}, more than the {limit:,} allowed"
+    return clip(error.message)
