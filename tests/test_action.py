@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 from packaging.requirements import Requirement
@@ -184,6 +185,66 @@ def test_workflows_parse_pin_every_action_by_commit_and_start_with_no_permission
         assert doc["permissions"] == {}, f"{path.name}: top-level permissions must be {{}}"
         for name, job in doc["jobs"].items():
             assert "permissions" in job, f"{path.name}: job {name} sets no permissions"
+
+
+EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
+
+
+def _job_steps(path: Path) -> dict[str, list[Any]]:
+    jobs = yaml.safe_load(path.read_text())["jobs"]
+    return {name: job.get("steps", []) for name, job in jobs.items()}
+
+
+def test_examples_install_securecase_from_the_lock_with_hashes_only() -> None:
+    checked = 0
+    for path in EXAMPLES:
+        for job, steps in _job_steps(path).items():
+            runs = [str(step.get("run", "")) for step in steps]
+            for run in runs:
+                assert "pip install" not in run or "--require-hashes" in run, f"{path.name}: {run}"
+                assert "git+https" not in run, f"{path.name}: {job} installs from git unlocked"
+            calls = [i for i, run in enumerate(runs) if re.search(r"^\s*securecase ", run, re.M)]
+            if not calls:
+                continue
+            installs = [i for i, run in enumerate(runs) if ".github/action/install.sh" in run]
+            assert installs and installs[0] < calls[0], f"{path.name}: {job} runs securecase first"
+            tool = next(
+                step
+                for step in steps
+                if str(step.get("uses", "")).startswith("actions/checkout@")
+                and step.get("with", {}).get("repository") == "securecase/securecase"
+            )
+            assert re.fullmatch(r"[0-9a-f]{40}", str(tool["with"]["ref"]))
+            checked += 1
+    assert checked >= 2  # the cases repo's CI and the dashboard job
+
+
+def test_the_examples_install_step_gives_a_securecase_command(tmp_path: Path) -> None:
+    steps = _job_steps(ROOT / "examples" / "workflows" / "scheduled-sweep.yml")["dashboard"]
+    install = next(step for step in steps if ".github/action/install.sh" in str(step.get("run")))
+    github_path = tmp_path / "github_path"
+    env = {
+        **os.environ,
+        "ACTION_PATH": str(ROOT),  # the checkout of securecase the step names
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_PATH": str(github_path),
+        "SC_PYTHON": sys.executable,
+        "PIP_CACHE_DIR": str(tmp_path / "wheels"),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        ["bash", "-c", str(install["run"])], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [bin_dir] = github_path.read_text().split()
+    version = subprocess.run(
+        [str(Path(bin_dir) / "securecase"), "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and version.stdout.startswith("securecase, version")
+    help_text = subprocess.run(
+        [str(Path(bin_dir) / "securecase"), "report", "--help"], capture_output=True, text=True
+    )
+    assert "--html" in help_text.stdout
 
 
 def test_the_scheduled_example_sweeps_then_publishes_the_dashboard_with_least_permissions() -> None:
