@@ -116,7 +116,9 @@ def test_find_python_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
     assert "needs Python 3.11 or newer" in run.stdout and "3.10" in run.stdout
 
 
-def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path: Path) -> None:
+def runner_env(tmp_path: Path) -> dict[str, str]:
+    """The environment a runner gives the install script: securecase's checkout (this one),
+    the job's temporary folder, the Python to use, and no virtual environment active."""
     env = {
         **os.environ,
         "ACTION_PATH": str(ROOT),
@@ -125,6 +127,11 @@ def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path
         "PIP_CACHE_DIR": str(tmp_path / "wheels"),
     }
     env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def test_the_action_installs_with_require_hashes_on_a_fresh_environment(tmp_path: Path) -> None:
+    env = runner_env(tmp_path)
     install = subprocess.run(
         ["bash", str(SCRIPTS / "install.sh")], env=env, capture_output=True, text=True
     )
@@ -223,15 +230,7 @@ def test_the_examples_install_step_gives_a_securecase_command(tmp_path: Path) ->
     steps = _job_steps(ROOT / "examples" / "workflows" / "scheduled-sweep.yml")["dashboard"]
     install = next(step for step in steps if ".github/action/install.sh" in str(step.get("run")))
     github_path = tmp_path / "github_path"
-    env = {
-        **os.environ,
-        "ACTION_PATH": str(ROOT),  # the checkout of securecase the step names
-        "RUNNER_TEMP": str(tmp_path),
-        "GITHUB_PATH": str(github_path),
-        "SC_PYTHON": sys.executable,
-        "PIP_CACHE_DIR": str(tmp_path / "wheels"),
-    }
-    env.pop("VIRTUAL_ENV", None)
+    env = {**runner_env(tmp_path), "GITHUB_PATH": str(github_path)}
     done = subprocess.run(
         ["bash", "-c", str(install["run"])], env=env, capture_output=True, text=True
     )

@@ -94,11 +94,15 @@ def direct_ids(work: Path) -> dict[str, tuple[str, str, int]]:
     return finding_ids(folder, str(folder / "cases"))
 
 
-def queue_one(work: Path, remote: GitHubLikeRemote) -> RecordQueue:
-    """Ingest into ``remote``, which refuses the push: the record is queued."""
+def queued_from_checkout(work: Path, githublike: MakeRemote) -> tuple[GitHubLikeRemote, Any]:
+    """Ingest from a fresh checkout into a remote that refuses every push: the remote, and
+    the one record queued."""
+    remote = githublike(pushes_per_window=0, window_seconds=600)
+    make_checkout(work)
     _, out = ingest(work, remote.url, work / "checkout", "--queue-dir", str(work / "queue"))
     assert out["recorded"] == "queued"
-    return RecordQueue(work / "queue", remote.url)
+    [entry] = RecordQueue(work / "queue", remote.url).entries()
+    return remote, entry
 
 
 def local_sweep(work: Path, remote: GitHubLikeRemote) -> Any:
@@ -137,9 +141,7 @@ def test_a_queued_record_folded_without_its_checkout_keeps_the_ingests_ids(
     work: Path, githublike: MakeRemote
 ) -> None:
     expected = direct_ids(work)
-    remote = githublike(pushes_per_window=0, window_seconds=600)
-    make_checkout(work)
-    [entry] = queue_one(work, remote).entries()
+    remote, entry = queued_from_checkout(work, githublike)
     record_text = (entry.folder / "record.json").read_text()
 
     shutil.rmtree(work / "checkout")  # the runner's workspace is cleaned
@@ -171,9 +173,7 @@ def test_an_artifact_record_lands_with_the_ingests_ids_on_the_sweeps_machine(
     work: Path, githublike: MakeRemote, fake: FakeGitHub
 ) -> None:
     expected = direct_ids(work)
-    remote = githublike(pushes_per_window=0, window_seconds=600)
-    make_checkout(work)
-    [entry] = queue_one(work, remote).entries()
+    remote, entry = queued_from_checkout(work, githublike)
     fake.add_artifact("acme", "shop", PREFIX + entry.entry_id, zip_folder(entry.folder))
     shutil.rmtree(work / "checkout")
     shutil.rmtree(work / "queue")  # a hosted runner: its disk is gone
@@ -188,9 +188,7 @@ def test_a_record_queued_by_the_previous_version_still_folds_reading_the_checkou
     work: Path, githublike: MakeRemote
 ) -> None:
     expected = direct_ids(work)
-    remote = githublike(pushes_per_window=0, window_seconds=600)
-    make_checkout(work)
-    [entry] = queue_one(work, remote).entries()
+    remote, entry = queued_from_checkout(work, githublike)
     # record.json as the previous version wrote it: version 1, nothing of the checkout.
     rewrite(entry.folder, {"schema": 1}, drop=("checkout",))
     [old] = RecordQueue(work / "queue", remote.url).entries()
@@ -231,9 +229,7 @@ def test_a_record_queued_by_the_previous_version_still_folds_reading_the_checkou
 def test_a_local_record_whose_kept_lines_are_wrong_is_named_and_kept(
     work: Path, githublike: MakeRemote, change: Any, said: str
 ) -> None:
-    remote = githublike(pushes_per_window=0, window_seconds=600)
-    make_checkout(work)
-    [entry] = queue_one(work, remote).entries()
+    remote, entry = queued_from_checkout(work, githublike)
     checkout = json.loads(json.dumps(entry.fields["checkout"]))
     change(checkout)
     folder = rewrite(entry.folder, {"checkout": checkout})
@@ -249,9 +245,7 @@ def test_a_local_record_whose_kept_lines_are_wrong_is_named_and_kept(
 def test_artifacts_whose_kept_lines_break_the_caps_are_refused_and_kept(
     work: Path, githublike: MakeRemote, fake: FakeGitHub
 ) -> None:
-    remote = githublike(pushes_per_window=0, window_seconds=600)
-    make_checkout(work)
-    [entry] = queue_one(work, remote).entries()
+    remote, entry = queued_from_checkout(work, githublike)
     checkout = entry.fields["checkout"]
     lines = checkout["flagged_lines"]
     over = [{"path": f"f{n}.py", "line": 1, "text": "x"} for n in range(limits.MAX_KEPT_LINES)]
