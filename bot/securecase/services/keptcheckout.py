@@ -8,7 +8,7 @@ there, as ``record.json``'s ``checkout``::
     "checkout": {
       "flagged_lines": [{"path": "Dockerfile", "line": 18, "text": "ADD ./migrations /app"},
                         {"path": "app/settings.py", "line": 3, "sha256": "<64 hex>"}],
-      "path_prefixes": [["/home/runner/work/shop/shop"], []]
+      "path_prefixes": [["<the runner's checkout folder>"], []]
     }
 
 ``flagged_lines`` holds the lines of results without a snippet only. A line is kept as text
