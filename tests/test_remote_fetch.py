@@ -145,6 +145,22 @@ def test_cases_list_fetches_trees_and_case_yaml_only(seeded: Path, tmp_path: Pat
     assert server.bytes_sent() < BIG // 2, server.bytes_sent()
 
 
+def test_report_fetches_trees_and_the_two_case_files_only(seeded: Path, tmp_path: Path) -> None:
+    root = serve_copy(seeded, tmp_path)
+    bare = root / "cases.git"
+    with serve_git(root, user="x-access-token", token=TOKEN) as server:
+        run = cli(server.url, tmp_path, "report", "--no-cache", "--output", "json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["open_cases"] == 1 + len(PRS)
+    files = {
+        p: oid for p, oid in objects(bare, "main", "cases").items() if "." in p.rsplit("/", 1)[-1]
+    }
+    case_files = {oid for p, oid in files.items() if p.endswith(("/case.yaml", "/findings.json"))}
+    assert set(server.wanted()) & set(files.values()) <= case_files
+    assert not set(server.wanted()) & raw_blobs(bare)
+    assert server.bytes_sent() < BIG // 2, server.bytes_sent()
+
+
 def test_cases_show_fetches_its_two_files_only(seeded: Path, tmp_path: Path) -> None:
     root = serve_copy(seeded, tmp_path)
     bare = root / "cases.git"

@@ -547,6 +547,26 @@ def present_objects(clone: str | Path) -> set[str]:
     return set(listing.split())
 
 
+def raced(
+    url: str,
+    path: str,
+    intruder: Callable[[Snapshot], Plan[Any]],
+    mine: Callable[[Snapshot], Plan[Any]],
+) -> Callable[[Snapshot], Plan[Any]]:
+    """``mine``, whose first call lets another writer (its own store, reading ``path``) land
+    ``intruder`` first: the push of that first attempt loses the race."""
+    first = [True]
+
+    def compute(snap: Snapshot) -> Plan[Any]:
+        if first:
+            first.clear()
+            with open_store(url, paths=[path]) as other:
+                other.update(intruder)
+        return mine(snap)
+
+    return compute
+
+
 def test_sparse_clone_fetches_only_requested_blobs(tmp_path: Path) -> None:
     rng = random.Random(7)
     big = {f"cases/github/other/big/raw/r{i}.json": rng.randbytes(300_000) for i in range(4)}
@@ -556,7 +576,11 @@ def test_sparse_clone_fetches_only_requested_blobs(tmp_path: Path) -> None:
         head = store.snapshot().head
         assert head is not None
         big_ids = {git(remote, "rev-parse", f"main:{p}").strip() for p in big}
-        other_tree = git(remote, "rev-parse", "main:cases/github/other").strip()
+        # The tip's fetch brings the owners' folders (a listing of their repositories), never
+        # a repository's folder of cases on another path.
+        other_tree = git(remote, "rev-parse", "main:cases/github/other/big").strip()
+        owner_tree = git(remote, "rev-parse", "main:cases/github/other").strip()
+        assert owner_tree in present_objects(clone)
         assert not (big_ids | {other_tree}) & present_objects(clone)
         for wanted in ("policy.yaml", f"{CASE}/case.yaml"):
             assert git(remote, "rev-parse", f"main:{wanted}").strip() in present_objects(clone)
@@ -633,12 +657,77 @@ def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) 
         result = store.update(racing)
     assert result.attempts == 2
     fetches = [args for args in sent if "fetch" in args]
-    # The tip, then the two folders the other writer changed on our path (acme/, shop/), each
-    # tree alone; our blobs were there, and no blob is asked for.
-    assert len(fetches) == 3 and "--depth" in fetches[0]
+    # The tip (with the owners' folders, acme/ among them), then the repository's folder the
+    # other writer changed on our path (shop/), alone; our blobs were there, and no blob is
+    # asked for.
+    assert len(fetches) == 2 and "--depth" in fetches[0]
     assert all("--filter=tree:0" in args for args in fetches[1:])
     assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"
     assert git(remote, "show", f"main:{other_case}") == "intruder\n"
+
+
+def test_a_case_folder_changed_by_another_writer_is_fetched_whole_in_one_call(
+    tmp_path: Path,
+) -> None:
+    raw = f"{CASE}/raw/trivy.json"
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n", raw: b"{}\n"})
+    url = f"file://{remote}"
+    # Another writer changes a file deep in our own folder first.
+    other = Plan(Change({raw: b'{"a": 1}\n'}, message="other\n"), None)
+    racing = raced(url, raw, lambda _: other, append("mine"))
+
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        sent: list[list[str]] = []
+        backend: Any = store._backend
+        fetch = backend._filtered
+
+        def filtered(args: list[str], filter_spec: str, **kwargs: Any) -> Any:
+            sent.append([*args, f"--filter={filter_spec}"])
+            return fetch(args, filter_spec, **kwargs)
+
+        backend._filtered = filtered
+        result = store.update(racing)
+        held = present_objects(store.workdir)
+    assert result.attempts == 2
+    # The retry: the tip, the repository's folder alone, then our folder with its subfolder
+    # and files together, and no other call for a file.
+    filters = [args[-1] for args in sent if "fetch" in args]
+    assert filters == ["--filter=tree:4", "--filter=tree:0", "--filter=blob:limit=1g"]
+    assert git(remote, "rev-parse", f"main:{raw}").strip() in held
+    assert git(remote, "show", f"main:{raw}") == '{"a": 1}\n'
+    assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"
+
+
+@pytest.mark.parametrize(
+    "server_config",
+    [
+        {"uploadpackfilter.tree.maxDepth": "0"},  # the tree filter without depth only
+        {  # blob:none and the tree filter only
+            "uploadpackfilter.allow": "false",
+            "uploadpackfilter.blob:none.allow": "true",
+            "uploadpackfilter.tree.allow": "true",
+        },
+    ],
+)
+def test_a_server_that_refuses_a_deeper_filter_is_read_with_the_ones_it_takes(
+    tmp_path: Path, server_config: dict[str, str]
+) -> None:
+    raw = f"{CASE}/raw/trivy.json"
+    remote = bare_remote(tmp_path, {"policy.yaml": b"p\n", LOG: b"seed\n", raw: b"{}\n"})
+    for key, value in server_config.items():
+        git(remote, "config", key, value)
+    url = f"file://{remote}"
+    with open_store(url, paths=["policy.yaml", CASE], sleep=lambda _: None) as store:
+        snap = store.snapshot()
+        assert snap.read("policy.yaml") == b"p\n"
+        assert snap.read(raw) == b"{}\n"
+        held = present_objects(store.workdir)
+        assert git(remote, "rev-parse", f"main:{raw}").strip() in held
+        store.update(append("mine"))
+    # A writer whose push lost the race fetches the new tip the same way.
+    with open_store(url, paths=[LOG], sleep=lambda _: None) as store:
+        assert store.update(raced(url, LOG, append("intruder"), append("late"))).attempts == 2
+    assert git(remote, "show", f"main:{LOG}") == "seed\nmine\nintruder\nlate\n"
 
 
 def _counting(calls: list[str], path: str, line: str) -> Callable[[Snapshot], Plan[str]]:

@@ -5,10 +5,11 @@ credentials: a token reaches git only through the environment, see
 :func:`~securecase.storage.git.remote_credentials`) + ``fetch --depth 1`` of the default
 branch, with a partial-clone filter that depends on what the command reads (:class:`Scope`):
 
-- ``PATHS`` (ingest, ``cases show``, ``cases history``): ``--filter=tree:3``, the commit and
-  the top folders (``cases/<provider>/``); then the trees on the way to each wanted path, one
+- ``PATHS`` (ingest, ``cases show``, ``cases history``): ``--filter=tree:4``, the commit and
+  the top folders down to the owners' (``cases/<provider>/<owner>/``, each a listing of its
+  repositories); then the trees on the way to each wanted path, one
   batched fetch by object id per folder level (``tree:0``: each tree alone), and the wanted
-  blobs in one more. Never a tree or a blob of another case.
+  folders whole and files in one more each. Never a tree or a blob of another case.
 - ``TREES`` (``cases list``, ``report``, ``policy diff``): ``--filter=blob:none``, every tree
   of the tip; blobs in one batch when read.
 - ``FULL`` (``sweep``): every object of the tip.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import shutil
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -38,25 +40,40 @@ _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token 
 _RETRY_REMOTE_REJECTS = ("lock", "failed to update ref", "expected", "incorrect old value")
 #: Set to ``1`` to accept a server that ignores partial-clone filters (a full clone).
 ALLOW_FULL_CLONE_ENV = "SECURECASE_ALLOW_FULL_CLONE"
+_NO_FILE_LIMIT = "1g"
 _LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
 #: What git says when the server does not take the ``--filter`` it was asked for.
 _FILTER_IGNORED = "filtering not recognized by server"
+# What git says when the server honours filters but not this one (uploadpackfilter.*.allow),
+# or caps the tree filter's depth (uploadpackfilter.tree.maxDepth).
+_FILTER_REFUSED = re.compile(r"filter '[^']*' not supported|tree filter allows max depth")
 
 
 class Scope(enum.Enum):
     """What a clone of the remote fetches (see the module docstring)."""
 
-    # The commit with the top three levels of folders (root, cases/, cases/<provider>/: a
-    # few entries each) and their files (policy.yaml): three folder levels fewer to walk.
-    PATHS = "tree:3"
+    # The commit with the top four levels of folders (root, cases/, cases/<provider>/: a few
+    # entries each; cases/<provider>/<owner>/: one per repository) and their files
+    # (policy.yaml): four folder levels fewer to walk, on every retry too. Not the fifth: a
+    # repository's folder lists every case it ever had, and the tip's fetch would grow with
+    # the cases instead of the repositories (benchmarks/README.md, "Contention").
+    PATHS = "tree:4"
     TREES = "blob:none"
     FULL = ""
 
     @property
     def levels(self) -> int:
-        """How many levels of the tip's folders the tip's fetch brings (trees and files):
-        ``tree:<depth>`` sends every object less than ``depth`` levels below the root."""
-        return int(self.value.partition(":")[2]) if self.value.startswith("tree:") else 0
+        """How many levels of the tip's folders the tip's fetch brings (trees and files)."""
+        return _filter_levels(self.value)
+
+
+def _filter_levels(filter_spec: str) -> int:
+    """``tree:<depth>`` sends every object less than ``depth`` levels below the root."""
+    return int(filter_spec.partition(":")[2]) if filter_spec.startswith("tree:") else 0
+
+
+class _FilterRefused(StoreError):
+    """The server honours partial-clone filters, but not the one asked for."""
 
 
 def _config_value(value: str) -> str:
@@ -109,7 +126,9 @@ class RemoteBackend:
         self._history: str | None = None  # how much history was fetched: "all" or a date
         self._fetched: set[str] = set()  # blob and tree ids this clone was sent by id
         self._levels: dict[str, int] = {}  # commit -> folder levels its own fetch brought
-        self._whole: set[str] = set()  # trees fetched with every tree under them
+        self._tip_filter = scope.value  # tree:0 once the server refused a deeper one
+        self._blob_limit = True  # False once the server refused the blob:limit filter
+        self._whole: set[str] = set()  # folders fetched with everything under them
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}  # tree id -> its entries
         self._history_ref = False  # refs/securecase/history holds the fetched history
         try:
@@ -160,7 +179,10 @@ class RemoteBackend:
             args, _FILTER_IGNORED, input=stdin, timeout=self._timeout
         )
         if not ignored and check and result.returncode != 0:
-            raise self._error(args, result)
+            error = self._error(args, result)
+            if _FILTER_REFUSED.search(result.stderr):
+                raise _FilterRefused(error.message, hint=error.hint)
+            raise error
         if ignored:
             raise StoreError(
                 f"the cases repo {self._where} ignores partial-clone filters: securecase would "
@@ -210,7 +232,17 @@ class RemoteBackend:
         if self._scope is Scope.FULL:
             result = self._net(args, check=False)
         else:
-            result = self._filtered(args, self._scope.value, check=False)
+            result = self._filtered(args, self._tip_filter, check=False)
+            if (
+                result.returncode != 0
+                and self._tip_filter.startswith("tree:")
+                and self._tip_filter != "tree:0"
+                and _FILTER_REFUSED.search(result.stderr)
+            ):
+                # A server may allow the tree filter without depth (GitHub's own advice is
+                # tree:0): the commit alone, then every folder level fetched by id.
+                self._tip_filter = "tree:0"
+                result = self._filtered(args, self._tip_filter, check=False)
         if result.returncode != 0:
             if f"couldn't find remote ref {ref}" in result.stderr:
                 self._tip = None  # still empty
@@ -220,18 +252,45 @@ class RemoteBackend:
         if self._scope is Scope.FULL:
             return
         # What the tip's fetch brought is not fetched again (see fetch_paths).
-        self._levels[self._tip] = self._scope.levels
+        self._levels[self._tip] = _filter_levels(self._tip_filter)
         found = self.fetch_paths([self._tip], self._paths)
         wanted: list[str] = []
+        folders: list[str] = []
         for path in self._paths:
             kind, oid = found.get((self._tip, path)) or ("", "")
             if kind == "blob":
                 wanted.append(oid)
             elif kind == "tree":
-                self._fetch_trees_under(oid)
-                listed = self.git.run(["ls-tree", "-r", "-z", oid]).stdout.split(b"\0")
-                wanted += [e.split(b"\t")[0].split()[2].decode() for e in listed if b" blob " in e]
+                folders.append(oid)
+        wanted += self._fetch_folders(folders)
         self.fetch_blobs(wanted)
+
+    def _fetch_folders(self, trees: Sequence[str]) -> list[str]:
+        """Fetch everything under these folders, trees and files, in one call; the ids of
+        their files still to fetch with the other paths' (none in a ``PATHS`` clone, unless
+        the server refuses the ``blob:limit`` filter; a ``TREES`` clone has their trees)."""
+        whole = self._scope is Scope.PATHS
+        if whole:
+            trees = [tree for tree in trees if tree not in self._whole]
+            whole = self._blob_limit
+        if whole:
+            # Every file: GitHub refuses any over 100 MB, so this limit keeps them all, and a
+            # filter is still asked for (the clone's default one would drop every file).
+            try:
+                self._fetch_objects(trees, f"blob:limit={_NO_FILE_LIMIT}", known=self._whole)
+            except _FilterRefused:
+                self._blob_limit = whole = False
+        if not whole and self._scope is Scope.PATHS:
+            # The trees in one fetch, the files with the other paths' in one more.
+            self._fetch_objects(trees, "blob:none", known=self._whole)
+        files: list[str] = []
+        for tree in trees:
+            listed = self.git.run(["ls-tree", "-r", "-z", tree]).stdout.split(b"\0")
+            files += [e.split(b"\t")[0].split()[2].decode() for e in listed if b" blob " in e]
+        if whole:
+            self._fetched.update(files)
+            return []
+        return files
 
     def _fetch_objects(
         self, object_ids: Sequence[str], filter_spec: str, *, known: set[str] | None = None
@@ -249,11 +308,6 @@ class RemoteBackend:
             stdin="".join(f"{oid}\n" for oid in missing).encode(),
         )
         known.update(missing)
-
-    def _fetch_trees_under(self, tree: str) -> None:
-        """A folder's tree and every tree under it (no blobs), in one call."""
-        if self._scope is Scope.PATHS:
-            self._fetch_objects([tree], "blob:none", known=self._whole)
 
     def fetch_paths(
         self, commits: Sequence[str], paths: Sequence[str]
