@@ -18,7 +18,7 @@ FIRST = {
     "rev-parse": 2,  # open the repository; read the branch (unborn)
     "symbolic-ref": 1,  # the unborn branch's name
     "ls-files": 1,  # the index entries of the touched paths (uncommitted work is refused)
-    "hash-object": 1,  # the blobs, in one call
+    "hash-object": 2,  # the case files in one call, the compressed raw report beside it
     "mktree": 1,
     "commit-tree": 1,
     "update-ref": 1,
@@ -86,3 +86,14 @@ def test_a_local_ingest_starts_these_git_processes_and_no_more(tmp_path: Path) -
     assert git(repo, "status", "--porcelain") == ""
     raw = git(repo, "ls-tree", "-r", "--name-only", "HEAD", "cases/github/acme/shop/pr-1/raw")
     assert raw.endswith(".json.gz\n") and raw.count("\n") == 1
+    # git did not compress the gzip data again (stored: no smaller than the blob), but did
+    # the case files (which deflate well).
+    assert _loose_share(repo, f"HEAD:{raw.strip()}") >= 1
+    assert _loose_share(repo, "HEAD:cases/github/acme/shop/pr-1/findings.json") < 0.5
+
+
+def _loose_share(repo: Path, rev: str) -> float:
+    """A loose object's size on disk over the size of its content."""
+    oid = git(repo, "rev-parse", rev).strip()
+    size = int(git(repo, "cat-file", "-s", oid))
+    return (repo / ".git" / "objects" / oid[:2] / oid[2:]).stat().st_size / size
