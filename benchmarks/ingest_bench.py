@@ -213,9 +213,10 @@ def generate(size: int, extra: int, path: Path) -> None:
 #: The steps of a rescan the breakdown times: (label, module, function). Everything else the
 #: run does (waiting on git processes started earlier, output) is reported as the rest.
 STEPS = [
-    ("parse report", "securecase.services.ingest", "read_reports"),
+    ("parse report", "securecase.services.ingest", "_read_reports"),
     ("open store (probe)", "securecase.services.ingest", "open_store"),
     ("read previous case (YAML + JSON)", "securecase.services.ingest", "_read_case"),
+    ("mask the raw report (gzip runs in a thread)", "securecase.services.ingest", "_stored_report"),
     ("merge", "securecase.services.ingest", "merge"),
     ("evaluate policy", "securecase.services.ingest", "evaluate_case"),
     ("write case files (check, dump)", "securecase.services.ingest", "dump_case"),
