@@ -239,8 +239,8 @@ class RemoteBackend:
                 and self._tip_filter != "tree:0"
                 and _FILTER_REFUSED.search(result.stderr)
             ):
-                # A server may allow the tree filter without depth (GitHub's own advice is
-                # tree:0): the commit alone, then every folder level fetched by id.
+                # A server may cap the tree filter's depth (uploadpackfilter.tree.maxDepth,
+                # often at 0): the commit alone, then every folder level fetched by id.
                 self._tip_filter = "tree:0"
                 result = self._filtered(args, self._tip_filter, check=False)
         if result.returncode != 0:
@@ -269,27 +269,28 @@ class RemoteBackend:
         """Fetch everything under these folders, trees and files, in one call; the ids of
         their files still to fetch with the other paths' (none in a ``PATHS`` clone, unless
         the server refuses the ``blob:limit`` filter; a ``TREES`` clone has their trees)."""
-        whole = self._scope is Scope.PATHS
-        if whole:
-            trees = [tree for tree in trees if tree not in self._whole]
-            whole = self._blob_limit
-        if whole:
+        if self._scope is not Scope.PATHS:
+            return self._files_under(trees)
+        trees = [tree for tree in trees if tree not in self._whole]
+        if self._blob_limit:
             # Every file: GitHub refuses any over 100 MB, so this limit keeps them all, and a
             # filter is still asked for (the clone's default one would drop every file).
             try:
                 self._fetch_objects(trees, f"blob:limit={_NO_FILE_LIMIT}", known=self._whole)
             except _FilterRefused:
-                self._blob_limit = whole = False
-        if not whole and self._scope is Scope.PATHS:
-            # The trees in one fetch, the files with the other paths' in one more.
-            self._fetch_objects(trees, "blob:none", known=self._whole)
+                self._blob_limit = False
+            else:
+                self._fetched.update(self._files_under(trees))
+                return []
+        self._fetch_objects(trees, "blob:none", known=self._whole)
+        return self._files_under(trees)
+
+    def _files_under(self, trees: Sequence[str]) -> list[str]:
+        """The ids of the files under these folders (their trees are in the clone)."""
         files: list[str] = []
         for tree in trees:
             listed = self.git.run(["ls-tree", "-r", "-z", tree]).stdout.split(b"\0")
             files += [e.split(b"\t")[0].split()[2].decode() for e in listed if b" blob " in e]
-        if whole:
-            self._fetched.update(files)
-            return []
         return files
 
     def _fetch_objects(
