@@ -666,7 +666,7 @@ def test_a_retry_fetches_the_new_tip_and_no_blob_it_already_has(tmp_path: Path) 
     assert git(remote, "show", f"main:{other_case}") == "intruder\n"
 
 
-def test_a_case_folder_changed_by_another_writer_is_fetched_whole_in_one_call(
+def test_a_case_folder_changed_by_another_writer_is_fetched_again_trees_then_files(
     tmp_path: Path,
 ) -> None:
     raw = f"{CASE}/raw/trivy.json"
@@ -681,18 +681,23 @@ def test_a_case_folder_changed_by_another_writer_is_fetched_whole_in_one_call(
         backend: Any = store._backend
         fetch = backend._filtered
 
+        asked: list[int] = []
+
         def filtered(args: list[str], filter_spec: str, **kwargs: Any) -> Any:
             sent.append([*args, f"--filter={filter_spec}"])
+            asked.append(len((kwargs.get("stdin") or b"").splitlines()))
             return fetch(args, filter_spec, **kwargs)
 
         backend._filtered = filtered
         result = store.update(racing)
         held = present_objects(store.workdir)
     assert result.attempts == 2
-    # The retry: the tip, the repository's folder alone, then our folder with its subfolder
-    # and files together, and no other call for a file.
-    filters = [args[-1] for args in sent if "fetch" in args]
-    assert filters == ["--filter=tree:4", "--filter=tree:0", "--filter=blob:limit=1g"]
+    # The retry: the tip, the repository's folder alone, our folder with its subfolder (no
+    # file), then the one file that changed.
+    fetches = [args for args in sent if "fetch" in args]
+    filters = [args[-1] for args in fetches]
+    assert filters == [f"--filter={f}" for f in ("tree:4", "tree:0", "blob:none", "blob:none")]
+    assert asked[3] == 1
     assert git(remote, "rev-parse", f"main:{raw}").strip() in held
     assert git(remote, "show", f"main:{raw}") == '{"a": 1}\n'
     assert git(remote, "show", f"main:{LOG}") == "seed\nmine\n"

@@ -180,7 +180,8 @@ def read_cases_repo(
     see the module docstring)."""
     require_existing(cases_repo)
     cache = EventCache(cache_dir, repo_identity(cases_repo), bot.email)
-    with open_store(cases_repo, paths=[POLICY_FILE, CASES_ROOT]) as store:
+    # From a URL: every folder listing, then only the case files read, in one batch.
+    with open_store(cases_repo, paths=[POLICY_FILE], list_tree=True) as store:
         snapshot = store.snapshot()
         head = snapshot.head
         policy = _policy(snapshot.read(POLICY_FILE))

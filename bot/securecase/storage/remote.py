@@ -9,7 +9,7 @@ branch, with a partial-clone filter that depends on what the command reads (:cla
   the top folders down to the owners' (``cases/<provider>/<owner>/``, each a listing of its
   repositories); then the trees on the way to each wanted path, one
   batched fetch by object id per folder level (``tree:0``: each tree alone), and the wanted
-  folders whole and files in one more each. Never a tree or a blob of another case.
+  blobs in one more. Never a tree or a blob of another case.
 - ``TREES`` (``cases list``, ``report``, ``policy diff``): ``--filter=blob:none``, every tree
   of the tip; blobs in one batch when read.
 - ``FULL`` (``sweep``): every object of the tip.
@@ -40,12 +40,11 @@ _AUTH_HINT = "check the cases repo URL, the network, and the credentials (token 
 _RETRY_REMOTE_REJECTS = ("lock", "failed to update ref", "expected", "incorrect old value")
 #: Set to ``1`` to accept a server that ignores partial-clone filters (a full clone).
 ALLOW_FULL_CLONE_ENV = "SECURECASE_ALLOW_FULL_CLONE"
-_NO_FILE_LIMIT = "1g"
 _LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
 #: What git says when the server does not take the ``--filter`` it was asked for.
 _FILTER_IGNORED = "filtering not recognized by server"
-# What git says when the server honours filters but not this one (uploadpackfilter.*.allow),
-# or caps the tree filter's depth (uploadpackfilter.tree.maxDepth).
+# What git says when the server honours filters but not the tree filter at the depth asked
+# (uploadpackfilter.tree.maxDepth), or not the tree filter at all.
 _FILTER_REFUSED = re.compile(r"filter '[^']*' not supported|tree filter allows max depth")
 
 
@@ -70,10 +69,6 @@ class Scope(enum.Enum):
 def _filter_levels(filter_spec: str) -> int:
     """``tree:<depth>`` sends every object less than ``depth`` levels below the root."""
     return int(filter_spec.partition(":")[2]) if filter_spec.startswith("tree:") else 0
-
-
-class _FilterRefused(StoreError):
-    """The server honours partial-clone filters, but not the one asked for."""
 
 
 def _config_value(value: str) -> str:
@@ -127,8 +122,7 @@ class RemoteBackend:
         self._fetched: set[str] = set()  # blob and tree ids this clone was sent by id
         self._levels: dict[str, int] = {}  # commit -> folder levels its own fetch brought
         self._tip_filter = scope.value  # tree:0 once the server refused a deeper one
-        self._blob_limit = True  # False once the server refused the blob:limit filter
-        self._whole: set[str] = set()  # folders fetched with everything under them
+        self._whole: set[str] = set()  # trees fetched with every tree under them
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}  # tree id -> its entries
         self._history_ref = False  # refs/securecase/history holds the fetched history
         try:
@@ -179,10 +173,7 @@ class RemoteBackend:
             args, _FILTER_IGNORED, input=stdin, timeout=self._timeout
         )
         if not ignored and check and result.returncode != 0:
-            error = self._error(args, result)
-            if _FILTER_REFUSED.search(result.stderr):
-                raise _FilterRefused(error.message, hint=error.hint)
-            raise error
+            raise self._error(args, result)
         if ignored:
             raise StoreError(
                 f"the cases repo {self._where} ignores partial-clone filters: securecase would "
@@ -266,27 +257,10 @@ class RemoteBackend:
         self.fetch_blobs(wanted)
 
     def _fetch_folders(self, trees: Sequence[str]) -> list[str]:
-        """Fetch everything under these folders, trees and files, in one call; the ids of
-        their files still to fetch with the other paths' (none in a ``PATHS`` clone, unless
-        the server refuses the ``blob:limit`` filter; a ``TREES`` clone has their trees)."""
-        if self._scope is not Scope.PATHS:
-            return self._files_under(trees)
-        trees = [tree for tree in trees if tree not in self._whole]
-        if self._blob_limit:
-            # Every file: GitHub refuses any over 100 MB, so this limit keeps them all, and a
-            # filter is still asked for (the clone's default one would drop every file).
-            try:
-                self._fetch_objects(trees, f"blob:limit={_NO_FILE_LIMIT}", known=self._whole)
-            except _FilterRefused:
-                self._blob_limit = False
-            else:
-                self._fetched.update(self._files_under(trees))
-                return []
-        self._fetch_objects(trees, "blob:none", known=self._whole)
-        return self._files_under(trees)
-
-    def _files_under(self, trees: Sequence[str]) -> list[str]:
-        """The ids of the files under these folders (their trees are in the clone)."""
+        """The ids of the files under these folders, their trees fetched first (in a
+        ``PATHS`` clone: each folder with every tree under it, no file, in one call)."""
+        if self._scope is Scope.PATHS:
+            self._fetch_objects(trees, "blob:none", known=self._whole)
         files: list[str] = []
         for tree in trees:
             listed = self.git.run(["ls-tree", "-r", "-z", tree]).stdout.split(b"\0")
