@@ -475,7 +475,8 @@ def test_a_server_too_slow_for_the_push_timeout_gets_the_record_later_once(
 def test_a_ref_lock_blocking_every_push_is_exit_3_naming_it_not_a_queued_record(
     work: Path, githublike: MakeRemote
 ) -> None:
-    remote = githublike()
+    # A push budget that the retries of 2 s cannot use up: the lock, not the rate, stops them.
+    remote = githublike(pushes_per_window=1_000)
     queue = ("--queue-dir", str(work / "queue"))
     assert ingest(work, remote, 1, *queue)[1]["recorded"] == "committed"
     lock = remote.path / "refs" / "heads" / "main.lock"
