@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import shutil
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -43,9 +42,8 @@ ALLOW_FULL_CLONE_ENV = "SECURECASE_ALLOW_FULL_CLONE"
 _LOCAL_UPLOAD_PACK = "git -c uploadpack.allowFilter=true upload-pack"
 #: What git says when the server does not take the ``--filter`` it was asked for.
 _FILTER_IGNORED = "filtering not recognized by server"
-# What git says when the server honours filters but not the tree filter at the depth asked
-# (uploadpackfilter.tree.maxDepth), or not the tree filter at all.
-_FILTER_REFUSED = re.compile(r"filter '[^']*' not supported|tree filter allows max depth")
+#: What git says when the server caps the tree filter's depth (uploadpackfilter.tree.maxDepth).
+_TREE_DEPTH_REFUSED = "tree filter allows max depth"
 
 
 class Scope(enum.Enum):
@@ -224,14 +222,8 @@ class RemoteBackend:
             result = self._net(args, check=False)
         else:
             result = self._filtered(args, self._tip_filter, check=False)
-            if (
-                result.returncode != 0
-                and self._tip_filter.startswith("tree:")
-                and self._tip_filter != "tree:0"
-                and _FILTER_REFUSED.search(result.stderr)
-            ):
-                # A server may cap the tree filter's depth (uploadpackfilter.tree.maxDepth,
-                # often at 0): the commit alone, then every folder level fetched by id.
+            if result.returncode != 0 and _TREE_DEPTH_REFUSED in result.stderr:
+                # Often capped at 0: the commit alone, then every folder level fetched by id.
                 self._tip_filter = "tree:0"
                 result = self._filtered(args, self._tip_filter, check=False)
         if result.returncode != 0:
